@@ -1,0 +1,66 @@
+/**
+ * Typed errors shared by every layer. Each carries the OpenAI error `type`/`code` it maps to and an HTTP status,
+ * so the server maps them to responses in one place (server/errors.ts) and the CLI prints them plainly.
+ */
+export type ErrorType = 'invalid_request_error' | 'not_found_error' | 'rate_limit_error' | 'server_error' | 'authentication_error' | 'permission_error';
+
+export class AppError extends Error {
+  readonly status: number = 500;
+  readonly type: ErrorType = 'server_error';
+  readonly code: string | null = null;
+  readonly param: string | null = null;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A model file or directory that is missing, truncated, corrupt or of an unsupported kind. */
+export class ModelLoadError extends AppError {
+  override readonly code = 'model_load_error';
+}
+
+export class UnsupportedArchitectureError extends ModelLoadError {}
+
+export class InvalidRequestError extends AppError {
+  override readonly status: number = 400;
+  override readonly type = 'invalid_request_error' as const;
+  override readonly param: string | null;
+  override readonly code: string | null;
+  constructor(message: string, param: string | null = null, code: string | null = null) {
+    super(message);
+    this.param = param;
+    this.code = code;
+  }
+}
+
+/** Prompt plus requested tokens do not fit the model's context window. */
+export class ContextLengthError extends InvalidRequestError {
+  constructor(message: string, param: string | null = 'messages') {
+    super(message, param, 'context_length_exceeded');
+  }
+}
+
+export class NotFoundError extends AppError {
+  override readonly status = 404;
+  override readonly type = 'not_found_error' as const;
+  override readonly code: string | null;
+  constructor(message: string, code: string | null = null) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class QueueFullError extends AppError {
+  override readonly status = 429;
+  override readonly type = 'rate_limit_error' as const;
+  override readonly code = 'queue_full';
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
+}
+
+/** The job was cancelled: the client went away, a timeout fired, or the server is shutting down. */
+export class AbortedError extends AppError {
+  override readonly code = 'aborted';
+}
