@@ -75,3 +75,52 @@ export interface Job extends AsyncIterable<JobChunk> {
   /** Resolves when the job ends; rejects with AbortedError or the failure that ended it. */
   readonly result: Promise<JobResult>;
 }
+
+export interface ServedModel {
+  id: string;
+  contextLength: number;
+  /** Unix seconds when it was loaded. */
+  created: number;
+}
+
+/** Everything the engine needs to start; main.ts maps the user's Config onto it. */
+export interface EngineOptions {
+  /** A path (HF dir, .gguf, built dir, foreign ONNX dir) or null for the embedded synthetic default. */
+  model: string | null;
+  /** Name the model is served under; defaults to the directory/file name. */
+  modelId?: string;
+  contextLength?: number;
+  cacheDir: string;
+  threads: number;
+  executionProvider: 'cpu' | 'cuda' | 'webgpu';
+  dtype: 'fp32' | 'fp16' | 'q8' | 'q4';
+  lookahead: LookaheadOptions;
+  /** Jobs waiting beyond the running ones; a full queue makes submit throw QueueFullError. */
+  maxQueued: number;
+  /** Jobs decoded concurrently (interleaved step by step). */
+  maxRunning: number;
+  sessions: { max: number; ttlSeconds: number };
+  globalTrie: { maxNodes: number; snapshotPath: string | null };
+  /** Documents (JSONL with a "text" field, or a directory of .txt/.md) fed to the global trie at start. */
+  corpus: string | null;
+}
+
+export interface EngineStats {
+  running: number;
+  queued: number;
+  trieNodes: { global: number; sessions: number };
+  totals: { jobs: number; steps: number; draftTokens: number; acceptedTokens: number; generatedTokens: number };
+}
+
+export interface Engine {
+  readonly models: readonly ServedModel[];
+  tokenizer(modelId: string): import('../model/tokenizer/types.js').TextTokenizer;
+  /** Throws ContextLengthError, QueueFullError or NotFoundError before any work is queued. */
+  submit(modelId: string, spec: JobSpec): Job;
+  /** Feed RAG documents to a tenant's global trie. Returns the number of tokens inserted. */
+  addDocuments(tenant: string, texts: string[]): number;
+  dropSession(tenant: string, sessionId: string): boolean;
+  stats(): EngineStats;
+  /** Stops accepting jobs, lets running ones finish (or aborts them after graceMs), snapshots tries. */
+  close(graceMs?: number): Promise<void>;
+}

@@ -63,3 +63,9 @@ export interface Sequence {
   /** Releases the KV memory. */
   dispose(): void;
 }
+
+export interface LoadedModel {
+  readonly info: ModelInfo;
+  newSequence(): Sequence;
+  dispose(): Promise<void>;
+}
