@@ -1,0 +1,26 @@
+import { availableParallelism, homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from './schema.js';
+
+/** Defaults that depend on the environment (cache location, core count) are computed here, once. */
+export function defaultConfig(env: NodeJS.ProcessEnv): Config {
+  const cacheRoot = env.XDG_CACHE_HOME ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
+  return {
+    server: { host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000 },
+    model: null,
+    modelId: null,
+    contextLength: null,
+    cacheDir: join(cacheRoot, 'lookahead-proxy'),
+    threads: availableParallelism(),
+    executionProvider: 'cpu',
+    dtype: 'fp32',
+    lookahead: { enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' },
+    queue: { maxQueued: 64, maxRunning: 4 },
+    limits: { maxN: 8, maxTokens: 4096 },
+    sessions: { max: 1000, ttlSeconds: 3600 },
+    globalTrie: { maxNodes: 2_000_000, snapshotPath: null },
+    corpus: null,
+    upstream: { baseUrl: null, apiKey: null, timeoutMs: 600_000 },
+    logLevel: 'info',
+  };
+}

@@ -1,0 +1,20 @@
+import type { EngineOptions } from '../engine/types.js';
+import type { Config } from './schema.js';
+
+export function toEngineOptions(config: Config): EngineOptions {
+  return {
+    model: config.model,
+    ...(config.modelId !== null && { modelId: config.modelId }),
+    ...(config.contextLength !== null && { contextLength: config.contextLength }),
+    cacheDir: config.cacheDir,
+    threads: config.threads,
+    executionProvider: config.executionProvider,
+    dtype: config.dtype,
+    lookahead: { ...config.lookahead },
+    maxQueued: config.queue.maxQueued,
+    maxRunning: config.queue.maxRunning,
+    sessions: { ...config.sessions },
+    globalTrie: { ...config.globalTrie },
+    corpus: config.corpus,
+  };
+}

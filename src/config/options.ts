@@ -1,0 +1,63 @@
+/**
+ * The settings reachable from env vars and CLI flags. One table drives parsing, source tracking and --help,
+ * so a setting cannot exist as a flag and be forgotten as an env var.
+ */
+export type OptionKind = 'string' | 'nullable' | 'int' | 'nullableInt' | 'bool';
+
+export interface OptionSpec {
+  /** Dotted path in Config. */
+  path: string;
+  env: string;
+  /** Long flag name without the leading dashes; absent for settings that should not appear in `ps` (secrets). */
+  flag?: string;
+  kind: OptionKind;
+  help: string;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { path: 'model', env: 'LOOKAHEAD_MODEL', flag: 'model', kind: 'nullable', help: 'model directory, .gguf file or ONNX dir (unset: embedded synthetic default)' },
+  { path: 'modelId', env: 'LOOKAHEAD_MODEL_ID', flag: 'model-id', kind: 'nullable', help: 'name the model is served under' },
+  { path: 'server.host', env: 'LOOKAHEAD_HOST', flag: 'host', kind: 'string', help: 'listen address (default 127.0.0.1)' },
+  { path: 'server.port', env: 'LOOKAHEAD_PORT', flag: 'port', kind: 'int', help: 'listen port (default 8000; 0 = any free port)' },
+  { path: 'server.bodyLimitBytes', env: 'LOOKAHEAD_BODY_LIMIT_BYTES', flag: 'body-limit-bytes', kind: 'int', help: 'largest request body' },
+  { path: 'server.requestTimeoutMs', env: 'LOOKAHEAD_REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', help: 'abort a generation after this long' },
+  { path: 'contextLength', env: 'LOOKAHEAD_CONTEXT_LENGTH', flag: 'context-length', kind: 'nullableInt', help: 'context window (default: the model\'s)' },
+  { path: 'cacheDir', env: 'LOOKAHEAD_CACHE_DIR', flag: 'cache-dir', kind: 'string', help: 'built models and downloads (default $XDG_CACHE_HOME/lookahead-proxy)' },
+  { path: 'threads', env: 'LOOKAHEAD_THREADS', flag: 'threads', kind: 'int', help: 'ONNX Runtime intra-op threads (default: all cores)' },
+  { path: 'executionProvider', env: 'LOOKAHEAD_EXECUTION_PROVIDER', flag: 'execution-provider', kind: 'string', help: 'cpu | cuda | webgpu' },
+  { path: 'dtype', env: 'LOOKAHEAD_DTYPE', flag: 'dtype', kind: 'string', help: 'fp32 | fp16 | q8 | q4' },
+  { path: 'lookahead.decodingLength', env: 'LOOKAHEAD_DECODING_LENGTH', flag: 'decoding-length', kind: 'int', help: 'max tokens per verify forward' },
+  { path: 'lookahead.branchLength', env: 'LOOKAHEAD_BRANCH_LENGTH', flag: 'branch-length', kind: 'int', help: 'max draft depth' },
+  { path: 'queue.maxQueued', env: 'LOOKAHEAD_MAX_QUEUED', flag: 'max-queued', kind: 'int', help: 'waiting jobs before 429' },
+  { path: 'queue.maxRunning', env: 'LOOKAHEAD_MAX_RUNNING', flag: 'max-running', kind: 'int', help: 'jobs decoded concurrently' },
+  { path: 'limits.maxN', env: 'LOOKAHEAD_MAX_N', flag: 'max-n', kind: 'int', help: 'largest `n` a request may ask for' },
+  { path: 'limits.maxTokens', env: 'LOOKAHEAD_MAX_TOKENS', flag: 'max-tokens', kind: 'int', help: 'default and cap for max_tokens' },
+  { path: 'sessions.max', env: 'LOOKAHEAD_SESSIONS_MAX', flag: 'sessions-max', kind: 'int', help: 'session tries kept' },
+  { path: 'sessions.ttlSeconds', env: 'LOOKAHEAD_SESSION_TTL_SECONDS', flag: 'session-ttl-seconds', kind: 'int', help: 'idle session lifetime' },
+  { path: 'globalTrie.maxNodes', env: 'LOOKAHEAD_TRIE_MAX_NODES', flag: 'trie-max-nodes', kind: 'int', help: 'global trie size bound' },
+  { path: 'globalTrie.snapshotPath', env: 'LOOKAHEAD_TRIE_SNAPSHOT', flag: 'trie-snapshot', kind: 'nullable', help: 'file the global trie is saved to / restored from' },
+  { path: 'corpus', env: 'LOOKAHEAD_CORPUS', flag: 'corpus', kind: 'nullable', help: 'JSONL or directory of documents fed to the global trie at start' },
+  { path: 'upstream.baseUrl', env: 'LOOKAHEAD_UPSTREAM_URL', flag: 'upstream', kind: 'nullable', help: 'OpenAI-compatible base URL (with /v1) for models not served here' },
+  { path: 'upstream.apiKey', env: 'LOOKAHEAD_UPSTREAM_API_KEY', kind: 'nullable', help: 'Bearer key sent upstream (env only)' },
+  { path: 'upstream.timeoutMs', env: 'LOOKAHEAD_UPSTREAM_TIMEOUT_MS', flag: 'upstream-timeout-ms', kind: 'int', help: 'upstream request timeout' },
+  { path: 'logLevel', env: 'LOOKAHEAD_LOG_LEVEL', flag: 'log-level', kind: 'string', help: 'fatal | error | warn | info | debug | trace | silent' },
+];
+
+/** `--lookahead off|hier|par|one` (env LOOKAHEAD_MODE) sets two fields at once, so it sits outside the table. */
+export const MODE_FLAG = 'lookahead';
+export const MODE_ENV = 'LOOKAHEAD_MODE';
+export const CONFIG_FLAG = 'config';
+export const CONFIG_ENV = 'LOOKAHEAD_CONFIG';
+
+export function usage(): string {
+  const lines = [
+    'Usage: lookahead-proxy [options]      (each option also reads an env var; flags win over env, env over --config)',
+    `  --${CONFIG_FLAG} <file>`.padEnd(34) + `YAML or JSON config file [${CONFIG_ENV}]`,
+    `  --${MODE_FLAG} <off|hier|par|one>`.padEnd(34) + `disable lookahead or pick the draft layout [${MODE_ENV}]`,
+  ];
+  for (const o of OPTIONS) {
+    lines.push((o.flag ? `  --${o.flag} <value>` : '  (env only)').padEnd(34) + `${o.help} [${o.env}]`);
+  }
+  lines.push('  --help'.padEnd(34) + 'this text');
+  return lines.join('\n');
+}

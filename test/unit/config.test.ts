@@ -1,0 +1,96 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { toEngineOptions } from '../../src/config/engine-options.js';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { usage } from '../../src/config/options.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lookahead-config-'));
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('gives the documented defaults with nothing set', () => {
+    const c = loadConfig([], { XDG_CACHE_HOME: '/xdg' });
+    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000 });
+    expect(c.model).toBeNull();
+    expect(c.cacheDir).toBe('/xdg/lookahead-proxy');
+    expect(c.threads).toBeGreaterThan(0);
+    expect(c.lookahead).toEqual({ enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' });
+    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4 });
+    expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096 });
+    expect(c.upstream.baseUrl).toBeNull();
+  });
+
+  it('layers file < env < flags', () => {
+    const cfg = file('layers.yaml', 'server:\n  port: 9001\n  host: 10.0.0.1\nthreads: 3\nmodel: /from/file\n');
+    const env = { LOOKAHEAD_PORT: '9002', LOOKAHEAD_THREADS: '5', LOOKAHEAD_UPSTREAM_URL: 'http://up:1/v1', LOOKAHEAD_UPSTREAM_API_KEY: 'sk-x' };
+    const c = loadConfig(['--config', cfg, '--port', '9003', '--model', '/from/flag'], env);
+    expect(c.server.port).toBe(9003);
+    expect(c.server.host).toBe('10.0.0.1');
+    expect(c.threads).toBe(5);
+    expect(c.model).toBe('/from/flag');
+    expect(c.upstream).toMatchObject({ baseUrl: 'http://up:1/v1', apiKey: 'sk-x' });
+  });
+
+  it('maps --lookahead off|layout onto the lookahead block', () => {
+    expect(loadConfig(['--lookahead', 'off'], {}).lookahead.enabled).toBe(false);
+    const c = loadConfig(['--lookahead', 'par', '--decoding-length', '8'], { LOOKAHEAD_MODE: 'off' });
+    expect(c.lookahead).toMatchObject({ enabled: true, layout: 'par', decodingLength: 8 });
+  });
+
+  it('names field and source of an invalid value', () => {
+    expect(errorOf(() => loadConfig([], { LOOKAHEAD_PORT: 'eighty' }))).toMatch(/server\.port.*env LOOKAHEAD_PORT/);
+    expect(errorOf(() => loadConfig(['--port', '70000'], {}))).toMatch(/server\.port.*flag --port/);
+    expect(errorOf(() => loadConfig(['--lookahead', 'zigzag'], {}))).toMatch(/lookahead\.layout.*flag --lookahead/);
+    expect(errorOf(() => loadConfig(['--dtype', 'int3'], {}))).toMatch(/dtype.*flag --dtype/);
+    const bad = file('bad.yaml', 'queue:\n  maxRunning: 0\n');
+    expect(errorOf(() => loadConfig(['--config', bad], {}))).toMatch(new RegExp(`queue\\.maxRunning.*file ${bad}`));
+    const typo = file('typo.json', '{"server": {"prot": 1}}');
+    expect(errorOf(() => loadConfig(['--config', typo], {}))).toMatch(/server\.prot.*file .*typo\.json/);
+  });
+
+  it('reports unreadable files, bad syntax and unknown flags plainly', () => {
+    expect(errorOf(() => loadConfig(['--config', join(dir, 'missing.yaml')], {}))).toMatch(/missing\.yaml.*ENOENT/);
+    expect(errorOf(() => loadConfig(['--config', file('broken.json', '{"a":')], {}))).toMatch(/not valid JSON/);
+    expect(errorOf(() => loadConfig(['--frobnicate', '1'], {}))).toMatch(/frobnicate/);
+  });
+
+  it('loads both example files', () => {
+    const yaml = loadConfig(['--config', 'config/example.yaml'], {});
+    expect(yaml.server.port).toBe(8000);
+    expect(yaml.lookahead.layout).toBe('hier');
+    const json = loadConfig(['--config', 'config/example.json'], {});
+    expect(json.server).toMatchObject({ host: '0.0.0.0', port: 8080, bodyLimitBytes: 4 * 1024 * 1024 });
+    expect(json.lookahead).toEqual({ enabled: true, decodingLength: 24, branchLength: 8, layout: 'par' });
+    expect(json.upstream.baseUrl).toBe('https://api.openai.com/v1');
+  });
+
+  it('maps onto EngineOptions', () => {
+    const c = loadConfig(['--context-length', '512', '--model', '/m', '--corpus', '/c.jsonl'], {});
+    const o = toEngineOptions(c);
+    expect(o).toMatchObject({ model: '/m', contextLength: 512, corpus: '/c.jsonl', maxQueued: 64, maxRunning: 4, executionProvider: 'cpu' });
+    expect(o.lookahead).toEqual(c.lookahead);
+    expect('modelId' in toEngineOptions(loadConfig([], {}))).toBe(false);
+  });
+
+  it('documents every flag in --help', () => {
+    const text = usage();
+    for (const flag of ['--model', '--port', '--host', '--config', '--context-length', '--cache-dir', '--threads', '--upstream', '--corpus', '--dtype', '--execution-provider', '--lookahead']) {
+      expect(text).toContain(flag);
+    }
+  });
+});
