@@ -60,7 +60,15 @@ export interface LookaheadStats {
   acceptedTokens: number;
   tokensPerStep: number;
   draftSeconds: number;
+  /** Time inside session.run for decode steps (prefill excluded). */
   forwardSeconds: number;
+  prefillSeconds: number;
+  /** Wall time from the first decode step to the end. */
+  decodeSeconds: number;
+  /** Accepted draft tokens by depth (index 0 = first draft token). */
+  acceptedByPosition: number[];
+  /** How often the adaptive budget chose each draft size (tokens per forward incl. the root). */
+  budgets: Record<number, number>;
 }
 
 export interface JobResult {

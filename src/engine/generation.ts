@@ -1,0 +1,219 @@
+import type { LoadedModel, Sequence } from '../model/types.js';
+import type { DraftTree } from '../lookahead/types.js';
+import { verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import type { EndReason, StepStats, WorkerJob } from './protocol.js';
+import type { TokenLogprob } from './types.js';
+import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
+
+/** Where drafts come from for one job: the lookahead scopes, merged (see drafting.ts). */
+export interface DraftSource {
+  /** A draft rooted at the last token of `context[0..length)`; at most `maxNodes` nodes incl. the root. */
+  propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
+  /** Tokens the job committed (accepted + bonus), in order. */
+  accepted(tokens: Int32Array, count: number): void;
+}
+
+/** Chooses how many tokens (root included) the next forward may carry. */
+export interface DraftBudget {
+  next(): number;
+  observe(size: number, accepted: number, forwardMs: number): void;
+}
+
+export interface StepOutput {
+  tokens: number[];
+  logprobs?: TokenLogprob[];
+}
+
+const PREFILL_CHUNK = 512;
+
+/**
+ * One job's decode state on the worker: its KV sequence, its context, and the draft → forward → verify → keep
+ * cycle. Buffers are sized once at start; a step allocates only the small arrays it hands to postMessage.
+ */
+export class Generation {
+  readonly stats: StepStats = {
+    steps: 0,
+    draftTokens: 0,
+    acceptedTokens: 0,
+    acceptedByPosition: [],
+    draftSeconds: 0,
+    forwardSeconds: 0,
+    prefillSeconds: 0,
+    decodeSeconds: 0,
+    budgets: {},
+  };
+  endReason: EndReason | null = null;
+
+  private readonly seq: Sequence;
+  private readonly context: Int32Array;
+  private length: number;
+  private generated = 0;
+  /** The last committed token: decided, not yet in the KV cache (the next draft's root). */
+  private root = -1;
+  private readonly tokenBuf: Int32Array;
+  private readonly posBuf: Int32Array;
+  private readonly maskBuf: Float32Array;
+  private readonly keepRows: Int32Array;
+  private readonly verified: VerifyResult;
+  private readonly sampler: Sampler;
+  private readonly presence: TokenPresence;
+  private readonly eos: Set<number>;
+  private readonly vocab: number;
+  private readonly maxDraft: number;
+  private decodeStart = 0;
+  /** Logprobs of the picks of the current step, in path order. */
+  private stepLogprobs: TokenLogprob[] = [];
+
+  constructor(
+    private readonly model: LoadedModel,
+    private readonly job: WorkerJob,
+    private readonly drafts: DraftSource | null,
+    private readonly budget: DraftBudget | null,
+  ) {
+    const info = model.info;
+    this.vocab = info.vocabSize;
+    this.eos = new Set(info.eosTokenIds);
+    this.seq = model.newSequence();
+    this.context = new Int32Array(info.contextLength + 1);
+    this.context.set(job.promptIds);
+    this.length = job.promptIds.length;
+    this.maxDraft = drafts ? Math.max(1, job.lookahead.decodingLength) : 1;
+    this.tokenBuf = new Int32Array(Math.max(this.maxDraft, PREFILL_CHUNK));
+    this.posBuf = new Int32Array(this.tokenBuf.length);
+    this.maskBuf = new Float32Array(this.maxDraft * (info.contextLength + this.maxDraft));
+    this.keepRows = new Int32Array(this.maxDraft);
+    this.verified = { acceptedNodes: new Int32Array(this.maxDraft), acceptedCount: 0, targets: new Int32Array(this.maxDraft + 1), targetCount: 0 };
+    this.sampler = new Sampler(job.sampling, this.vocab);
+    this.presence = new TokenPresence(this.vocab);
+    for (const id of job.promptIds) this.presence.add(id);
+  }
+
+  get finished(): boolean {
+    return this.endReason !== null;
+  }
+
+  /** Runs the prompt through the model and commits the first token. */
+  async prefill(): Promise<StepOutput> {
+    const t0 = performance.now();
+    const prompt = this.job.promptIds;
+    let logits: Float32Array | null = null;
+    for (let start = 0; start < prompt.length; start += PREFILL_CHUNK) {
+      const n = Math.min(PREFILL_CHUNK, prompt.length - start);
+      const tokens = this.tokenBuf.subarray(0, n);
+      const positions = this.posBuf.subarray(0, n);
+      for (let i = 0; i < n; i++) {
+        tokens[i] = prompt[start + i];
+        positions[i] = start + i;
+      }
+      logits = await this.seq.forward({ tokens, positions, mask: null });
+      if (start + n < prompt.length) continue;
+      const last = logits.subarray((n - 1) * this.vocab, n * this.vocab);
+      this.stepLogprobs = [];
+      const first = this.pick(last);
+      this.stats.prefillSeconds = (performance.now() - t0) / 1000;
+      this.decodeStart = performance.now();
+      return this.commit(this.verifiedSingle(first));
+    }
+    throw new Error('empty prompt');
+  }
+
+  /** One draft → forward → verify → keep cycle. */
+  async step(): Promise<StepOutput> {
+    const past = this.seq.length;
+    const room = this.model.info.contextLength - past;
+    let draft: DraftTree | null = null;
+    if (this.drafts && this.budget) {
+      const t0 = performance.now();
+      const remaining = this.job.maxTokens - this.generated;
+      const size = Math.min(this.budget.next(), room, remaining);
+      if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
+      this.stats.draftSeconds += (performance.now() - t0) / 1000;
+    }
+    const s = draft ? draft.size : 1;
+    const tokens = this.tokenBuf.subarray(0, s);
+    const positions = this.posBuf.subarray(0, s);
+    let mask: Float32Array | null = null;
+    if (draft && s > 1) {
+      tokens.set(draft.tokens.subarray(0, s));
+      writeTreePositions(draft, past, positions);
+      mask = this.maskBuf.subarray(0, s * (past + s));
+      writeTreeMask(draft, past, mask);
+    } else {
+      tokens[0] = this.root;
+      positions[0] = past;
+    }
+    const f0 = performance.now();
+    const logits = await this.seq.forward({ tokens, positions, mask });
+    const forwardMs = performance.now() - f0;
+    this.stats.forwardSeconds += forwardMs / 1000;
+    this.stats.steps++;
+    this.stepLogprobs = [];
+    let result: VerifyResult;
+    if (draft && s > 1) {
+      result = verifyDraft(draft, logits, this.vocab, (row) => this.pick(row), this.verified);
+      this.stats.draftTokens += s - 1;
+      this.stats.acceptedTokens += result.acceptedCount;
+      for (let d = 0; d < result.acceptedCount; d++) this.stats.acceptedByPosition[d] = (this.stats.acceptedByPosition[d] ?? 0) + 1;
+      // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
+      this.keepRows[0] = past;
+      for (let i = 0; i < result.acceptedCount; i++) this.keepRows[i + 1] = past + result.acceptedNodes[i];
+      this.seq.keep(past, this.keepRows.subarray(0, result.acceptedCount + 1));
+    } else {
+      result = this.verifiedSingle(this.pick(logits.subarray(0, this.vocab)));
+    }
+    this.stats.budgets[s] = (this.stats.budgets[s] ?? 0) + 1;
+    this.budget?.observe(s, result.acceptedCount, forwardMs);
+    return this.commit(result);
+  }
+
+  /** Stops the job where it stands (client gone, stop string, shutdown). */
+  abort(): void {
+    if (!this.endReason) this.end('aborted');
+  }
+
+  dispose(): void {
+    this.seq.dispose();
+  }
+
+  private verifiedSingle(token: number): VerifyResult {
+    this.verified.acceptedCount = 0;
+    this.verified.targets[0] = token;
+    this.verified.targetCount = 1;
+    return this.verified;
+  }
+
+  private pick(row: Float32Array): number {
+    const token = this.sampler.pick(row, this.presence);
+    this.presence.add(token);
+    if (this.job.logprobs !== null) this.stepLogprobs.push(topLogprobs(row, token, this.job.logprobs));
+    return token;
+  }
+
+  /** Appends the step's tokens, ending at EOS or max tokens. */
+  private commit(result: VerifyResult): StepOutput {
+    const out: number[] = [];
+    for (let i = 0; i < result.targetCount; i++) {
+      const token = result.targets[i];
+      out.push(token);
+      this.context[this.length++] = token;
+      this.generated++;
+      if (this.eos.has(token)) {
+        this.end('eos');
+        break;
+      }
+      if (this.generated >= this.job.maxTokens) {
+        this.end('length');
+        break;
+      }
+    }
+    this.root = out[out.length - 1];
+    if (this.drafts) this.drafts.accepted(this.context.subarray(this.length - out.length, this.length), out.length);
+    const logprobs = this.job.logprobs !== null ? this.stepLogprobs.slice(0, out.length) : undefined;
+    return { tokens: out, logprobs };
+  }
+
+  private end(reason: EndReason): void {
+    this.endReason = reason;
+    if (this.decodeStart) this.stats.decodeSeconds = (performance.now() - this.decodeStart) / 1000;
+  }
+}

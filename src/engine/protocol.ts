@@ -1,0 +1,48 @@
+/**
+ * Messages between the engine's HTTP-side thread and the worker that owns the ORT session and the KV caches.
+ * Only plain data crosses: token ids, numbers, strings.
+ */
+import type { ModelInfo } from '../model/types.js';
+import type { EngineOptions, LookaheadOptions, LookaheadStats, SamplingParams, TokenLogprob } from './types.js';
+
+export interface WorkerJob {
+  jobId: number;
+  promptIds: number[];
+  maxTokens: number;
+  sampling: SamplingParams;
+  logprobs: number | null;
+  lookahead: LookaheadOptions;
+  predictionIds: number[];
+  sessionId: string | null;
+  tenant: string;
+}
+
+export type StepStats = Omit<LookaheadStats, 'tokensPerStep'>;
+
+export type EndReason = 'eos' | 'length' | 'aborted';
+
+export type ToWorker =
+  | { type: 'start'; job: WorkerJob }
+  | { type: 'abort'; jobId: number }
+  | { type: 'documents'; requestId: number; tenant: string; docs: number[][] }
+  | { type: 'drop-session'; requestId: number; tenant: string; sessionId: string }
+  | { type: 'trie-stats'; requestId: number }
+  | { type: 'close'; requestId: number };
+
+export interface TrieStats {
+  global: number;
+  sessions: number;
+}
+
+export type FromWorker =
+  | { type: 'ready'; info: ModelInfo; costCurve: { k: number; ms: number }[] }
+  | { type: 'load-failed'; name: string; message: string }
+  | { type: 'log'; message: string }
+  | { type: 'tokens'; jobId: number; tokens: number[]; logprobs?: TokenLogprob[] }
+  | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats }
+  | { type: 'failed'; jobId: number; name: string; message: string }
+  | { type: 'reply'; requestId: number; value: unknown };
+
+export interface WorkerData {
+  options: EngineOptions;
+}
