@@ -1,0 +1,47 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LlamaConfig } from '../types.js';
+import { buildLlamaGraph, IR_VERSION, OPSETS } from './llama-graph.js';
+import { BUILDER_VERSION, EXTERNAL_DATA_THRESHOLD, type BuildOptions } from './options.js';
+import type { WeightSource } from './source.js';
+
+export const MODEL_FILE = 'model.onnx';
+export const DATA_FILE = 'model.onnx.data';
+export const META_FILE = 'lookahead-model.json';
+
+/** What lookahead-model.json holds: enough for the runtime to open the graph without the weight source. */
+export interface BuildMeta {
+  builderVersion: number;
+  source: string;
+  config: LlamaConfig;
+  options: BuildOptions;
+  externalData: boolean;
+}
+
+export type BuildLogger = (message: string) => void;
+
+/** Writes model.onnx (+ model.onnx.data) and lookahead-model.json into outDir. */
+export async function buildModel(source: WeightSource, options: BuildOptions, outDir: string, log: BuildLogger = () => {}): Promise<BuildMeta> {
+  mkdirSync(outDir, { recursive: true });
+  const c = source.config;
+  const bytes = estimateWeightBytes(c, options);
+  const externalData = options.externalData ?? bytes > EXTERNAL_DATA_THRESHOLD;
+  log(`building ${options.layout} ONNX graph (${options.dtype}, attention ${options.attention}, ~${(bytes / 2 ** 20).toFixed(0)} MiB of weights${externalData ? ', external data' : ''}) in ${outDir}`);
+  const started = Date.now();
+  const external = externalData ? { path: join(outDir, DATA_FILE), location: DATA_FILE, minBytes: 1024 } : null;
+  const graph = buildLlamaGraph(source, options, external);
+  graph.write(join(outDir, MODEL_FILE), { irVersion: IR_VERSION, opsets: OPSETS, producer: 'lookahead-proxy', producerVersion: String(BUILDER_VERSION) });
+  const meta: BuildMeta = { builderVersion: BUILDER_VERSION, source: source.cacheKey, config: c, options, externalData: graph.usesExternalData };
+  writeFileSync(join(outDir, META_FILE), JSON.stringify(meta, null, 2));
+  log(`built ONNX graph in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return meta;
+}
+
+/** Bytes of weights the graph will hold, for choosing external data before anything is written. */
+export function estimateWeightBytes(c: LlamaConfig, options: BuildOptions): number {
+  const perLayer = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
+  const bytesPerWeight = { fp32: 4, fp16: 2, q8: 1.125, q4: 0.625 }[options.dtype];
+  const embed = c.vocabSize * c.hiddenSize * 4;
+  const head = c.tiedEmbeddings ? 0 : c.vocabSize * c.hiddenSize * (options.dtype === 'fp32' ? 4 : bytesPerWeight);
+  return c.numLayers * perLayer * bytesPerWeight + embed + head;
+}

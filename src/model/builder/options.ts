@@ -1,0 +1,22 @@
+/** How a graph is built from weights. Part of the build-cache key. */
+export type WeightDType = 'fp32' | 'fp16' | 'q8' | 'q4';
+/** 'onnx' = ONNX Attention (opset 23); 'mha' = com.microsoft MultiHeadAttention; 'gqa' = com.microsoft GroupQueryAttention. */
+export type AttentionKind = 'onnx' | 'mha' | 'gqa';
+/** 'tree' = this project's contract (additive bias, JS-owned KV); 'standard' = HF Optimum names for transformers.js. */
+export type GraphLayout = 'tree' | 'standard';
+
+export interface BuildOptions {
+  dtype: WeightDType;
+  attention: AttentionKind;
+  layout: GraphLayout;
+  /** Force external data on or off; by default it is used when the weights exceed EXTERNAL_DATA_THRESHOLD bytes. */
+  externalData?: boolean;
+}
+
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = { dtype: 'fp32', attention: 'onnx', layout: 'tree' };
+
+/** Bumped whenever the emitted graph changes, so cached builds are rebuilt. */
+export const BUILDER_VERSION = 1;
+
+/** Protobuf caps a message at 2 GB; stay well below it. */
+export const EXTERNAL_DATA_THRESHOLD = 1.5 * 1024 ** 3;

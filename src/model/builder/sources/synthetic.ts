@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { ModelLoadError } from '../../../errors.js';
+import type { LlamaConfig } from '../../types.js';
+import type { WeightSource } from '../source.js';
+
+/**
+ * Seeded random weights for any Llama config: test models and the embedded default need no files.
+ * Each tensor is drawn from its own stream (seed + name), so tensors can be read in any order.
+ * Linear weights ~ N(0, 1/in) keep activations O(1) through the layers, so logits are far from uniform.
+ */
+export class SyntheticSource implements WeightSource {
+  readonly cacheKey: string;
+  private readonly shapes = new Map<string, { dims: [number, number] | [number]; std: number; mean: number }>();
+
+  constructor(readonly config: LlamaConfig, readonly seed = 1) {
+    this.cacheKey = `synthetic:${createHash('sha256').update(JSON.stringify({ config, seed })).digest('hex').slice(0, 24)}`;
+    const { hiddenSize: h, vocabSize: v, intermediateSize: f, headDim: hd } = config;
+    const qD = config.numHeads * hd;
+    const kvD = config.numKvHeads * hd;
+    const mat = (name: string, out: number, inp: number) => this.shapes.set(name, { dims: [out, inp], std: 1 / Math.sqrt(inp), mean: 0 });
+    const vec = (name: string, n: number, mean: number, std: number) => this.shapes.set(name, { dims: [n], std, mean });
+    this.shapes.set('model.embed_tokens.weight', { dims: [v, h], std: 0.5, mean: 0 });
+    vec('model.norm.weight', h, 1, 0.1);
+    if (!config.tiedEmbeddings) mat('lm_head.weight', v, h);
+    for (let i = 0; i < config.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      vec(`${p}.input_layernorm.weight`, h, 1, 0.1);
+      vec(`${p}.post_attention_layernorm.weight`, h, 1, 0.1);
+      mat(`${p}.self_attn.q_proj.weight`, qD, h);
+      mat(`${p}.self_attn.k_proj.weight`, kvD, h);
+      mat(`${p}.self_attn.v_proj.weight`, kvD, h);
+      mat(`${p}.self_attn.o_proj.weight`, h, qD);
+      if (config.attentionBias) {
+        vec(`${p}.self_attn.q_proj.bias`, qD, 0, 0.1);
+        vec(`${p}.self_attn.k_proj.bias`, kvD, 0, 0.1);
+        vec(`${p}.self_attn.v_proj.bias`, kvD, 0, 0.1);
+      }
+      mat(`${p}.mlp.gate_proj.weight`, f, h);
+      mat(`${p}.mlp.up_proj.weight`, f, h);
+      mat(`${p}.mlp.down_proj.weight`, h, f);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+
+  tensor(name: string): Float32Array {
+    const s = this.shapes.get(name);
+    if (!s) throw new ModelLoadError(`synthetic model has no tensor ${name}`);
+    const n = s.dims.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    const rand = mulberry32(createHash('sha256').update(`${this.seed}:${name}`).digest().readUInt32LE(0));
+    for (let i = 0; i < n; i += 2) {
+      // Box-Muller: two normals per pair of uniforms.
+      const r = Math.sqrt(-2 * Math.log(1 - rand()));
+      const t = 2 * Math.PI * rand();
+      out[i] = s.mean + s.std * r * Math.cos(t);
+      if (i + 1 < n) out[i + 1] = s.mean + s.std * r * Math.sin(t);
+    }
+    return out;
+  }
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A Llama config with the usual defaults filled in, for tests and the embedded default model. */
+export function syntheticConfig(overrides: Partial<LlamaConfig> & Pick<LlamaConfig, 'hiddenSize' | 'numLayers' | 'numHeads'>): LlamaConfig {
+  return {
+    vocabSize: 256,
+    numKvHeads: overrides.numHeads,
+    headDim: overrides.hiddenSize / overrides.numHeads,
+    intermediateSize: Math.round((overrides.hiddenSize * 8) / 3),
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: 'half',
+    tiedEmbeddings: false,
+    attentionBias: false,
+    maxPositions: 2048,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+    ...overrides,
+  };
+}

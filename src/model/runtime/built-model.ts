@@ -1,0 +1,107 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ContextLengthError, InvalidRequestError, ModelLoadError } from '../../errors.js';
+import { META_FILE, MODEL_FILE, type BuildMeta } from '../builder/build.js';
+import { io } from '../builder/llama-graph.js';
+import type { ForwardInput, LoadedModel, ModelInfo, Sequence } from '../types.js';
+import { KvCache } from './kv-cache.js';
+import { checkForwardInput, fillCausalBias } from './mask.js';
+import { createSession, Int64Buffer, type RuntimeOptions } from './session.js';
+
+/** Opens a tree-layout model written by the builder (model.onnx + lookahead-model.json). */
+export async function openBuiltModel(dir: string, options: RuntimeOptions = {}): Promise<LoadedModel> {
+  const metaPath = join(dir, META_FILE);
+  if (!existsSync(metaPath)) throw new ModelLoadError(`${dir} has no ${META_FILE}: not a model built by lookahead-proxy`);
+  const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as BuildMeta;
+  if (meta.options.layout !== 'tree') throw new ModelLoadError(`${dir} holds a ${meta.options.layout} export; open it with openForeignModel`);
+  const c = meta.config;
+  const { session, ep } = await createSession(join(dir, MODEL_FILE), options);
+  const info: ModelInfo = {
+    id: options.id ?? basename(dir),
+    contextLength: Math.min(options.contextLength ?? c.maxPositions, c.maxPositions),
+    vocabSize: c.vocabSize,
+    bosTokenId: c.bosTokenId,
+    eosTokenIds: c.eosTokenIds,
+    treeMask: true,
+    executionProvider: ep,
+  };
+  const shape = { numLayers: c.numLayers, rowSize: c.numKvHeads * c.headDim };
+  return {
+    info,
+    newSequence: () => new BuiltSequence(session, info, shape.numLayers, shape.rowSize),
+    dispose: () => session.release(),
+  };
+}
+
+class BuiltSequence implements Sequence {
+  length = 0;
+  private readonly cache: KvCache;
+  private readonly ids = new Int64Buffer();
+  private readonly positions = new Int64Buffer();
+  private bias = new Float32Array(0);
+  private readonly feeds: Record<string, ort.Tensor> = {};
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly info: ModelInfo,
+    private readonly numLayers: number,
+    private readonly rowSize: number,
+  ) {
+    this.cache = new KvCache(numLayers, rowSize, info.contextLength);
+  }
+
+  async forward({ tokens, positions, mask }: ForwardInput): Promise<Float32Array> {
+    const past = this.length;
+    const s = tokens.length;
+    const total = past + s;
+    checkForwardInput(tokens, positions, mask, past);
+    if (total > this.info.contextLength) {
+      throw new ContextLengthError(`sequence of ${total} tokens exceeds the context length of ${this.info.contextLength}`);
+    }
+    for (let i = 0; i < s; i++) {
+      if (positions[i] < 0 || positions[i] >= this.info.contextLength) throw new InvalidRequestError(`position ${positions[i]} out of range`);
+    }
+    this.cache.reserve(total, past);
+    if (!mask) {
+      if (this.bias.length < s * total) this.bias = new Float32Array(Math.max(s * total, this.bias.length * 2));
+      mask = fillCausalBias(this.bias, past, s);
+    }
+    const f = this.feeds;
+    f[io.inputIds] = new ort.Tensor('int64', this.ids.view(tokens), [1, s]);
+    f[io.positionIds] = new ort.Tensor('int64', this.positions.view(positions), [1, s]);
+    f[io.bias] = new ort.Tensor('float32', mask, [1, 1, s, total]);
+    const filled = past * this.rowSize;
+    for (let l = 0; l < this.numLayers; l++) {
+      f[io.pastKey(l)] = new ort.Tensor('float32', this.cache.keys[l].subarray(0, filled), [1, past, this.rowSize]);
+      f[io.pastValue(l)] = new ort.Tensor('float32', this.cache.values[l].subarray(0, filled), [1, past, this.rowSize]);
+    }
+    const out = await this.session.run(f);
+    for (let l = 0; l < this.numLayers; l++) {
+      this.cache.write(l, past, out[io.newKey(l)].data as Float32Array, out[io.newValue(l)].data as Float32Array);
+    }
+    this.length = total;
+    return out[io.logits].data as Float32Array;
+  }
+
+  keep(base: number, rows: ArrayLike<number>): void {
+    let prev = base - 1;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (r <= prev || r >= this.length) throw new InvalidRequestError(`keep: row ${r} is not ascending within 0..${this.length - 1}`);
+      prev = r;
+      if (r !== base + i) this.cache.move(r, base + i);
+    }
+    this.length = base + rows.length;
+  }
+
+  truncate(length: number): void {
+    if (length < 0 || length > this.length) throw new InvalidRequestError(`truncate: ${length} outside 0..${this.length}`);
+    this.length = length;
+  }
+
+  dispose(): void {
+    this.cache.release();
+    this.length = 0;
+  }
+}
