@@ -1,0 +1,229 @@
+import type { Config } from '../config/schema.js';
+import type { Engine, Job, JobResult, JobSpec, LookaheadOptions, SamplingParams, TokenLogprob } from '../engine/types.js';
+import { ContextLengthError, InvalidRequestError } from '../errors.js';
+
+/** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
+export interface GenerationPlan {
+  modelId: string;
+  prompts: number[][];
+  n: number;
+  /** What the client asked for; null = as much as the context allows, capped by limits.maxTokens. */
+  maxTokens: number | null;
+  /** The param name to blame when max tokens do not fit: chat's and completions' differ. */
+  maxTokensParam: string;
+  sampling: SamplingParams;
+  stop: string[];
+  logprobs: number | null;
+  lookahead: LookaheadOptions;
+  predictionIds?: number[];
+  sessionId?: string;
+  tenant: string;
+}
+
+export interface ChoiceJob {
+  /** OpenAI's choice index: prompt-major, then the n samples of that prompt. */
+  index: number;
+  promptIndex: number;
+  job: Job;
+}
+
+export interface ChoiceOutput {
+  index: number;
+  promptIndex: number;
+  text: string;
+  tokens: number[];
+  logprobs: TokenLogprob[];
+  result: JobResult;
+}
+
+interface SamplingFields {
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  repetition_penalty?: number | null;
+  seed?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
+  n?: number | null;
+  stop?: string | string[] | null;
+  lookahead?: { enabled?: boolean; decoding_length?: number; branch_length?: number; layout?: LookaheadOptions['layout'] } | null;
+}
+
+/**
+ * OpenAI's default temperature is 1; we keep that so SDK defaults mean the same thing here, and temperature 0
+ * selects the greedy (bit-exact lossless) path.
+ */
+export function samplingOf(body: SamplingFields): SamplingParams {
+  // Penalties and biases change the target distribution; the engine does not implement them, so refuse rather
+  // than pretend.
+  for (const field of ['presence_penalty', 'frequency_penalty'] as const) {
+    if (body[field]) throw new InvalidRequestError(`${field} is not supported by this server; use repetition_penalty`, field);
+  }
+  if (body.logit_bias && Object.keys(body.logit_bias).length > 0) {
+    throw new InvalidRequestError('logit_bias is not supported by this server', 'logit_bias');
+  }
+  return {
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k ?? 0,
+    repetitionPenalty: body.repetition_penalty ?? 1,
+    seed: body.seed ?? null,
+  };
+}
+
+export function stopOf(stop: SamplingFields['stop']): string[] {
+  if (stop === null || stop === undefined) return [];
+  return (typeof stop === 'string' ? [stop] : stop).filter((s) => s.length > 0);
+}
+
+export function nOf(n: number | null | undefined, config: Config): number {
+  const value = n ?? 1;
+  if (value > config.limits.maxN) throw new InvalidRequestError(`n must be at most ${config.limits.maxN} on this server`, 'n');
+  return value;
+}
+
+export function lookaheadOf(requested: SamplingFields['lookahead'], defaults: Config['lookahead']): LookaheadOptions {
+  return {
+    enabled: requested?.enabled ?? defaults.enabled,
+    decodingLength: requested?.decoding_length ?? defaults.decodingLength,
+    branchLength: requested?.branch_length ?? defaults.branchLength,
+    layout: requested?.layout ?? defaults.layout,
+  };
+}
+
+/**
+ * Submits all n × prompts jobs, or none: limits are checked for every prompt before the first job is queued,
+ * and jobs already queued are aborted if a later submit fails (queue full).
+ */
+export function submitJobs(engine: Engine, config: Config, plan: GenerationPlan, signal: AbortSignal): ChoiceJob[] {
+  const model = engine.models.find((m) => m.id === plan.modelId);
+  const contextLength = model?.contextLength ?? Number.POSITIVE_INFINITY;
+  if (plan.maxTokens !== null && plan.maxTokens > config.limits.maxTokens) {
+    throw new InvalidRequestError(`${plan.maxTokensParam} must be at most ${config.limits.maxTokens} on this server`, plan.maxTokensParam);
+  }
+  const budgets = plan.prompts.map((ids) => {
+    const room = contextLength - ids.length;
+    const maxTokens = plan.maxTokens ?? Math.min(config.limits.maxTokens, room);
+    if (maxTokens > room || room < 1) {
+      throw new ContextLengthError(
+        `This model's maximum context length is ${contextLength} tokens. However, you requested ` +
+          `${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). ` +
+          `Please reduce the length of the prompt or ${plan.maxTokensParam}.`,
+      );
+    }
+    return maxTokens;
+  });
+
+  const choices: ChoiceJob[] = [];
+  try {
+    plan.prompts.forEach((promptIds, promptIndex) => {
+      for (let i = 0; i < plan.n; i++) {
+        const seed = plan.sampling.seed === null ? null : plan.sampling.seed + i;
+        const spec: JobSpec = {
+          promptIds,
+          maxTokens: budgets[promptIndex],
+          sampling: { ...plan.sampling, seed },
+          stop: plan.stop,
+          logprobs: plan.logprobs,
+          lookahead: plan.lookahead,
+          ...(plan.predictionIds && { predictionIds: plan.predictionIds }),
+          ...(plan.sessionId && { sessionId: plan.sessionId }),
+          tenant: plan.tenant,
+          signal,
+        };
+        choices.push({ index: choices.length, promptIndex, job: engine.submit(plan.modelId, spec) });
+      }
+    });
+  } catch (err) {
+    for (const choice of choices) void choice.job.result.catch(() => {});
+    throw err;
+  }
+  return choices;
+}
+
+export async function collect(choice: ChoiceJob): Promise<ChoiceOutput> {
+  let text = '';
+  const tokens: number[] = [];
+  const logprobs: TokenLogprob[] = [];
+  for await (const chunk of choice.job) {
+    text += chunk.text;
+    for (const t of chunk.tokens) tokens.push(t);
+    if (chunk.logprobs) for (const lp of chunk.logprobs) logprobs.push(lp);
+  }
+  return { index: choice.index, promptIndex: choice.promptIndex, text, tokens, logprobs, result: await choice.job.result };
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  completion_tokens_details: { reasoning_tokens: number; accepted_prediction_tokens: number; rejected_prediction_tokens: number };
+}
+
+export interface LookaheadBlock {
+  steps: number;
+  draft_tokens: number;
+  accepted_tokens: number;
+  tokens_per_step: number;
+  draft_seconds: number;
+}
+
+/** What a finished choice contributes to usage: its result and the tokens it generated. */
+export interface FinishedChoice {
+  promptIndex: number;
+  tokens: readonly number[];
+  result: JobResult;
+}
+
+export function usageOf(choices: readonly FinishedChoice[], predictionIds: readonly number[] | undefined): { usage: Usage; lookahead: LookaheadBlock } {
+  const promptTokens = new Map<number, number>();
+  let completion = 0;
+  let accepted = 0;
+  let rejected = 0;
+  const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0 };
+  let stepTokens = 0;
+  for (const c of choices) {
+    promptTokens.set(c.promptIndex, c.result.promptTokens);
+    completion += c.result.completionTokens;
+    const la = c.result.lookahead;
+    block.steps += la.steps;
+    block.draft_tokens += la.draftTokens;
+    block.accepted_tokens += la.acceptedTokens;
+    block.draft_seconds += la.draftSeconds;
+    stepTokens += la.tokensPerStep * la.steps;
+    if (predictionIds && predictionIds.length > 0) {
+      const hit = predictionOverlap(predictionIds, c.tokens);
+      accepted += hit;
+      rejected += predictionIds.length - hit;
+    }
+  }
+  block.tokens_per_step = block.steps > 0 ? stepTokens / block.steps : 0;
+  const prompt = [...promptTokens.values()].reduce((a, b) => a + b, 0);
+  return {
+    usage: {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0, accepted_prediction_tokens: accepted, rejected_prediction_tokens: rejected },
+    },
+    lookahead: block,
+  };
+}
+
+/** Prediction tokens that also appear in the completion (multiset intersection): OpenAI's "appeared in the completion". */
+function predictionOverlap(prediction: readonly number[], completion: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const t of completion) counts.set(t, (counts.get(t) ?? 0) + 1);
+  let hit = 0;
+  for (const t of prediction) {
+    const left = counts.get(t) ?? 0;
+    if (left > 0) {
+      hit++;
+      counts.set(t, left - 1);
+    }
+  }
+  return hit;
+}

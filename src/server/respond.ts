@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'hono';
+import type { TokenLogprob } from '../engine/types.js';
+import { AbortedError } from '../errors.js';
+import type { AppEnv, ServerDeps } from './deps.js';
+import { mapError } from './errors.js';
+import { collect, usageOf, type ChoiceJob, type ChoiceOutput, type FinishedChoice } from './generation.js';
+import type { RequestAbort } from './request.js';
+import { SseStream } from './sse.js';
+
+const SYSTEM_FINGERPRINT = 'fp_lookahead_proxy';
+
+/** How one endpoint (chat or legacy completions) shapes its choices; the streaming/collecting logic is shared. */
+export interface ResponseShape<State> {
+  idPrefix: string;
+  object: string;
+  chunkObject: string;
+  newState(): State;
+  /** The choice sent before any text when streaming (chat's role delta), or null. */
+  opening(index: number): object | null;
+  delta(index: number, text: string, logprobs: TokenLogprob[] | undefined, state: State): object;
+  closing(index: number, finishReason: string): object;
+  choice(output: ChoiceOutput, state: State): object;
+}
+
+export interface RespondOptions {
+  choices: ChoiceJob[];
+  abort: RequestAbort;
+  model: string;
+  stream: boolean;
+  includeUsage: boolean;
+  predictionIds?: number[];
+}
+
+export function newCompletionId(prefix: string): string {
+  return prefix + randomBytes(12).toString('hex');
+}
+
+export async function respond<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<S>, opts: RespondOptions): Promise<Response> {
+  const id = newCompletionId(shape.idPrefix);
+  const created = Math.floor(Date.now() / 1000);
+  const base = { id, created, model: opts.model, system_fingerprint: SYSTEM_FINGERPRINT };
+  if (opts.stream) return streamed(c, deps, shape, opts, base);
+
+  let outputs: ChoiceOutput[];
+  try {
+    outputs = await Promise.all(opts.choices.map(collect));
+  } catch (err) {
+    opts.abort.abort(err as Error);
+    throw opts.abort.reason instanceof AbortedError ? opts.abort.reason : err;
+  } finally {
+    opts.abort.dispose();
+  }
+  const { usage, lookahead } = usageOf(outputs, opts.predictionIds);
+  return c.json({
+    ...base,
+    object: shape.object,
+    choices: outputs.map((o) => shape.choice(o, shape.newState())),
+    usage,
+    lookahead,
+    service_tier: 'default',
+  });
+}
+
+function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<S>, opts: RespondOptions, base: object): Response {
+  const requestId = c.get('requestId');
+  const sse = new SseStream(() => opts.abort.abort(new AbortedError('the client closed the stream')), { 'x-request-id': requestId });
+  const head = { ...base, object: shape.chunkObject };
+  // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
+  const chunk = (choice: object) => (opts.includeUsage ? { ...head, choices: [choice], usage: null } : { ...head, choices: [choice] });
+
+  const pump = async (choice: ChoiceJob): Promise<FinishedChoice> => {
+    const state = shape.newState();
+    const opening = shape.opening(choice.index);
+    if (opening) sse.send(chunk(opening));
+    const tokens: number[] = [];
+    for await (const part of choice.job) {
+      for (const t of part.tokens) tokens.push(t);
+      if (part.text || part.logprobs?.length) sse.send(chunk(shape.delta(choice.index, part.text, part.logprobs, state)));
+    }
+    const result = await choice.job.result;
+    sse.send(chunk(shape.closing(choice.index, result.finishReason)));
+    return { promptIndex: choice.promptIndex, tokens, result };
+  };
+
+  void (async () => {
+    try {
+      const finished = await Promise.all(opts.choices.map(pump));
+      if (opts.includeUsage) {
+        const { usage, lookahead } = usageOf(finished, opts.predictionIds);
+        sse.send({ ...head, choices: [], usage, lookahead });
+      }
+      sse.done();
+    } catch (err) {
+      opts.abort.abort(err as Error);
+      if (sse.closed) return; // the client left; nobody to tell
+      const mapped = mapError(opts.abort.reason ?? err, requestId);
+      if (mapped.internal) deps.log.error({ err, requestId }, 'generation failed mid-stream');
+      // The SDKs turn a data line carrying `error` into an APIError.
+      sse.send(mapped.body);
+      sse.close();
+    } finally {
+      opts.abort.dispose();
+    }
+  })();
+  return sse.response;
+}

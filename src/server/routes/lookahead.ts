@@ -1,0 +1,42 @@
+import { Hono } from 'hono';
+import type { AppEnv, ServerDeps } from '../deps.js';
+import { readJson, tenantOf } from '../request.js';
+import { documentsRequestSchema } from '../schemas.js';
+
+/** The lookahead-specific surface: feed the global trie, read counters, forget a conversation. */
+export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.post('/v1/lookahead/documents', async (c) => {
+    const body = documentsRequestSchema.parse((await readJson(c)).body);
+    const tenant = body.tenant ?? tenantOf(c);
+    const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
+    const tokens = deps.engine.addDocuments(tenant, texts);
+    return c.json({ object: 'lookahead.documents', tenant, documents: texts.length, tokens });
+  });
+
+  app.get('/v1/lookahead/stats', (c) => {
+    const s = deps.engine.stats();
+    return c.json({
+      object: 'lookahead.stats',
+      running: s.running,
+      queued: s.queued,
+      trie_nodes: s.trieNodes,
+      totals: {
+        jobs: s.totals.jobs,
+        steps: s.totals.steps,
+        draft_tokens: s.totals.draftTokens,
+        accepted_tokens: s.totals.acceptedTokens,
+        generated_tokens: s.totals.generatedTokens,
+      },
+    });
+  });
+
+  app.delete('/v1/lookahead/sessions/:id', (c) => {
+    const id = c.req.param('id');
+    const deleted = deps.engine.dropSession(tenantOf(c), id);
+    return c.json({ id, object: 'lookahead.session', deleted });
+  });
+
+  return app;
+}

@@ -1,0 +1,36 @@
+import { Hono } from 'hono';
+import type { AppEnv, ServerDeps } from '../deps.js';
+import { modelNotFound } from '../passthrough.js';
+import type { ModelObject } from '../upstream.js';
+
+const OWNER = 'lookahead-proxy';
+
+export function modelRoutes(deps: ServerDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const local = (): ModelObject[] =>
+    deps.engine.models.map((m) => ({ id: m.id, object: 'model', created: m.created, owned_by: OWNER }));
+
+  app.get('/v1/models', async (c) => {
+    const data = local();
+    if (deps.upstream) {
+      try {
+        const seen = new Set(data.map((m) => m.id));
+        for (const m of await deps.upstream.listModels(c.req.raw.signal)) if (!seen.has(m.id)) data.push(m);
+      } catch (err) {
+        // An upstream that is down must not take the local models' listing down with it.
+        deps.log.warn({ err: (err as Error).message }, 'upstream model list unavailable; listing local models only');
+      }
+    }
+    return c.json({ object: 'list', data });
+  });
+
+  app.get('/v1/models/:id{.+}', async (c) => {
+    const id = c.req.param('id');
+    const found = local().find((m) => m.id === id);
+    if (found) return c.json(found);
+    if (deps.upstream) return deps.upstream.forward(c.req.raw, `models/${encodeURIComponent(id)}`);
+    throw modelNotFound(id);
+  });
+
+  return app;
+}

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+
+/**
+ * Request bodies as OpenAI documents them, plus our extensions. Objects are loose: fields we do not know are
+ * ignored, so stock SDKs (which send extras) keep working. Fields we know but cannot honour are rejected
+ * explicitly in the routes rather than silently dropped.
+ */
+const textPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+const content = z.union([z.string(), z.array(textPart)]);
+
+const message = z.looseObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], {
+    error: (issue) => `unknown role ${JSON.stringify(issue.input)}; expected system, developer, user, assistant or tool`,
+  }),
+  // Assistant turns that only carried tool calls have null content.
+  content: content.nullable().optional(),
+  name: z.string().optional(),
+});
+
+const stop = z.union([z.string(), z.array(z.string().min(1)).max(4, 'at most 4 stop sequences are allowed')]).nullish();
+
+const lookahead = z.looseObject({
+  enabled: z.boolean().optional(),
+  decoding_length: z.number().int().min(1).max(256).optional(),
+  branch_length: z.number().int().min(1).max(64).optional(),
+  layout: z.enum(['hier', 'par', 'one']).optional(),
+});
+
+/** Fields shared by chat and legacy completions. */
+const common = {
+  model: z.string().min(1),
+  max_tokens: z.number().int().min(1).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  n: z.number().int().min(1).nullish(),
+  seed: z.number().int().nullish(),
+  stop,
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
+  user: z.string().nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(),
+  // Extensions (SDKs pass them through `extra_body`).
+  top_k: z.number().int().min(0).nullish(),
+  repetition_penalty: z.number().gt(0).nullish(),
+  lookahead: lookahead.nullish(),
+};
+
+export const chatRequestSchema = z.looseObject({
+  ...common,
+  messages: z.array(message).min(1, 'messages must contain at least one message'),
+  max_completion_tokens: z.number().int().min(1).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  prompt_cache_key: z.string().nullish(),
+  prediction: z.looseObject({ type: z.literal('content'), content }).nullish(),
+  response_format: z.looseObject({ type: z.string() }).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+});
+
+export const completionRequestSchema = z.looseObject({
+  ...common,
+  prompt: z.union([
+    z.string(),
+    z.array(z.string()).min(1),
+    z.array(z.number().int().min(0)).min(1),
+    z.array(z.array(z.number().int().min(0)).min(1)).min(1),
+  ]),
+  logprobs: z.number().int().min(0).max(20).nullish(),
+  echo: z.boolean().nullish(),
+  suffix: z.string().nullish(),
+  best_of: z.number().int().min(1).nullish(),
+});
+
+export const documentsRequestSchema = z.looseObject({
+  documents: z.array(z.union([z.string(), z.looseObject({ text: z.string() })])).min(1),
+  tenant: z.string().min(1).optional(),
+});
+
+export type ChatRequest = z.infer<typeof chatRequestSchema>;
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+export type ContentField = z.infer<typeof content>;
