@@ -8,8 +8,8 @@
  */
 import type { TextTokenizer } from './types.js';
 
-/** A character is at most 4 bytes, so at most 4 byte tokens: more unread tokens than this means genuinely bad bytes. */
-const MAX_PENDING_TOKENS = 4;
+/** A character is at most 4 bytes, so at most 4 byte tokens. */
+const MAX_CHARACTER_TOKENS = 4;
 
 export interface DetokenizerOptions {
   /** Default true: chat output should not show <|im_end|> and the like. */
@@ -26,7 +26,7 @@ export class IncrementalDetokenizer {
   private ids: number[] = [];
   /** Window-relative start of the unread ids. */
   private readOffset = 0;
-  /** Text of ids[0, readOffset), cached so each push decodes once. */
+  /** Text of ids[0, readOffset): a delta is what the window's text adds to it. */
   private prefixText = '';
   private readonly decodeOptions: { skipSpecialTokens: boolean };
 
@@ -38,7 +38,7 @@ export class IncrementalDetokenizer {
     const context = options.contextIds;
     if (context && context.length > 0) {
       // A few context tokens suffice: enough to cover one partial character and a leading-space rule.
-      for (let i = Math.max(0, context.length - MAX_PENDING_TOKENS); i < context.length; i++) this.ids.push(context[i]);
+      for (let i = Math.max(0, context.length - MAX_CHARACTER_TOKENS); i < context.length; i++) this.ids.push(context[i]);
       this.readOffset = this.ids.length;
       this.prefixText = tokenizer.decode(this.ids, this.decodeOptions);
     }
@@ -46,28 +46,49 @@ export class IncrementalDetokenizer {
 
   /** Adds one or more ids; returns the text they complete (possibly ''). */
   push(ids: number | ArrayLike<number>): string {
-    if (typeof ids === 'number') this.ids.push(ids);
-    else for (let i = 0; i < ids.length; i++) this.ids.push(ids[i]);
-    return this.advance(false);
+    if (typeof ids === 'number') {
+      this.ids.push(ids);
+      return this.advance(1, false);
+    }
+    for (let i = 0; i < ids.length; i++) this.ids.push(ids[i]);
+    return this.advance(ids.length, false);
   }
 
   /** At the end of the stream: whatever is held back, even if it ends in an incomplete character. */
   flush(): string {
-    return this.advance(true);
+    return this.advance(0, true);
   }
 
-  private advance(force: boolean): string {
-    if (this.ids.length === this.readOffset) return '';
-    const text = this.tokenizer.decode(this.ids, this.decodeOptions);
-    const pending = this.ids.length - this.readOffset;
-    const complete = text.length > this.prefixText.length && !text.endsWith('\uFFFD');
-    if (!complete && !force && pending <= MAX_PENDING_TOKENS) return '';
+  private advance(added: number, force: boolean): string {
+    const end = this.ids.length;
+    if (end === this.readOffset) return '';
+    const text = this.decodeWindow(end);
+    if (force || this.isComplete(text)) return this.emit(text, end);
+    // Several ids at once may end in a partial character: emit up to it. Shorter windows ending before this
+    // push's ids were already found incomplete by earlier calls.
+    for (let back = 1; back < added && back < MAX_CHARACTER_TOKENS; back++) {
+      const shorter = this.decodeWindow(end - back);
+      if (this.isComplete(shorter)) return this.emit(shorter, end - back);
+    }
+    // More unread ids than any character needs: the bytes are invalid, not unfinished.
+    if (end - this.readOffset > MAX_CHARACTER_TOKENS) return this.emit(text, end);
+    return '';
+  }
 
+  private decodeWindow(end: number): string {
+    return this.tokenizer.decode(end === this.ids.length ? this.ids : this.ids.slice(0, end), this.decodeOptions);
+  }
+
+  private isComplete(text: string): boolean {
+    return text.length > this.prefixText.length && !text.endsWith('\uFFFD');
+  }
+
+  /** Emits the window's text up to `end`; the ids just read become the next window's prefix. */
+  private emit(text: string, end: number): string {
     const delta = text.length > this.prefixText.length ? text.slice(this.prefixText.length) : '';
-    // The newly read ids become the next window's prefix.
     this.ids.splice(0, this.readOffset);
-    this.readOffset = this.ids.length;
-    this.prefixText = this.tokenizer.decode(this.ids, this.decodeOptions);
+    this.readOffset = end - this.readOffset;
+    this.prefixText = this.tokenizer.decode(this.ids.slice(0, this.readOffset), this.decodeOptions);
     return delta;
   }
 }
