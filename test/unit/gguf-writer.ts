@@ -5,9 +5,11 @@ export const enum GgufValueType {
   U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
 }
 
+type Scalar = number | bigint | boolean | string;
+
 export type GgufValue =
-  | { type: Exclude<GgufValueType, GgufValueType.ARRAY>; value: number | bigint | boolean | string }
-  | { type: GgufValueType.ARRAY; elementType: GgufValueType; items: GgufValue['value'][] | GgufValue[] };
+  | { type: Exclude<GgufValueType, GgufValueType.ARRAY>; value: Scalar }
+  | { type: GgufValueType.ARRAY; elementType: GgufValueType; items: Scalar[] | GgufValue[] };
 
 export interface GgufTensorSpec {
   name: string;
