@@ -1,0 +1,143 @@
+/**
+ * TEST DOUBLE: a scripted Engine for route-level tests of the HTTP layer. It does no inference: tokens are UTF-8
+ * bytes, and every job "generates" the text its script returns, a few tokens per step. Real-engine behaviour is
+ * covered by the e2e tests, which run the real server on the real engine.
+ */
+import type { Engine, EngineStats, Job, JobChunk, JobResult, JobSpec, ServedModel } from '../../src/engine/types.js';
+import { AbortedError, ContextLengthError, NotFoundError, QueueFullError } from '../../src/errors.js';
+import type { ChatMessage, TextTokenizer } from '../../src/model/tokenizer/types.js';
+
+export const SCRIPTED_MODEL = 'scripted';
+
+const byteTokenizer: TextTokenizer = {
+  vocabSize: 256,
+  bosTokenId: null,
+  eosTokenIds: [],
+  chatTemplateAddsBos: false,
+  encode: (text) => [...Buffer.from(text, 'utf8')],
+  decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
+  renderChat: (messages: ChatMessage[]) => messages.map((m) => `${m.role}: ${m.content}\n`).join('') + 'assistant: ',
+};
+
+export interface ScriptOptions {
+  contextLength?: number;
+  /** What a job generates (before max_tokens and stop strings cut it). */
+  script?: (spec: JobSpec) => string;
+  tokensPerStep?: number;
+  stepDelayMs?: number;
+  /** Jobs beyond this many at once get QueueFullError. */
+  capacity?: number;
+  /** Fail every job with this error after its first step. */
+  failAfterFirstStep?: Error;
+}
+
+export class ScriptedEngine implements Engine {
+  readonly models: readonly ServedModel[];
+  readonly submitted: JobSpec[] = [];
+  readonly documents: { tenant: string; texts: string[] }[] = [];
+  readonly aborted: JobSpec[] = [];
+  running = 0;
+
+  constructor(private readonly opts: ScriptOptions = {}) {
+    this.models = [{ id: SCRIPTED_MODEL, contextLength: opts.contextLength ?? 512, created: 1_700_000_000 }];
+  }
+
+  tokenizer(modelId: string): TextTokenizer {
+    this.require(modelId);
+    return byteTokenizer;
+  }
+
+  submit(modelId: string, spec: JobSpec): Job {
+    this.require(modelId);
+    if (spec.promptIds.length + spec.maxTokens > this.models[0].contextLength) throw new ContextLengthError('too long');
+    if (this.running >= (this.opts.capacity ?? Infinity)) throw new QueueFullError('queue full', 3);
+    this.submitted.push(spec);
+    this.running++;
+    const chunks: JobChunk[] = [];
+    const text = (this.opts.script ?? (() => 'hello world, this is scripted output. '.repeat(20)))(spec);
+    const ids = [...Buffer.from(text, 'utf8')].slice(0, spec.maxTokens);
+    const result = this.run(spec, ids, chunks);
+    result.catch(() => {});
+    const engine = this;
+    return {
+      id: `job-${this.submitted.length}`,
+      result,
+      async *[Symbol.asyncIterator]() {
+        let next = 0;
+        for (;;) {
+          while (next < chunks.length) yield chunks[next++];
+          const state = await Promise.race([result.then(() => 'done'), engine.tick()]);
+          if (state === 'done' && next >= chunks.length) return;
+        }
+      },
+    };
+  }
+
+  private ticks: (() => void)[] = [];
+  private tick(): Promise<string> {
+    return new Promise((resolve) => this.ticks.push(() => resolve('tick')));
+  }
+  private wake(): void {
+    for (const t of this.ticks.splice(0)) t();
+  }
+
+  private async run(spec: JobSpec, ids: number[], chunks: JobChunk[]): Promise<JobResult> {
+    const per = this.opts.tokensPerStep ?? 3;
+    let out = '';
+    let steps = 0;
+    let finish: JobResult['finishReason'] = 'length';
+    try {
+      for (let i = 0; i < ids.length; i += per) {
+        await new Promise((r) => setTimeout(r, this.opts.stepDelayMs ?? 0));
+        if (spec.signal?.aborted) {
+          this.aborted.push(spec);
+          throw new AbortedError('the job was cancelled');
+        }
+        if (steps === 1 && this.opts.failAfterFirstStep) throw this.opts.failAfterFirstStep;
+        steps++;
+        const tokens = ids.slice(i, i + per);
+        const before = out.length;
+        out += Buffer.from(tokens).toString('utf8');
+        const hit = spec.stop.map((s) => out.indexOf(s)).filter((k) => k >= 0).sort((a, b) => a - b)[0];
+        const logprobs = spec.logprobs === null ? undefined : tokens.map((t) => ({ token: t, logprob: -0.5, top: Array.from({ length: spec.logprobs! }, (_, k) => ({ token: t + k, logprob: -0.5 - k })) }));
+        if (hit !== undefined) {
+          chunks.push({ tokens, text: out.slice(before, Math.max(before, hit)), logprobs });
+          finish = 'stop';
+          break;
+        }
+        chunks.push({ tokens, text: out.slice(before), logprobs });
+        this.wake();
+      }
+      if (ids.length < spec.maxTokens) finish = 'stop';
+      const completionTokens = chunks.reduce((n, c) => n + c.tokens.length, 0);
+      return {
+        finishReason: finish,
+        promptTokens: spec.promptIds.length,
+        completionTokens,
+        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {} },
+      };
+    } finally {
+      this.running--;
+      queueMicrotask(() => this.wake());
+    }
+  }
+
+  addDocuments(tenant: string, texts: string[]): number {
+    this.documents.push({ tenant, texts });
+    return texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
+  }
+
+  dropSession(): boolean {
+    return true;
+  }
+
+  stats(): EngineStats {
+    return { running: this.running, queued: 0, trieNodes: { global: 0, sessions: 0 }, totals: { jobs: this.submitted.length, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 } };
+  }
+
+  async close(): Promise<void> {}
+
+  private require(modelId: string): void {
+    if (modelId !== SCRIPTED_MODEL) throw new NotFoundError(`no model ${modelId}`, 'model_not_found');
+  }
+}
