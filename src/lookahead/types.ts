@@ -11,3 +11,15 @@ export interface DraftTree {
   /** depth[0] = 0. */
   depth: Int32Array;
 }
+
+/** How draft nodes are laid out: shared prefixes, duplicated branches (each sees root + itself), or one chain. */
+export type DraftLayout = 'hier' | 'par' | 'one';
+
+/** Limits of one step's draft. */
+export interface DraftBudget {
+  /** Max nodes fed to the forward, root included. */
+  decodingLength: number;
+  /** Max depth below the root. */
+  branchLength: number;
+  layout: DraftLayout;
+}

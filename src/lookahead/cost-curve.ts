@@ -1,0 +1,60 @@
+/** One measured point: a forward of `k` new tokens took `ms` milliseconds. */
+export interface CostPoint {
+  k: number;
+  ms: number;
+}
+
+/**
+ * Milliseconds per forward as a function of the number of new tokens, from points measured at load
+ * (k = 1, 2, 4, ..., 64), interpolated linearly and extrapolated along the last segment. Observed step times
+ * refresh it in flight, so it follows the machine's load and the growing context. Shared by the requests of a model.
+ */
+export class CostCurve {
+  private readonly ks: Float64Array;
+  private readonly ms: Float64Array;
+
+  constructor(points: readonly CostPoint[], private readonly alpha = 0.05) {
+    const sorted = points.filter((p) => p.k >= 1 && p.ms > 0).sort((a, b) => a.k - b.k);
+    if (sorted.length === 0) throw new RangeError('a cost curve needs at least one point with k >= 1 and ms > 0');
+    this.ks = Float64Array.from(sorted, (p) => p.k);
+    this.ms = Float64Array.from(sorted, (p) => p.ms);
+  }
+
+  cost(k: number): number {
+    const ks = this.ks;
+    const last = ks.length - 1;
+    if (last === 0 || k <= ks[0]) return this.ms[0];
+    let i = 0;
+    while (i < last - 1 && k > ks[i + 1]) i++;
+    const t = (k - ks[i]) / (ks[i + 1] - ks[i]);
+    return Math.max(this.ms[0], this.ms[i] + t * (this.ms[i + 1] - this.ms[i]));
+  }
+
+  /**
+   * Folds in an observed forward time: the bracketing points move toward the observation, rescaled by the
+   * curve's own shape, in proportion to how close they are to `k`.
+   */
+  observe(k: number, ms: number): void {
+    if (!(ms > 0) || !(k >= 1)) return;
+    const expected = this.cost(k);
+    const ks = this.ks;
+    const last = ks.length - 1;
+    let i = 0;
+    while (i < last && k >= ks[i + 1]) i++;
+    const update = (j: number, weight: number): void => {
+      const target = (ms * this.ms[j]) / expected;
+      this.ms[j] += this.alpha * weight * (target - this.ms[j]);
+    };
+    if (i === last || k <= ks[0]) {
+      update(i, 1);
+      return;
+    }
+    const t = (k - ks[i]) / (ks[i + 1] - ks[i]);
+    update(i, 1 - t);
+    update(i + 1, t);
+  }
+
+  points(): CostPoint[] {
+    return Array.from(this.ks, (k, i) => ({ k, ms: this.ms[i] }));
+  }
+}

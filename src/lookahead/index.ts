@@ -1,0 +1,11 @@
+/** The lookahead package: tries, scopes, draft trees, masks, verification, adaptive budget. */
+export { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
+export { OutputStreamInserter } from './stream-insert.js';
+export { RequestScope, SessionStore, GlobalTries, type TrieSettings } from './scopes.js';
+export { Proposer, type ProposerScopes } from './proposer.js';
+export { writeTreeMask, writeTreePositions, isChain } from './mask.js';
+export { verifyDraft, createVerifyResult, acceptedIsPrefix, type VerifyResult, type PickToken } from './verify.js';
+export { CostCurve, type CostPoint } from './cost-curve.js';
+export { BudgetController, type BudgetOptions } from './budget.js';
+export { DraftCounters } from './stats.js';
+export type { DraftTree, DraftBudget, DraftLayout } from './types.js';

@@ -1,0 +1,212 @@
+import { CandidateTree, type DraftSource } from './candidate-tree.js';
+import { IndexHeap } from './index-heap.js';
+import type { TokenTrie } from './trie.js';
+import type { DraftBudget, DraftTree } from './types.js';
+
+/** The tries one request drafts from. */
+export interface ProposerScopes {
+  request: TokenTrie;
+  session?: TokenTrie | null;
+  global?: TokenTrie | null;
+}
+
+const UNSEEN = 0;
+const SELECTED = 1;
+
+/**
+ * Builds one request's draft tree each step from its request, session and global tries (DESIGN.md §4).
+ *
+ * Selection follows PIA's intended mix rule: first a quota of max(decodingLength/2, 1) nodes by global
+ * frequency, then the rest of the budget by mixed score (request/session counts first, global counts as a
+ * tie-break), both best-first so the selection is a tree. Unlike PIA, the bigram and unigram matches are merged
+ * rather than the shorter match overwriting the longer one.
+ *
+ * The returned tree is `this.draft`: its buffers are reused and valid until the next `propose`.
+ */
+export class Proposer {
+  readonly draft: DraftTree;
+  private readonly cands: CandidateTree;
+  private readonly heap = new IndexHeap();
+  private state: Uint8Array = new Uint8Array(64);
+  /** Candidates in draft pre-order (hier), and a DFS stack. */
+  private order: Int32Array = new Int32Array(64);
+  private orderSize = 0;
+  private stack: Int32Array = new Int32Array(64);
+  private readonly capacity: number;
+
+  constructor(scopes: ProposerScopes, maxDecodingLength: number) {
+    if (!Number.isInteger(maxDecodingLength) || maxDecodingLength < 1) {
+      throw new RangeError(`maxDecodingLength must be a positive integer, got ${maxDecodingLength}`);
+    }
+    const sources: DraftSource[] = [{ trie: scopes.request, local: true }];
+    if (scopes.session) sources.push({ trie: scopes.session, local: true });
+    if (scopes.global) sources.push({ trie: scopes.global, local: false });
+    this.cands = new CandidateTree(sources);
+    this.capacity = maxDecodingLength;
+    this.draft = {
+      size: 0,
+      tokens: new Int32Array(maxDecodingLength),
+      parent: new Int32Array(maxDecodingLength),
+      depth: new Int32Array(maxDecodingLength),
+    };
+  }
+
+  /**
+   * `context` ends with the root (last accepted token); the token before it, if any, refines the match.
+   * `chainOnly` forces a single branch (models that cannot take a tree mask). `length` lets a caller pass a
+   * preallocated context buffer whose filled prefix is shorter than the buffer.
+   */
+  propose(context: ArrayLike<number>, budget: DraftBudget, chainOnly = false, length = context.length): DraftTree {
+    const n = length;
+    if (n === 0) throw new RangeError('propose needs at least the root token');
+    const draft = this.draft;
+    draft.size = 1;
+    draft.tokens[0] = context[n - 1];
+    draft.parent[0] = -1;
+    draft.depth[0] = 0;
+    const nodes = Math.min(budget.decodingLength, this.capacity);
+    const maxDepth = budget.branchLength;
+    if (nodes <= 1 || maxDepth <= 0) return draft;
+    this.cands.reset(context[n - 1], n >= 2 ? context[n - 2] : null);
+    if (chainOnly || budget.layout === 'one') {
+      this.chain(nodes, maxDepth);
+    } else {
+      this.select(nodes - 1, Math.max(nodes >> 1, 1), maxDepth);
+      this.preorder();
+      if (budget.layout === 'par') this.emitParallel(nodes);
+      else this.emitHier();
+    }
+    return draft;
+  }
+
+  /** Greedy descent to the best-scoring child. */
+  private chain(nodes: number, maxDepth: number): void {
+    const c = this.cands;
+    const draft = this.draft;
+    let at = 0;
+    while (draft.size < nodes && c.depth[at] < maxDepth) {
+      c.expand(at, nodes - draft.size);
+      let best = -1;
+      for (let k = c.firstChild[at]; k !== -1; k = c.nextSibling[k]) {
+        if (best === -1 || c.mix[k] > c.mix[best] || (c.mix[k] === c.mix[best] && k < best)) best = k;
+      }
+      if (best === -1) break;
+      this.emit(best, draft.size - 1);
+      at = best;
+    }
+  }
+
+  /** Marks up to `budget` candidates SELECTED: `quota` best by global count first, then best by mixed score. */
+  private select(budget: number, quota: number, maxDepth: number): void {
+    const c = this.cands;
+    c.expand(0, budget);
+    let selected = 0;
+    const take = (k: number, keys: 'global' | 'mix', onlyPositive: boolean): void => {
+      this.ensureState(c.size);
+      this.state[k] = SELECTED;
+      selected++;
+      if (c.depth[k] >= maxDepth) return;
+      if (c.expand(k, budget - selected)) this.heap.rekey(c[keys]);
+      this.ensureState(c.size);
+      for (let ch = c.firstChild[k]; ch !== -1; ch = c.nextSibling[ch]) {
+        if (!onlyPositive || c.global[ch] > 0) this.heap.push(ch);
+      }
+    };
+    this.ensureState(c.size);
+    this.state.fill(UNSEEN);
+
+    this.heap.reset(c.global);
+    for (let ch = c.firstChild[0]; ch !== -1; ch = c.nextSibling[ch]) if (c.global[ch] > 0) this.heap.push(ch);
+    while (selected < quota && this.heap.size > 0) take(this.heap.pop(), 'global', true);
+
+    // Every unselected candidate is a child of the root or of a selected node: the frontier.
+    this.heap.reset(c.mix);
+    for (let k = 1; k < c.size; k++) if (this.state[k] === UNSEEN) this.heap.push(k);
+    while (selected < budget && this.heap.size > 0) take(this.heap.pop(), 'mix', false);
+  }
+
+  /** Orders the selected candidates depth-first, children by descending mixed score (the best path first). */
+  private preorder(): void {
+    const c = this.cands;
+    if (this.order.length < c.size) {
+      this.order = new Int32Array(c.size * 2);
+      this.stack = new Int32Array(c.size * 2);
+    }
+    let top = 0;
+    let count = 0;
+    this.stack[top++] = 0;
+    while (top > 0) {
+      const k = this.stack[--top];
+      this.order[count++] = k;
+      // Push selected children so that the best pops first: insertion-sort them ascending onto the stack.
+      const base = top;
+      for (let ch = c.firstChild[k]; ch !== -1; ch = c.nextSibling[ch]) {
+        if (this.state[ch] !== SELECTED) continue;
+        let i = top++;
+        while (i > base && worse(c.mix, ch, this.stack[i - 1])) {
+          this.stack[i] = this.stack[i - 1];
+          i--;
+        }
+        this.stack[i] = ch;
+      }
+    }
+    this.orderSize = count;
+  }
+
+  private emitHier(): void {
+    // order[0] is the root, already in the draft; map candidate → draft index through `stack` (free now).
+    const c = this.cands;
+    const slot = this.slotOf();
+    slot[0] = 0;
+    for (let i = 1; i < this.orderSize; i++) {
+      const k = this.order[i];
+      slot[k] = this.draft.size;
+      this.emit(k, slot[c.parent[k]]);
+    }
+  }
+
+  /** Each root-to-leaf path of the selection as its own branch (prefixes duplicated), best first, until full. */
+  private emitParallel(nodes: number): void {
+    const c = this.cands;
+    const draft = this.draft;
+    const path = this.slotOf();
+    for (let i = 1; i < this.orderSize && draft.size < nodes; i++) {
+      const leaf = this.order[i];
+      if (i + 1 < this.orderSize && c.parent[this.order[i + 1]] === leaf) continue;
+      let len = 0;
+      for (let k = leaf; k !== 0; k = c.parent[k]) path[len++] = k;
+      let parent = 0;
+      for (let j = len - 1; j >= 0 && draft.size < nodes; j--) {
+        const at = draft.size;
+        this.emit(path[j], parent);
+        parent = at;
+      }
+    }
+  }
+
+  private emit(k: number, parent: number): void {
+    const draft = this.draft;
+    const at = draft.size++;
+    draft.tokens[at] = this.cands.token[k];
+    draft.parent[at] = parent;
+    draft.depth[at] = draft.depth[parent] + 1;
+  }
+
+  /** Scratch indexed by candidate id (reuses the DFS stack, idle once the order is built). */
+  private slotOf(): Int32Array {
+    if (this.stack.length < this.cands.size) this.stack = new Int32Array(this.cands.size * 2);
+    return this.stack;
+  }
+
+  private ensureState(size: number): void {
+    if (size <= this.state.length) return;
+    const next = new Uint8Array(size * 2);
+    next.set(this.state);
+    this.state = next;
+  }
+}
+
+/** True when `a` ranks below `b` (lower score, or equal score and created later). */
+function worse(keys: Float64Array, a: number, b: number): boolean {
+  return keys[a] < keys[b] || (keys[a] === keys[b] && a > b);
+}

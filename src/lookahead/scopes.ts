@@ -1,0 +1,183 @@
+import { LRUCache } from 'lru-cache';
+import { OutputStreamInserter } from './stream-insert.js';
+import { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
+
+/** What every trie of a model shares: n-gram length, EOS ids, stop words. */
+export type TrieSettings = Omit<TrieOptions, 'maxNodes'>;
+
+/**
+ * The request scope: the prompt (RAG context included), the client's predicted output, and the request's own
+ * output as it streams. Dropped with the request; `finish` hands what is worth keeping to the longer-lived scopes.
+ */
+export class RequestScope {
+  readonly trie: TokenTrie;
+  private readonly stream: OutputStreamInserter;
+  /** The last two prompt tokens: what the first decode step queries with. */
+  private readonly tail: Int32Array;
+
+  constructor(
+    settings: TrieSettings,
+    private readonly prompt: ArrayLike<number>,
+    prediction?: ArrayLike<number>,
+  ) {
+    this.trie = new TokenTrie(settings);
+    this.stream = new OutputStreamInserter(this.trie);
+    this.trie.insert(prompt);
+    const n = Math.min(2, prompt.length);
+    this.tail = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.tail[i] = prompt[prompt.length - n + i];
+    if (prediction && prediction.length > 0) this.trie.insert(withPrefix(this.tail, prediction));
+  }
+
+  /** Tokens committed by a decode step, in order. */
+  pushOutput(tokens: ArrayLike<number>): void {
+    this.stream.push(tokens);
+  }
+
+  /**
+   * The request ended with `answer`: the session learns the prompt and the answer, the tenant's global trie the
+   * answer. Answers are keyed from the prompt's last two tokens on, so the next similar prompt drafts from its
+   * first token.
+   */
+  finish(answer: ArrayLike<number>, session?: TokenTrie | null, global?: TokenTrie | null): void {
+    this.stream.finish();
+    const keyed = withPrefix(this.tail, answer);
+    if (session) {
+      session.insert(this.prompt);
+      session.insert(keyed, true);
+    }
+    if (global) global.insert(keyed, true);
+  }
+}
+
+function withPrefix(prefix: Int32Array, ids: ArrayLike<number>): Int32Array {
+  const out = new Int32Array(prefix.length + ids.length);
+  out.set(prefix);
+  for (let i = 0; i < ids.length; i++) out[prefix.length + i] = ids[i];
+  return out;
+}
+
+/** Conversation tries, per tenant and session id; least recently used ones go first, idle ones expire. */
+export class SessionStore {
+  private readonly cache: LRUCache<string, TokenTrie> | null;
+
+  constructor(
+    private readonly settings: TrieSettings & { maxNodes: number },
+    limits: { maxSessions: number; ttlMs: number },
+  ) {
+    this.cache =
+      limits.maxSessions > 0 ? new LRUCache({ max: limits.maxSessions, ttl: limits.ttlMs, updateAgeOnGet: true }) : null;
+  }
+
+  /** The session's trie, created on first use; null when sessions are disabled (maxSessions 0). */
+  acquire(tenant: string, id: string): TokenTrie | null {
+    if (!this.cache) return null;
+    const key = sessionKey(tenant, id);
+    let trie = this.cache.get(key);
+    if (!trie) {
+      trie = new TokenTrie(this.settings);
+      this.cache.set(key, trie);
+    }
+    return trie;
+  }
+
+  peek(tenant: string, id: string): TokenTrie | undefined {
+    return this.cache?.get(sessionKey(tenant, id), { updateAgeOnGet: false });
+  }
+
+  delete(tenant: string, id: string): boolean {
+    return this.cache?.delete(sessionKey(tenant, id)) ?? false;
+  }
+
+  get size(): number {
+    return this.cache?.size ?? 0;
+  }
+
+  nodeCount(): number {
+    let nodes = 0;
+    if (this.cache) for (const trie of this.cache.values()) nodes += trie.nodeCount;
+    return nodes;
+  }
+}
+
+/** NUL cannot appear in a tenant name from an API key map, so keys of different tenants never collide. */
+function sessionKey(tenant: string, id: string): string {
+  return `${tenant}\u0000${id}`;
+}
+
+/** One global trie per tenant: documents and every answer, each bounded by maxNodes. */
+export class GlobalTries {
+  private readonly tries = new Map<string, TokenTrie>();
+
+  constructor(private readonly settings: TrieSettings & { maxNodes: number }) {}
+
+  get(tenant: string): TokenTrie {
+    let trie = this.tries.get(tenant);
+    if (!trie) {
+      trie = new TokenTrie(this.settings);
+      this.tries.set(tenant, trie);
+    }
+    return trie;
+  }
+
+  peek(tenant: string): TokenTrie | undefined {
+    return this.tries.get(tenant);
+  }
+
+  tenants(): string[] {
+    return [...this.tries.keys()];
+  }
+
+  nodeCount(): number {
+    let nodes = 0;
+    for (const trie of this.tries.values()) nodes += trie.nodeCount;
+    return nodes;
+  }
+
+  /** All tenants' tries in one blob: count, then per tenant (name length, UTF-8 name, trie length, trie bytes). */
+  snapshot(): Uint8Array {
+    const encoder = new TextEncoder();
+    const parts = [...this.tries].map(([name, trie]) => ({ name: encoder.encode(name), bytes: trie.snapshot() }));
+    const total = 4 + parts.reduce((n, p) => n + 8 + p.name.length + p.bytes.length, 0);
+    const out = new Uint8Array(total);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, parts.length, true);
+    let at = 4;
+    for (const p of parts) {
+      view.setUint32(at, p.name.length, true);
+      out.set(p.name, at + 4);
+      at += 4 + p.name.length;
+      view.setUint32(at, p.bytes.length, true);
+      out.set(p.bytes, at + 4);
+      at += 4 + p.bytes.length;
+    }
+    return out;
+  }
+
+  /** Replaces the tenants found in `bytes` (from `snapshot()`); others are left alone. */
+  restore(bytes: Uint8Array): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const decoder = new TextDecoder();
+    const need = (at: number, n: number): void => {
+      if (at + n > bytes.byteLength) throw new TrieSnapshotError('global trie snapshot is truncated');
+    };
+    need(0, 4);
+    const count = view.getUint32(0, true);
+    let at = 4;
+    for (let t = 0; t < count; t++) {
+      need(at, 4);
+      const nameLength = view.getUint32(at, true);
+      need(at + 4, nameLength + 4);
+      const name = decoder.decode(bytes.subarray(at + 4, at + 4 + nameLength));
+      at += 4 + nameLength;
+      const length = view.getUint32(at, true);
+      need(at + 4, length);
+      const trie = TokenTrie.restore(bytes.subarray(at + 4, at + 4 + length), this.settings);
+      if (trie.gramLength !== this.settings.gramLength) {
+        throw new TrieSnapshotError(`snapshot n-grams are ${trie.gramLength} long, the model's tries use ${this.settings.gramLength}`);
+      }
+      this.tries.set(name, trie);
+      at += 4 + length;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { DraftTree } from './types.js';
+
+/** Outcome of verifying one draft; reused step after step (see createVerifyResult). */
+export interface VerifyResult {
+  /** Draft node indices accepted, in path order, root excluded: the KV rows to keep are the root's and these. */
+  acceptedNodes: Int32Array;
+  acceptedCount: number;
+  /** Accepted tokens followed by the bonus token (the last pick). */
+  targets: Int32Array;
+  /** acceptedCount + 1. */
+  targetCount: number;
+}
+
+/** Picks the token that follows a node, from that node's logits row; called in path order, root first. */
+export type PickToken = (row: Float32Array, nodeIndex: number) => number;
+
+/** A result able to hold the outcome of drafts up to `maxDepth` deep. */
+export function createVerifyResult(maxDepth: number): VerifyResult {
+  return {
+    acceptedNodes: new Int32Array(maxDepth),
+    acceptedCount: 0,
+    targets: new Int32Array(maxDepth + 1),
+    targetCount: 0,
+  };
+}
+
+/**
+ * Walks the draft from the root: the target is pick(row of the current node); the walk descends into the child
+ * holding that token if there is one, else stops. For greedy picks this is the longest path that plain decoding
+ * would produce; for sampled picks it is speculative sampling with a one-hot proposal, hence distribution-exact.
+ * The caller ends generation at EOS (drafts never contain it, so it can only be the bonus token).
+ */
+export function verifyDraft(
+  draft: DraftTree,
+  logits: Float32Array,
+  vocab: number,
+  pick: PickToken,
+  out: VerifyResult,
+): VerifyResult {
+  const { size, tokens, parent, depth } = draft;
+  if (logits.length < size * vocab) throw new RangeError(`logits hold ${logits.length / vocab} rows, draft has ${size}`);
+  let node = 0;
+  let accepted = 0;
+  for (;;) {
+    const target = pick(logits.subarray(node * vocab, (node + 1) * vocab), node);
+    out.targets[accepted] = target;
+    // Pre-order: node's children lie in its subtree range, which ends at the first node no deeper than it.
+    let next = -1;
+    for (let j = node + 1; j < size && depth[j] > depth[node]; j++) {
+      if (parent[j] === node && tokens[j] === target) {
+        next = j;
+        break;
+      }
+    }
+    if (next < 0) break;
+    out.acceptedNodes[accepted++] = next;
+    node = next;
+  }
+  out.acceptedCount = accepted;
+  out.targetCount = accepted + 1;
+  return out;
+}
+
+/** True when the accepted nodes are 1..m, the first-child chain: the caller may truncate the KV instead of copying. */
+export function acceptedIsPrefix(result: VerifyResult): boolean {
+  for (let i = 0; i < result.acceptedCount; i++) if (result.acceptedNodes[i] !== i + 1) return false;
+  return true;
+}
