@@ -88,7 +88,7 @@ export class IncrementalDetokenizer {
     const delta = text.length > this.prefixText.length ? text.slice(this.prefixText.length) : '';
     this.ids.splice(0, this.readOffset);
     this.readOffset = end - this.readOffset;
-    this.prefixText = this.tokenizer.decode(this.ids.slice(0, this.readOffset), this.decodeOptions);
+    this.prefixText = this.decodeWindow(this.readOffset);
     return delta;
   }
 }
