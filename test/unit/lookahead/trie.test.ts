@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { OutputStreamInserter } from '../../../src/lookahead/stream-insert.js';
+import { TokenTrie, TrieSnapshotError } from '../../../src/lookahead/trie.js';
+import { randomSequence, referencePaths, rng, triePaths } from './fixtures.js';
+
+const EOS = 99;
+const STOP = 7;
+
+function sortedSiblings(trie: TokenTrie): boolean {
+  for (let key = 0; key < 100; key++) {
+    const root = trie.keyNode(key);
+    if (root < 0) continue;
+    const stack = [root];
+    while (stack.length) {
+      const node = stack.pop()!;
+      let prev = Infinity;
+      for (let c = trie.firstChild(node); c >= 0; c = trie.nextSibling(c)) {
+        if (trie.count(c) > prev || trie.count(c) > trie.count(node)) return false;
+        prev = trie.count(c);
+        stack.push(c);
+      }
+    }
+  }
+  return true;
+}
+
+describe('TokenTrie', () => {
+  it('holds exactly the prefix counts of the inserted n-grams (brute-force reference)', () => {
+    for (const seed of [1, 2, 3]) {
+      const random = rng(seed);
+      const gramLength = 1 + (seed % 4);
+      const trie = new TokenTrie({ gramLength, eosIds: [EOS], stopWords: [STOP] });
+      const sequences: { ids: number[]; output: boolean }[] = [];
+      for (let s = 0; s < 40; s++) {
+        const ids = randomSequence(random, 5 + Math.floor(random() * 40), 9);
+        if (random() < 0.3) ids.splice(Math.floor(random() * ids.length), 0, EOS, 1, 2, 3);
+        const output = random() < 0.5;
+        sequences.push({ ids, output });
+        trie.insert(ids, output);
+      }
+      const expected = referencePaths(sequences, gramLength, new Set([EOS]), new Set([STOP]));
+      const actual = triePaths(trie);
+      expect(actual).toEqual(expected);
+      expect(sortedSiblings(trie)).toBe(true);
+      const nodes = [...actual].reduce((n, [, paths]) => n + 1 + paths.size, 0);
+      expect(trie.nodeCount).toBe(nodes);
+    }
+  });
+
+  it('streams output like a bulk output insert: lagged full grams, then the tail on finish', () => {
+    const random = rng(11);
+    const ids = randomSequence(random, 300, 12);
+    ids[250] = EOS;
+    const bulk = new TokenTrie({ gramLength: 5, eosIds: [EOS], stopWords: [STOP] });
+    bulk.insert(ids, true);
+    const streamed = new TokenTrie({ gramLength: 5, eosIds: [EOS], stopWords: [STOP] });
+    const stream = new OutputStreamInserter(streamed);
+    let at = 0;
+    let before = 0;
+    while (at < ids.length) {
+      const n = 1 + Math.floor(random() * 7);
+      stream.push(ids.slice(at, at + n));
+      at += n;
+      // Lag: a position is inserted only once its 5 following tokens are known.
+      if (at > 20 && at < 240) {
+        expect(streamed.nodeCount).toBeGreaterThanOrEqual(before);
+        before = streamed.nodeCount;
+      }
+    }
+    expect(triePaths(streamed)).not.toEqual(triePaths(bulk));
+    stream.finish();
+    expect(triePaths(streamed)).toEqual(triePaths(bulk));
+  });
+
+  it('never stores EOS nor anything after it', () => {
+    const trie = new TokenTrie({ gramLength: 4, eosIds: [EOS] });
+    trie.insert([1, 2, EOS, 3, 4, 5]);
+    expect(triePaths(trie)).toEqual(new Map([[1, new Map([['2', 1]])]]));
+  });
+
+  it('keeps the node budget under a long random stream and retains frequent n-grams', () => {
+    const random = rng(5);
+    const trie = new TokenTrie({ gramLength: 8, maxNodes: 3000 });
+    const stream = new OutputStreamInserter(trie);
+    const motif = [40, 41, 42, 43, 44, 45, 46, 47, 48];
+    let peak = 0;
+    for (let i = 0; i < 4000; i++) {
+      stream.push(i % 5 === 0 ? motif : randomSequence(random, 8, 400));
+      peak = Math.max(peak, trie.nodeCount);
+    }
+    stream.finish();
+    expect(peak).toBeLessThanOrEqual(3000);
+    let node = trie.keyNode(40);
+    for (const t of motif.slice(1)) {
+      node = trie.child(node, t);
+      expect(node).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('restores from a snapshot to an identical trie', () => {
+    const random = rng(8);
+    const trie = new TokenTrie({ gramLength: 6, maxNodes: 5000 });
+    for (let i = 0; i < 200; i++) trie.insert(randomSequence(random, 30, 50), i % 2 === 0);
+    const bytes = trie.snapshot();
+    const copy = TokenTrie.restore(bytes, { maxNodes: 5000 });
+    expect(copy.gramLength).toBe(6);
+    expect(copy.nodeCount).toBe(trie.nodeCount);
+    expect(triePaths(copy)).toEqual(triePaths(trie));
+    expect(copy.snapshot()).toEqual(bytes);
+    // Sibling order survives too: identical first children everywhere.
+    for (let key = 0; key < 50; key++) {
+      const a = trie.keyNode(key);
+      const b = copy.keyNode(key);
+      if (a < 0) continue;
+      expect(copy.token(copy.firstChild(b))).toBe(trie.token(trie.firstChild(a)));
+    }
+  });
+
+  it('rejects damaged snapshots', () => {
+    const trie = new TokenTrie({ gramLength: 3 });
+    trie.insert([1, 2, 3, 4, 5]);
+    const bytes = trie.snapshot();
+    expect(() => TokenTrie.restore(bytes.subarray(0, bytes.length - 4))).toThrow(TrieSnapshotError);
+    const bad = bytes.slice();
+    bad[0] ^= 0xff;
+    expect(() => TokenTrie.restore(bad)).toThrow(TrieSnapshotError);
+  });
+});
