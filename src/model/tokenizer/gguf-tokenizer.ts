@@ -109,8 +109,8 @@ class GgufSpmTokenizer implements TextTokenizer {
   private readonly pieceBytes: Uint8Array[];
   private readonly types: Int32Array;
   private readonly scores: Float32Array;
-  /** Control and user-defined tokens, longest first: matched verbatim in text before SentencePiece runs. */
-  private readonly specialPieces: { text: string; id: number }[] = [];
+  /** Control and user-defined tokens by first character, longest first: matched verbatim before SentencePiece runs. */
+  private readonly specialPieces = new Map<string, { text: string; id: number }[]>();
   private readonly unknownId: number | null;
   private readonly addBos: boolean;
   private readonly addSpacePrefix: boolean;
@@ -143,11 +143,15 @@ class GgufSpmTokenizer implements TextTokenizer {
       // The first id wins for duplicate pieces, as in llama.cpp's token_to_id.
       if (!this.pieceToId.has(piece)) this.pieceToId.set(piece, id);
       const type = this.types[id];
-      if ((type === TokenType.Control || type === TokenType.UserDefined) && piece.length > 0) this.specialPieces.push({ text: piece, id });
+      if ((type === TokenType.Control || type === TokenType.UserDefined) && piece.length > 0) {
+        const list = this.specialPieces.get(piece[0]) ?? [];
+        list.push({ text: piece, id });
+        this.specialPieces.set(piece[0], list);
+      }
       if (type === TokenType.Unknown) return this.utf8.encode(UNKNOWN_TEXT);
       return this.utf8.encode(piece.replaceAll(SPACE_MARK, ' '));
     });
-    this.specialPieces.sort((a, b) => b.text.length - a.text.length);
+    for (const list of this.specialPieces.values()) list.sort((a, b) => b.text.length - a.text.length);
 
     this.unknownId = metaId(meta, 'tokenizer.ggml.unknown_token_id', this.vocabSize);
     this.bosTokenId = metaId(meta, 'tokenizer.ggml.bos_token_id', this.vocabSize);
@@ -188,7 +192,7 @@ class GgufSpmTokenizer implements TextTokenizer {
     let start = 0;
     let i = 0;
     outer: while (i < text.length) {
-      for (const special of this.specialPieces) {
+      for (const special of this.specialPieces.get(text[i]) ?? []) {
         if (text.startsWith(special.text, i)) {
           if (i > start) parts.push(text.slice(start, i));
           parts.push(special.id);
