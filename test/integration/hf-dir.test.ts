@@ -1,8 +1,11 @@
-import { existsSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openHfDir } from '../../src/model/builder/sources/hf-dir.js';
 import { hfTensorShapes } from '../../src/model/builder/sources/hf-config.js';
-import { ModelLoadError } from '../../src/errors.js';
+import { ModelLoadError, UnsupportedArchitectureError } from '../../src/errors.js';
+import { writeSafetensors, type RawTensor } from '../unit/safetensors-writer.js';
 
 const DIR = '/work/shared/data/models/chat-llama-5m';
 if (!existsSync(DIR)) console.warn(`skipping hf-dir tests: ${DIR} is absent`);
@@ -48,8 +51,66 @@ describe.skipIf(!existsSync(DIR))('openHfDir on chat-llama-5m (BF16)', () => {
   });
 });
 
+describe('openHfDir on a hand-made sharded qwen2 directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-dir-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const config = {
+    model_type: 'qwen2', hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    intermediate_size: 24, vocab_size: 10, max_position_embeddings: 64, tie_word_embeddings: true, eos_token_id: 3,
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [3, 4], bos_token_id: 1 }));
+  const shapes = hfTensorShapes({
+    vocabSize: 10, hiddenSize: 16, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, intermediateSize: 24,
+    rmsNormEps: 1e-6, ropeTheta: 1e4, ropeStyle: 'half', tiedEmbeddings: true, attentionBias: true, maxPositions: 64,
+    bosTokenId: null, eosTokenIds: [],
+  });
+  // Layer 0 and the globals in shard 1 as F16 (all 1.0), layer 1 in shard 2 as F32 (all 2.0).
+  const shards: [Record<string, RawTensor>, Record<string, RawTensor>] = [{}, {}];
+  const weightMap: Record<string, string> = {};
+  for (const [name, shape] of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const second = name.startsWith('model.layers.1.');
+    shards[second ? 1 : 0][name] = second
+      ? { dtype: 'F32', shape, data: new Uint8Array(new Float32Array(n).fill(2).buffer) }
+      : { dtype: 'F16', shape, data: new Uint8Array(new Uint16Array(n).fill(0x3c00).buffer) };
+    weightMap[name] = `model-0000${second ? 2 : 1}-of-00002.safetensors`;
+  }
+  shards.forEach((tensors, i) => writeSafetensors(join(dir, `model-0000${i + 1}-of-00002.safetensors`), tensors));
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+
+  it('reads the config with generation_config overrides and every tensor from its shard', () => {
+    const source = openHfDir(dir);
+    expect(source.config).toMatchObject({ attentionBias: true, tiedEmbeddings: true, bosTokenId: 1, eosTokenIds: [3, 4], headDim: 4 });
+    expect(source.has('lm_head.weight')).toBe(false);
+    expect(Array.from(source.tensor('model.layers.0.self_attn.q_proj.bias'))).toEqual(new Array(16).fill(1));
+    expect(source.tensor('model.layers.1.mlp.down_proj.weight').every((x) => x === 2)).toBe(true);
+  });
+
+  it('changes the cache key when a weight file changes', () => {
+    const before = openHfDir(dir).cacheKey;
+    const shard = join(dir, 'model-00002-of-00002.safetensors');
+    utimesSync(shard, new Date(), new Date(Date.now() + 5000));
+    expect(openHfDir(dir).cacheKey).not.toBe(before);
+  });
+});
+
 describe('openHfDir errors', () => {
   it('names the directory without config.json', () => {
     expect(() => openHfDir('/nonexistent-model-dir')).toThrow(/\/nonexistent-model-dir: no config\.json/);
+  });
+
+  it('names what is missing: weights, or tensors the config implies', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hf-dir-bad-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8, vocab_size: 4, max_position_embeddings: 16 }));
+      expect(() => openHfDir(dir)).toThrow(/no model\.safetensors or model\.safetensors\.index\.json/);
+      writeSafetensors(join(dir, 'model.safetensors'), { 'model.norm.weight': { dtype: 'F32', shape: [8], data: new Uint8Array(32) } });
+      expect(() => openHfDir(dir)).toThrow(/missing tensors model\.embed_tokens\.weight/);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gemma' }));
+      expect(() => openHfDir(dir)).toThrow(UnsupportedArchitectureError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

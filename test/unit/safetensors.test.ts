@@ -4,28 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelLoadError } from '../../src/errors.js';
 import { openSafetensors, openSafetensorsIndex } from '../../src/model/builder/sources/safetensors.js';
+import { writeSafetensors } from './safetensors-writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'safetensors-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface RawTensor {
-  dtype: string;
-  shape: number[];
-  data: Uint8Array;
-}
-
-function writeSafetensors(path: string, tensors: Record<string, RawTensor>): void {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
-    offset += t.data.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(path, Buffer.concat([len, json, ...Object.values(tensors).map((t) => t.data)]));
-}
 
 const u16 = (...bits: number[]): Uint8Array => new Uint8Array(new Uint16Array(bits).buffer);
 const f32 = (...values: number[]): Uint8Array => new Uint8Array(new Float32Array(values).buffer);
