@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toEngineOptions } from '../../src/config/engine-options.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createEngine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { createApp } from '../../src/server/app.js';
+import { listen } from '../../src/server/serve.js';
+import { createUpstream } from '../../src/server/upstream.js';
+
+export interface RealServer {
+  url: string;
+  /** What an OpenAI SDK takes as baseURL. */
+  baseURL: string;
+  engine: Engine;
+  modelId: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The real thing, in-process: config from flags exactly as main.ts reads them, the real engine (worker thread +
+ * ORT), the real app on a free loopback port. The cache lives in a temp folder removed on close.
+ */
+export async function startRealServer(flags: string[] = []): Promise<RealServer> {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-e2e-'));
+  const config = loadConfig(['--port', '0', '--cache-dir', cacheDir, '--threads', '1', '--log-level', 'silent', ...flags], {});
+  const engine = await createEngine(toEngineOptions(config), () => {});
+  const app = createApp({ engine, config, upstream: createUpstream(config.upstream) });
+  const server = await listen(app, '127.0.0.1', 0);
+  return {
+    url: server.url,
+    baseURL: `${server.url}/v1`,
+    engine,
+    modelId: engine.models[0].id,
+    async close() {
+      await server.close(true);
+      await engine.close(1000);
+      rmSync(cacheDir, { recursive: true, force: true });
+    },
+  };
+}
