@@ -1,0 +1,263 @@
+/**
+ * The load-test harness: `npm run bench -- <command> [flags]`. Every run is bounded in requests and time,
+ * targets loopback unless told otherwise, and ends with a non-zero exit and one clear line when it cannot work.
+ */
+import { parseArgs } from 'node:util';
+import { BenchError } from './errors.js';
+import { DEFAULT_KS, forwardCostCurve } from './forward-cost-command.js';
+import { MAX_DURATION_S, MAX_REQUESTS } from './load.js';
+import { machineInfo } from './report/build.js';
+import { renderMarkdown } from './report/markdown.js';
+import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
+import { writeReport } from './report/write.js';
+import { runBench, type Arm, type BenchOptions } from './run.js';
+import type { WorkloadShape } from './workload.js';
+
+const USAGE = `usage: npm run bench -- <command> [flags]
+
+commands:
+  load           drive a running server: --base-url URL --workload FILE (--requests N | --duration S)
+                 [--concurrency 1,4,16,64 | --rate R] [--lookahead off|hier|par|one]
+  ab             lookahead off vs on (and per layout), interleaved A B A B, with ratios; starts our server
+                 unless --base-url is given: [--model PATH] --workload FILE --requests N [--concurrency 1,4]
+                 [--layouts hier,par,one] [--rounds 2] --out DIR
+  forward-cost   per-forward cost curve of a model: [--model PATH] [--ks 1,2,4,8,16,32,64] [--past 256]
+  peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
+                 --workload FILE --requests N --out DIR
+
+common flags:
+  --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
+  --shape plain|sessions|repeat   multi-turn sessions over the same documents, or near-duplicate repeats
+  --category a,b         spec-bench categories to keep (e.g. writing,roleplay: the open-ended control set)
+  --repeat N             copies per query for --shape repeat (default 3)
+  --warmup N             feed the first N items' reference answers to the global trie, then measure the rest
+  --max-tokens N         per request (default 64)
+  --model-id ID          model name to request (default: the first in /v1/models)
+  --request-timeout-ms N ceiling per request (default 120000)
+  --max-error-rate F     exit 3 when more than this fraction of requests failed (default 0)
+  --out DIR              write report.json, report.html, report.md there
+  --allow-remote         permit a non-loopback --base-url
+  --server-arg ARG       pass ARG to a spawned server (repeatable)
+  --quiet                no progress on stderr`;
+
+const FLAGS = {
+  'base-url': { type: 'string' },
+  model: { type: 'string' },
+  'model-id': { type: 'string' },
+  'api-key': { type: 'string' },
+  'allow-remote': { type: 'boolean' },
+  workload: { type: 'string' },
+  shape: { type: 'string' },
+  category: { type: 'string' },
+  repeat: { type: 'string' },
+  warmup: { type: 'string' },
+  requests: { type: 'string' },
+  duration: { type: 'string' },
+  concurrency: { type: 'string' },
+  rate: { type: 'string' },
+  seed: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  rounds: { type: 'string' },
+  layouts: { type: 'string' },
+  lookahead: { type: 'string' },
+  'decoding-length': { type: 'string' },
+  'branch-length': { type: 'string' },
+  out: { type: 'string' },
+  'request-timeout-ms': { type: 'string' },
+  'startup-timeout-s': { type: 'string' },
+  'max-error-rate': { type: 'string' },
+  'server-arg': { type: 'string', multiple: true },
+  'forward-cost': { type: 'boolean' },
+  'no-forward-cost': { type: 'boolean' },
+  ks: { type: 'string' },
+  past: { type: 'string' },
+  'peer-model': { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Flags = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new BenchError(`${(err as Error).message} (see --help)`, 2);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values: f, positionals } = parse(argv);
+  const command = positionals[0];
+  if (f.help || command === undefined || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && !f.help ? 2 : 0;
+  }
+  if (positionals.length > 1) throw new BenchError(`unexpected argument ${JSON.stringify(positionals[1])} (see --help)`, 2);
+  const commandLine = `npm run bench -- ${argv.join(' ')}`;
+  switch (command) {
+    case 'load':
+    case 'ab':
+      return benchCommand(command, f, commandLine);
+    case 'forward-cost':
+      return forwardCostCommand(f, commandLine);
+    case 'peer-transformers': {
+      const { peerCommand } = await import('./peer/command.js');
+      return peerCommand(f, commandLine);
+    }
+    default:
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost or peer-transformers`, 2);
+  }
+}
+
+async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string): Promise<number> {
+  if (!f.workload) throw new BenchError('--workload FILE is required', 2);
+  const requests = optInt(f.requests, '--requests', 1, MAX_REQUESTS);
+  const durationS = optNum(f.duration, '--duration', MAX_DURATION_S);
+  if (requests === null && durationS === null) throw new BenchError('give --requests N or --duration SECONDS: a run must end on its own', 2);
+  if (kind === 'load' && f.layouts) throw new BenchError('--layouts is for ab; load takes --lookahead', 2);
+  const rate = optNum(f.rate, '--rate', 10_000);
+  if (rate !== null && f.concurrency) throw new BenchError('give --concurrency or --rate, not both', 2);
+  const shape = (f.shape ?? 'plain') as WorkloadShape;
+  if (!['plain', 'sessions', 'repeat'].includes(shape)) throw new BenchError(`--shape must be plain, sessions or repeat (got ${shape})`, 2);
+  const drafting = draftingParams(f);
+  const spawn = kind === 'ab' && !f['base-url'];
+  const options: BenchOptions = {
+    kind,
+    command: commandLine,
+    baseUrl: spawn ? null : (f['base-url'] ?? 'http://127.0.0.1:8000/v1'),
+    modelPath: spawn ? (f.model ?? null) : null,
+    modelId: f['model-id'] ?? null,
+    serverArgs: f['server-arg'] ?? [],
+    allowRemote: f['allow-remote'] ?? false,
+    apiKey: f['api-key'] ?? process.env.BENCH_API_KEY ?? null,
+    workload: f.workload,
+    shape,
+    categories: list(f.category),
+    repeat: optInt(f.repeat, '--repeat', 1, 100) ?? 3,
+    warmup: optInt(f.warmup, '--warmup', 0, MAX_REQUESTS) ?? 0,
+    requests,
+    durationS,
+    concurrency: rate !== null ? [] : intList(f.concurrency ?? (kind === 'ab' ? '1,4' : '1'), '--concurrency', 1024),
+    rate,
+    seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
+    maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 64,
+    rounds: optInt(f.rounds, '--rounds', 1, 100) ?? (kind === 'ab' ? 2 : 1),
+    arms: kind === 'ab' ? abArms(f.layouts ?? 'hier', drafting) : [loadArm(f.lookahead, drafting)],
+    requestTimeoutMs: optInt(f['request-timeout-ms'], '--request-timeout-ms', 100, 3_600_000) ?? 120_000,
+    startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 300) * 1000,
+    quiet: f.quiet ?? false,
+    forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
+  };
+  const maxErrorRate = optNum(f['max-error-rate'], '--max-error-rate', 1) ?? 0;
+  if (spawn && f.model === undefined && !options.quiet) process.stderr.write('no --model: the spawned server uses its embedded synthetic default\n');
+  const { report, failed, total } = await runBench(options);
+  emit(report, f.out);
+  if (total > 0 && failed / total > maxErrorRate) {
+    const kinds = [...new Set(report.runs.flatMap((r) => Object.keys(r.errors)))].join(', ');
+    throw new BenchError(`${failed} of ${total} requests failed (${kinds}); see the errors column`, 3);
+  }
+  return 0;
+}
+
+async function forwardCostCommand(f: Flags, commandLine: string): Promise<number> {
+  const ks = f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS;
+  const curve = await forwardCostCurve(f.model ?? null, { ks, past: optInt(f.past, '--past', 0, 1 << 20) ?? 256 });
+  const report: Report = {
+    schema_version: REPORT_SCHEMA_VERSION,
+    kind: 'forward-cost',
+    created_at: new Date().toISOString(),
+    command: commandLine,
+    machine: machineInfo(),
+    model: { id: f.model ?? 'embedded-default', path: f.model ?? null },
+    config: {
+      base_url: null,
+      server: 'in-process',
+      workload: { path: '', shape: 'plain', items: 0, warmup_items: 0, warmup_applied: null },
+      requests: null,
+      duration_s: null,
+      max_tokens: 1,
+      concurrency: [],
+      rounds: 1,
+      labels: [],
+    },
+    runs: [],
+    ratios: [],
+    forward_cost: curve,
+    peer: null,
+    server_stats: null,
+  };
+  const base = curve[0]?.ms ?? 0;
+  process.stdout.write(`| k | ms per forward | × k=1 |\n|---:|---:|---:|\n${curve.map((p) => `| ${p.k} | ${p.ms.toFixed(3)} | ${base > 0 ? (p.ms / base).toFixed(2) : '—'} |`).join('\n')}\n`);
+  if (f.out) emit(report, f.out, false);
+  return 0;
+}
+
+function emit(report: Report, out: string | undefined, table = true): void {
+  if (out) {
+    const paths = writeReport(out, report);
+    process.stderr.write(`wrote ${paths.json}, ${paths.html}, ${paths.md}\n`);
+  }
+  if (table) process.stdout.write(renderMarkdown(report));
+}
+
+function draftingParams(f: Flags): Record<string, number> {
+  const out: Record<string, number> = {};
+  const d = optInt(f['decoding-length'], '--decoding-length', 1, 256);
+  const b = optInt(f['branch-length'], '--branch-length', 1, 64);
+  if (d !== null) out.decoding_length = d;
+  if (b !== null) out.branch_length = b;
+  return out;
+}
+
+const LAYOUTS = ['hier', 'par', 'one'];
+
+function abArms(layouts: string, drafting: Record<string, number>): Arm[] {
+  const names = list(layouts);
+  for (const n of names) if (!LAYOUTS.includes(n)) throw new BenchError(`--layouts: unknown layout ${JSON.stringify(n)}; expected hier, par, one`, 2);
+  if (names.length === 0) throw new BenchError('--layouts needs at least one layout', 2);
+  return [{ label: 'off', lookahead: { enabled: false } }, ...names.map((layout) => ({ label: layout, lookahead: { enabled: true, layout, ...drafting } }))];
+}
+
+function loadArm(mode: string | undefined, drafting: Record<string, number>): Arm {
+  if (mode === undefined) return { label: 'default', lookahead: null };
+  if (mode === 'off') return { label: 'off', lookahead: { enabled: false } };
+  if (LAYOUTS.includes(mode)) return { label: mode, lookahead: { enabled: true, layout: mode, ...drafting } };
+  throw new BenchError(`--lookahead must be off, hier, par or one (got ${mode})`, 2);
+}
+
+function list(s: string | undefined): string[] {
+  return (s ?? '').split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+function intList(s: string, flag: string, max: number): number[] {
+  const out = list(s).map((x) => Number(x));
+  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n < 1 || n > max)) throw new BenchError(`${flag} must be a comma-separated list of integers 1..${max} (got ${s})`, 2);
+  return out;
+}
+
+function optInt(s: string | undefined, flag: string, min: number, max: number): number | null {
+  if (s === undefined) return null;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min || n > max) throw new BenchError(`${flag} must be an integer in ${min}..${max} (got ${s})`, 2);
+  return n;
+}
+
+function optNum(s: string | undefined, flag: string, max: number): number | null {
+  if (s === undefined) return null;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < 0 || n > max || (flag !== '--max-error-rate' && n === 0)) throw new BenchError(`${flag} must be a number in (0, ${max}] (got ${s})`, 2);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof BenchError) {
+      process.stderr.write(`bench: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`bench: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

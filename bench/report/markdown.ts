@@ -1,0 +1,35 @@
+import type { Report } from './schema.js';
+
+/** A table for pasting into notes: one row per run, ratios against the baseline at the same concurrency. */
+export function renderMarkdown(report: Report): string {
+  const lines: string[] = [];
+  lines.push(`**${report.kind}** · model \`${report.model.id}\` · workload \`${report.config.workload.path}\` (${report.config.workload.shape}) · max_tokens ${report.config.max_tokens} · ${report.machine.cpu_model}, ${report.machine.cores} cores, Node ${report.machine.node_version}, ORT ${report.machine.ort_version ?? 'n/a'}`);
+  lines.push('');
+  if (report.runs.length > 0) {
+    lines.push('| run | conc. | ok/req | tok/s | × off | tok/step | TTFT p50 ms | latency p50 ms | latency p99 ms | req/s | errors |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const r of report.runs) {
+      const ratio = report.ratios.find((x) => x.label === r.label && x.concurrency === r.concurrency);
+      const errors = Object.entries(r.errors).map(([k, v]) => `${k}×${v}`).join(' ') || '—';
+      lines.push(
+        `| ${r.label} | ${r.concurrency ?? `${r.requests_per_second_target} rps`} | ${r.completed}/${r.requests} | ${num(r.tokens_per_second, 1)} | ${ratio ? num(ratio.tokens_per_second, 2) : r.label === 'off' ? '1.00' : '—'} | ${num(r.tokens_per_step, 2)} | ${num(r.ttft_ms?.p50, 0)} | ${num(r.latency_ms?.p50, 0)} | ${num(r.latency_ms?.p99, 0)} | ${num(r.requests_per_second, 2)} | ${errors} |`,
+      );
+    }
+  }
+  if (report.peer) {
+    const p = report.peer;
+    lines.push('');
+    lines.push(`Peer: ${p.engine} on \`${p.model_path}\`, ${p.prompts} prompts, max_tokens ${p.max_tokens}; greedy outputs identical: ${p.agreement.identical}/${p.agreement.compared} (${p.agreement.basis})`);
+    lines.push('');
+    lines.push('| engine | tok/s | tokens | seconds |');
+    lines.push('|---|---:|---:|---:|');
+    for (const r of p.runs) lines.push(`| ${r.label} | ${num(r.tokens_per_second, 1)} | ${r.generated_tokens} | ${num(r.duration_s, 1)} |`);
+    lines.push('');
+    lines.push(Object.entries(p.ratios).map(([k, v]) => `${k}: ${num(v, 2)}`).join(' · '));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function num(v: number | null | undefined, digits: number): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
+}
