@@ -8,6 +8,7 @@ import { ensureBuilt } from '../../src/model/builder/cache.js';
 import type { BuildOptions } from '../../src/model/builder/options.js';
 import { SyntheticSource, syntheticConfig } from '../../src/model/builder/sources/synthetic.js';
 import { openBuiltModel } from '../../src/model/runtime/built-model.js';
+import { isForeignExport, openForeignModel } from '../../src/model/runtime/foreign-model.js';
 import { measureForwardCost } from '../../src/model/runtime/forward-cost.js';
 import { maxAbsDiff } from '../unit/builder-reference.js';
 
@@ -67,6 +68,24 @@ describe('synthetic builds', () => {
     const rate = argmaxAgreement(await logitsFor({ dtype }, dtype), fp32);
     console.log(`${dtype}: argmax agreement with fp32 ${(rate * 100).toFixed(1)}% of ${tokens.length} rows`);
     expect(rate).toBeGreaterThanOrEqual(minRate);
+  });
+});
+
+describe('standard (HF Optimum) layout', () => {
+  it('loads as a foreign export and matches the tree-layout graph', async () => {
+    const dir = join(root, 'standard');
+    await buildModel(source, { dtype: 'fp32', attention: 'onnx', layout: 'standard' }, dir);
+    expect(existsSync(join(dir, 'config.json'))).toBe(true);
+    expect(await isForeignExport(join(dir, MODEL_FILE))).toBe(true);
+    const model = await openForeignModel(dir);
+    expect(model.info.treeMask).toBe(false);
+    expect(model.info.vocabSize).toBe(V);
+    const seq = model.newSequence();
+    const a = await seq.forward({ tokens: tokens.subarray(0, 40), positions: positions.subarray(0, 40), mask: null });
+    const b = await seq.forward({ tokens: tokens.subarray(40), positions: positions.subarray(40), mask: null });
+    const tree = await logitsFor({}, 'tree-for-standard');
+    expect(maxAbsDiff(new Float32Array([...a, ...b]), tree)).toBeLessThanOrEqual(1e-4);
+    await model.dispose();
   });
 });
 

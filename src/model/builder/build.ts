@@ -4,6 +4,7 @@ import type { LlamaConfig } from '../types.js';
 import { buildLlamaGraph, IR_VERSION, OPSETS } from './llama-graph.js';
 import { BUILDER_VERSION, EXTERNAL_DATA_THRESHOLD, type BuildOptions } from './options.js';
 import type { WeightSource } from './source.js';
+import { buildStandardGraph, hfConfig } from './standard-graph.js';
 
 export const MODEL_FILE = 'model.onnx';
 export const DATA_FILE = 'model.onnx.data';
@@ -29,9 +30,10 @@ export async function buildModel(source: WeightSource, options: BuildOptions, ou
   log(`building ${options.layout} ONNX graph (${options.dtype}, attention ${options.attention}, ~${(bytes / 2 ** 20).toFixed(0)} MiB of weights${externalData ? ', external data' : ''}) in ${outDir}`);
   const started = Date.now();
   const external = externalData ? { path: join(outDir, DATA_FILE), location: DATA_FILE, minBytes: 1024 } : null;
-  const graph = buildLlamaGraph(source, options, external);
+  const graph = options.layout === 'standard' ? buildStandardGraph(source, options, external) : buildLlamaGraph(source, options, external);
   graph.write(join(outDir, MODEL_FILE), { irVersion: IR_VERSION, opsets: OPSETS, producer: 'lookahead-proxy', producerVersion: String(BUILDER_VERSION) });
   const meta: BuildMeta = { builderVersion: BUILDER_VERSION, source: source.cacheKey, config: c, options, externalData: graph.usesExternalData };
+  if (options.layout === 'standard') writeFileSync(join(outDir, 'config.json'), JSON.stringify(hfConfig(c), null, 2));
   writeFileSync(join(outDir, META_FILE), JSON.stringify(meta, null, 2));
   log(`built ONNX graph in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return meta;

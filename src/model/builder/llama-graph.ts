@@ -43,12 +43,13 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const ctx = attentionContext(g, options.attention, bias);
 
   for (let i = 0; i < c.numLayers; i++) {
-    const { key, value, out } = decoderLayer(g, src, options, i, x, pos, rope, ctx, past[i]);
-    g.node('Identity', [key], [io.newKey(i)]);
-    g.node('Identity', [value], [io.newValue(i)]);
+    x = decoderLayer(g, src, options, i, x, pos, rope, (q, k, v) => {
+      g.node('Identity', [k], [io.newKey(i)]);
+      g.node('Identity', [v], [io.newValue(i)]);
+      return attention(g, ctx, c, q, k, v, past[i][0], past[i][1]);
+    });
     g.output(io.newKey(i), 'float32', [1, 'S', kvD]);
     g.output(io.newValue(i), 'float32', [1, 'S', kvD]);
-    x = out;
   }
 
   const h = rmsNorm(g, src, x, 'model.norm.weight', c.rmsNormEps);
@@ -57,13 +58,13 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   return g;
 }
 
-interface RopeCaches {
+export interface RopeCaches {
   cos: string;
   sin: string;
 }
 
 /** cos/sin tables [maxPositions, headDim/2] shared by both RoPE styles; they differ only in which lanes pair up. */
-function ropeCaches(g: OnnxGraph, c: LlamaConfig): RopeCaches {
+export function ropeCaches(g: OnnxGraph, c: LlamaConfig): RopeCaches {
   const half = c.headDim / 2;
   const cos = new Float32Array(c.maxPositions * half);
   const sin = new Float32Array(c.maxPositions * half);
@@ -95,7 +96,11 @@ export function rmsNorm(g: OnnxGraph, src: WeightSource, x: string, weight: stri
   return g.op('SimplifiedLayerNormalization', [x, scale], { axis: { i: -1 }, epsilon: { f: eps } });
 }
 
-function decoderLayer(
+/** Attention over q [1,S,H*hd] and the new k/v [1,S,kvH*hd] (k after RoPE), however the layout keeps its cache. */
+export type Attend = (q: string, k: string, v: string) => string;
+
+/** One pre-norm decoder block; returns the residual stream after it. */
+export function decoderLayer(
   g: OnnxGraph,
   src: WeightSource,
   options: BuildOptions,
@@ -103,9 +108,8 @@ function decoderLayer(
   x: string,
   pos: string,
   r: RopeCaches,
-  ctx: ReturnType<typeof attentionContext>,
-  [pastK, pastV]: [string, string],
-): { key: string; value: string; out: string } {
+  attend: Attend,
+): string {
   const c = src.config;
   const p = `model.layers.${i}`;
   const qD = c.numHeads * c.headDim;
@@ -121,7 +125,7 @@ function decoderLayer(
   const q = rope(g, c, q0, pos, r, c.numHeads);
   const k = rope(g, c, k0, pos, r, c.numKvHeads);
 
-  const att = attention(g, ctx, c, q, k, v, pastK, pastV);
+  const att = attend(q, k, v);
   const o = linear(g, att, `${p}.self_attn.o_proj`, proj('o'), c.hiddenSize, qD, options.dtype);
   const x1 = g.op('Add', [x, o]);
 
@@ -132,7 +136,7 @@ function decoderLayer(
   const [gate, up] = g.node('Split', [gu, g.constInt64('gate_up_split', [f, f])], 2, { axis: { i: -1 } });
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
   const down = linear(g, act, `${p}.mlp.down_proj`, mlp('down'), c.hiddenSize, f, options.dtype);
-  return { key: k, value: v, out: g.op('Add', [x1, down]) };
+  return g.op('Add', [x1, down]);
 }
 
 /**
