@@ -1,6 +1,6 @@
 import type { LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
-import { verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import { createVerifyResult, verifyDraft, writeTreeMask, writeTreePositions, type BudgetController, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -10,13 +10,7 @@ export interface DraftSource {
   /** A draft rooted at the last token of `context[0..length)`; at most `maxNodes` nodes incl. the root. */
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
   /** Tokens the job committed (accepted + bonus), in order. */
-  accepted(tokens: Int32Array, count: number): void;
-}
-
-/** Chooses how many tokens (root included) the next forward may carry. */
-export interface DraftBudget {
-  next(): number;
-  observe(size: number, accepted: number, forwardMs: number): void;
+  accepted(tokens: Int32Array): void;
 }
 
 export interface StepOutput {
@@ -68,7 +62,7 @@ export class Generation {
     private readonly model: LoadedModel,
     private readonly job: WorkerJob,
     private readonly drafts: DraftSource | null,
-    private readonly budget: DraftBudget | null,
+    private readonly budget: BudgetController | null,
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
@@ -82,7 +76,7 @@ export class Generation {
     this.posBuf = new Int32Array(this.tokenBuf.length);
     this.maskBuf = new Float32Array(this.maxDraft * (info.contextLength + this.maxDraft));
     this.keepRows = new Int32Array(this.maxDraft);
-    this.verified = { acceptedNodes: new Int32Array(this.maxDraft), acceptedCount: 0, targets: new Int32Array(this.maxDraft + 1), targetCount: 0 };
+    this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
@@ -175,6 +169,11 @@ export class Generation {
     this.seq.dispose();
   }
 
+  /** The generated tokens so far (a view into the context buffer). */
+  get answer(): Int32Array {
+    return this.context.subarray(this.job.promptIds.length, this.length);
+  }
+
   private verifiedSingle(token: number): VerifyResult {
     this.verified.acceptedCount = 0;
     this.verified.targets[0] = token;
@@ -207,7 +206,7 @@ export class Generation {
       }
     }
     this.root = out[out.length - 1];
-    if (this.drafts) this.drafts.accepted(this.context.subarray(this.length - out.length, this.length), out.length);
+    if (this.drafts) this.drafts.accepted(this.context.subarray(this.length - out.length, this.length));
     const logprobs = this.job.logprobs !== null ? this.stepLogprobs.slice(0, out.length) : undefined;
     return { tokens: out, logprobs };
   }

@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { AbortedError, ContextLengthError, ModelLoadError, NotFoundError, QueueFullError } from '../errors.js';
 import { loadTokenizer } from '../model/load.js';
+import { readCorpus } from './corpus.js';
 import type { ModelInfo } from '../model/types.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
 import { EngineJob } from './job.js';
@@ -17,7 +18,7 @@ type Log = (message: string) => void;
  * The tokenizer is loaded on this thread too: chat rendering, encoding and detokenizing never wait behind a forward.
  */
 export async function createEngine(options: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine> {
-  const tokenizer = await loadTokenizer(options.model, options.cacheDir);
+  const tokenizer = await loadTokenizer(options.model);
   const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
     workerData: { options } satisfies WorkerData,
   });
@@ -35,7 +36,12 @@ export async function createEngine(options: EngineOptions, log: Log = (m) => con
     worker.on('message', onMessage);
     worker.once('error', reject);
   });
-  return new WorkerEngine(worker, ready.info, tokenizer, options, log);
+  const engine = new WorkerEngine(worker, ready.info, tokenizer, options, log);
+  if (options.corpus) {
+    const texts = readCorpus(options.corpus);
+    log(`global trie: fed ${engine.addDocuments('default', texts)} tokens from ${texts.length} documents in ${options.corpus}`);
+  }
+  return engine;
 }
 
 class WorkerEngine implements Engine {
@@ -89,9 +95,7 @@ class WorkerEngine implements Engine {
       );
     }
     const jobId = this.nextId++;
-    const job = new EngineJob(randomUUID(), jobId, this.tok, spec.stop, spec.promptIds.length, () =>
-      this.stopJob(jobId),
-    );
+    const job = new EngineJob(randomUUID(), jobId, this.tok, spec.stop, spec.promptIds, () => this.stopJob(jobId));
     this.jobs.set(jobId, job);
     this.totals.jobs++;
     const start = () => {
@@ -182,7 +186,7 @@ class WorkerEngine implements Engine {
     this.post({ type: 'abort', jobId });
   }
 
-  private ask(msg: ToWorker & { requestId: number }): Promise<unknown> {
+  private ask(msg: Extract<ToWorker, { requestId: number }>): Promise<unknown> {
     const requestId = this.nextId++;
     return new Promise((resolve) => {
       this.replies.set(requestId, resolve);

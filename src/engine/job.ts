@@ -16,6 +16,7 @@ export class EngineJob implements Job {
   private finished = false;
   private failure: Error | null = null;
   private completionTokens = 0;
+  private readonly promptTokens: number;
   private stoppedByString = false;
   private readonly detok: IncrementalDetokenizer;
   private readonly stops: StopMatcher;
@@ -27,11 +28,13 @@ export class EngineJob implements Job {
     readonly numericId: number,
     tokenizer: TextTokenizer,
     stop: string[],
-    private readonly promptTokens: number,
+    promptIds: number[],
     /** Tells the worker to stop generating (stop string hit or consumer gone). */
     private readonly requestStop: () => void,
   ) {
-    this.detok = new IncrementalDetokenizer(tokenizer);
+    // The prompt as context keeps the first token's leading space where SentencePiece would strip it.
+    this.detok = new IncrementalDetokenizer(tokenizer, { contextIds: promptIds });
+    this.promptTokens = promptIds.length;
     this.stops = new StopMatcher(stop);
     this.result = new Promise<JobResult>((resolve, reject) => {
       this.resolveResult = resolve;

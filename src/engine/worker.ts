@@ -35,7 +35,7 @@ class DecodeLoop {
   start(job: WorkerJob): void {
     let gen: Generation;
     try {
-      const session = this.drafting.open(job);
+      const session = this.drafting.start(job);
       gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null);
     } catch (err) {
       send({ type: 'failed', jobId: job.jobId, name: (err as Error).name, message: (err as Error).message });
@@ -80,25 +80,22 @@ class DecodeLoop {
   private finish(jobId: number, run: Running): void {
     this.running.delete(jobId);
     run.gen.dispose();
-    this.drafting.close(run.job, run.gen.endReason === 'aborted');
+    this.drafting.finish(run.job, run.gen.answer, run.gen.endReason === 'aborted');
   }
 }
 
 async function main(): Promise<void> {
   let model: LoadedModel;
   try {
-    model = await loadModel(options, (message) => send({ type: 'log', message }));
+    model = await loadModel(options, (message) => send({ type: "log", message }));
   } catch (err) {
     send({ type: 'load-failed', name: (err as Error).name, message: (err as Error).message });
     return;
   }
   const costCurve = await measureForwardCost(model, [1, 2, 4, 8, 16, 32], Math.min(256, model.info.contextLength - 64), 3);
   const drafting = new DraftingState(options, model.info, costCurve);
-  drafting.restore();
-  if (options.corpus) {
-    const n = drafting.loadCorpus(options.corpus);
-    send({ type: 'log', message: `global trie: loaded ${n} tokens from ${options.corpus}` });
-  }
+  const restored = drafting.restore();
+  if (restored) send({ type: 'log', message: restored });
   const loop = new DecodeLoop(model, drafting);
   port.on('message', async (msg: ToWorker) => {
     switch (msg.type) {
@@ -118,7 +115,10 @@ async function main(): Promise<void> {
         send({ type: 'reply', requestId: msg.requestId, value: drafting.trieStats() });
         break;
       case 'close':
-        drafting.snapshot();
+        {
+          const saved = drafting.snapshot();
+          if (saved) send({ type: 'log', message: saved });
+        }
         await model.dispose();
         send({ type: 'reply', requestId: msg.requestId, value: true });
         break;

@@ -1,0 +1,165 @@
+/**
+ * Model resolution: turns what the user named (nothing, a .gguf file, an HF directory, a directory we built, or a
+ * foreign ONNX export) into a loaded model and its tokenizer.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { ModelLoadError } from '../errors.js';
+import { META_FILE, MODEL_FILE } from './builder/build.js';
+import { ensureBuilt } from './builder/cache.js';
+import type { BuildOptions } from './builder/options.js';
+import { openGguf } from './builder/sources/gguf/index.js';
+import { openHfDir } from './builder/sources/hf-dir.js';
+import { SyntheticSource, syntheticConfig } from './builder/sources/synthetic.js';
+import type { WeightSource } from './builder/source.js';
+import { openBuiltModel } from './runtime/built-model.js';
+import { openForeignModel } from './runtime/foreign-model.js';
+import { ByteTokenizer } from './tokenizer/byte-tokenizer.js';
+import { createGgufTokenizer } from './tokenizer/gguf-tokenizer.js';
+import { loadHfTokenizer } from './tokenizer/hf-tokenizer.js';
+import type { TextTokenizer } from './tokenizer/types.js';
+import type { LoadedModel } from './types.js';
+
+export const DEFAULT_MODEL_ID = 'lookahead-default-synthetic';
+
+/** Written beside a graph built from a source without tokenizer.json, saying where its tokenizer lives. */
+export const TOKENIZER_SOURCE_FILE = 'tokenizer-source.json';
+export type TokenizerSource = { kind: 'gguf'; path: string } | { kind: 'byte' };
+
+/** The embedded default: small enough to build in a second, big enough to exercise every code path. */
+export function defaultModelSource(): WeightSource {
+  const tok = new ByteTokenizer();
+  return new SyntheticSource(
+    syntheticConfig({
+      hiddenSize: 256,
+      numLayers: 4,
+      numHeads: 8,
+      numKvHeads: 4,
+      vocabSize: tok.vocabSize,
+      bosTokenId: tok.bosTokenId,
+      eosTokenIds: [...tok.eosTokenIds],
+    }),
+    2024,
+  );
+}
+
+export type ModelKind = 'default' | 'gguf' | 'hf' | 'built' | 'foreign';
+
+export interface ResolvedModel {
+  kind: ModelKind;
+  path: string | null;
+  id: string;
+}
+
+export function resolveModel(spec: string | null, id?: string): ResolvedModel {
+  if (spec === null) return { kind: 'default', path: null, id: id ?? DEFAULT_MODEL_ID };
+  const path = resolve(spec);
+  if (!existsSync(path)) throw new ModelLoadError(`model not found: ${spec} (expected a .gguf file or a model directory)`);
+  const name = id ?? basename(path).replace(/\.(gguf|onnx)$/i, '');
+  if (statSync(path).isFile()) {
+    if (extname(path).toLowerCase() === '.gguf') return { kind: 'gguf', path, id: name };
+    if (extname(path).toLowerCase() === '.onnx') return { kind: 'foreign', path, id: name };
+    throw new ModelLoadError(`${spec}: not a .gguf or .onnx file`);
+  }
+  if (existsSync(join(path, META_FILE))) return { kind: 'built', path, id: name };
+  const files = readdirSync(path);
+  if (files.includes('config.json') && files.some((f) => f.endsWith('.safetensors') || f === 'model.safetensors.index.json')) {
+    return { kind: 'hf', path, id: name };
+  }
+  if (files.includes(MODEL_FILE)) return { kind: 'foreign', path: join(path, MODEL_FILE), id: name };
+  throw new ModelLoadError(
+    `${spec}: no model found (looked for config.json + *.safetensors, ${META_FILE}, or ${MODEL_FILE})`,
+  );
+}
+
+export interface LoadOptions {
+  model: string | null;
+  modelId?: string;
+  contextLength?: number;
+  cacheDir: string;
+  threads: number;
+  executionProvider: 'cpu' | 'cuda' | 'webgpu';
+  dtype: BuildOptions['dtype'];
+}
+
+/** Builds (or finds in the cache) the tree-capable graph and opens it; foreign exports open as chain-only. */
+export async function loadModel(options: LoadOptions, log: (message: string) => void): Promise<LoadedModel> {
+  const resolved = resolveModel(options.model, options.modelId);
+  const runtime = {
+    id: resolved.id,
+    threads: options.threads,
+    executionProvider: options.executionProvider,
+    contextLength: options.contextLength,
+    log,
+  };
+  if (resolved.kind === 'foreign') {
+    log(`${resolved.path}: foreign ONNX export, verifying single-branch drafts only (no tree mask input)`);
+    return openForeignModel(dirname(resolved.path!), runtime);
+  }
+  if (resolved.kind === 'built') return openBuiltModel(resolved.path!, runtime);
+  const source = weightSource(resolved, options.contextLength);
+  if (resolved.kind === 'default') {
+    log('no model configured: serving the embedded synthetic default, whose output is noise. ' +
+      'Serve a real model with `npm start -- --model <hf-dir|file.gguf>`.');
+  }
+  const dir = await ensureBuilt(source, { dtype: options.dtype, attention: 'onnx', layout: 'tree' }, join(options.cacheDir, 'models'), log);
+  return openBuiltModel(dir, runtime);
+}
+
+export function weightSource(resolved: ResolvedModel, contextLength: number | undefined): WeightSource {
+  switch (resolved.kind) {
+    case 'default':
+      return defaultModelSource();
+    case 'gguf':
+      return withContextLength(openGguf(resolved.path!, {}), contextLength);
+    default:
+      return withContextLength(openHfDir(resolved.path!), contextLength);
+  }
+}
+
+/**
+ * A context length beyond what the model's config claims (stories260K's GGUF says 128, it was trained on 512):
+ * the graph's RoPE tables must cover it, so it is part of the build and of its cache key.
+ */
+function withContextLength(source: WeightSource, contextLength: number | undefined): WeightSource {
+  if (contextLength === undefined || contextLength <= source.config.maxPositions) return source;
+  const config = { ...source.config, maxPositions: contextLength };
+  return {
+    cacheKey: `${source.cacheKey}:ctx${contextLength}`,
+    config,
+    has: (name) => source.has(name),
+    tensor: (name) => source.tensor(name),
+  };
+}
+
+/** The tokenizer that goes with a model; loaded on whichever thread needs it (cheap next to the model). */
+export async function loadTokenizer(spec: string | null): Promise<TextTokenizer> {
+  const resolved = resolveModel(spec);
+  switch (resolved.kind) {
+    case 'default':
+      return new ByteTokenizer();
+    case 'gguf':
+      return createGgufTokenizer(openGguf(resolved.path!, {}).metadata);
+    case 'foreign': {
+      const dir = resolve(resolved.path!, '..');
+      if (!existsSync(join(dir, 'tokenizer.json'))) {
+        throw new ModelLoadError(`${dir}: a foreign ONNX export needs tokenizer.json beside model.onnx`);
+      }
+      return loadHfTokenizer(dir);
+    }
+    case 'built':
+      return builtTokenizer(resolved.path!);
+    default:
+      return loadHfTokenizer(resolved.path!);
+  }
+}
+
+function builtTokenizer(dir: string): TextTokenizer {
+  if (existsSync(join(dir, 'tokenizer.json'))) return loadHfTokenizer(dir);
+  const file = join(dir, TOKENIZER_SOURCE_FILE);
+  if (!existsSync(file)) {
+    throw new ModelLoadError(`${dir}: no tokenizer.json or ${TOKENIZER_SOURCE_FILE}; rebuild it with \`npm run cli -- build-model\``);
+  }
+  const source = JSON.parse(readFileSync(file, 'utf8')) as TokenizerSource;
+  return source.kind === 'gguf' ? createGgufTokenizer(openGguf(source.path, {}).metadata) : new ByteTokenizer();
+}
