@@ -130,7 +130,7 @@ describe('runtime', () => {
     const one = model.newSequence();
     const whole = await one.forward({ tokens: ids, positions: pos, mask: null });
     const steps = model.newSequence();
-    let last = new Float32Array(0);
+    let last: Float32Array = new Float32Array(0);
     for (let at = 0; at < 600; at += 100) last = await steps.forward({ tokens: ids.subarray(at, at + 100), positions: pos.subarray(at, at + 100), mask: null });
     expect(maxAbsDiff(last, whole.subarray(500 * 64))).toBeLessThanOrEqual(1e-4);
     await model.dispose();
