@@ -5,7 +5,7 @@ import type { LlamaConfig } from '../../../types.js';
 import type { WeightSource } from '../../source.js';
 import { checkTensorShapes } from '../hf-config.js';
 import { readBytes } from '../read-bytes.js';
-import { dequantize, ggmlTypeName, isSupportedGgmlType } from './ggml-types.js';
+import { dequantize, ggmlTypeName, isSupportedGgmlType, type GgmlType } from './ggml-types.js';
 import { readGgufFile, type GgufFile, type GgufTensorInfo } from './gguf-file.js';
 
 export interface GgufOptions {
@@ -139,21 +139,22 @@ export function openGguf(path: string, options: GgufOptions = {}): GgufWeightSou
     if (hf !== null) byHfName.set(hf, info);
   }
   checkTensorShapes(config, (name) => byHfName.get(name)?.dims.toReversed(), path);
-  for (const info of byHfName.values()) {
-    if (!isSupportedGgmlType(info.type)) {
+  const readable = new Map<string, { info: GgufTensorInfo; type: GgmlType; byteLength: number }>();
+  for (const [hf, info] of byHfName) {
+    if (!isSupportedGgmlType(info.type) || info.byteLength === null) {
       throw new ModelLoadError(`${path}: tensor ${info.name} has type ${ggmlTypeName(info.type)}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)`);
     }
+    readable.set(hf, { info, type: info.type, byteLength: info.byteLength });
   }
   return {
     cacheKey: cacheKeyOf(path, options),
     config,
     metadata: file.metadata,
-    has: (name) => byHfName.has(name),
+    has: (name) => readable.has(name),
     tensor(name: string): Float32Array {
-      const info = byHfName.get(name);
-      if (info === undefined) throw new ModelLoadError(`${path}: no tensor ${name}`);
-      if (!isSupportedGgmlType(info.type) || info.byteLength === null) throw new ModelLoadError(`${path}: tensor ${info.name} has an unsupported type`);
-      return dequantize(info.type, readBytes(path, info.offset, info.byteLength), info.elements);
+      const t = readable.get(name);
+      if (t === undefined) throw new ModelLoadError(`${path}: no tensor ${name}`);
+      return dequantize(t.type, readBytes(path, t.info.offset, t.byteLength), t.info.elements);
     },
   };
 }
