@@ -120,6 +120,14 @@ describe('runtime', () => {
     await model.dispose();
   });
 
+  it('falls back to cpu with a log line when the requested execution provider cannot start', async () => {
+    const logs: string[] = [];
+    const model = await openBuiltModel(join(root, 'onnx'), { executionProvider: 'cuda', log: (m) => logs.push(m) });
+    expect(model.info.executionProvider).toBe('cpu');
+    expect(logs.join('\n')).toMatch(/cuda.*falling back to cpu/);
+    await model.dispose();
+  });
+
   it('grows the KV cache past its initial capacity without changing results', async () => {
     const big = new SyntheticSource(syntheticConfig({ hiddenSize: 32, numLayers: 1, numHeads: 2, vocabSize: 64, maxPositions: 1024 }), 2);
     const dir = join(root, 'grow');
