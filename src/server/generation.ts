@@ -11,6 +11,8 @@ export interface GenerationPlan {
   maxTokens: number | null;
   /** The param name to blame when max tokens do not fit: chat's and completions' differ. */
   maxTokensParam: string;
+  /** Where the prompt sits in the request: `messages` for chat, `prompt` for completions. */
+  promptParam: string;
   sampling: SamplingParams;
   stop: string[];
   logprobs: number | null;
@@ -109,7 +111,8 @@ export function submitJobs(engine: Engine, config: Config, plan: GenerationPlan,
       throw new ContextLengthError(
         `This model's maximum context length is ${contextLength} tokens. However, you requested ` +
           `${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). ` +
-          `Please reduce the length of the prompt or ${plan.maxTokensParam}.`,
+          `Please reduce the length of the ${plan.promptParam} or ${plan.maxTokensParam}.`,
+        plan.promptParam,
       );
     }
     return maxTokens;

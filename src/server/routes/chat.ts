@@ -37,6 +37,7 @@ export function chatCompletions(deps: ServerDeps) {
           n: nOf(body.n, deps.config),
           maxTokens: requested.length > 0 ? Math.min(...requested) : null,
           maxTokensParam: body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
+          promptParam: 'messages',
           sampling: samplingOf(body),
           stop: stopOf(body.stop),
           logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,

@@ -37,6 +37,7 @@ export function completions(deps: ServerDeps) {
           n: nOf(body.n, deps.config),
           maxTokens: body.max_tokens ?? DEFAULT_MAX_TOKENS,
           maxTokensParam: 'max_tokens',
+          promptParam: 'prompt',
           sampling: samplingOf(body),
           stop: stopOf(body.stop),
           logprobs: body.logprobs ?? null,
