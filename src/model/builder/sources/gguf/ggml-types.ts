@@ -31,79 +31,77 @@ export function ggmlTypeName(type: number): string {
   return isSupportedGgmlType(type) ? GGML_TYPES[type].name : (OTHER_TYPE_NAMES[type] ?? `type ${type}`);
 }
 
-function dequantQ4_0(src: DataView, out: Float32Array): void {
+/** Little-endian fp16 at byte `at`. */
+function f16At(u: Uint8Array, at: number): number {
+  return halfToFloat(u[at] | (u[at + 1] << 8));
+}
+
+function dequantQ4_0(u: Uint8Array, out: Float32Array): void {
   const blocks = out.length / 32;
   for (let b = 0; b < blocks; b++) {
     const base = b * 18;
-    const d = halfToFloat(src.getUint16(base, true));
+    const d = f16At(u, base);
     const o = b * 32;
     for (let j = 0; j < 16; j++) {
-      const q = src.getUint8(base + 2 + j);
+      const q = u[base + 2 + j];
       out[o + j] = ((q & 0x0f) - 8) * d;
       out[o + j + 16] = ((q >> 4) - 8) * d;
     }
   }
 }
 
-function dequantQ8_0(src: DataView, out: Float32Array): void {
+function dequantQ8_0(u: Uint8Array, s8: Int8Array, out: Float32Array): void {
   const blocks = out.length / 32;
   for (let b = 0; b < blocks; b++) {
     const base = b * 34;
-    const d = halfToFloat(src.getUint16(base, true));
+    const d = f16At(u, base);
     const o = b * 32;
-    for (let j = 0; j < 32; j++) out[o + j] = src.getInt8(base + 2 + j) * d;
+    for (let j = 0; j < 32; j++) out[o + j] = s8[base + 2 + j] * d;
   }
 }
 
-/** The j-th 6-bit (scale, min) pair packed in Q4_K's 12 scale bytes starting at `at`. */
-function q4kScaleMin(src: DataView, at: number, j: number): [number, number] {
-  if (j < 4) return [src.getUint8(at + j) & 63, src.getUint8(at + j + 4) & 63];
-  const hi = src.getUint8(at + j + 4);
-  return [(hi & 0x0f) | ((src.getUint8(at + j - 4) >> 6) << 4), (hi >> 4) | ((src.getUint8(at + j) >> 6) << 4)];
-}
-
-function dequantQ4_K(src: DataView, out: Float32Array): void {
+function dequantQ4_K(u: Uint8Array, out: Float32Array): void {
   const blocks = out.length / 256;
   for (let b = 0; b < blocks; b++) {
     const base = b * 144;
-    const d = halfToFloat(src.getUint16(base, true));
-    const dmin = halfToFloat(src.getUint16(base + 2, true));
-    const scales = base + 4;
+    const d = f16At(u, base);
+    const dmin = f16At(u, base + 2);
+    const sc = base + 4; // 12 bytes: eight 6-bit scales and eight 6-bit mins, packed
     let qs = base + 16;
     let o = b * 256;
-    for (let is = 0; is < 8; is += 2) {
-      const [sc1, m1] = q4kScaleMin(src, scales, is);
-      const [sc2, m2] = q4kScaleMin(src, scales, is + 1);
-      for (let l = 0; l < 32; l++) {
-        const q = src.getUint8(qs + l);
-        out[o + l] = d * sc1 * (q & 0x0f) - dmin * m1;
-        out[o + 32 + l] = d * sc2 * (q >> 4) - dmin * m2;
-      }
-      qs += 32;
-      o += 64;
+    for (let j = 0; j < 8; j++) {
+      const scale = j < 4 ? u[sc + j] & 63 : (u[sc + j + 4] & 0x0f) | ((u[sc + j - 4] >> 6) << 4);
+      const min = j < 4 ? u[sc + j + 4] & 63 : (u[sc + j + 4] >> 4) | ((u[sc + j] >> 6) << 4);
+      const dl = d * scale;
+      const ml = dmin * min;
+      // Sub-blocks 2k and 2k+1 share 32 bytes: low nibbles, then high nibbles.
+      const shift = (j & 1) * 4;
+      for (let l = 0; l < 32; l++) out[o + l] = dl * ((u[qs + l] >> shift) & 0x0f) - ml;
+      if (j & 1) qs += 32;
+      o += 32;
     }
   }
 }
 
-function dequantQ6_K(src: DataView, out: Float32Array): void {
+function dequantQ6_K(u: Uint8Array, s8: Int8Array, out: Float32Array): void {
   const blocks = out.length / 256;
   for (let b = 0; b < blocks; b++) {
     const base = b * 210;
     let ql = base;
     let qh = base + 128;
     let sc = base + 192;
-    const d = halfToFloat(src.getUint16(base + 208, true));
+    const d = f16At(u, base + 208);
     let o = b * 256;
     for (let half = 0; half < 2; half++) {
       for (let l = 0; l < 32; l++) {
         const is = l >> 4;
-        const h = src.getUint8(qh + l);
-        const lo0 = src.getUint8(ql + l);
-        const lo1 = src.getUint8(ql + l + 32);
-        out[o + l] = d * src.getInt8(sc + is) * (((lo0 & 0x0f) | ((h & 3) << 4)) - 32);
-        out[o + l + 32] = d * src.getInt8(sc + is + 2) * (((lo1 & 0x0f) | (((h >> 2) & 3) << 4)) - 32);
-        out[o + l + 64] = d * src.getInt8(sc + is + 4) * (((lo0 >> 4) | (((h >> 4) & 3) << 4)) - 32);
-        out[o + l + 96] = d * src.getInt8(sc + is + 6) * (((lo1 >> 4) | (((h >> 6) & 3) << 4)) - 32);
+        const h = u[qh + l];
+        const lo0 = u[ql + l];
+        const lo1 = u[ql + l + 32];
+        out[o + l] = d * s8[sc + is] * (((lo0 & 0x0f) | ((h & 3) << 4)) - 32);
+        out[o + l + 32] = d * s8[sc + is + 2] * (((lo1 & 0x0f) | (((h >> 2) & 3) << 4)) - 32);
+        out[o + l + 64] = d * s8[sc + is + 4] * (((lo0 >> 4) | (((h >> 4) & 3) << 4)) - 32);
+        out[o + l + 96] = d * s8[sc + is + 6] * (((lo1 >> 4) | (((h >> 6) & 3) << 4)) - 32);
       }
       o += 128;
       ql += 64;
@@ -116,7 +114,7 @@ function dequantQ6_K(src: DataView, out: Float32Array): void {
 /** Decodes `elements` values of `type` from `bytes` (4-byte aligned, as readBytes gives) to fp32. */
 export function dequantize(type: GgmlType, bytes: Uint8Array, elements: number): Float32Array {
   const out = new Float32Array(elements);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const s8 = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (type) {
     case 0:
       return new Float32Array(bytes.buffer, bytes.byteOffset, elements);
@@ -127,16 +125,16 @@ export function dequantize(type: GgmlType, bytes: Uint8Array, elements: number):
       decodeBF16(new Uint16Array(bytes.buffer, bytes.byteOffset, elements), out);
       return out;
     case 2:
-      dequantQ4_0(view, out);
+      dequantQ4_0(bytes, out);
       return out;
     case 8:
-      dequantQ8_0(view, out);
+      dequantQ8_0(bytes, s8, out);
       return out;
     case 12:
-      dequantQ4_K(view, out);
+      dequantQ4_K(bytes, out);
       return out;
     case 14:
-      dequantQ6_K(view, out);
+      dequantQ6_K(bytes, s8, out);
       return out;
   }
 }
