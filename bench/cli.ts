@@ -173,7 +173,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     config: {
       base_url: null,
       server: 'in-process',
-      workload: { path: '', shape: 'plain', items: 0, warmup_items: 0, warmup_applied: null },
+      workload: { path: '', shape: 'plain', items: 0, warmup_items: 0, warmup_applied: null, reused_items: false },
       requests: null,
       duration_s: null,
       max_tokens: 1,

@@ -56,8 +56,10 @@ export interface BenchOutcome {
 }
 
 /**
- * Runs every arm at every load level. Rounds interleave the arms (A B A B …) and each round's arms send the
- * same slice of the workload, so slow drift (thermal, other tenants, trie growth) falls on all arms alike.
+ * Runs every arm at every load level. Rounds interleave the arms (A B A B …) so slow drift (thermal, other
+ * tenants, trie growth) falls on all arms alike. Every run sends its own slice of the workload: if two arms sent
+ * the same prompt, the second would draft from the first one's answer in the global trie and look faster than
+ * it is. When the workload is too small for that, it wraps and the report says so (`reused_items`).
  */
 export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   if (o.rounds < 1) throw new BenchError('--rounds must be at least 1');
@@ -86,11 +88,14 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
 
     const totalRequests = o.requests === null ? null : o.requests * o.arms.length * levels.length;
     const progress = new Progress(o.kind, totalRequests ?? 0, o.quiet);
+    const slices = levels.length * o.rounds * o.arms.length;
+    const sliceLen = Math.max(1, Math.floor(measured.length / slices));
+    let cursor = 0;
+    let reusedItems = false;
     const collected = new Map<string, { meta: RunMeta; samples: RequestSample[]; durationS: number }>();
     for (const level of levels) {
       for (let round = 0; round < o.rounds; round++) {
         const share = (n: number) => Math.floor((n * (round + 1)) / o.rounds) - Math.floor((n * round) / o.rounds);
-        const firstItem = o.requests === null ? 0 : Math.floor((o.requests * round) / o.rounds);
         for (const arm of o.arms) {
           const key = `${arm.label}@${level}`;
           let entry = collected.get(key);
@@ -99,6 +104,9 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
             collected.set(key, entry);
           }
           const arrival: Arrival = level === null ? { kind: 'rate', requestsPerSecond: o.rate!, seed: o.seed + round } : { kind: 'concurrency', concurrency: level };
+          const count = o.requests === null ? null : share(o.requests);
+          const firstItem = cursor;
+          cursor += count ?? sliceLen;
           const rss = new RssSampler(target, server?.pid ?? null);
           rss.begin();
           const result = await runLoad({
@@ -106,13 +114,15 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
             model,
             items: measured,
             arrival,
-            requests: o.requests === null ? null : share(o.requests),
+            requests: count,
             durationS: o.durationS === null ? null : o.durationS / o.rounds,
             maxTokens: o.maxTokens,
             extraBody: arm.lookahead ? { lookahead: arm.lookahead } : {},
             firstItem,
             onSample: (s) => progress.tick(s.ok),
           });
+          // Follow-up turns count as samples, so for sessions this errs towards saying "reused".
+          if (cursor > measured.length || (count === null && result.samples.length > sliceLen)) reusedItems = true;
           const points = await rss.end();
           if (points) entry.meta.rss = [...(entry.meta.rss ?? []), ...shift(points, entry.durationS)];
           entry.samples.push(...result.samples);
@@ -144,7 +154,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       config: {
         base_url: o.baseUrl,
         server: server ? 'spawned' : 'external',
-        workload: { path: o.workload, shape: o.shape, items: measured.length, warmup_items: warmup.length, warmup_applied: warmupApplied },
+        workload: { path: o.workload, shape: o.shape, items: measured.length, warmup_items: warmup.length, warmup_applied: warmupApplied, reused_items: reusedItems },
         requests: o.requests,
         duration_s: o.durationS,
         max_tokens: o.maxTokens,

@@ -3,7 +3,7 @@ import type { Report } from './schema.js';
 /** A table for pasting into notes: one row per run, ratios against the baseline at the same concurrency. */
 export function renderMarkdown(report: Report): string {
   const lines: string[] = [];
-  lines.push(`**${report.kind}** · model \`${report.model.id}\` · workload \`${report.config.workload.path}\` (${report.config.workload.shape}) · max_tokens ${report.config.max_tokens} · ${report.machine.cpu_model}, ${report.machine.cores} cores, Node ${report.machine.node_version}, ORT ${report.machine.ort_version ?? 'n/a'}`);
+  lines.push(`**${report.kind}** · model \`${report.model.id}\` · workload \`${report.config.workload.path}\` (${report.config.workload.shape}) · max_tokens ${report.config.max_tokens} · ${report.machine.cpu_model}, ${report.machine.cores} cores, Node ${report.machine.node_version}, ORT ${report.machine.ort_version ?? 'n/a'}${report.config.workload.reused_items ? ' · ⚠ workload too small: runs reused prompts, so later arms could draft from earlier answers' : ''}`);
   lines.push('');
   if (report.runs.length > 0) {
     lines.push('| run | conc. | ok/req | tok/s | × off | tok/step | TTFT p50 ms | latency p50 ms | latency p99 ms | req/s | errors |');

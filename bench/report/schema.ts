@@ -81,7 +81,7 @@ export const reportSchema = z.strictObject({
   config: z.strictObject({
     base_url: z.string().nullable(),
     server: z.enum(['spawned', 'external', 'in-process']),
-    workload: z.strictObject({ path: z.string(), shape: z.string(), items: z.number().int().nonnegative(), warmup_items: z.number().int().nonnegative(), warmup_applied: z.boolean().nullable() }),
+    workload: z.strictObject({ path: z.string(), shape: z.string(), items: z.number().int().nonnegative(), warmup_items: z.number().int().nonnegative(), warmup_applied: z.boolean().nullable(), reused_items: z.boolean() }),
     requests: z.number().int().positive().nullable(),
     duration_s: z.number().positive().nullable(),
     max_tokens: z.number().int().positive(),
