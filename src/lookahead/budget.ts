@@ -5,33 +5,42 @@ export interface BudgetOptions {
   decodingLength: number;
   /** The request's branchLength: no step can accept more. */
   branchLength: number;
-  /** Per-step forgetting of acceptance statistics; lower adapts faster. */
-  decay?: number;
-  /** Weight, in steps, of the optimistic prior behind each size's estimate. */
-  priorWeight?: number;
+  /** Weight of the newest observation in a size's running mean of accepted tokens. */
+  alpha?: number;
 }
+
+/** Steps between probes of the next size up while it looks unprofitable: doubles per failed probe, up to the max. */
+const MIN_BACKOFF = 16;
+const MAX_BACKOFF = 256;
+/** A size observed this recently is not re-probed just because a smaller one was accepted in full. */
+const REPROBE_AGE = 64;
 
 /**
  * Chooses each step's draft size k (root included) among 1, 2, 4, ... and decodingLength, maximising the expected
- * tokens per millisecond, (E[accepted | k] + 1) / cost(k).
+ * tokens per millisecond, (E[accepted | k] + 1) / cost(k), from the cost curve and a running mean of what drafts
+ * of each size achieved.
  *
- * E[accepted | k] is a decayed mean of what drafts of that budget achieved, blended with an optimistic prior
- * (a full branch accepted) whose weight returns as the data ages. So a size that keeps failing is dropped in favour
- * of k = 1 (plain decoding), is re-probed only after a long quiet stretch (a small cost), and sizes that keep
- * being accepted in full lead to trying the next larger one. A step whose draft came back empty taught nothing
- * about acceptance and cost one token's forward: it is not counted against the size that was asked for.
+ * A size with no data is optimistic (a full branch accepted), so it gets tried. A size that keeps failing sinks to
+ * zero and k = 1 (plain decoding) wins; the next size up is then re-probed once after a back-off that doubles with
+ * each failed probe, so text with nothing to copy pays almost nothing. A size accepted in full makes the next
+ * size up optimistic again, so copy-heavy text climbs to wide drafts in a few steps. A step whose draft came back
+ * empty taught nothing about acceptance and cost one token's forward: it is not counted against the size asked for.
  */
 export class BudgetController {
   /** Candidate sizes, ascending; sizes[0] = 1. */
   readonly sizes: Int32Array;
   /** How often each size was chosen (parallel to `sizes`). */
   readonly chosen: Float64Array;
-  private readonly sum: Float64Array;
-  private readonly weight: Float64Array;
+  private readonly mean: Float64Array;
+  /** Observations since the size was last made optimistic; 0 = use the prior alone. */
+  private readonly seen: Int32Array;
+  private readonly lastSeen: Float64Array;
   private readonly prior: Float64Array;
-  private readonly decay: number;
-  private readonly priorWeight: number;
+  private readonly alpha: number;
+  private step = 0;
   private last = 0;
+  private backoff = MIN_BACKOFF;
+  private sinceProbe = 0;
 
   constructor(
     private readonly curve: CostCurve,
@@ -43,21 +52,21 @@ export class BudgetController {
     sizes.push(max);
     this.sizes = Int32Array.from(sizes);
     this.chosen = new Float64Array(sizes.length);
-    this.sum = new Float64Array(sizes.length);
-    this.weight = new Float64Array(sizes.length);
+    this.mean = new Float64Array(sizes.length);
+    this.seen = new Int32Array(sizes.length);
+    this.lastSeen = new Float64Array(sizes.length).fill(-Infinity);
     this.prior = Float64Array.from(sizes, (k) => Math.min(k - 1, Math.max(0, options.branchLength)));
-    this.decay = options.decay ?? 0.98;
-    this.priorWeight = options.priorWeight ?? 0.5;
+    this.alpha = options.alpha ?? 0.3;
   }
 
   /** Expected accepted draft tokens for the size at `index`. */
   expectedAccepted(index: number): number {
-    if (index === 0) return 0;
-    return (this.sum[index] + this.prior[index] * this.priorWeight) / (this.weight[index] + this.priorWeight);
+    return this.seen[index] === 0 ? this.prior[index] : this.mean[index];
   }
 
   /** The size for the next step (root included). */
   next(): number {
+    this.step++;
     let best = 0;
     let bestRate = 1 / this.curve.cost(1);
     for (let a = 1; a < this.sizes.length; a++) {
@@ -66,6 +75,13 @@ export class BudgetController {
         best = a;
         bestRate = rate;
       }
+    }
+    const up = best + 1;
+    if (up < this.sizes.length && this.seen[up] > 0 && ++this.sinceProbe >= this.backoff) {
+      this.seen[up] = 0;
+      this.sinceProbe = 0;
+      this.backoff = Math.min(2 * this.backoff, MAX_BACKOFF);
+      best = up;
     }
     this.last = best;
     this.chosen[best]++;
@@ -78,14 +94,19 @@ export class BudgetController {
    */
   observe(size: number, accepted: number, forwardMs: number): void {
     this.curve.observe(size, forwardMs);
-    for (let a = 1; a < this.sizes.length; a++) {
-      this.sum[a] *= this.decay;
-      this.weight[a] *= this.decay;
+    if (size <= 1 || this.last === 0) return;
+    const a = this.last;
+    const probe = this.seen[a] === 0;
+    if (probe) this.mean[a] = this.prior[a];
+    // The prior counts as one observation, so a single unlucky step does not condemn a size.
+    const n = ++this.seen[a];
+    this.mean[a] += Math.max(this.alpha, 1 / (n + 1)) * (accepted - this.mean[a]);
+    this.lastSeen[a] = this.step;
+    if (probe && accepted > 0) this.backoff = MIN_BACKOFF;
+    const up = a + 1;
+    if (accepted >= this.prior[a] && up < this.sizes.length && this.step - this.lastSeen[up] >= REPROBE_AGE) {
+      this.seen[up] = 0;
     }
-    if (size <= 1) return;
-    const arm = this.last > 0 ? this.last : this.indexFor(size);
-    this.sum[arm] += accepted;
-    this.weight[arm] += 1;
   }
 
   /** Sizes chosen so far: size → steps. */
@@ -93,11 +114,5 @@ export class BudgetController {
     const out: Record<number, number> = {};
     for (let a = 0; a < this.sizes.length; a++) if (this.chosen[a] > 0) out[this.sizes[a]] = this.chosen[a];
     return out;
-  }
-
-  private indexFor(size: number): number {
-    let a = 1;
-    while (a < this.sizes.length - 1 && this.sizes[a] < size) a++;
-    return a;
   }
 }

@@ -85,3 +85,22 @@ export function assertValidTree(draft: DraftTree, maxNodes: number, maxDepth: nu
   }
   return null;
 }
+
+/** A random pre-order tree: each node's parent is the previous node or one of its ancestors. */
+export function randomTree(random: () => number, size: number): DraftTree {
+  const tree: DraftTree = {
+    size,
+    tokens: new Int32Array(size),
+    parent: new Int32Array(size),
+    depth: new Int32Array(size),
+  };
+  tree.parent[0] = -1;
+  for (let i = 1; i < size; i++) {
+    let p = i - 1;
+    while (p > 0 && random() < 0.4) p = tree.parent[p];
+    tree.parent[i] = p;
+    tree.depth[i] = tree.depth[p] + 1;
+    tree.tokens[i] = Math.floor(random() * 50);
+  }
+  return tree;
+}
