@@ -1,0 +1,146 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BenchError } from '../../bench/errors.js';
+import { runLoad, type LoadPlan } from '../../bench/load.js';
+import { summariseRun } from '../../bench/metrics.js';
+import { reportSchema } from '../../bench/report/schema.js';
+import { resolveTarget } from '../../bench/target.js';
+import type { WorkloadItem } from '../../bench/workload.js';
+import { startFakeServer, type FakeServer, type FakeServerOptions } from '../helpers/fake-openai-server.js';
+
+const items: WorkloadItem[] = ['alpha', 'beta', 'gamma'].map((c, i) => ({ id: String(i), source: 't', messages: [{ role: 'user', content: c }] }));
+let server: FakeServer | null = null;
+afterEach(async () => {
+  await server?.close();
+  server = null;
+});
+
+async function plan(opts: FakeServerOptions, over: Partial<LoadPlan> = {}): Promise<LoadPlan> {
+  server = await startFakeServer(opts);
+  const target = resolveTarget(server.baseUrl, { allowRemote: false, apiKey: null, requestTimeoutMs: 2000, connections: 8 });
+  return { target, model: 'fake-model', items, arrival: { kind: 'concurrency', concurrency: 4 }, requests: 12, durationS: null, maxTokens: 8, extraBody: {}, ...over };
+}
+
+describe('runLoad against an OpenAI-compatible server', () => {
+  it('runs a fixed count at fixed concurrency and reads the lookahead block', async () => {
+    const p = await plan({ tokens: 8 }, { extraBody: { lookahead: { enabled: true, layout: 'hier' } } });
+    const { samples, durationS } = await runLoad(p);
+    expect(samples).toHaveLength(12);
+    expect(samples.every((s) => s.ok && s.completionTokens === 8 && s.ttftMs !== null)).toBe(true);
+    const s = summariseRun(samples, durationS);
+    expect(s.tokensPerStep).toBe(2);
+    expect(s.acceptanceByPosition).toEqual([1]);
+    expect(server!.bodies[0]).toMatchObject({ model: 'fake-model', stream: true, stream_options: { include_usage: true }, temperature: 0, lookahead: { enabled: true } });
+  });
+
+  it('reports what a stock server does not send as null', async () => {
+    const { samples, durationS } = await runLoad(await plan({ plain: true, tokens: 4 }));
+    const s = summariseRun(samples, durationS);
+    expect(s.completed).toBe(12);
+    expect(s.tokensPerStep).toBeNull();
+    expect(s.acceptanceByPosition).toBeNull();
+  });
+
+  it('sends follow-up turns in one session with the previous answer', async () => {
+    const sessionItems: WorkloadItem[] = [{ ...items[0], followUps: ['again'] }];
+    const { samples } = await runLoad(await plan({ tokens: 3 }, { items: sessionItems, requests: 2, arrival: { kind: 'concurrency', concurrency: 1 } }));
+    expect(samples).toHaveLength(2);
+    const second = server!.bodies[1].messages as { role: string; content: string }[];
+    expect(second.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    expect(second[1].content).toBe(' tok tok tok');
+  });
+
+  it('open loop: Poisson arrivals stop at the request count', async () => {
+    const { samples } = await runLoad(await plan({ tokens: 2 }, { arrival: { kind: 'rate', requestsPerSecond: 200, seed: 7 }, requests: 10 }));
+    expect(samples).toHaveLength(10);
+    expect(samples.every((s) => s.ok)).toBe(true);
+  });
+
+  it('stops on its own after a duration', async () => {
+    const t0 = performance.now();
+    const { samples } = await runLoad(await plan({ tokens: 2, chunkDelayMs: 5 }, { requests: null, durationS: 0.3 }));
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(samples.length).toBeGreaterThan(0);
+  });
+
+  it('gives up with a clear error when every request fails', async () => {
+    await expect(runLoad(await plan({ mode: 'http500' }))).rejects.toThrow(/first 5 requests all failed; last: http_500: HTTP 500: scripted failure/);
+  });
+
+  it('times out a server that never answers', async () => {
+    const p = await plan({ mode: 'hang' }, { requests: 2, arrival: { kind: 'concurrency', concurrency: 2 } });
+    p.target = resolveTarget(server!.baseUrl, { allowRemote: false, apiKey: null, requestTimeoutMs: 300, connections: 4 });
+    const err = await runLoad(p).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BenchError);
+    expect((err as Error).message).toMatch(/timeout: no complete response within 300 ms/);
+  });
+
+  it('classifies an error event in the stream', async () => {
+    const seen: string[] = [];
+    const p = await plan({ mode: 'stream_error', tokens: 4 }, { failFast: 100, onSample: (s) => seen.push(String(s.errorType)) });
+    await expect(runLoad(p)).rejects.toThrow(/first 12 requests all failed; last: stream_error: scripted mid-stream failure/);
+    expect(seen).toEqual(Array(12).fill('stream_error'));
+  });
+});
+
+const CLI = ['--import', 'tsx', 'bench/cli.ts'];
+function cli(args: string[], timeout = 60_000) {
+  return spawnSync(process.execPath, [...CLI, ...args, '--quiet'], { encoding: 'utf8', timeout });
+}
+
+describe('bench CLI failures end with a message and a non-zero exit', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-cli-'));
+  const workload = join(dir, 'w.jsonl');
+  writeFileSync(workload, items.map((i) => JSON.stringify({ messages: i.messages })).join('\n'));
+
+  it('an unreachable base URL', () => {
+    const r = cli(['load', '--base-url', 'http://127.0.0.1:9/v1', '--workload', workload, '--requests', '3']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/bench: .*\/v1\/models: cannot connect/);
+  });
+
+  it('a workload with a broken line', () => {
+    const broken = join(dir, 'broken.jsonl');
+    writeFileSync(broken, `${JSON.stringify({ messages: items[0].messages })}\nnot json\n`);
+    const r = cli(['load', '--workload', broken, '--requests', '3']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/broken\.jsonl line 2: not valid JSON/);
+  });
+
+  it('a run with no end', () => {
+    const r = cli(['load', '--workload', workload]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--requests N or --duration/);
+  });
+
+  it('a server whose requests fail: report written, exit 3', async () => {
+    server = await startFakeServer({ mode: 'stream_error', tokens: 4 });
+    const out = join(dir, 'out');
+    // Spawned asynchronously: the fake server lives in this process and must keep answering.
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [...CLI, 'load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '3', '--out', out, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(stderr).toMatch(/first 3 requests all failed|3 of 3 requests failed/);
+    expect(code).not.toBe(0);
+  });
+
+  it('a healthy run writes a schema-valid report', async () => {
+    server = await startFakeServer({ tokens: 6 });
+    const out = join(dir, 'ok');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [...CLI, 'load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '4', '--concurrency', '1,2', '--lookahead', 'hier', '--out', out, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    expect(await new Promise<number | null>((resolve) => child.on('exit', resolve))).toBe(0);
+    const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+    expect(report.runs.map((r) => [r.label, r.concurrency, r.completed])).toEqual([['hier', 1, 4], ['hier', 2, 4]]);
+    expect(report.runs[0].rss_bytes!.length).toBeGreaterThan(0);
+    expect(stdout).toContain('| hier | 2 | 4/4 |');
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('<svg');
+  });
+});
