@@ -92,7 +92,10 @@ async function main(): Promise<void> {
     send({ type: 'load-failed', name: (err as Error).name, message: (err as Error).message });
     return;
   }
-  const costCurve = await measureForwardCost(model, [1, 2, 4, 8, 16, 32], Math.min(256, model.info.contextLength - 64), 3);
+  // The adaptive draft budget weighs acceptance against this curve; it is refreshed from real steps later.
+  const past = Math.max(0, Math.min(256, model.info.contextLength - 64));
+  const costCurve = await measureForwardCost(model, [1, 2, 4, 8, 16, 32, 64].filter((k) => past + k <= model.info.contextLength), past, 5);
+  send({ type: 'log', message: `forward cost at past ${past}: ${costCurve.map((p) => `k=${p.k} ${p.ms.toFixed(2)} ms`).join(', ')}` });
   const drafting = new DraftingState(options, model.info, costCurve);
   const restored = drafting.restore();
   if (restored) send({ type: 'log', message: restored });

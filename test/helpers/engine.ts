@@ -1,0 +1,55 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toEngineOptions } from '../../src/config/engine-options.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createEngine } from '../../src/engine/index.js';
+import type { Engine, JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
+
+export const SHARED = join(import.meta.dirname, '../../../shared/data');
+export const CHAT_MODEL = join(SHARED, 'models/chat-llama-5m');
+export const STORIES_GGUF = join(SHARED, 'models/stories260K/stories260Ktok512.gguf');
+
+export interface TestEngine {
+  engine: Engine;
+  modelId: string;
+  run(promptIds: number[], options?: Partial<JobSpec>): Promise<{ ids: number[]; text: string; result: JobResult }>;
+  close(): Promise<void>;
+}
+
+export const LOOKAHEAD_OFF: LookaheadOptions = { enabled: false, decodingLength: 1, branchLength: 0, layout: 'hier' };
+
+/** The real engine (worker thread + ORT) on a model, with its build cache in a temp folder. */
+export async function startEngine(flags: string[] = []): Promise<TestEngine> {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-engine-'));
+  const config = loadConfig(['--cache-dir', cacheDir, '--threads', '1', ...flags], {});
+  const options = toEngineOptions(config);
+  const engine = await createEngine(options, () => {});
+  const modelId = engine.models[0].id;
+  return {
+    engine,
+    modelId,
+    async run(promptIds, spec = {}) {
+      const job = engine.submit(modelId, {
+        promptIds,
+        maxTokens: 32,
+        sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+        stop: [],
+        logprobs: null,
+        lookahead: options.lookahead,
+        ...spec,
+      });
+      const ids: number[] = [];
+      let text = '';
+      for await (const chunk of job) {
+        ids.push(...chunk.tokens);
+        text += chunk.text;
+      }
+      return { ids, text, result: await job.result };
+    },
+    async close() {
+      await engine.close(1000);
+      rmSync(cacheDir, { recursive: true, force: true });
+    },
+  };
+}
