@@ -6,7 +6,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine, JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
 
-export const SHARED = join(import.meta.dirname, '../../../shared/data');
+export { SHARED_DATA as SHARED } from './paths.js';
+import { SHARED_DATA as SHARED } from './paths.js';
 export const CHAT_MODEL = join(SHARED, 'models/chat-llama-5m');
 export const STORIES_GGUF = join(SHARED, 'models/stories260K/stories260Ktok512.gguf');
 
