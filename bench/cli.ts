@@ -101,10 +101,8 @@ async function main(argv: string[]): Promise<number> {
       return benchCommand(command, f, commandLine);
     case 'forward-cost':
       return forwardCostCommand(f, commandLine);
-    case 'peer-transformers': {
-      const { peerCommand } = await import('./peer/command.js');
+    case 'peer-transformers':
       return peerCommand(f, commandLine);
-    }
     default:
       throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost or peer-transformers`, 2);
   }
@@ -190,6 +188,29 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
   const base = curve[0]?.ms ?? 0;
   process.stdout.write(`| k | ms per forward | × k=1 |\n|---:|---:|---:|\n${curve.map((p) => `| ${p.k} | ${p.ms.toFixed(3)} | ${base > 0 ? (p.ms / base).toFixed(2) : '—'} |`).join('\n')}\n`);
   if (f.out) emit(report, f.out, false);
+  return 0;
+}
+
+async function peerCommand(f: Flags, commandLine: string): Promise<number> {
+  if (!f.model || !f['peer-model'] || !f.workload) throw new BenchError('peer-transformers needs --model HF_DIR, --peer-model STANDARD_ONNX_DIR and --workload FILE', 2);
+  // Loaded on demand: transformers.js is an optional dev dependency and slow to import.
+  const { runPeerComparison } = await import('./peer/command.js');
+  const layout = f.lookahead ?? 'hier';
+  if (!LAYOUTS.includes(layout)) throw new BenchError(`--lookahead must be hier, par or one for peer-transformers (got ${layout})`, 2);
+  const report = await runPeerComparison({
+    command: commandLine,
+    modelPath: f.model,
+    peerModel: f['peer-model'],
+    workload: f.workload,
+    categories: list(f.category),
+    requests: optInt(f.requests, '--requests', 1, 10_000) ?? 8,
+    maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 64,
+    layout,
+    requestTimeoutMs: optInt(f['request-timeout-ms'], '--request-timeout-ms', 100, 3_600_000) ?? 120_000,
+    startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 300) * 1000,
+    quiet: f.quiet ?? false,
+  });
+  emit(report, f.out);
   return 0;
 }
 
