@@ -1,6 +1,6 @@
 import type { LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
-import { createVerifyResult, verifyDraft, writeTreeMask, writeTreePositions, type BudgetController, type VerifyResult } from '../lookahead/index.js';
+import { createVerifyResult, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -11,6 +11,12 @@ export interface DraftSource {
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
   /** Tokens the job committed (accepted + bonus), in order. */
   accepted(tokens: Int32Array): void;
+}
+
+/** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
+export interface DraftSizer {
+  next(): number;
+  observe(size: number, accepted: number, forwardMs: number): void;
 }
 
 export interface StepOutput {
@@ -62,7 +68,7 @@ export class Generation {
     private readonly model: LoadedModel,
     private readonly job: WorkerJob,
     private readonly drafts: DraftSource | null,
-    private readonly budget: BudgetController | null,
+    private readonly budget: DraftSizer | null,
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
