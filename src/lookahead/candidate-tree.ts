@@ -32,6 +32,8 @@ export class CandidateTree {
   /** Per candidate and source slot (2 per source: bigram, unigram), the matching trie node or -1. */
   private src: Int32Array = new Int32Array(0);
   private readonly slots: number;
+  /** Scratch for a source node's best children. */
+  private top: Int32Array = new Int32Array(64);
 
   constructor(private readonly sources: readonly DraftSource[]) {
     this.slots = 2 * sources.length;
@@ -54,7 +56,7 @@ export class CandidateTree {
   }
 
   /**
-   * Builds `c`'s children from at most `limit` top children of each of its source nodes. Growth happens before
+   * Builds `c`'s children from the `limit` most frequent children of each of its source nodes. Growth happens before
    * any child is added, so callers holding key arrays must re-read them after this returns `true`.
    */
   expand(c: number, limit: number): boolean {
@@ -64,8 +66,10 @@ export class CandidateTree {
       if (node === NONE) continue;
       const { trie, local } = this.sources[slot >> 1];
       const weight = slot & 1 ? 1 : BIGRAM_WEIGHT;
-      let taken = 0;
-      for (let t = trie.firstChild(node); t !== NONE && taken < limit; t = trie.nextSibling(t), taken++) {
+      if (this.top.length < limit) this.top = new Int32Array(2 * limit);
+      const n = trie.topChildren(node, limit, this.top);
+      for (let i = 0; i < n; i++) {
+        const t = this.top[i];
         const tok = trie.token(t);
         let k = this.firstChild[c];
         while (k !== NONE && this.token[k] !== tok) k = this.nextSibling[k];

@@ -3,12 +3,13 @@ import { AppError } from '../errors.js';
 /**
  * A forest of token tries. Under each key token it stores the n-grams (up to `gramLength` tokens) that followed the
  * key in the inserted data; a node's count is the number of inserted n-grams with that prefix, so counts never grow
- * going down a path. Sibling lists are kept sorted by count (descending), which makes "the best k children" the
- * first k of a list and keeps frequent tokens near the head for lookups.
+ * going down a path.
  *
- * Nodes live in typed-array pools (token, count, first child, next sibling) with a free list; key roots are nodes
- * too, found through a Map. Memory is bounded by `maxNodes`: past it, a squeeze halves every count and drops the
- * subtrees whose count was 1 (PIA's decay + pruning), repeated until the trie is back under the low-water mark.
+ * Nodes live in typed-array pools (token, count, parent, first child, next sibling) with a free list; key roots are
+ * nodes too, found through a Map. A child is found through an open-addressing hash on (parent, token), because a
+ * frequent key has thousands of distinct followers in a large corpus. Memory is bounded by `maxNodes`: past it, a
+ * squeeze halves every count and drops the subtrees whose count was 1 (PIA's decay + pruning), repeated until the
+ * trie is back under the low-water mark.
  */
 export interface TrieOptions {
   /** Tokens stored after each key: the request branch length + 1 (one level is consumed by a 2-token query). */
@@ -40,8 +41,11 @@ export class TokenTrie {
   private readonly roots = new Map<number, number>();
   private tokenOf: Int32Array;
   private countOf: Int32Array;
+  private parentOf: Int32Array;
   private childOf: Int32Array;
   private siblingOf: Int32Array;
+  /** Hash slots holding node ids (-1 = empty), keyed by (parentOf, tokenOf) of the node; load kept <= 1/2. */
+  private slots: Int32Array = new Int32Array(2048).fill(NONE);
   /** High-water mark of the pools; slots below it are live or on the free list. */
   private used = 0;
   private freeHead = NONE;
@@ -59,6 +63,7 @@ export class TokenTrie {
     const initial = Math.min(1024, Number.isFinite(this.maxNodes) ? this.maxNodes + this.gramLength + 1 : 1024);
     this.tokenOf = new Int32Array(initial);
     this.countOf = new Int32Array(initial);
+    this.parentOf = new Int32Array(initial);
     this.childOf = new Int32Array(initial);
     this.siblingOf = new Int32Array(initial);
   }
@@ -115,18 +120,12 @@ export class TokenTrie {
     }
     let i = start;
     for (; i < end; i++) {
-      const child = this.bumpChild(node, ids[i]);
+      const child = this.child(node, ids[i]);
       if (child === NONE) break;
+      if (this.countOf[child] < MAX_COUNT) this.countOf[child]++;
       node = child;
     }
-    if (i < end) {
-      let tail = this.appendChild(node, ids[i]);
-      for (i++; i < end; i++) {
-        const next = this.alloc(ids[i]);
-        this.childOf[tail] = next;
-        tail = next;
-      }
-    }
+    for (; i < end; i++) node = this.addChild(node, ids[i]);
     if (this.live > this.maxNodes) this.squeeze(Math.floor(this.maxNodes * LOW_WATER));
   }
 
@@ -137,18 +136,39 @@ export class TokenTrie {
 
   /** Child of `node` holding `token`, or -1. */
   child(node: number, token: number): number {
-    for (let c = this.childOf[node]; c !== NONE; c = this.siblingOf[c]) if (this.tokenOf[c] === token) return c;
-    return NONE;
+    const mask = this.slots.length - 1;
+    for (let h = hash(node, token) & mask; ; h = (h + 1) & mask) {
+      const c = this.slots[h];
+      if (c === NONE || (this.parentOf[c] === node && this.tokenOf[c] === token)) return c;
+    }
   }
 
-  /** First (most frequent) child, or -1. */
+  /** First child, or -1; siblings come newest first. */
   firstChild(node: number): number {
     return this.childOf[node];
   }
 
-  /** Next sibling (equally or less frequent), or -1. */
   nextSibling(node: number): number {
     return this.siblingOf[node];
+  }
+
+  /**
+   * Writes into `out` the (up to) `limit` children of `node` with the highest counts, highest first, ties in
+   * sibling order; returns how many. out.length must be at least `limit`.
+   */
+  topChildren(node: number, limit: number, out: Int32Array): number {
+    let n = 0;
+    for (let c = this.childOf[node]; c !== NONE; c = this.siblingOf[c]) {
+      const count = this.countOf[c];
+      if (n === limit && count <= this.countOf[out[n - 1]]) continue;
+      let i = n < limit ? n++ : n - 1;
+      while (i > 0 && this.countOf[out[i - 1]] < count) {
+        out[i] = out[i - 1];
+        i--;
+      }
+      out[i] = c;
+    }
+    return n;
   }
 
   token(node: number): number {
@@ -164,6 +184,7 @@ export class TokenTrie {
     this.used = 0;
     this.freeHead = NONE;
     this.live = 0;
+    this.slots.fill(NONE);
   }
 
   /**
@@ -182,6 +203,7 @@ export class TokenTrie {
         }
       }
     }
+    this.rehash(this.slots.length);
   }
 
   /**
@@ -221,16 +243,20 @@ export class TokenTrie {
     const nodes = view.getUint32(16, true);
     if (bytes.byteLength !== 4 * (5 + 3 * nodes)) throw new TrieSnapshotError('trie snapshot is truncated');
     const trie = new TokenTrie({ ...options, gramLength: view.getUint32(8, true) });
+    // Room for every node up front: a rehash mid-read would miss the subtree being read.
+    trie.rehash(2 * nodes);
     let at = 20;
-    const read = (): number => {
+    const read = (parent: number): number => {
       if (at >= bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
       const node = trie.alloc(view.getInt32(at, true));
       trie.countOf[node] = view.getInt32(at + 4, true);
+      trie.parentOf[node] = parent;
+      if (parent !== NONE) trie.index(node);
       let children = view.getUint32(at + 8, true);
       at += 12;
       let last = NONE;
       for (; children > 0; children--) {
-        const child = read();
+        const child = read(node);
         if (last === NONE) trie.childOf[node] = child;
         else trie.siblingOf[last] = child;
         last = child;
@@ -238,7 +264,7 @@ export class TokenTrie {
       return node;
     };
     for (let k = 0; k < keys; k++) {
-      const root = read();
+      const root = read(NONE);
       trie.roots.set(trie.tokenOf[root], root);
     }
     if (at !== bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
@@ -246,44 +272,41 @@ export class TokenTrie {
     return trie;
   }
 
-  /**
-   * Finds `token` among `parent`'s children and counts one more n-gram through it, moving it ahead of the
-   * siblings it now outnumbers so the list stays sorted. Returns -1 when absent.
-   */
-  private bumpChild(parent: number, token: number): number {
-    let prev = NONE;
-    let runHead = NONE;
-    let runHeadPrev = NONE;
-    for (let c = this.childOf[parent]; c !== NONE; prev = c, c = this.siblingOf[c]) {
-      if (runHead === NONE || this.countOf[c] !== this.countOf[runHead]) {
-        runHead = c;
-        runHeadPrev = prev;
-      }
-      if (this.tokenOf[c] !== token) continue;
-      if (this.countOf[c] >= MAX_COUNT) return c;
-      this.countOf[c]++;
-      if (runHead !== c) {
-        this.siblingOf[prev] = this.siblingOf[c];
-        this.siblingOf[c] = runHead;
-        if (runHeadPrev === NONE) this.childOf[parent] = c;
-        else this.siblingOf[runHeadPrev] = c;
-      }
-      return c;
-    }
-    return NONE;
+  /** A new child with count 1, first among its siblings. */
+  private addChild(parent: number, token: number): number {
+    if (2 * (this.live + 1) > this.slots.length) this.rehash(2 * this.slots.length);
+    const node = this.alloc(token);
+    this.parentOf[node] = parent;
+    this.siblingOf[node] = this.childOf[parent];
+    this.childOf[parent] = node;
+    this.index(node);
+    return node;
   }
 
-  /** A new child with count 1 goes last: every live count is at least 1. */
-  private appendChild(parent: number, token: number): number {
-    const node = this.alloc(token);
-    let c = this.childOf[parent];
-    if (c === NONE) {
-      this.childOf[parent] = node;
-    } else {
-      while (this.siblingOf[c] !== NONE) c = this.siblingOf[c];
-      this.siblingOf[c] = node;
-    }
-    return node;
+  /** Adds a node to the hash; the caller made room first. */
+  private index(node: number): void {
+    const mask = this.slots.length - 1;
+    let h = hash(this.parentOf[node], this.tokenOf[node]) & mask;
+    while (this.slots[h] !== NONE) h = (h + 1) & mask;
+    this.slots[h] = node;
+  }
+
+  /** Rebuilds the hash from the live tree (after a squeeze freed nodes, or to grow it). */
+  private rehash(atLeast: number): void {
+    let size = 2048;
+    while (size < atLeast || 2 * this.live > size) size *= 2;
+    if (size !== this.slots.length) this.slots = new Int32Array(size);
+    this.slots.fill(NONE);
+    const mask = size - 1;
+    const put = (node: number): void => {
+      for (let c = this.childOf[node]; c !== NONE; c = this.siblingOf[c]) {
+        let h = hash(node, this.tokenOf[c]) & mask;
+        while (this.slots[h] !== NONE) h = (h + 1) & mask;
+        this.slots[h] = c;
+        put(c);
+      }
+    };
+    for (const root of this.roots.values()) put(root);
   }
 
   private decayChildren(parent: number): void {
@@ -292,19 +315,14 @@ export class TokenTrie {
     while (c !== NONE) {
       const next = this.siblingOf[c];
       if (this.countOf[c] <= 1) {
-        // Sorted descending: this child and every later sibling go.
-        if (prev === NONE) this.childOf[parent] = NONE;
-        else this.siblingOf[prev] = NONE;
-        for (let d = c; d !== NONE; ) {
-          const after = this.siblingOf[d];
-          this.freeSubtree(d);
-          d = after;
-        }
-        return;
+        if (prev === NONE) this.childOf[parent] = next;
+        else this.siblingOf[prev] = next;
+        this.freeSubtree(c);
+      } else {
+        this.countOf[c] >>= 1;
+        this.decayChildren(c);
+        prev = c;
       }
-      this.countOf[c] >>= 1;
-      this.decayChildren(c);
-      prev = c;
       c = next;
     }
   }
@@ -330,6 +348,7 @@ export class TokenTrie {
     }
     this.tokenOf[node] = token;
     this.countOf[node] = 1;
+    this.parentOf[node] = NONE;
     this.childOf[node] = NONE;
     this.siblingOf[node] = NONE;
     this.live++;
@@ -345,7 +364,14 @@ export class TokenTrie {
     };
     this.tokenOf = widen(this.tokenOf);
     this.countOf = widen(this.countOf);
+    this.parentOf = widen(this.parentOf);
     this.childOf = widen(this.childOf);
     this.siblingOf = widen(this.siblingOf);
   }
+}
+
+function hash(parent: number, token: number): number {
+  let h = Math.imul(parent, 0x9e3779b1) ^ token;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  return (h ^ (h >>> 13)) >>> 0;
 }
