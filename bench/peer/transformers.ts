@@ -59,7 +59,8 @@ export async function runTransformersJs(modelDir: string, prompts: ChatMessage[]
       const generated = ids.tolist()[0].slice(inputs.input_ids.dims[1]).map(Number);
       const end = generated.findIndex((id) => eos.has(id));
       const kept = end < 0 ? generated : generated.slice(0, end);
-      out.push({ text: tokenizer.decode(kept, { skip_special_tokens: true }), tokens: kept.length, seconds });
+      // The EOS token cost a forward like any other and our server counts it in usage, so it counts here too.
+      out.push({ text: tokenizer.decode(kept, { skip_special_tokens: true }), tokens: kept.length + (end < 0 ? 0 : 1), seconds });
       onDone();
     }
   } finally {
