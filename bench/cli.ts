@@ -185,9 +185,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     peer: null,
     server_stats: null,
   };
-  const base = curve[0]?.ms ?? 0;
-  process.stdout.write(`| k | ms per forward | × k=1 |\n|---:|---:|---:|\n${curve.map((p) => `| ${p.k} | ${p.ms.toFixed(3)} | ${base > 0 ? (p.ms / base).toFixed(2) : '—'} |`).join('\n')}\n`);
-  if (f.out) emit(report, f.out, false);
+  emit(report, f.out);
   return 0;
 }
 
@@ -214,12 +212,12 @@ async function peerCommand(f: Flags, commandLine: string): Promise<number> {
   return 0;
 }
 
-function emit(report: Report, out: string | undefined, table = true): void {
+function emit(report: Report, out: string | undefined): void {
   if (out) {
     const paths = writeReport(out, report);
     process.stderr.write(`wrote ${paths.json}, ${paths.html}, ${paths.md}\n`);
   }
-  if (table) process.stdout.write(renderMarkdown(report));
+  process.stdout.write(renderMarkdown(report));
 }
 
 function draftingParams(f: Flags): Record<string, number> {

@@ -3,7 +3,7 @@ import type { Report } from './schema.js';
 /** A table for pasting into notes: one row per run, ratios against the baseline at the same concurrency. */
 export function renderMarkdown(report: Report): string {
   const lines: string[] = [];
-  lines.push(`**${report.kind}** · model \`${report.model.id}\` · workload \`${report.config.workload.path}\` (${report.config.workload.shape}) · max_tokens ${report.config.max_tokens} · ${report.machine.cpu_model}, ${report.machine.cores} cores, Node ${report.machine.node_version}, ORT ${report.machine.ort_version ?? 'n/a'}${report.config.workload.reused_items ? ' · ⚠ workload too small: runs reused prompts, so later arms could draft from earlier answers' : ''}`);
+  lines.push(`**${report.kind}** · model \`${report.model.id}\`${report.config.workload.path ? ` · workload \`${report.config.workload.path}\` (${report.config.workload.shape}) · max_tokens ${report.config.max_tokens}` : ''} · ${report.machine.cpu_model}, ${report.machine.cores} cores, Node ${report.machine.node_version}, ORT ${report.machine.ort_version ?? 'n/a'}${report.config.workload.reused_items ? ' · ⚠ workload too small: runs reused prompts, so later arms could draft from earlier answers' : ''}`);
   lines.push('');
   if (report.runs.length > 0) {
     lines.push('| run | conc. | ok/req | tok/s | × off | tok/step | TTFT p50 ms | latency p50 ms | latency p99 ms | req/s | errors |');
@@ -15,6 +15,13 @@ export function renderMarkdown(report: Report): string {
         `| ${r.label} | ${r.concurrency ?? `${r.requests_per_second_target} rps`} | ${r.completed}/${r.requests} | ${num(r.tokens_per_second, 1)} | ${ratio ? num(ratio.tokens_per_second, 2) : r.label === 'off' ? '1.00' : '—'} | ${num(r.tokens_per_step, 2)} | ${num(r.ttft_ms?.p50, 0)} | ${num(r.latency_ms?.p50, 0)} | ${num(r.latency_ms?.p99, 0)} | ${num(r.requests_per_second, 2)} | ${errors} |`,
       );
     }
+  }
+  if (report.forward_cost && report.forward_cost.length > 0) {
+    const base = report.forward_cost[0].ms;
+    lines.push('');
+    lines.push('| k new tokens | ms per forward | × first |');
+    lines.push('|---:|---:|---:|');
+    for (const p of report.forward_cost) lines.push(`| ${p.k} | ${num(p.ms, 3)} | ${num(base > 0 ? p.ms / base : null, 2)} |`);
   }
   if (report.peer) {
     const p = report.peer;

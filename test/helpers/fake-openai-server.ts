@@ -11,6 +11,8 @@ export interface FakeServerOptions {
   chunkDelayMs?: number;
   /** ok: normal; http500: every chat request fails; stream_error: an error event mid-stream; hang: never answers. */
   mode?: 'ok' | 'http500' | 'stream_error' | 'hang';
+  /** Answer every n-th chat request with HTTP 503 (a flaky server). */
+  failEvery?: number;
   /** Omit our extensions, like a stock OpenAI-compatible server. */
   plain?: boolean;
 }
@@ -47,6 +49,7 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
 
     const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
     bodies.push(body);
+    if (options.failEvery && bodies.length % options.failEvery === 0) return json(res, 503, { error: { message: 'flaky', type: 'server_error' } });
     if (options.mode === 'http500') return json(res, 500, { error: { message: 'scripted failure', type: 'server_error' } });
     if (options.mode === 'hang') {
       hanging.add(res);

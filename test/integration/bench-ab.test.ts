@@ -40,4 +40,16 @@ describe('bench ab against our own server', () => {
     expect(report.ratios[0].tokens_per_second).toBeGreaterThan(0);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| hier \| 1 \| 2\/2 \|/);
   }, 120_000);
+
+  it('forward-cost measures the curve of the embedded model and reports it', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'bench-fc-')), 'out');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'forward-cost', '--ks', '1,8', '--past', '32', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    expect(await new Promise<number | null>((resolve) => child.on('exit', resolve))).toBe(0);
+    const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+    expect(report.forward_cost!.map((p) => p.k)).toEqual([1, 8]);
+    expect(report.forward_cost!.every((p) => p.ms > 0)).toBe(true);
+    expect(stdout).toMatch(/\| 8 \| [0-9.]+ \| [0-9.]+ \|/);
+  }, 120_000);
 });

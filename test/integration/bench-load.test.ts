@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,27 +116,40 @@ describe('bench CLI failures end with a message and a non-zero exit', () => {
     expect(r.stderr).toMatch(/--requests N or --duration/);
   });
 
-  it('a server whose requests fail: report written, exit 3', async () => {
-    server = await startFakeServer({ mode: 'stream_error', tokens: 4 });
-    const out = join(dir, 'out');
+  async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
     // Spawned asynchronously: the fake server lives in this process and must keep answering.
-    const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [...CLI, 'load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '3', '--out', out, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI, ...args, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(stderr).toMatch(/first 3 requests all failed|3 of 3 requests failed/);
-    expect(code).not.toBe(0);
+    return { code, stdout, stderr };
+  }
+
+  it('a server whose requests all fail', async () => {
+    server = await startFakeServer({ mode: 'stream_error', tokens: 4 });
+    const r = await runCli(['load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/first 3 requests all failed; last: stream_error/);
+  });
+
+  it('a server whose requests sometimes fail: report written with errors by type, exit 3', async () => {
+    server = await startFakeServer({ tokens: 4, failEvery: 2 });
+    const out = join(dir, 'flaky');
+    const r = await runCli(['load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '6', '--out', out]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/3 of 6 requests failed \(http_503\)/);
+    const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+    expect(report.runs[0].errors).toEqual({ http_503: 3 });
+    expect(report.runs[0].completed).toBe(3);
   });
 
   it('a healthy run writes a schema-valid report', async () => {
     server = await startFakeServer({ tokens: 6 });
     const out = join(dir, 'ok');
-    const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [...CLI, 'load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '4', '--concurrency', '1,2', '--lookahead', 'hier', '--out', out, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    expect(await new Promise<number | null>((resolve) => child.on('exit', resolve))).toBe(0);
+    const { code, stdout } = await runCli(['load', '--base-url', server.baseUrl, '--workload', workload, '--requests', '4', '--concurrency', '1,2', '--lookahead', 'hier', '--out', out]);
+    expect(code).toBe(0);
     const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
     expect(report.runs.map((r) => [r.label, r.concurrency, r.completed])).toEqual([['hier', 1, 4], ['hier', 2, 4]]);
     expect(report.runs[0].rss_bytes!.length).toBeGreaterThan(0);
