@@ -32,8 +32,6 @@ export class CandidateTree {
   /** Per candidate and source slot (2 per source: bigram, unigram), the matching trie node or -1. */
   private src: Int32Array = new Int32Array(0);
   private readonly slots: number;
-  /** Scratch for a source node's best children. */
-  private top: Int32Array = new Int32Array(64);
 
   constructor(private readonly sources: readonly DraftSource[]) {
     this.slots = 2 * sources.length;
@@ -66,10 +64,9 @@ export class CandidateTree {
       if (node === NONE) continue;
       const { trie, local } = this.sources[slot >> 1];
       const weight = slot & 1 ? 1 : BIGRAM_WEIGHT;
-      if (this.top.length < limit) this.top = new Int32Array(2 * limit);
-      const n = trie.topChildren(node, limit, this.top);
-      for (let i = 0; i < n; i++) {
-        const t = this.top[i];
+      // Sibling lists are sorted by count: the first `limit` are the best.
+      let taken = 0;
+      for (let t = trie.firstChild(node); t !== NONE && taken < limit; t = trie.nextSibling(t), taken++) {
         const tok = trie.token(t);
         let k = this.firstChild[c];
         while (k !== NONE && this.token[k] !== tok) k = this.nextSibling[k];

@@ -5,11 +5,14 @@ import { AppError } from '../errors.js';
  * key in the inserted data; a node's count is the number of inserted n-grams with that prefix, so counts never grow
  * going down a path.
  *
- * Nodes live in typed-array pools (token, count, parent, first child, next sibling) with a free list; key roots are
- * nodes too, found through a Map. A child is found through an open-addressing hash on (parent, token), because a
- * frequent key has thousands of distinct followers in a large corpus. Memory is bounded by `maxNodes`: past it, a
- * squeeze halves every count and drops the subtrees whose count was 1 (PIA's decay + pruning), repeated until the
- * trie is back under the low-water mark.
+ * Nodes live in typed-array pools (token, count, parent, first child, siblings) with a free list; key roots are
+ * nodes too, found through a Map. A frequent key has thousands of distinct followers in a large corpus, so:
+ * - a child is found through an open-addressing hash on (parent, token);
+ * - sibling lists stay sorted by count, descending, so the best k children are the first k. A second hash maps
+ *   (parent, count) to the first sibling with that count, so counting one more n-gram through a node moves it to
+ *   the front of its equal-count run in O(1) (the LFU-bucket trick).
+ * Memory is bounded by `maxNodes`: past it, a squeeze halves every count and drops the subtrees whose count was 1
+ * (PIA's decay + pruning), repeated until the trie is back under the low-water mark.
  */
 export interface TrieOptions {
   /** Tokens stored after each key: the request branch length + 1 (one level is consumed by a 2-token query). */
@@ -27,6 +30,9 @@ export class TrieSnapshotError extends AppError {
 }
 
 const NONE = -1;
+/** A deleted run-head slot: lookups probe past it. */
+const TOMB = -2;
+const MIN_SLOTS = 2048;
 const MAX_COUNT = 0x7fffffff;
 /** After a squeeze the trie holds at most this share of maxNodes, so squeezes stay rare. */
 const LOW_WATER = 0.75;
@@ -44,8 +50,14 @@ export class TokenTrie {
   private parentOf: Int32Array;
   private childOf: Int32Array;
   private siblingOf: Int32Array;
-  /** Hash slots holding node ids (-1 = empty), keyed by (parentOf, tokenOf) of the node; load kept <= 1/2. */
-  private slots: Int32Array = new Int32Array(2048).fill(NONE);
+  /** Previous sibling; the first child's entry points at the last child, so appending is O(1). */
+  private prevOf: Int32Array;
+  /** Hash slots holding node ids (-1 = empty), keyed by the node's (parent, token); load kept <= 1/2. */
+  private slots: Int32Array = new Int32Array(MIN_SLOTS).fill(NONE);
+  /** Hash slots holding the head of each equal-count run of siblings, keyed by the node's (parent, count). */
+  private runs: Int32Array = new Int32Array(MIN_SLOTS).fill(NONE);
+  /** Run slots not empty (tombstones included). */
+  private runsUsed = 0;
   /** High-water mark of the pools; slots below it are live or on the free list. */
   private used = 0;
   private freeHead = NONE;
@@ -66,6 +78,7 @@ export class TokenTrie {
     this.parentOf = new Int32Array(initial);
     this.childOf = new Int32Array(initial);
     this.siblingOf = new Int32Array(initial);
+    this.prevOf = new Int32Array(initial);
   }
 
   /** Live nodes, key roots included. */
@@ -122,7 +135,7 @@ export class TokenTrie {
     for (; i < end; i++) {
       const child = this.child(node, ids[i]);
       if (child === NONE) break;
-      if (this.countOf[child] < MAX_COUNT) this.countOf[child]++;
+      this.bump(node, child);
       node = child;
     }
     for (; i < end; i++) node = this.addChild(node, ids[i]);
@@ -143,32 +156,14 @@ export class TokenTrie {
     }
   }
 
-  /** First child, or -1; siblings come newest first. */
+  /** First (most frequent) child, or -1. */
   firstChild(node: number): number {
     return this.childOf[node];
   }
 
+  /** Next sibling (equally or less frequent), or -1. */
   nextSibling(node: number): number {
     return this.siblingOf[node];
-  }
-
-  /**
-   * Writes into `out` the (up to) `limit` children of `node` with the highest counts, highest first, ties in
-   * sibling order; returns how many. out.length must be at least `limit`.
-   */
-  topChildren(node: number, limit: number, out: Int32Array): number {
-    let n = 0;
-    for (let c = this.childOf[node]; c !== NONE; c = this.siblingOf[c]) {
-      const count = this.countOf[c];
-      if (n === limit && count <= this.countOf[out[n - 1]]) continue;
-      let i = n < limit ? n++ : n - 1;
-      while (i > 0 && this.countOf[out[i - 1]] < count) {
-        out[i] = out[i - 1];
-        i--;
-      }
-      out[i] = c;
-    }
-    return n;
   }
 
   token(node: number): number {
@@ -184,7 +179,7 @@ export class TokenTrie {
     this.used = 0;
     this.freeHead = NONE;
     this.live = 0;
-    this.slots.fill(NONE);
+    this.rebuild();
   }
 
   /**
@@ -203,7 +198,7 @@ export class TokenTrie {
         }
       }
     }
-    this.rehash(this.slots.length);
+    this.rebuild();
   }
 
   /**
@@ -243,15 +238,12 @@ export class TokenTrie {
     const nodes = view.getUint32(16, true);
     if (bytes.byteLength !== 4 * (5 + 3 * nodes)) throw new TrieSnapshotError('trie snapshot is truncated');
     const trie = new TokenTrie({ ...options, gramLength: view.getUint32(8, true) });
-    // Room for every node up front: a rehash mid-read would miss the subtree being read.
-    trie.rehash(2 * nodes);
     let at = 20;
     const read = (parent: number): number => {
       if (at >= bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
       const node = trie.alloc(view.getInt32(at, true));
       trie.countOf[node] = view.getInt32(at + 4, true);
       trie.parentOf[node] = parent;
-      if (parent !== NONE) trie.index(node);
       let children = view.getUint32(at + 8, true);
       at += 12;
       let last = NONE;
@@ -268,62 +260,159 @@ export class TokenTrie {
       trie.roots.set(trie.tokenOf[root], root);
     }
     if (at !== bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
+    trie.rebuild();
     if (trie.live > trie.maxNodes) trie.squeeze(Math.floor(trie.maxNodes * LOW_WATER));
     return trie;
   }
 
-  /** A new child with count 1, first among its siblings. */
+  /**
+   * Counts one more n-gram through `x`, a child of `parent`: x moves to the front of its equal-count run, so the
+   * list stays sorted once its count is one higher.
+   */
+  private bump(parent: number, x: number): void {
+    const c = this.countOf[x];
+    if (c >= MAX_COUNT) return;
+    const slot = this.runSlot(parent, c);
+    const head = this.runs[slot];
+    if (head === x) {
+      const next = this.siblingOf[x];
+      this.runs[slot] = next !== NONE && this.countOf[next] === c ? next : TOMB;
+    } else {
+      this.unlink(parent, x);
+      this.linkBefore(parent, x, head);
+    }
+    this.countOf[x] = c + 1;
+    if (!this.continuesRun(parent, x)) this.addRun(x);
+  }
+
+  /** A new child with count 1, last among its siblings (every live count is at least 1). */
   private addChild(parent: number, token: number): number {
-    if (2 * (this.live + 1) > this.slots.length) this.rehash(2 * this.slots.length);
-    const node = this.alloc(token);
-    this.parentOf[node] = parent;
-    this.siblingOf[node] = this.childOf[parent];
-    this.childOf[parent] = node;
-    this.index(node);
-    return node;
-  }
-
-  /** Adds a node to the hash; the caller made room first. */
-  private index(node: number): void {
+    const x = this.alloc(token);
+    this.parentOf[x] = parent;
+    const first = this.childOf[parent];
+    if (first === NONE) {
+      this.childOf[parent] = x;
+      this.prevOf[x] = x;
+    } else {
+      const last = this.prevOf[first];
+      this.siblingOf[last] = x;
+      this.prevOf[x] = last;
+      this.prevOf[first] = x;
+    }
+    if (2 * this.live > this.slots.length) {
+      this.rebuild();
+      return x;
+    }
     const mask = this.slots.length - 1;
-    let h = hash(this.parentOf[node], this.tokenOf[node]) & mask;
+    let h = hash(parent, token) & mask;
     while (this.slots[h] !== NONE) h = (h + 1) & mask;
-    this.slots[h] = node;
+    this.slots[h] = x;
+    if (!this.continuesRun(parent, x)) this.addRun(x);
+    return x;
   }
 
-  /** Rebuilds the hash from the live tree (after a squeeze freed nodes, or to grow it). */
-  private rehash(atLeast: number): void {
-    let size = 2048;
-    while (size < atLeast || 2 * this.live > size) size *= 2;
-    if (size !== this.slots.length) this.slots = new Int32Array(size);
+  /** True when x's previous sibling has the same count (so x is not the head of its run). */
+  private continuesRun(parent: number, x: number): boolean {
+    return x !== this.childOf[parent] && this.countOf[this.prevOf[x]] === this.countOf[x];
+  }
+
+  /** Slot of the head of `parent`'s children with count `count`; the run must exist. */
+  private runSlot(parent: number, count: number): number {
+    const mask = this.runs.length - 1;
+    for (let h = hash(parent, count) & mask; ; h = (h + 1) & mask) {
+      const n = this.runs[h];
+      if (n === NONE) throw new Error('token trie: run index out of sync');
+      if (n !== TOMB && this.parentOf[n] === parent && this.countOf[n] === count) return h;
+    }
+  }
+
+  private addRun(x: number): void {
+    if (2 * (this.runsUsed + 1) > this.runs.length) {
+      this.rebuild();
+      return;
+    }
+    const mask = this.runs.length - 1;
+    let h = hash(this.parentOf[x], this.countOf[x]) & mask;
+    while (this.runs[h] >= 0) h = (h + 1) & mask;
+    if (this.runs[h] === NONE) this.runsUsed++;
+    this.runs[h] = x;
+  }
+
+  private unlink(parent: number, x: number): void {
+    const first = this.childOf[parent];
+    const next = this.siblingOf[x];
+    if (x === first) {
+      this.childOf[parent] = next;
+      if (next !== NONE) this.prevOf[next] = this.prevOf[x];
+      return;
+    }
+    const prev = this.prevOf[x];
+    this.siblingOf[prev] = next;
+    if (next !== NONE) this.prevOf[next] = prev;
+    else this.prevOf[first] = prev;
+  }
+
+  /** Links x right before `at`, which is in the list. */
+  private linkBefore(parent: number, x: number, at: number): void {
+    const prev = this.prevOf[at];
+    this.siblingOf[x] = at;
+    this.prevOf[x] = prev;
+    this.prevOf[at] = x;
+    if (at === this.childOf[parent]) this.childOf[parent] = x;
+    else this.siblingOf[prev] = x;
+  }
+
+  /**
+   * Rebuilds both hashes and the back links from the sibling lists, sized for growth (after a squeeze freed
+   * nodes, after a restore, or when a hash fills up).
+   */
+  private rebuild(): void {
+    let size = MIN_SLOTS;
+    while (size < 4 * this.live) size *= 2;
+    if (size !== this.slots.length) {
+      this.slots = new Int32Array(size);
+      this.runs = new Int32Array(size);
+    }
     this.slots.fill(NONE);
+    this.runs.fill(NONE);
+    this.runsUsed = 0;
     const mask = size - 1;
-    const put = (node: number): void => {
-      for (let c = this.childOf[node]; c !== NONE; c = this.siblingOf[c]) {
-        let h = hash(node, this.tokenOf[c]) & mask;
+    const visit = (parent: number): void => {
+      let prev = NONE;
+      for (let c = this.childOf[parent]; c !== NONE; prev = c, c = this.siblingOf[c]) {
+        let h = hash(parent, this.tokenOf[c]) & mask;
         while (this.slots[h] !== NONE) h = (h + 1) & mask;
         this.slots[h] = c;
-        put(c);
+        if (prev === NONE || this.countOf[prev] !== this.countOf[c]) {
+          h = hash(parent, this.countOf[c]) & mask;
+          while (this.runs[h] !== NONE) h = (h + 1) & mask;
+          this.runs[h] = c;
+          this.runsUsed++;
+        }
+        if (prev !== NONE) this.prevOf[c] = prev;
+        visit(c);
       }
+      if (prev !== NONE) this.prevOf[this.childOf[parent]] = prev;
     };
-    for (const root of this.roots.values()) put(root);
+    for (const root of this.roots.values()) visit(root);
   }
 
   private decayChildren(parent: number): void {
     let prev = NONE;
-    let c = this.childOf[parent];
-    while (c !== NONE) {
-      const next = this.siblingOf[c];
+    for (let c = this.childOf[parent]; c !== NONE; prev = c, c = this.siblingOf[c]) {
       if (this.countOf[c] <= 1) {
-        if (prev === NONE) this.childOf[parent] = next;
-        else this.siblingOf[prev] = next;
-        this.freeSubtree(c);
-      } else {
-        this.countOf[c] >>= 1;
-        this.decayChildren(c);
-        prev = c;
+        // Sorted descending: this child and every later sibling go.
+        if (prev === NONE) this.childOf[parent] = NONE;
+        else this.siblingOf[prev] = NONE;
+        for (let d = c; d !== NONE; ) {
+          const after = this.siblingOf[d];
+          this.freeSubtree(d);
+          d = after;
+        }
+        return;
       }
-      c = next;
+      this.countOf[c] >>= 1;
+      this.decayChildren(c);
     }
   }
 
@@ -365,6 +454,7 @@ export class TokenTrie {
     this.tokenOf = widen(this.tokenOf);
     this.countOf = widen(this.countOf);
     this.parentOf = widen(this.parentOf);
+    this.prevOf = widen(this.prevOf);
     this.childOf = widen(this.childOf);
     this.siblingOf = widen(this.siblingOf);
   }

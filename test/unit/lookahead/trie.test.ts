@@ -6,15 +6,17 @@ import { randomSequence, referencePaths, rng, triePaths } from './fixtures.js';
 const EOS = 99;
 const STOP = 7;
 
-function countsShrinkDownPaths(trie: TokenTrie): boolean {
+function sortedAndIndexed(trie: TokenTrie): boolean {
   for (let key = 0; key < 100; key++) {
     const root = trie.keyNode(key);
     if (root < 0) continue;
     const stack = [root];
     while (stack.length) {
       const node = stack.pop()!;
+      let prev = Infinity;
       for (let c = trie.firstChild(node); c >= 0; c = trie.nextSibling(c)) {
-        if (trie.count(c) > trie.count(node) || trie.child(node, trie.token(c)) !== c) return false;
+        if (trie.count(c) > prev || trie.count(c) > trie.count(node) || trie.child(node, trie.token(c)) !== c) return false;
+        prev = trie.count(c);
         stack.push(c);
       }
     }
@@ -39,7 +41,7 @@ describe('TokenTrie', () => {
       const expected = referencePaths(sequences, gramLength, new Set([EOS]), new Set([STOP]));
       const actual = triePaths(trie);
       expect(actual).toEqual(expected);
-      expect(countsShrinkDownPaths(trie)).toBe(true);
+      expect(sortedAndIndexed(trie)).toBe(true);
       const nodes = [...actual].reduce((n, [, paths]) => n + 1 + paths.size, 0);
       expect(trie.nodeCount).toBe(nodes);
     }
