@@ -31,6 +31,7 @@ export class Proposer {
   /** Candidates in draft pre-order (hier), and a DFS stack. */
   private order: Int32Array = new Int32Array(64);
   private orderSize = 0;
+  private selected = 0;
   private stack: Int32Array = new Int32Array(64);
   private readonly capacity: number;
 
@@ -100,29 +101,31 @@ export class Proposer {
   private select(budget: number, quota: number, maxDepth: number): void {
     const c = this.cands;
     c.expand(0, budget);
-    let selected = 0;
-    const take = (k: number, keys: 'global' | 'mix', onlyPositive: boolean): void => {
-      this.ensureState(c.size);
-      this.state[k] = SELECTED;
-      selected++;
-      if (c.depth[k] >= maxDepth) return;
-      if (c.expand(k, budget - selected)) this.heap.rekey(c[keys]);
-      this.ensureState(c.size);
-      for (let ch = c.firstChild[k]; ch !== -1; ch = c.nextSibling[ch]) {
-        if (!onlyPositive || c.global[ch] > 0) this.heap.push(ch);
-      }
-    };
+    this.selected = 0;
     this.ensureState(c.size);
     this.state.fill(UNSEEN);
 
     this.heap.reset(c.global);
     for (let ch = c.firstChild[0]; ch !== -1; ch = c.nextSibling[ch]) if (c.global[ch] > 0) this.heap.push(ch);
-    while (selected < quota && this.heap.size > 0) take(this.heap.pop(), 'global', true);
+    while (this.selected < quota && this.heap.size > 0) this.take(this.heap.pop(), budget, maxDepth, true);
 
     // Every unselected candidate is a child of the root or of a selected node: the frontier.
     this.heap.reset(c.mix);
     for (let k = 1; k < c.size; k++) if (this.state[k] === UNSEEN) this.heap.push(k);
-    while (selected < budget && this.heap.size > 0) take(this.heap.pop(), 'mix', false);
+    while (this.selected < budget && this.heap.size > 0) this.take(this.heap.pop(), budget, maxDepth, false);
+  }
+
+  /** Selects `k` and offers its children to the heap (only those with global counts in the quota phase). */
+  private take(k: number, budget: number, maxDepth: number, quotaPhase: boolean): void {
+    const c = this.cands;
+    this.state[k] = SELECTED;
+    this.selected++;
+    if (c.depth[k] >= maxDepth) return;
+    if (c.expand(k, budget - this.selected)) this.heap.rekey(quotaPhase ? c.global : c.mix);
+    this.ensureState(c.size);
+    for (let ch = c.firstChild[k]; ch !== -1; ch = c.nextSibling[ch]) {
+      if (!quotaPhase || c.global[ch] > 0) this.heap.push(ch);
+    }
   }
 
   /** Orders the selected candidates depth-first, children by descending mixed score (the best path first). */

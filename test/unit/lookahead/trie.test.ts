@@ -7,7 +7,7 @@ const EOS = 99;
 const STOP = 7;
 
 function sortedAndIndexed(trie: TokenTrie): boolean {
-  for (let key = 0; key < 100; key++) {
+  for (let key = 0; key < 1000; key++) {
     const root = trie.keyNode(key);
     if (root < 0) continue;
     const stack = [root];
@@ -90,6 +90,7 @@ describe('TokenTrie', () => {
     }
     stream.finish();
     expect(peak).toBeLessThanOrEqual(3000);
+    expect(sortedAndIndexed(trie)).toBe(true);
     let node = trie.keyNode(40);
     for (const t of motif.slice(1)) {
       node = trie.child(node, t);
@@ -107,6 +108,12 @@ describe('TokenTrie', () => {
     expect(copy.nodeCount).toBe(trie.nodeCount);
     expect(triePaths(copy)).toEqual(triePaths(trie));
     expect(copy.snapshot()).toEqual(bytes);
+    expect(sortedAndIndexed(copy)).toBe(true);
+    // The restored trie keeps learning like the original.
+    const more = randomSequence(random, 500, 50);
+    trie.insert(more);
+    copy.insert(more);
+    expect(copy.snapshot()).toEqual(trie.snapshot());
     // Sibling order survives too: identical first children everywhere.
     for (let key = 0; key < 50; key++) {
       const a = trie.keyNode(key);
