@@ -53,6 +53,8 @@ class WorkerEngine implements Engine {
   private nextId = 1;
   private readonly replies = new Map<number, (value: unknown) => void>();
   private closing = false;
+  /** Trie sizes as of the last finished job (the worker reports them with each job's end). */
+  private lastTrieStats: TrieStats = { global: 0, sessions: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
 
   constructor(
@@ -135,10 +137,6 @@ class WorkerEngine implements Engine {
     return true;
   }
 
-  async trieStats(): Promise<TrieStats> {
-    return (await this.ask({ type: 'trie-stats', requestId: 0 })) as TrieStats;
-  }
-
   stats(): EngineStats {
     return {
       running: this.inWorker,
@@ -148,7 +146,6 @@ class WorkerEngine implements Engine {
     };
   }
 
-  private lastTrieStats: TrieStats = { global: 0, sessions: 0 };
 
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
@@ -218,17 +215,20 @@ class WorkerEngine implements Engine {
           this.totals.steps += msg.stats.steps;
           this.totals.draftTokens += msg.stats.draftTokens;
           this.totals.acceptedTokens += msg.stats.acceptedTokens;
+          this.lastTrieStats = msg.tries;
           job.onDone(msg.reason, msg.stats);
         }
         break;
       }
       case 'reply':
-        if (msg.value && typeof msg.value === 'object' && 'global' in msg.value) this.lastTrieStats = msg.value as TrieStats;
         this.replies.get(msg.requestId)?.(msg.value);
         this.replies.delete(msg.requestId);
         break;
       case 'log':
         this.log(msg.message);
+        break;
+      case 'tries':
+        this.lastTrieStats = msg.tries;
         break;
       default:
         break;

@@ -26,7 +26,6 @@ export type ToWorker =
   | { type: 'abort'; jobId: number }
   | { type: 'documents'; requestId: number; tenant: string; docs: number[][] }
   | { type: 'drop-session'; requestId: number; tenant: string; sessionId: string }
-  | { type: 'trie-stats'; requestId: number }
   | { type: 'close'; requestId: number };
 
 export interface TrieStats {
@@ -39,9 +38,11 @@ export type FromWorker =
   | { type: 'load-failed'; name: string; message: string }
   | { type: 'log'; message: string }
   | { type: 'tokens'; jobId: number; tokens: number[]; logprobs?: TokenLogprob[] }
-  | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats }
+  | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats; tries: TrieStats }
   | { type: 'failed'; jobId: number; name: string; message: string }
-  | { type: 'reply'; requestId: number; value: unknown };
+  | { type: 'reply'; requestId: number; value: unknown }
+  /** After documents are added or a session dropped, so stats stay current between jobs. */
+  | { type: 'tries'; tries: TrieStats };
 
 export interface WorkerData {
   options: EngineOptions;

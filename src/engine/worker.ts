@@ -68,7 +68,7 @@ class DecodeLoop {
           }
           if (run.gen.finished) {
             this.finish(jobId, run);
-            send({ type: 'done', jobId, reason: run.gen.endReason!, stats: run.gen.stats });
+            send({ type: 'done', jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats() });
           }
         }
       }
@@ -109,13 +109,12 @@ async function main(): Promise<void> {
         loop.abort(msg.jobId);
         break;
       case 'documents':
-        send({ type: 'reply', requestId: msg.requestId, value: drafting.addDocuments(msg.tenant, msg.docs) });
+        drafting.addDocuments(msg.tenant, msg.docs);
+        send({ type: 'tries', tries: drafting.trieStats() });
         break;
       case 'drop-session':
-        send({ type: 'reply', requestId: msg.requestId, value: drafting.dropSession(msg.tenant, msg.sessionId) });
-        break;
-      case 'trie-stats':
-        send({ type: 'reply', requestId: msg.requestId, value: drafting.trieStats() });
+        drafting.dropSession(msg.tenant, msg.sessionId);
+        send({ type: 'tries', tries: drafting.trieStats() });
         break;
       case 'close':
         {
