@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { reportSchema } from '../../bench/report/schema.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
-const MODEL = '/work/shared/data/models/chat-llama-5m';
-const DEV = '/work/shared/data/datasets/rag-eval/dev.jsonl';
+const MODEL = join(SHARED_DATA, 'models/chat-llama-5m');
+const DEV = join(SHARED_DATA, 'datasets/rag-eval/dev.jsonl');
 const have = existsSync(MODEL) && existsSync(DEV);
 if (!have) console.warn(`bench-peer: ${MODEL} or ${DEV} is absent; skipping the transformers.js comparison`);
 

@@ -6,8 +6,9 @@ import { buildModel } from '../../src/model/builder/build.js';
 import { openGguf } from '../../src/model/builder/sources/gguf/index.js';
 import { openBuiltModel } from '../../src/model/runtime/built-model.js';
 import type { LoadedModel } from '../../src/model/types.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
-const DIR = '/work/shared/data/models/stories260K';
+const DIR = join(SHARED_DATA, 'models/stories260K');
 const GGUF = `${DIR}/stories260Ktok512.gguf`;
 const REFERENCE = `${DIR}/greedy_reference.json`;
 const present = existsSync(GGUF) && existsSync(REFERENCE);

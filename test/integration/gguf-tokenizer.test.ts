@@ -2,8 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openGguf } from '../../src/model/builder/sources/gguf/index.js';
 import { createGgufTokenizer } from '../../src/model/tokenizer/gguf-tokenizer.js';
+import { SHARED_DATA } from '../helpers/paths.js';
+import { join } from 'node:path';
 
-const DIR = '/work/shared/data/models/stories260K';
+const DIR = join(SHARED_DATA, 'models/stories260K');
 const GGUF = `${DIR}/stories260Ktok512.gguf`;
 const REFERENCE = `${DIR}/greedy_reference.json`;
 const present = existsSync(GGUF) && existsSync(REFERENCE);

@@ -2,8 +2,10 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hfTensorShapes } from '../../src/model/builder/sources/hf-config.js';
 import { openGguf } from '../../src/model/builder/sources/gguf/open-gguf.js';
+import { SHARED_DATA } from '../helpers/paths.js';
+import { join } from 'node:path';
 
-const GGUF = '/work/shared/data/models/stories260K/stories260Ktok512.gguf';
+const GGUF = join(SHARED_DATA, 'models/stories260K/stories260Ktok512.gguf');
 if (!existsSync(GGUF)) console.warn(`skipping GGUF weight tests: ${GGUF} is absent`);
 
 describe.skipIf(!existsSync(GGUF))('openGguf on stories260K', () => {

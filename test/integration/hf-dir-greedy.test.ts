@@ -5,8 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../../src/model/builder/build.js';
 import { openHfDir } from '../../src/model/builder/sources/hf-dir.js';
 import { openBuiltModel } from '../../src/model/runtime/built-model.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
-const DIR = '/work/shared/data/models/chat-llama-5m';
+const DIR = join(SHARED_DATA, 'models/chat-llama-5m');
 const REFERENCE = `${DIR}/greedy_reference.json`;
 const present = existsSync(join(DIR, 'model.safetensors')) && existsSync(REFERENCE);
 if (!present) console.warn(`skipping HF-dir greedy test: ${DIR} is absent`);

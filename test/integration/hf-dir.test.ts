@@ -6,8 +6,9 @@ import { openHfDir } from '../../src/model/builder/sources/hf-dir.js';
 import { hfTensorShapes } from '../../src/model/builder/sources/hf-config.js';
 import { ModelLoadError, UnsupportedArchitectureError } from '../../src/errors.js';
 import { writeSafetensors, type RawTensor } from '../unit/safetensors-writer.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
-const DIR = '/work/shared/data/models/chat-llama-5m';
+const DIR = join(SHARED_DATA, 'models/chat-llama-5m');
 if (!existsSync(DIR)) console.warn(`skipping hf-dir tests: ${DIR} is absent`);
 
 describe.skipIf(!existsSync(DIR))('openHfDir on chat-llama-5m (BF16)', () => {

@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../../src/errors.js';
 import { isForeignExport, openForeignModel } from '../../src/model/runtime/foreign-model.js';
 import { maxAbsDiff } from '../unit/builder-reference.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
-const dir = '/work/shared/data/models/stories260K';
+const dir = join(SHARED_DATA, 'models/stories260K');
 const present = existsSync(join(dir, 'onnx', 'model.onnx'));
 if (!present) console.warn(`skipping foreign-export tests: ${dir}/onnx/model.onnx is absent`);
 

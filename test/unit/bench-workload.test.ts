@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BenchError } from '../../bench/errors.js';
 import { loadWorkload, splitWarmup, warmupDocuments } from '../../bench/workload.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-workload-'));
 function file(name: string, text: string): string {
@@ -75,7 +76,7 @@ describe('loadWorkload', () => {
   });
 });
 
-const DATA = '/work/shared/data/datasets';
+const DATA = join(SHARED_DATA, 'datasets');
 const shared = ['rag-eval/dev.jsonl', 'llma/rag.jsonl', 'llma/cnndm.jsonl', 'spec-bench/question.jsonl', 'codexglue-code-refinement/small/test.buggy-fixed.buggy'].map((p) => join(DATA, p));
 const haveData = shared.every((p) => existsSync(p));
 if (!haveData) console.warn(`bench-workload: shared datasets under ${DATA} are absent; skipping the real-dataset checks`);

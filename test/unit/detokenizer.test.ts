@@ -10,6 +10,7 @@ import {
   defaultConfig,
   writeTokenizerDir,
 } from './tokenizer-fixtures.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
 const TEXT = 'hello wé 😀 日本 x ñ 🎉🎉 à la';
 
@@ -117,7 +118,7 @@ for (const [name, json] of [
   });
 }
 
-const CHAT_LLAMA = '/work/shared/data/models/chat-llama-5m';
+const CHAT_LLAMA = join(SHARED_DATA, 'models/chat-llama-5m');
 const haveChatLlama = existsSync(join(CHAT_LLAMA, 'greedy_reference.json'));
 if (!haveChatLlama) console.warn(`skipping chat-llama-5m detokenizer test: ${CHAT_LLAMA} not found`);
 

@@ -10,6 +10,7 @@ import {
   defaultConfig,
   writeTokenizerDir,
 } from './tokenizer-fixtures.js';
+import { SHARED_DATA } from '../helpers/paths.js';
 
 describe('loadHfTokenizer on a hand-made byte-level BPE', () => {
   const dir = writeTokenizerDir({
@@ -120,8 +121,8 @@ describe('ChatTemplate', () => {
   });
 });
 
-const CHAT_LLAMA = '/work/shared/data/models/chat-llama-5m';
-const DEV_SET = '/work/shared/data/datasets/rag-eval/dev.jsonl';
+const CHAT_LLAMA = join(SHARED_DATA, 'models/chat-llama-5m');
+const DEV_SET = join(SHARED_DATA, 'datasets/rag-eval/dev.jsonl');
 const haveChatLlama = existsSync(join(CHAT_LLAMA, 'greedy_reference.json')) && existsSync(DEV_SET);
 if (!haveChatLlama) console.warn(`skipping chat-llama-5m tokenizer tests: ${CHAT_LLAMA} or ${DEV_SET} not found`);
 
