@@ -1,10 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SHARED_DATA } from '../helpers/paths.js';
 import { startRealServer, type RealServer } from '../helpers/real-server.js';
 
 /** A real trained chat model behind the real server: its greedy answers must match the PyTorch reference. */
-const MODEL_DIR = '/work/shared/data/models/chat-llama-5m';
+const MODEL_DIR = join(SHARED_DATA, 'models/chat-llama-5m');
 const present = existsSync(`${MODEL_DIR}/config.json`);
 if (!present) console.warn(`SKIPPED test/e2e/chat-llama.test.ts: ${MODEL_DIR} is absent`);
 
