@@ -70,7 +70,7 @@ export class DraftingState {
     const scope = new RequestScope({ ...this.settings, gramLength: job.lookahead.branchLength + 1 }, job.promptIds, job.predictionIds);
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const proposer = new Proposer(
-      { request: scope.trie, session, global: this.globals.get(job.tenant) },
+      { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)] },
       job.lookahead.decodingLength,
     );
     const drafts = new JobDrafts(scope, proposer, job, !this.info.treeMask);
@@ -88,14 +88,19 @@ export class DraftingState {
     this.open.delete(job.jobId);
     if (!drafts || aborted) return;
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
-    drafts.scope.finish(answer, session, this.globals.get(job.tenant));
+    drafts.scope.finish(answer, session, this.globals.get(job.tenant), this.globals.copyIndex(job.tenant));
   }
 
   /** Documents (token ids) for a tenant's global trie; returns the n-grams inserted. */
   addDocuments(tenant: string, docs: number[][]): number {
     const trie = this.globals.get(tenant);
+    const copy = this.globals.copyIndex(tenant);
     let grams = 0;
-    for (const doc of docs) grams += trie.insert(doc);
+    for (const doc of docs) {
+      grams += trie.insert(doc);
+      copy.append(doc);
+      copy.endSequence();
+    }
     return grams;
   }
 

@@ -1,3 +1,4 @@
+import type { CopyIndex } from './copy-index.js';
 import type { TokenTrie } from './trie.js';
 
 /** A trie consulted for drafts; `local` = request or session scope (ranked first), otherwise global. */
@@ -11,6 +12,8 @@ const NONE = -1;
 const BIGRAM_WEIGHT = 4;
 /** Mixed score = local * 2^32 + global: local (request/session) counts first, global frequency breaks ties. */
 const LOCAL_SCALE = 2 ** 32;
+/** The copied continuation outranks every retrieved one (it is the best path, emitted first). */
+const COPY_SCORE = Number.MAX_VALUE;
 
 /**
  * The continuations of the root merged over all sources, materialised lazily: a candidate's children are built
@@ -29,6 +32,9 @@ export class CandidateTree {
   local: Float64Array = new Float64Array(0);
   global: Float64Array = new Float64Array(0);
   mix: Float64Array = new Float64Array(0);
+  /** Position in the copy source of the candidate's token when it lies on the copied continuation, else -1. */
+  copyAt: Int32Array = new Int32Array(0);
+  private copy: CopyIndex | null = null;
   /** Per candidate and source slot (2 per source: bigram, unigram), the matching trie node or -1. */
   private src: Int32Array = new Int32Array(0);
   private readonly slots: number;
@@ -38,10 +44,15 @@ export class CandidateTree {
     this.ensure(64);
   }
 
-  /** Starts a step: candidate 0 is the root, matched after (q0, root) and after root alone. */
-  reset(root: number, q0: number | null): void {
+  /**
+   * Starts a step: candidate 0 is the root, matched after (q0, root) and after root alone, and, when `copy` is
+   * given, at position `copyPos` of that copy source (whose following tokens become one chain of candidates).
+   */
+  reset(root: number, q0: number | null, copy: CopyIndex | null = null, copyPos = NONE): void {
     this.size = 0;
     const r = this.add(root, NONE, 0);
+    this.copy = copy;
+    this.copyAt[r] = copy ? copyPos : NONE;
     for (let s = 0; s < this.sources.length; s++) {
       const trie = this.sources[s].trie;
       if (q0 !== null) {
@@ -58,7 +69,14 @@ export class CandidateTree {
    * any child is added, so callers holding key arrays must re-read them after this returns `true`.
    */
   expand(c: number, limit: number): boolean {
-    const grown = this.ensure(this.size + this.slots * limit);
+    const grown = this.ensure(this.size + this.slots * limit + 1);
+    const copied = this.copyAt[c] >= 0 ? this.copy!.token(this.copyAt[c] + 1) : NONE;
+    if (copied >= 0) {
+      const k = this.add(copied, c, this.depth[c] + 1);
+      this.nextSibling[k] = this.firstChild[c];
+      this.firstChild[c] = k;
+      this.copyAt[k] = this.copyAt[c] + 1;
+    }
     for (let slot = 0; slot < this.slots; slot++) {
       const node = this.src[c * this.slots + slot];
       if (node === NONE) continue;
@@ -81,9 +99,15 @@ export class CandidateTree {
       }
     }
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {
-      this.mix[k] = this.local[k] * LOCAL_SCALE + this.global[k];
+      this.mix[k] = this.copyAt[k] >= 0 ? COPY_SCORE : this.local[k] * LOCAL_SCALE + this.global[k];
     }
     return grown;
+  }
+
+  /** The child of `c` on the copied continuation, or -1. */
+  copyChild(c: number): number {
+    for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) if (this.copyAt[k] >= 0) return k;
+    return NONE;
   }
 
   private add(tok: number, parent: number, depth: number): number {
@@ -96,6 +120,7 @@ export class CandidateTree {
     this.local[k] = 0;
     this.global[k] = 0;
     this.mix[k] = 0;
+    this.copyAt[k] = NONE;
     this.src.fill(NONE, k * this.slots, (k + 1) * this.slots);
     return k;
   }
@@ -121,6 +146,7 @@ export class CandidateTree {
     this.local = float(this.local);
     this.global = float(this.global);
     this.mix = float(this.mix);
+    this.copyAt = int(this.copyAt);
     this.src = int(this.src, cap * this.slots);
     return true;
   }

@@ -1,5 +1,6 @@
 /** The lookahead package: tries, scopes, draft trees, masks, verification, adaptive budget. */
 export { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
+export { CopyIndex, MIN_MATCH } from './copy-index.js';
 export { OutputStreamInserter } from './stream-insert.js';
 export { RequestScope, SessionStore, GlobalTries, type TrieSettings } from './scopes.js';
 export { Proposer, type ProposerScopes } from './proposer.js';

@@ -1,4 +1,5 @@
 import { CandidateTree, type DraftSource } from './candidate-tree.js';
+import type { CopyIndex } from './copy-index.js';
 import { IndexHeap } from './index-heap.js';
 import type { TokenTrie } from './trie.js';
 import type { DraftBudget, DraftTree } from './types.js';
@@ -8,6 +9,11 @@ export interface ProposerScopes {
   request: TokenTrie;
   session?: TokenTrie | null;
   global?: TokenTrie | null;
+  /**
+   * Stored sequences to copy from (copy-index.ts), in order of preference on equally long matches: the request's
+   * own prompt and output first, then the tenant's earlier answers.
+   */
+  copies?: readonly CopyIndex[];
 }
 
 const UNSEEN = 0;
@@ -20,6 +26,9 @@ const SELECTED = 1;
  * frequency, then the rest of the budget by mixed score (request/session counts first, global counts as a
  * tie-break), both best-first so the selection is a tree. Unlike PIA, the bigram and unigram matches are merged
  * rather than the shorter match overwriting the longer one.
+ *
+ * Before both, the continuation of the longest earlier match of the context's suffix in the copy sources (if any)
+ * is taken as one chain, as deep as the budget allows: it names the single most likely path.
  *
  * The returned tree is `this.draft`: its buffers are reused and valid until the next `propose`.
  */
@@ -34,6 +43,7 @@ export class Proposer {
   private selected = 0;
   private stack: Int32Array = new Int32Array(64);
   private readonly capacity: number;
+  private readonly copies: readonly CopyIndex[];
 
   constructor(scopes: ProposerScopes, maxDecodingLength: number) {
     if (!Number.isInteger(maxDecodingLength) || maxDecodingLength < 1) {
@@ -43,6 +53,7 @@ export class Proposer {
     if (scopes.session) sources.push({ trie: scopes.session, local: true });
     if (scopes.global) sources.push({ trie: scopes.global, local: false });
     this.cands = new CandidateTree(sources);
+    this.copies = scopes.copies ?? [];
     this.capacity = maxDecodingLength;
     this.draft = {
       size: 0,
@@ -68,7 +79,18 @@ export class Proposer {
     const nodes = Math.min(budget.decodingLength, this.capacity);
     const maxDepth = budget.branchLength;
     if (nodes <= 1 || maxDepth <= 0) return draft;
-    this.cands.reset(context[n - 1], n >= 2 ? context[n - 2] : null);
+    let copy: CopyIndex | null = null;
+    let copyPos = -1;
+    let matched = 0;
+    for (const index of this.copies) {
+      const pos = index.find(context, n);
+      if (pos >= 0 && index.matched > matched) {
+        copy = index;
+        copyPos = pos;
+        matched = index.matched;
+      }
+    }
+    this.cands.reset(context[n - 1], n >= 2 ? context[n - 2] : null, copy, copyPos);
     if (chainOnly || budget.layout === 'one') {
       this.chain(nodes, maxDepth);
     } else {
@@ -105,8 +127,17 @@ export class Proposer {
     this.ensureState(c.size);
     this.state.fill(UNSEEN);
 
+    // The copied chain first; afterwards every unselected candidate is a child of the root or of a selected node.
+    for (let k = c.copyChild(0); k !== -1 && this.selected < budget; k = c.copyChild(k)) {
+      this.state[k] = SELECTED;
+      this.selected++;
+      if (c.depth[k] >= maxDepth) break;
+      c.expand(k, budget - this.selected);
+      this.ensureState(c.size);
+    }
+
     this.heap.reset(c.global);
-    for (let ch = c.firstChild[0]; ch !== -1; ch = c.nextSibling[ch]) if (c.global[ch] > 0) this.heap.push(ch);
+    for (let k = 1; k < c.size; k++) if (this.state[k] === UNSEEN && c.global[k] > 0) this.heap.push(k);
     while (this.selected < quota && this.heap.size > 0) this.take(this.heap.pop(), budget, maxDepth, true);
 
     // Every unselected candidate is a child of the root or of a selected node: the frontier.

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { CopyIndex } from './copy-index.js';
 import { OutputStreamInserter } from './stream-insert.js';
 import { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
 
@@ -6,11 +7,19 @@ import { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
 export type TrieSettings = Omit<TrieOptions, 'maxNodes'>;
 
 /**
+ * Prompt tokens stored in front of an answer in the global copy index: chat prompts all end with the same
+ * template tokens, so a shorter tail would match every stored answer equally at the first step.
+ */
+const ANSWER_TAIL = 16;
+
+/**
  * The request scope: the prompt (RAG context included), the client's predicted output, and the request's own
  * output as it streams. Dropped with the request; `finish` hands what is worth keeping to the longer-lived scopes.
  */
 export class RequestScope {
   readonly trie: TokenTrie;
+  /** Prediction, then prompt and output as one sequence: what this request can copy from. */
+  readonly copy: CopyIndex;
   private readonly stream: OutputStreamInserter;
   /** The last two prompt tokens: what the first decode step queries with. */
   private readonly tail: Int32Array;
@@ -27,20 +36,33 @@ export class RequestScope {
     this.tail = new Int32Array(n);
     for (let i = 0; i < n; i++) this.tail[i] = prompt[prompt.length - n + i];
     if (prediction && prediction.length > 0) this.trie.insert(withPrefix(this.tail, prediction));
+    const predicted = prediction?.length ?? 0;
+    this.copy = new CopyIndex(2 * (prompt.length + predicted) + 8192, prompt.length + predicted + 1024);
+    if (predicted > 0) {
+      this.copy.append(withPrefix(this.tail, prediction!));
+      this.copy.endSequence();
+    }
+    this.copy.append(prompt);
   }
 
   /** Tokens committed by a decode step, in order. */
   pushOutput(tokens: ArrayLike<number>): void {
     this.stream.push(tokens);
+    this.copy.append(tokens);
   }
 
   /**
    * The request ended with `answer`: the session learns the prompt and the answer, the tenant's global trie the
-   * answer. Answers are keyed from the prompt's last two tokens on, so the next similar prompt drafts from its
+   * answer, and the tenant's copy index the answer behind the prompt's last tokens. Answers are keyed from the prompt's last two tokens on, so the next similar prompt drafts from its
    * first token.
    */
-  finish(answer: ArrayLike<number>, session?: TokenTrie | null, global?: TokenTrie | null): void {
+  finish(answer: ArrayLike<number>, session?: TokenTrie | null, global?: TokenTrie | null, globalCopy?: CopyIndex | null): void {
     this.stream.finish();
+    if (globalCopy) {
+      globalCopy.append(this.prompt, Math.max(0, this.prompt.length - ANSWER_TAIL));
+      globalCopy.append(answer);
+      globalCopy.endSequence();
+    }
     const keyed = withPrefix(this.tail, answer);
     if (session) {
       session.insert(this.prompt);
@@ -108,6 +130,8 @@ function sessionKey(tenant: string, id: string): string {
 /** One global trie per tenant: documents and every answer, each bounded by maxNodes. */
 export class GlobalTries {
   private readonly tries = new Map<string, TokenTrie>();
+  /** Per tenant, earlier answers and documents to copy from; not part of the snapshot (rebuilt by traffic). */
+  private readonly copies = new Map<string, CopyIndex>();
 
   constructor(private readonly settings: TrieSettings & { maxNodes: number }) {}
 
@@ -122,6 +146,16 @@ export class GlobalTries {
 
   peek(tenant: string): TokenTrie | undefined {
     return this.tries.get(tenant);
+  }
+
+  /** The tenant's copy index, bounded like its trie (maxNodes tokens). */
+  copyIndex(tenant: string): CopyIndex {
+    let index = this.copies.get(tenant);
+    if (!index) {
+      index = new CopyIndex(Math.max(1024, Math.min(this.settings.maxNodes, 1 << 22)));
+      this.copies.set(tenant, index);
+    }
+    return index;
   }
 
   tenants(): string[] {
