@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import {
   BudgetController,
   CostCurve,
+  DRAFT_CONTEXTS,
   GlobalTries,
   Proposer,
   RequestScope,
@@ -24,6 +25,10 @@ class JobDrafts implements DraftSource {
     private readonly job: WorkerJob,
     private readonly chainOnly: boolean,
   ) {}
+
+  classify(context: Int32Array, length: number): number {
+    return this.proposer.match(context, length);
+  }
 
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree {
     return this.proposer.propose(
@@ -49,6 +54,12 @@ export class DraftingState {
   private readonly sessions: SessionStore;
   private readonly curve: CostCurve;
   private readonly open = new Map<number, JobDrafts>();
+  /**
+   * One adaptive budget per (decodingLength, branchLength): what drafts achieve is a property of the model and the
+   * traffic, so a request starts from what earlier ones learnt rather than re-probing every size in its first steps.
+   * Jobs step one at a time, so each next() is followed by its own observe().
+   */
+  private readonly budgets = new Map<string, BudgetController>();
 
   constructor(
     private readonly options: EngineOptions,
@@ -75,10 +86,16 @@ export class DraftingState {
     );
     const drafts = new JobDrafts(scope, proposer, job, !this.info.treeMask);
     this.open.set(job.jobId, drafts);
-    const budget = new BudgetController(this.curve, {
-      decodingLength: job.lookahead.decodingLength,
-      branchLength: job.lookahead.branchLength,
-    });
+    const key = `${job.lookahead.decodingLength}/${job.lookahead.branchLength}`;
+    let budget = this.budgets.get(key);
+    if (!budget) {
+      budget = new BudgetController(this.curve, {
+        decodingLength: job.lookahead.decodingLength,
+        branchLength: job.lookahead.branchLength,
+        contexts: DRAFT_CONTEXTS,
+      });
+      this.budgets.set(key, budget);
+    }
     return { source: drafts, budget };
   }
 

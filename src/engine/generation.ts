@@ -7,6 +7,11 @@ import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
 
 /** Where drafts come from for one job: the lookahead scopes, merged (see drafting.ts). */
 export interface DraftSource {
+  /**
+   * The kind of the coming step (an index below the sizer's contexts), from the same context `propose` will get;
+   * a source without kinds makes every step kind 0.
+   */
+  classify?(context: Int32Array, length: number): number;
   /** A draft rooted at the last token of `context[0..length)`; at most `maxNodes` nodes incl. the root. */
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
   /** Tokens the job committed (accepted + bonus), in order. */
@@ -15,7 +20,7 @@ export interface DraftSource {
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
 export interface DraftSizer {
-  next(): number;
+  next(context: number): number;
   observe(size: number, accepted: number, forwardMs: number): void;
 }
 
@@ -125,7 +130,7 @@ export class Generation {
     if (this.drafts && this.budget) {
       const t0 = performance.now();
       const remaining = this.job.maxTokens - this.generated;
-      const size = Math.min(this.budget.next(), room, remaining);
+      const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0), room, remaining);
       if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
       this.stats.draftSeconds += (performance.now() - t0) / 1000;
     }

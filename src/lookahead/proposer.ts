@@ -19,6 +19,11 @@ export interface ProposerScopes {
 const UNSEEN = 0;
 const SELECTED = 1;
 
+/** Kinds of step for the adaptive budget (BudgetOptions.contexts): no copy match, a short one, a long one. */
+export const DRAFT_CONTEXTS = 3;
+/** A copy matched on this many context tokens is a repeated passage rather than a common phrase. */
+const LONG_MATCH = 8;
+
 /**
  * Builds one request's draft tree each step from its request, session and global tries (DESIGN.md §4).
  *
@@ -44,6 +49,12 @@ export class Proposer {
   private stack: Int32Array = new Int32Array(64);
   private readonly capacity: number;
   private readonly copies: readonly CopyIndex[];
+  /** Length of the context suffix the copied chain is matched on (0 = no copy). */
+  copyMatched = 0;
+  private copy: CopyIndex | null = null;
+  private copyPos = -1;
+  /** Context length `match` ran for; propose reuses that match once. */
+  private matchedFor = -1;
 
   constructor(scopes: ProposerScopes, maxDecodingLength: number) {
     if (!Number.isInteger(maxDecodingLength) || maxDecodingLength < 1) {
@@ -79,18 +90,9 @@ export class Proposer {
     const nodes = Math.min(budget.decodingLength, this.capacity);
     const maxDepth = budget.branchLength;
     if (nodes <= 1 || maxDepth <= 0) return draft;
-    let copy: CopyIndex | null = null;
-    let copyPos = -1;
-    let matched = 0;
-    for (const index of this.copies) {
-      const pos = index.find(context, n);
-      if (pos >= 0 && index.matched > matched) {
-        copy = index;
-        copyPos = pos;
-        matched = index.matched;
-      }
-    }
-    this.cands.reset(context[n - 1], n >= 2 ? context[n - 2] : null, copy, copyPos);
+    if (this.matchedFor !== n) this.match(context, n);
+    this.matchedFor = -1;
+    this.cands.reset(context[n - 1], n >= 2 ? context[n - 2] : null, this.copy, this.copyPos);
     if (chainOnly || budget.layout === 'one') {
       this.chain(nodes, maxDepth);
     } else {
@@ -100,6 +102,26 @@ export class Proposer {
       else this.emitHier();
     }
     return draft;
+  }
+
+  /**
+   * Finds the longest earlier match of the context's suffix in the copy sources and returns the step's kind
+   * (0 = none, 1 = short, 2 = long; see DRAFT_CONTEXTS). A `propose` on the same context right after reuses it.
+   */
+  match(context: ArrayLike<number>, length = context.length): number {
+    this.copy = null;
+    this.copyPos = -1;
+    this.copyMatched = 0;
+    for (const index of this.copies) {
+      const pos = index.find(context, length);
+      if (pos >= 0 && index.matched > this.copyMatched) {
+        this.copy = index;
+        this.copyPos = pos;
+        this.copyMatched = index.matched;
+      }
+    }
+    this.matchedFor = length;
+    return this.copyMatched === 0 ? 0 : this.copyMatched < LONG_MATCH ? 1 : 2;
   }
 
   /** Greedy descent to the best-scoring child. */
