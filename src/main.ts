@@ -24,12 +24,6 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  if (config.model === null) {
-    log.warn(
-      'no model configured: serving the embedded synthetic default model, whose output is noise. ' +
-        'To serve a real model: npm start -- --model <path to a HF model dir, .gguf file or ONNX dir>',
-    );
-  }
   const engine = await createEngine(toEngineOptions(config), (message) => log.info({ component: 'engine' }, message));
   const app = createApp({ engine, config, upstream: createUpstream(config.upstream), log });
   const server = await listen(app, config.server.host, config.server.port);
