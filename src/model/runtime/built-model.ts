@@ -34,13 +34,23 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
   };
 }
 
+/** Forwards up to this many tokens (drafts) write their logits into reused buffers. */
+const REUSED_LOGITS_ROWS = 64;
+
 class BuiltSequence implements Sequence {
   length = 0;
   private readonly cache: KvCache;
   private readonly ids = new Int64Buffer();
   private readonly positions = new Int64Buffer();
   private bias = new Float32Array(0);
+  /**
+   * Logits buffers for decode-sized forwards, used in turn: the returned view stays valid through the next forward
+   * too (callers compare consecutive forwards). Prefill chunks get a fresh buffer instead of pinning megabytes.
+   */
+  private readonly logitsBufs = [new Float32Array(0), new Float32Array(0)];
+  private turn = 0;
   private readonly feeds: Record<string, ort.Tensor> = {};
+  private readonly fetches: Record<string, ort.Tensor> = {};
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -76,12 +86,28 @@ class BuiltSequence implements Sequence {
       f[io.pastKey(l)] = new ort.Tensor('float32', this.cache.keys[l].subarray(0, filled), [1, past, this.rowSize]);
       f[io.pastValue(l)] = new ort.Tensor('float32', this.cache.values[l].subarray(0, filled), [1, past, this.rowSize]);
     }
-    const out = await this.session.run(f);
+    // Outputs go straight into buffers we own: the new K/V rows into the cache behind the past rows (no copy), the
+    // logits into a reused buffer. Fresh output buffers every step cost a copy and put enough external memory
+    // pressure on V8 for a scavenge every few dozen steps.
+    const logits = this.logitsView(s);
+    const o = this.fetches;
+    o[io.logits] = new ort.Tensor('float32', logits, [1, s, this.info.vocabSize]);
+    const end = total * this.rowSize;
     for (let l = 0; l < this.numLayers; l++) {
-      this.cache.write(l, past, out[io.newKey(l)].data as Float32Array, out[io.newValue(l)].data as Float32Array);
+      o[io.newKey(l)] = new ort.Tensor('float32', this.cache.keys[l].subarray(filled, end), [1, s, this.rowSize]);
+      o[io.newValue(l)] = new ort.Tensor('float32', this.cache.values[l].subarray(filled, end), [1, s, this.rowSize]);
     }
+    await this.session.run(f, o);
     this.length = total;
-    return out[io.logits].data as Float32Array;
+    return logits;
+  }
+
+  private logitsView(s: number): Float32Array {
+    const n = s * this.info.vocabSize;
+    if (s > REUSED_LOGITS_ROWS) return new Float32Array(n);
+    this.turn ^= 1;
+    if (this.logitsBufs[this.turn].length < n) this.logitsBufs[this.turn] = new Float32Array(REUSED_LOGITS_ROWS * this.info.vocabSize);
+    return this.logitsBufs[this.turn].subarray(0, n);
   }
 
   keep(base: number, rows: ArrayLike<number>): void {

@@ -1,6 +1,7 @@
 /**
  * One sequence's KV cache, owned by JavaScript: per layer one K and one V buffer of [capacity, kvDim] rows
- * (BSNH, rows = cache positions). The filled prefix is handed to ORT as a zero-copy view.
+ * (BSNH, rows = cache positions). The filled prefix is handed to ORT as a zero-copy view, and ORT writes the new
+ * rows straight behind it.
  */
 export class KvCache {
   readonly keys: Float32Array[] = [];
@@ -30,12 +31,6 @@ export class KvCache {
       v.set(this.values[l].subarray(0, keep));
       this.values[l] = v;
     }
-  }
-
-  /** Writes new rows (as returned by the graph) at row `at` of layer l. */
-  write(l: number, at: number, k: Float32Array, v: Float32Array): void {
-    this.keys[l].set(k, at * this.rowSize);
-    this.values[l].set(v, at * this.rowSize);
   }
 
   /** Moves row `from` to row `to` in every layer. */
