@@ -217,6 +217,7 @@ class WorkerEngine implements Engine {
           this.totals.acceptedTokens += msg.stats.acceptedTokens;
           this.lastTrieStats = msg.tries;
           job.onDone(msg.reason, msg.stats);
+          this.totals.generatedTokens += job.generatedTokens;
         }
         break;
       }

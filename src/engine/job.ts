@@ -44,6 +44,10 @@ export class EngineJob implements Job {
     this.result.catch(() => {});
   }
 
+  get generatedTokens(): number {
+    return this.completionTokens;
+  }
+
   get done(): boolean {
     return this.finished;
   }

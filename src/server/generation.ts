@@ -171,6 +171,8 @@ export interface LookaheadBlock {
   accepted_tokens: number;
   tokens_per_step: number;
   draft_seconds: number;
+  /** accepted_by_position[d] = steps that accepted a draft token at depth d + 1. */
+  accepted_by_position: number[];
 }
 
 /** What a finished choice contributes to usage: its result and the tokens it generated. */
@@ -180,12 +182,15 @@ export interface FinishedChoice {
   result: JobResult;
 }
 
-export function usageOf(choices: readonly FinishedChoice[], predictionIds: readonly number[] | undefined): { usage: Usage; lookahead: LookaheadBlock } {
+/**
+ * Usage and the lookahead block. `accepted_prediction_tokens` / `rejected_prediction_tokens` count draft tokens —
+ * from the client's `prediction` and from every trie alike — that verification kept or threw away: in a server
+ * whose whole job is predicting tokens, that is what the fields can honestly report.
+ */
+export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; lookahead: LookaheadBlock } {
   const promptTokens = new Map<number, number>();
   let completion = 0;
-  let accepted = 0;
-  let rejected = 0;
-  const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0 };
+  const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0, accepted_by_position: [] };
   let stepTokens = 0;
   for (const c of choices) {
     promptTokens.set(c.promptIndex, c.result.promptTokens);
@@ -196,11 +201,7 @@ export function usageOf(choices: readonly FinishedChoice[], predictionIds: reado
     block.accepted_tokens += la.acceptedTokens;
     block.draft_seconds += la.draftSeconds;
     stepTokens += la.tokensPerStep * la.steps;
-    if (predictionIds && predictionIds.length > 0) {
-      const hit = predictionOverlap(predictionIds, c.tokens);
-      accepted += hit;
-      rejected += predictionIds.length - hit;
-    }
+    la.acceptedByPosition.forEach((n, d) => (block.accepted_by_position[d] = (block.accepted_by_position[d] ?? 0) + n));
   }
   block.tokens_per_step = block.steps > 0 ? stepTokens / block.steps : 0;
   const prompt = [...promptTokens.values()].reduce((a, b) => a + b, 0);
@@ -210,23 +211,13 @@ export function usageOf(choices: readonly FinishedChoice[], predictionIds: reado
       completion_tokens: completion,
       total_tokens: prompt + completion,
       prompt_tokens_details: { cached_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, accepted_prediction_tokens: accepted, rejected_prediction_tokens: rejected },
+      completion_tokens_details: {
+        reasoning_tokens: 0,
+        accepted_prediction_tokens: block.accepted_tokens,
+        rejected_prediction_tokens: block.draft_tokens - block.accepted_tokens,
+      },
     },
     lookahead: block,
   };
 }
 
-/** Prediction tokens that also appear in the completion (multiset intersection): OpenAI's "appeared in the completion". */
-function predictionOverlap(prediction: readonly number[], completion: readonly number[]): number {
-  const counts = new Map<number, number>();
-  for (const t of completion) counts.set(t, (counts.get(t) ?? 0) + 1);
-  let hit = 0;
-  for (const t of prediction) {
-    const left = counts.get(t) ?? 0;
-    if (left > 0) {
-      hit++;
-      counts.set(t, left - 1);
-    }
-  }
-  return hit;
-}

@@ -29,7 +29,6 @@ export interface RespondOptions {
   model: string;
   stream: boolean;
   includeUsage: boolean;
-  predictionIds?: number[];
 }
 
 export function newCompletionId(prefix: string): string {
@@ -51,7 +50,7 @@ export async function respond<S>(c: Context<AppEnv>, deps: ServerDeps, shape: Re
   } finally {
     opts.abort.dispose();
   }
-  const { usage, lookahead } = usageOf(outputs, opts.predictionIds);
+  const { usage, lookahead } = usageOf(outputs);
   return c.json({
     ...base,
     object: shape.object,
@@ -87,7 +86,7 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
     try {
       const finished = await Promise.all(opts.choices.map(pump));
       if (opts.includeUsage) {
-        const { usage, lookahead } = usageOf(finished, opts.predictionIds);
+        const { usage, lookahead } = usageOf(finished);
         sse.send({ ...head, choices: [], usage, lookahead });
       }
       sse.done();

@@ -46,8 +46,9 @@ describe('POST /v1/chat/completions', () => {
     expect(body.id).toMatch(/^chatcmpl-/);
     expect(body.choices).toEqual([{ index: 0, message: { role: 'assistant', content: 'hello worl', refusal: null, annotations: [] }, logprobs: null, finish_reason: 'length' }]);
     expect(body.usage).toMatchObject({ prompt_tokens: engine.submitted[0].promptIds.length, completion_tokens: 10, total_tokens: engine.submitted[0].promptIds.length + 10 });
-    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
-    expect(body.lookahead).toMatchObject({ steps: 4, draft_tokens: 16 });
+    // The scripted engine's 4 steps drafted 16 tokens and kept 6 (10 tokens = 4 bonus + 6 accepted).
+    expect(body.lookahead).toMatchObject({ steps: 4, draft_tokens: 16, accepted_tokens: 6 });
+    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 6, rejected_prediction_tokens: 10 });
     const spec = engine.submitted[0];
     expect(Buffer.from(spec.promptIds).toString()).toBe('user: hi\nassistant: ');
     expect(spec.sampling).toEqual({ temperature: 0, topP: 1, topK: 5, repetitionPenalty: 1, seed: null });
@@ -80,7 +81,7 @@ describe('POST /v1/chat/completions', () => {
     expect(body.usage.prompt_tokens).toBe(engine.submitted[0].promptIds.length);
   });
 
-  it('joins text parts, tokenizes a prediction and reports its overlap', async () => {
+  it('joins text parts, tokenizes a prediction and reports accepted/rejected draft tokens', async () => {
     const { post, engine } = setup();
     const res = await post('/v1/chat/completions', chat({
       messages: [{ role: 'system', content: [{ type: 'text', text: 'be ' }, { type: 'text', text: 'brief' }] }, { role: 'user', content: 'x' }],
@@ -90,7 +91,11 @@ describe('POST /v1/chat/completions', () => {
     const body = (await res.json()) as any;
     expect(Buffer.from(engine.submitted[0].promptIds).toString()).toContain('system: be brief\n');
     expect(engine.submitted[0].predictionIds).toEqual([...Buffer.from('hellZ')]);
-    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 4, rejected_prediction_tokens: 1 });
+    expect(body.usage.completion_tokens_details).toMatchObject({
+      accepted_prediction_tokens: body.lookahead.accepted_tokens,
+      rejected_prediction_tokens: body.lookahead.draft_tokens - body.lookahead.accepted_tokens,
+    });
+    expect(body.lookahead.accepted_tokens).toBeGreaterThan(0);
   });
 
   it('streams OpenAI chunks: role first, same id, usage only on the last, then [DONE]', async () => {

@@ -58,7 +58,6 @@ export function chatCompletions(deps: ServerDeps) {
       model: body.model,
       stream: body.stream === true,
       includeUsage: body.stream === true && body.stream_options?.include_usage === true,
-      ...(predictionIds && { predictionIds }),
     });
   };
 }
