@@ -26,29 +26,62 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     treeMask: true,
     executionProvider: ep,
   };
-  const shape = { numLayers: c.numLayers, rowSize: c.numKvHeads * c.headDim };
+  const rowSize = c.numKvHeads * c.headDim;
+  const pool: SequenceBuffers[] = [];
+  const take = () => pool.pop() ?? new SequenceBuffers(new KvCache(c.numLayers, rowSize, info.contextLength), info.vocabSize);
+  const give = (b: SequenceBuffers) => {
+    if (pool.length < POOLED_SEQUENCES) pool.push(b);
+  };
   return {
     info,
-    newSequence: () => new BuiltSequence(session, info, shape.numLayers, shape.rowSize),
+    newSequence: () => new BuiltSequence(session, info, c.numLayers, rowSize, take(), give),
     dispose: () => session.release(),
   };
 }
 
-/** Forwards up to this many tokens (drafts) write their logits into reused buffers. */
-const REUSED_LOGITS_ROWS = 64;
+/** Forwards up to this many tokens (drafts) write their logits into the two small buffers. */
+const SMALL_LOGITS_ROWS = 64;
+/**
+ * Buffers of ended sequences kept for the next ones. Every request opens a sequence: fresh KV caches and logits
+ * (megabytes of external memory each) made V8 run a full mark-compact every few requests.
+ */
+const POOLED_SEQUENCES = 2;
+
+/**
+ * What a sequence writes into, reused by later sequences: the KV cache, two small logits buffers used in turn
+ * (so a decode forward's logits stay valid through the next forward too: callers compare consecutive forwards),
+ * and one that grows to the longest prefill chunk.
+ */
+class SequenceBuffers {
+  private readonly small: Float32Array[];
+  private turn = 0;
+  private large = new Float32Array(0);
+
+  constructor(
+    readonly cache: KvCache,
+    private readonly vocab: number,
+  ) {
+    this.small = [new Float32Array(SMALL_LOGITS_ROWS * vocab), new Float32Array(SMALL_LOGITS_ROWS * vocab)];
+  }
+
+  logits(rows: number): Float32Array {
+    const n = rows * this.vocab;
+    if (rows <= SMALL_LOGITS_ROWS) {
+      this.turn ^= 1;
+      return this.small[this.turn].subarray(0, n);
+    }
+    if (this.large.length < n) this.large = new Float32Array(n);
+    return this.large.subarray(0, n);
+  }
+}
 
 class BuiltSequence implements Sequence {
   length = 0;
   private readonly cache: KvCache;
+  private disposed = false;
   private readonly ids = new Int64Buffer();
   private readonly positions = new Int64Buffer();
   private bias = new Float32Array(0);
-  /**
-   * Logits buffers for decode-sized forwards, used in turn: the returned view stays valid through the next forward
-   * too (callers compare consecutive forwards). Prefill chunks get a fresh buffer instead of pinning megabytes.
-   */
-  private readonly logitsBufs = [new Float32Array(0), new Float32Array(0)];
-  private turn = 0;
   private readonly feeds: Record<string, ort.Tensor> = {};
   private readonly fetches: Record<string, ort.Tensor> = {};
 
@@ -57,11 +90,15 @@ class BuiltSequence implements Sequence {
     private readonly info: ModelInfo,
     private readonly numLayers: number,
     private readonly rowSize: number,
+    private readonly buffers: SequenceBuffers,
+    private readonly release: (buffers: SequenceBuffers) => void,
   ) {
-    this.cache = new KvCache(numLayers, rowSize, info.contextLength);
+    this.cache = buffers.cache;
   }
 
   async forward({ tokens, positions, mask }: ForwardInput): Promise<Float32Array> {
+    // Its buffers may already serve another sequence.
+    if (this.disposed) throw new InvalidRequestError('forward on a disposed sequence');
     const past = this.length;
     const s = tokens.length;
     const total = past + s;
@@ -89,7 +126,7 @@ class BuiltSequence implements Sequence {
     // Outputs go straight into buffers we own: the new K/V rows into the cache behind the past rows (no copy), the
     // logits into a reused buffer. Fresh output buffers every step cost a copy and put enough external memory
     // pressure on V8 for a scavenge every few dozen steps.
-    const logits = this.logitsView(s);
+    const logits = this.buffers.logits(s);
     const o = this.fetches;
     o[io.logits] = new ort.Tensor('float32', logits, [1, s, this.info.vocabSize]);
     const end = total * this.rowSize;
@@ -100,14 +137,6 @@ class BuiltSequence implements Sequence {
     await this.session.run(f, o);
     this.length = total;
     return logits;
-  }
-
-  private logitsView(s: number): Float32Array {
-    const n = s * this.info.vocabSize;
-    if (s > REUSED_LOGITS_ROWS) return new Float32Array(n);
-    this.turn ^= 1;
-    if (this.logitsBufs[this.turn].length < n) this.logitsBufs[this.turn] = new Float32Array(REUSED_LOGITS_ROWS * this.info.vocabSize);
-    return this.logitsBufs[this.turn].subarray(0, n);
   }
 
   keep(base: number, rows: ArrayLike<number>): void {
@@ -127,7 +156,9 @@ class BuiltSequence implements Sequence {
   }
 
   dispose(): void {
-    this.cache.release();
+    if (this.disposed) return;
+    this.disposed = true;
     this.length = 0;
+    this.release(this.buffers);
   }
 }

@@ -41,9 +41,4 @@ export class KvCache {
       this.values[l].copyWithin(to * d, from * d, (from + 1) * d);
     }
   }
-
-  release(): void {
-    this.keys.length = 0;
-    this.values.length = 0;
-  }
 }
