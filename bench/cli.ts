@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { BenchError } from './errors.js';
 import { DEFAULT_KS, forwardCostCurve } from './forward-cost-command.js';
+import { graphVsExport } from './graph-vs-export.js';
 import { MAX_DURATION_S, MAX_REQUESTS } from './load.js';
 import { machineInfo } from './report/build.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -24,6 +25,8 @@ commands:
   forward-cost   per-forward cost curve of a model: [--model PATH] [--ks 1,2,4,8,16,32,64] [--past 256]
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
+  graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
+                 --model FILE.gguf|HF_DIR --peer-model EXPORT_DIR [--max-tokens 256] [--rounds 6]
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -103,8 +106,10 @@ async function main(argv: string[]): Promise<number> {
       return forwardCostCommand(f, commandLine);
     case 'peer-transformers':
       return peerCommand(f, commandLine);
+    case 'graph-vs-export':
+      return graphVsExportCommand(f);
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost or peer-transformers`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, peer-transformers or graph-vs-export`, 2);
   }
 }
 
@@ -210,6 +215,19 @@ async function peerCommand(f: Flags, commandLine: string): Promise<number> {
   });
   emit(report, f.out);
   return 0;
+}
+
+async function graphVsExportCommand(f: Flags): Promise<number> {
+  if (!f.model || !f['peer-model']) throw new BenchError('graph-vs-export needs --model FILE.gguf|HF_DIR and --peer-model EXPORT_DIR', 2);
+  const tokens = optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 256;
+  const r = await graphVsExport(f.model, f['peer-model'], { tokens, rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 6 });
+  process.stdout.write(
+    `| graph | greedy tok/s | × export |\n|---|---:|---:|\n` +
+      `| ours (JS-owned KV, new rows only) | ${r.ours.tokensPerSecond.toFixed(1)} | ${r.ratio.toFixed(2)} |\n` +
+      `| foreign export (present fed back) | ${r.export.tokensPerSecond.toFixed(1)} | 1.00 |\n\n` +
+      `${tokens} tokens × ${r.rounds} rounds each, interleaved; greedy outputs ${r.identical ? 'identical' : 'DIFFER'}\n`,
+  );
+  return r.identical ? 0 : 1;
 }
 
 function emit(report: Report, out: string | undefined): void {
