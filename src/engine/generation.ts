@@ -61,6 +61,8 @@ export class Generation {
   private readonly keepRows: Int32Array;
   private readonly verified: VerifyResult;
   private readonly sampler: Sampler;
+  /** `pick` bound once, not a closure per step. */
+  private readonly pickRow = (row: Float32Array): number => this.pick(row);
   private readonly presence: TokenPresence;
   private readonly eos: Set<number>;
   private readonly vocab: number;
@@ -155,7 +157,7 @@ export class Generation {
     this.stepLogprobs = [];
     let result: VerifyResult;
     if (draft && s > 1) {
-      result = verifyDraft(draft, logits, this.vocab, (row) => this.pick(row), this.verified);
+      result = verifyDraft(draft, logits, this.vocab, this.pickRow, this.verified);
       this.stats.draftTokens += s - 1;
       this.stats.acceptedTokens += result.acceptedCount;
       for (let d = 0; d < result.acceptedCount; d++) this.stats.acceptedByPosition[d] = (this.stats.acceptedByPosition[d] ?? 0) + 1;

@@ -41,17 +41,18 @@ export class CostCurve {
     const last = ks.length - 1;
     let i = 0;
     while (i < last && k >= ks[i + 1]) i++;
-    const update = (j: number, weight: number): void => {
-      const target = (ms * this.ms[j]) / expected;
-      this.ms[j] += this.alpha * weight * (target - this.ms[j]);
-    };
     if (i === last || k <= ks[0]) {
-      update(i, 1);
+      this.update(i, 1, ms / expected);
       return;
     }
     const t = (k - ks[i]) / (ks[i + 1] - ks[i]);
-    update(i, 1 - t);
-    update(i + 1, t);
+    this.update(i, 1 - t, ms / expected);
+    this.update(i + 1, t, ms / expected);
+  }
+
+  /** Moves point j toward `ratio` times its value (observed / expected), by alpha * weight; called every step. */
+  private update(j: number, weight: number, ratio: number): void {
+    this.ms[j] += this.alpha * weight * (this.ms[j] * ratio - this.ms[j]);
   }
 
   points(): CostPoint[] {
