@@ -19,15 +19,19 @@ export function readExactly(fd: number, dst: Uint8Array, offset: number, path: s
   }
 }
 
-/** Reads a byte range of a file into a fresh, 0-aligned buffer (so typed views of any element size fit). */
-export function readBytes(path: string, offset: number, length: number): Uint8Array {
-  const dst = new Uint8Array(new ArrayBuffer(length));
-  let fd: number;
+/** Opens a model file for reading; a missing or unreadable file is a ModelLoadError naming it. */
+export function openForRead(path: string): number {
   try {
-    fd = openSync(path, 'r');
+    return openSync(path, 'r');
   } catch (err) {
     throw new ModelLoadError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Reads a byte range of a file into a fresh, 0-aligned buffer (so typed views of any element size fit). */
+export function readBytes(path: string, offset: number, length: number): Uint8Array {
+  const dst = new Uint8Array(new ArrayBuffer(length));
+  const fd = openForRead(path);
   try {
     readExactly(fd, dst, offset, path);
   } finally {

@@ -1,8 +1,8 @@
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ModelLoadError } from '../../../errors.js';
 import { decodeBF16, decodeF16 } from './half-float.js';
-import { readBytes, readExactly } from './read-bytes.js';
+import { openForRead, readBytes, readExactly } from './read-bytes.js';
 
 const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
 export type SafetensorsDtype = keyof typeof DTYPE_BYTES;
@@ -28,12 +28,7 @@ export interface SafetensorsSet {
 }
 
 function parseHeader(path: string): Map<string, SafetensorsTensor> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new ModelLoadError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
-  }
+  const fd = openForRead(path);
   try {
     const fileSize = fstatSync(fd).size;
     if (fileSize < 8) throw new ModelLoadError(`${path} is truncated: ${fileSize} bytes, no safetensors header`);

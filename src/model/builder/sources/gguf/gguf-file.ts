@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { ModelLoadError } from '../../../../errors.js';
-import { readExactly } from '../read-bytes.js';
+import { openForRead, readExactly } from '../read-bytes.js';
 import { GGML_TYPES, isSupportedGgmlType } from './ggml-types.js';
 
 /** "GGUF" read as a little-endian u32. */
@@ -140,12 +140,7 @@ function readArray(c: Cursor, what: string): unknown {
 
 /** Reads a GGUF v2/v3 header: metadata, tensor infos, alignment and data offset. Tensor data stays on disk. */
 export function readGgufFile(path: string): GgufFile {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new ModelLoadError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
-  }
+  const fd = openForRead(path);
   try {
     const c = new Cursor(fd, fstatSync(fd).size, path);
     if (c.fileSize < 4 || c.u32('magic') !== GGUF_MAGIC) throw new ModelLoadError(`${path} is not a GGUF file (bad magic)`);
