@@ -2,6 +2,7 @@ import { streamChat, type Target } from './client.js';
 import { BenchError } from './errors.js';
 import type { RequestSample } from './metrics.js';
 import type { ChatMessage, WorkloadItem } from './workload.js';
+import { Rng } from '../src/engine/rng.js';
 
 /** Absolute ceilings, whatever the flags say: a harness must always stop on its own. */
 export const MAX_REQUESTS = 100_000;
@@ -91,14 +92,15 @@ export async function runLoad(plan: LoadPlan): Promise<LoadResult> {
     };
     await Promise.all(Array.from({ length: Math.max(1, plan.arrival.concurrency) }, worker));
   } else {
-    const rng = mulberry32(plan.arrival.seed);
+    // Seeded, so an open-loop schedule is reproducible.
+    const rng = new Rng(plan.arrival.seed);
     const rate = plan.arrival.requestsPerSecond;
     if (!(rate > 0)) throw new BenchError('--rate must be a positive number of requests per second');
     const inFlight = new Set<Promise<void>>();
     let next = start;
     while (mayStart()) {
       // Exponential gaps give a Poisson arrival process: the open-loop load real users make.
-      next += (-Math.log(1 - rng()) / rate) * 1000;
+      next += (-Math.log(1 - rng.nextFloat()) / rate) * 1000;
       const wait = next - performance.now();
       if (wait > 0) await sleep(Math.min(wait, deadline - performance.now()), signal);
       if (!mayStart()) break;
@@ -159,14 +161,3 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Small seeded PRNG so an open-loop schedule is reproducible from its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
