@@ -56,7 +56,8 @@ export async function spawnServer(opts: { model: string | null; extraArgs: strin
 
 async function healthy(baseUrl: string): Promise<boolean> {
   try {
-    const res = await request(`${baseUrl}/health`, { signal: AbortSignal.timeout(2000) });
+    // /ready, not /health: the server answers /health while it is still loading its model.
+    const res = await request(`${baseUrl}/ready`, { signal: AbortSignal.timeout(2000) });
     await res.body.dump();
     return res.statusCode === 200;
   } catch {

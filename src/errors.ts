@@ -64,3 +64,42 @@ export class QueueFullError extends AppError {
 export class AbortedError extends AppError {
   override readonly code = 'aborted';
 }
+
+/** No, or an unknown, API key (OpenAI answers 401 `invalid_api_key`). */
+export class AuthenticationError extends AppError {
+  override readonly status = 401;
+  override readonly type = 'authentication_error' as const;
+  override readonly code = 'invalid_api_key';
+}
+
+/** A valid key that may not do this (admin routes without the admin key). */
+export class PermissionError extends AppError {
+  override readonly status = 403;
+  override readonly type = 'permission_error' as const;
+  override readonly code = 'insufficient_permissions';
+}
+
+/** One tenant already has as many jobs in flight as it may: the others are not starved by it. */
+export class TenantLimitError extends AppError {
+  override readonly status = 429;
+  override readonly type = 'rate_limit_error' as const;
+  override readonly code = 'tenant_concurrency_limit';
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
+}
+
+/** The server is shutting down or not ready: the client should go elsewhere or come back. */
+export class UnavailableError extends AppError {
+  override readonly status = 503;
+  override readonly code = 'service_unavailable';
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
+}
+
+/** A generation ran past `server.requestTimeoutMs`: its job is aborted and the request answered 504. */
+export class RequestTimeoutError extends AppError {
+  override readonly status = 504;
+  override readonly code = 'request_timeout';
+}

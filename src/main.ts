@@ -2,13 +2,16 @@ import { toEngineOptions } from './config/engine-options.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { usage } from './config/options.js';
 import { createEngine } from './engine/index.js';
+import type { Engine } from './engine/types.js';
 import { createLogger } from './observability/logger.js';
 import { createApp } from './server/app.js';
-import { listen } from './server/serve.js';
+import type { Lifecycle } from './server/deps.js';
+import { loadingApp } from './server/loading.js';
+import { listen, type FetchHandler } from './server/serve.js';
 import { createUpstream } from './server/upstream.js';
 
-/** Running jobs get this long to finish on shutdown before they are aborted. */
-const SHUTDOWN_GRACE_MS = 10_000;
+/** After the last job ends, how long its stream gets to send its final events before connections are cut. */
+const FLUSH_MS = 2000;
 
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -24,11 +27,11 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  const engine = await createEngine(toEngineOptions(config), (message) => log.info({ component: 'engine' }, message));
-  const app = createApp({ engine, config, upstream: createUpstream(config.upstream), log });
-  const server = await listen(app, config.server.host, config.server.port);
-  const models = engine.models.map((m) => m.id);
-  log.info({ url: server.url, models, upstream: config.upstream.baseUrl }, `serving ${models.join(', ')} at ${server.url}/v1`);
+  const lifecycle: Lifecycle = { draining: false };
+  // Listening before the model is loaded: probes see "alive, not ready" during a download or a first build.
+  let handler: FetchHandler = loadingApp();
+  const server = await listen({ fetch: (request, env) => handler.fetch(request, env) }, config.server.host, config.server.port);
+  let engine: Engine | null = null;
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -37,16 +40,40 @@ async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    log.info(`${signal}: no longer accepting requests; finishing running jobs`);
-    const closed = server.close();
-    await engine.close(SHUTDOWN_GRACE_MS);
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+    lifecycle.draining = true;
+    const grace = config.server.shutdownGraceMs;
+    log.info({ graceMs: grace }, `${signal}: taking no new requests (503); letting running ones finish`);
+    if (engine) {
+      const deadline = Date.now() + grace;
+      // Queued jobs are in flight too: they get their turn within the grace period.
+      while (Date.now() < deadline && busy(engine)) await sleep(20);
+      // Aborts whatever is still running, then snapshots the tries.
+      await engine.close(Math.max(0, deadline - Date.now()));
+    }
+    await Promise.race([server.close(), sleep(FLUSH_MS)]);
     await server.close(true);
     log.info('stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  log.info({ address: server.url }, 'listening; loading the model');
+  const loaded = await createEngine(toEngineOptions(config), (message) => log.info({ component: 'engine' }, message));
+  if (stopping) return; // a signal came while loading; stop() exits
+  engine = loaded;
+  handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle });
+  const models = engine.models.map((m) => m.id);
+  log.info({ url: server.url, models, upstream: config.upstream.baseUrl }, `serving ${models.join(', ')} at ${server.url}/v1`);
+}
+
+function busy(engine: Engine): boolean {
+  const s = engine.stats();
+  return s.running + s.queued > 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {

@@ -16,5 +16,6 @@ export function toEngineOptions(config: Config): EngineOptions {
     sessions: { ...config.sessions },
     globalTrie: { ...config.globalTrie },
     corpus: config.corpus,
+    hub: { ...config.hub },
   };
 }

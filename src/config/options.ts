@@ -15,12 +15,16 @@ export interface OptionSpec {
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { path: 'model', env: 'LOOKAHEAD_MODEL', flag: 'model', kind: 'nullable', help: 'model directory, .gguf file or ONNX dir (unset: embedded synthetic default)' },
+  { path: 'model', env: 'LOOKAHEAD_MODEL', flag: 'model', kind: 'nullable', help: 'model directory, .gguf file, ONNX dir or Hugging Face id org/name (unset: embedded synthetic default)' },
   { path: 'modelId', env: 'LOOKAHEAD_MODEL_ID', flag: 'model-id', kind: 'nullable', help: 'name the model is served under' },
   { path: 'server.host', env: 'LOOKAHEAD_HOST', flag: 'host', kind: 'string', help: 'listen address (default 127.0.0.1)' },
   { path: 'server.port', env: 'LOOKAHEAD_PORT', flag: 'port', kind: 'int', help: 'listen port (default 8000; 0 = any free port)' },
   { path: 'server.bodyLimitBytes', env: 'LOOKAHEAD_BODY_LIMIT_BYTES', flag: 'body-limit-bytes', kind: 'int', help: 'largest request body' },
   { path: 'server.requestTimeoutMs', env: 'LOOKAHEAD_REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', help: 'abort a generation after this long' },
+  { path: 'server.shutdownGraceMs', env: 'LOOKAHEAD_SHUTDOWN_GRACE_MS', flag: 'shutdown-grace-ms', kind: 'int', help: 'on SIGTERM, time running requests get to finish' },
+  { path: 'auth.apiKey', env: 'LOOKAHEAD_API_KEY', flag: 'api-key', kind: 'nullable', help: 'require this Bearer key (single tenant "default"); tenants: auth.apiKeys in --config' },
+  { path: 'auth.adminKey', env: 'LOOKAHEAD_ADMIN_KEY', flag: 'admin-key', kind: 'nullable', help: 'Bearer key for the /v1/lookahead admin routes' },
+  { path: 'hub.endpoint', env: 'LOOKAHEAD_HF_ENDPOINT', flag: 'hf-endpoint', kind: 'string', help: 'Hugging Face hub (or mirror) for --model org/name (default https://huggingface.co)' },
   { path: 'contextLength', env: 'LOOKAHEAD_CONTEXT_LENGTH', flag: 'context-length', kind: 'nullableInt', help: 'context window (default: the model\'s)' },
   { path: 'cacheDir', env: 'LOOKAHEAD_CACHE_DIR', flag: 'cache-dir', kind: 'string', help: 'built models and downloads (default $XDG_CACHE_HOME/lookahead-proxy)' },
   { path: 'threads', env: 'LOOKAHEAD_THREADS', flag: 'threads', kind: 'int', help: 'ONNX Runtime intra-op threads (default: all cores)' },
@@ -32,6 +36,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'queue.maxRunning', env: 'LOOKAHEAD_MAX_RUNNING', flag: 'max-running', kind: 'int', help: 'jobs decoded concurrently' },
   { path: 'limits.maxN', env: 'LOOKAHEAD_MAX_N', flag: 'max-n', kind: 'int', help: 'largest `n` a request may ask for' },
   { path: 'limits.maxTokens', env: 'LOOKAHEAD_MAX_TOKENS', flag: 'max-tokens', kind: 'int', help: 'default and cap for max_tokens' },
+  { path: 'limits.maxJobsPerTenant', env: 'LOOKAHEAD_MAX_JOBS_PER_TENANT', flag: 'max-jobs-per-tenant', kind: 'int', help: 'jobs one tenant may have running or queued' },
   { path: 'sessions.max', env: 'LOOKAHEAD_SESSIONS_MAX', flag: 'sessions-max', kind: 'int', help: 'session tries kept' },
   { path: 'sessions.ttlSeconds', env: 'LOOKAHEAD_SESSION_TTL_SECONDS', flag: 'session-ttl-seconds', kind: 'int', help: 'idle session lifetime' },
   { path: 'globalTrie.maxNodes', env: 'LOOKAHEAD_TRIE_MAX_NODES', flag: 'trie-max-nodes', kind: 'int', help: 'global trie size bound' },

@@ -12,10 +12,22 @@ export const configSchema = z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(0).max(65535),
     bodyLimitBytes: positiveInt,
-    /** Upper bound on one request's generation; the job is aborted when it passes. */
+    /** Upper bound on one request's generation; the job is aborted and the request answered 504. */
     requestTimeoutMs: positiveInt,
+    /** On SIGTERM/SIGINT, how long running requests get to finish before their jobs are aborted. */
+    shutdownGraceMs: z.number().int().min(0),
   }),
-  /** null = the embedded synthetic default model. */
+  /** No keys at all = auth off: every caller is tenant "default" and may use the admin routes. */
+  auth: z.strictObject({
+    /** The single-tenant shortcut (`--api-key`): this key is tenant "default". */
+    apiKey: z.string().min(1).nullable(),
+    apiKeys: z.array(z.strictObject({ key: z.string().min(1), tenant: z.string().min(1).max(128) })),
+    /** Needed for /v1/lookahead/stats and for feeding another tenant's trie; null = nobody may, once auth is on. */
+    adminKey: z.string().min(1).nullable(),
+  }),
+  /** Where `--model org/name` is downloaded from (a mirror may stand in for the hub). */
+  hub: z.strictObject({ endpoint: z.url({ protocol: /^https?$/ }), token: z.string().min(1).nullable() }),
+  /** null = the embedded synthetic default model; a path, or a Hugging Face repo id (`org/name`) to download. */
   model: nullablePath,
   modelId: z.string().min(1).nullable(),
   contextLength: positiveInt.nullable(),
@@ -30,7 +42,12 @@ export const configSchema = z.strictObject({
     layout: z.enum(['hier', 'par', 'one']),
   }),
   queue: z.strictObject({ maxQueued: z.number().int().min(0), maxRunning: positiveInt }),
-  limits: z.strictObject({ maxN: positiveInt, maxTokens: positiveInt }),
+  limits: z.strictObject({
+    maxN: positiveInt,
+    maxTokens: positiveInt,
+    /** Jobs (running or queued) one tenant may have at once; more answer 429 with Retry-After. */
+    maxJobsPerTenant: positiveInt,
+  }),
   sessions: z.strictObject({ max: z.number().int().min(0), ttlSeconds: positiveInt }),
   globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath }),
   corpus: nullablePath,

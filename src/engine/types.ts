@@ -111,6 +111,8 @@ export interface EngineOptions {
   globalTrie: { maxNodes: number; snapshotPath: string | null };
   /** Documents (JSONL with a "text" field, or a directory of .txt/.md) fed to the global trie at start. */
   corpus: string | null;
+  /** Where a model named by Hugging Face id (`org/name`) is downloaded from; absent = https://huggingface.co. */
+  hub?: { endpoint: string; token: string | null };
 }
 
 export interface EngineStats {

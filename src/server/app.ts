@@ -3,13 +3,19 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../engine/types.js';
+import { UnavailableError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import type { AppEnv, ServerDeps } from './deps.js';
+import { Metrics } from '../observability/metrics.js';
+import { createAuthenticator } from './auth.js';
+import type { AppEnv, Lifecycle, ServerDeps } from './deps.js';
 import { errorBody, mapError } from './errors.js';
+import { observeRequest } from './observe.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
+import { healthRoutes } from './routes/health.js';
 import { lookaheadRoutes } from './routes/lookahead.js';
 import { modelRoutes } from './routes/models.js';
+import { TenantJobs } from './tenant-jobs.js';
 import type { Upstream } from './upstream.js';
 
 export interface AppOptions {
@@ -18,31 +24,51 @@ export interface AppOptions {
   /** Where requests for models not served here go; absent = those get 404 model_not_found. */
   upstream?: Upstream;
   log?: Logger;
+  /** One per app by default; pass one to read it from outside (tests). */
+  metrics?: Metrics;
+  /** main.ts keeps a reference to flip `draining` on SIGTERM. */
+  lifecycle?: Lifecycle;
 }
 
 export function createApp(options: AppOptions): Hono<AppEnv> {
-  const deps: ServerDeps = { ...options, log: options.log ?? createLogger('silent') };
+  const { engine, config } = options;
+  const deps: ServerDeps = {
+    engine,
+    config,
+    ...(options.upstream && { upstream: options.upstream }),
+    log: options.log ?? createLogger('silent'),
+    metrics: options.metrics ?? new Metrics(() => engine.stats()),
+    lifecycle: options.lifecycle ?? { draining: false },
+    authenticate: createAuthenticator(config.auth),
+    tenantJobs: new TenantJobs(config.limits.maxJobsPerTenant),
+  };
   const app = new Hono<AppEnv>();
 
   app.use(async (c, next) => {
-    const requestId = c.req.header('x-request-id') || `req_${randomBytes(12).toString('hex')}`;
+    const requestId = c.req.header('x-request-id')?.slice(0, 128) || `req_${randomBytes(12).toString('hex')}`;
     c.set('requestId', requestId);
     await next();
     c.res.headers.set('x-request-id', requestId);
   });
+  app.use(observeRequest(deps));
+  app.route('/', healthRoutes(deps));
+
+  app.use('/v1/*', async (c, next) => {
+    if (deps.lifecycle.draining) throw new UnavailableError('The server is shutting down and takes no new requests; retry on another instance.', 5);
+    c.set('caller', deps.authenticate(c.req.header('authorization')));
+    await next();
+  });
   app.use(
     '/v1/*',
     bodyLimit({
-      maxSize: deps.config.server.bodyLimitBytes,
+      maxSize: config.server.bodyLimitBytes,
       onError: (c) =>
         c.json(
-          errorBody(`The request body is larger than this server accepts (${deps.config.server.bodyLimitBytes} bytes).`, 'invalid_request_error', null, 'request_too_large'),
+          errorBody(`The request body is larger than this server accepts (${config.server.bodyLimitBytes} bytes).`, 'invalid_request_error', null, 'request_too_large'),
           413,
         ),
     }),
   );
-
-  app.get('/health', (c) => c.json({ status: 'ok', models: deps.engine.models.map((m) => m.id) }));
   app.post('/v1/chat/completions', chatCompletions(deps));
   app.post('/v1/completions', completions(deps));
   app.route('/', modelRoutes(deps));

@@ -1,7 +1,15 @@
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../engine/types.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Authenticate, Caller } from './auth.js';
+import type { TenantJobs } from './tenant-jobs.js';
 import type { Upstream } from './upstream.js';
+
+/** Shared with main.ts: set `draining` on SIGTERM and new work is answered 503 while running work finishes. */
+export interface Lifecycle {
+  draining: boolean;
+}
 
 /** What every route may use. */
 export interface ServerDeps {
@@ -9,9 +17,28 @@ export interface ServerDeps {
   config: Config;
   upstream?: Upstream;
   log: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  authenticate: Authenticate;
+  tenantJobs: TenantJobs;
+}
+
+/** What a generation route learnt, for the request's log line (never the prompt or the answer text). */
+export interface GenerationRecord {
+  model: string;
+  promptTokens: number;
+  completionTokens: number;
+  tokensPerStep: number;
+  stream: boolean;
 }
 
 /** Hono's per-request variables. */
 export interface AppEnv {
-  Variables: { requestId: string };
+  Variables: {
+    requestId: string;
+    caller: Caller;
+    generation?: GenerationRecord;
+    /** Set by a streaming route: the request ends when its stream does, not when the headers go out. */
+    streamDone?: Promise<void>;
+  };
 }

@@ -1,6 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
-import { AppError, QueueFullError, type ErrorType } from '../errors.js';
+import { AbortedError, AppError, RequestTimeoutError, UnavailableError, type ErrorType } from '../errors.js';
 
 /** OpenAI's error object; the SDKs read type/param/code from it and pick the error class from the status. */
 export interface OpenAIErrorBody {
@@ -31,8 +31,9 @@ export function mapError(err: unknown, requestId: string): MappedError {
       internal: false,
     };
   }
-  if (err instanceof AppError && err.status < 500) {
-    const headers: Record<string, string> = err instanceof QueueFullError ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
+  if (err instanceof AppError && (err.status < 500 || isExpected(err))) {
+    const retry = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    const headers: Record<string, string> = typeof retry === 'number' ? { 'Retry-After': String(retry) } : {};
     return { status: err.status, body: errorBody(err.message, err.type, err.param, err.code), headers, internal: false };
   }
   if (err instanceof HTTPException && err.status < 500) {
@@ -48,6 +49,11 @@ export function mapError(err: unknown, requestId: string): MappedError {
     headers: {},
     internal: true,
   };
+}
+
+/** Server-side outcomes that are not failures of ours: said plainly to the client, not logged with a stack. */
+function isExpected(err: AppError): boolean {
+  return err instanceof UnavailableError || err instanceof RequestTimeoutError || err instanceof AbortedError;
 }
 
 /** `messages[0].content` rather than `messages.0.content`: the form OpenAI's messages use. */

@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
-import type { Engine, Job, JobResult, JobSpec, LookaheadOptions, SamplingParams, TokenLogprob } from '../engine/types.js';
+import type { Job, JobResult, JobSpec, LookaheadOptions, SamplingParams, TokenLogprob } from '../engine/types.js';
 import { ContextLengthError, InvalidRequestError } from '../errors.js';
+import type { ServerDeps } from './deps.js';
 
 /** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
 export interface GenerationPlan {
@@ -96,9 +97,11 @@ export function lookaheadOf(requested: SamplingFields['lookahead'], defaults: Co
 
 /**
  * Submits all n × prompts jobs, or none: limits are checked for every prompt before the first job is queued,
- * and jobs already queued are aborted if a later submit fails (queue full).
+ * and jobs already queued are aborted if a later submit fails (queue full). Each job holds one of its tenant's
+ * job slots until it ends.
  */
-export function submitJobs(engine: Engine, config: Config, plan: GenerationPlan, signal: AbortSignal): ChoiceJob[] {
+export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: AbortSignal): ChoiceJob[] {
+  const { engine, config } = deps;
   const model = engine.models.find((m) => m.id === plan.modelId);
   const contextLength = model?.contextLength ?? Number.POSITIVE_INFINITY;
   if (plan.maxTokens !== null && plan.maxTokens > config.limits.maxTokens) {
@@ -118,6 +121,7 @@ export function submitJobs(engine: Engine, config: Config, plan: GenerationPlan,
     return maxTokens;
   });
 
+  const release = deps.tenantJobs.reserve(plan.tenant, plan.prompts.length * plan.n);
   const choices: ChoiceJob[] = [];
   try {
     plan.prompts.forEach((promptIds, promptIndex) => {
@@ -135,11 +139,13 @@ export function submitJobs(engine: Engine, config: Config, plan: GenerationPlan,
           tenant: plan.tenant,
           signal,
         };
-        choices.push({ index: choices.length, promptIndex, job: engine.submit(plan.modelId, spec) });
+        const job = engine.submit(plan.modelId, spec);
+        void job.result.then(release, release);
+        choices.push({ index: choices.length, promptIndex, job });
       }
     });
   } catch (err) {
-    for (const choice of choices) void choice.job.result.catch(() => {});
+    for (let i = choices.length; i < plan.prompts.length * plan.n; i++) release();
     throw err;
   }
   return choices;

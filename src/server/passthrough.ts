@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { NotFoundError } from '../errors.js';
+import { authEnabled } from './auth.js';
 import type { ServerDeps } from './deps.js';
 
 export function modelNotFound(model: string): NotFoundError {
@@ -18,5 +19,13 @@ export async function forwardIfRemote(deps: ServerDeps, c: Context, body: Record
   const model = body.model;
   if (typeof model !== 'string' || model === '' || isLocalModel(deps, model)) return null;
   if (!deps.upstream) throw modelNotFound(model);
-  return deps.upstream.forward(c.req.raw, path, text);
+  return deps.upstream.forward(withoutOurKey(deps, c.req.raw), path, text);
+}
+
+/** With auth on, the client's Bearer key is one of ours: it must not travel to the upstream. */
+export function withoutOurKey(deps: ServerDeps, request: Request): Request {
+  if (!authEnabled(deps.config.auth) || !request.headers.has('authorization')) return request;
+  const headers = new Headers(request.headers);
+  headers.delete('authorization');
+  return new Request(request.url, { method: request.method, headers, signal: request.signal });
 }

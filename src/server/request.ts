@@ -1,12 +1,26 @@
 import type { Context } from 'hono';
-import { AbortedError, InvalidRequestError } from '../errors.js';
+import { AbortedError, InvalidRequestError, RequestTimeoutError } from '../errors.js';
+import type { AppEnv } from './deps.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Reads the body as a JSON object; a body that is not one is the client's error, not ours. The text is kept so a
- * passthrough sends upstream exactly what the client sent.
+ * passthrough sends upstream exactly what the client sent. Bytes that are not UTF-8 are refused rather than
+ * replaced: U+FFFD in a prompt would silently change what the model sees.
  */
 export async function readJson(c: Context): Promise<{ text: string; body: Record<string, unknown> }> {
-  const text = await c.req.text();
+  const type = c.req.header('content-type');
+  if (type !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
+    throw new InvalidRequestError(`Invalid Content-Type header (${type.slice(0, 100)}), expected application/json.`, null, 'invalid_content_type');
+  }
+  let text: string;
+  try {
+    text = utf8.decode(await c.req.arrayBuffer());
+  } catch (err) {
+    if (err instanceof TypeError) throw new InvalidRequestError('The request body is not valid UTF-8.', null, 'invalid_encoding');
+    throw err;
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -26,8 +40,9 @@ export function sessionIdOf(c: Context, body: { prompt_cache_key?: string | null
   return c.req.header('x-session-id') || body.prompt_cache_key || body.user || undefined;
 }
 
-export function tenantOf(c: Context): string {
-  return c.req.header('x-tenant') || 'default';
+/** The caller's tenant, as the auth middleware resolved it from the API key. */
+export function tenantOf(c: Context<AppEnv>): string {
+  return c.get('caller').tenant;
 }
 
 /**
@@ -42,7 +57,7 @@ export class RequestAbort {
     const onClientGone = () => this.abort(new AbortedError('the client closed the connection'));
     if (clientSignal.aborted) onClientGone();
     else clientSignal.addEventListener('abort', onClientGone, { once: true });
-    this.timer = setTimeout(() => this.abort(new AbortedError(`the request ran past its ${timeoutMs} ms time limit`)), timeoutMs);
+    this.timer = setTimeout(() => this.abort(new RequestTimeoutError(`The request ran past this server's ${timeoutMs} ms time limit; it was stopped.`)), timeoutMs);
     this.timer.unref();
     this.controller.signal.addEventListener('abort', () => clearTimeout(this.timer), { once: true });
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
 import type { TokenLogprob } from '../engine/types.js';
 import { AbortedError } from '../errors.js';
-import type { AppEnv, ServerDeps } from './deps.js';
+import type { AppEnv, GenerationRecord, ServerDeps } from './deps.js';
 import { mapError } from './errors.js';
 import { collect, usageOf, type ChoiceJob, type ChoiceOutput, type FinishedChoice } from './generation.js';
 import type { RequestAbort } from './request.js';
@@ -46,11 +46,13 @@ export async function respond<S>(c: Context<AppEnv>, deps: ServerDeps, shape: Re
     outputs = await Promise.all(opts.choices.map(collect));
   } catch (err) {
     opts.abort.abort(err as Error);
-    throw opts.abort.reason instanceof AbortedError ? opts.abort.reason : err;
+    // The abort's reason (timeout, client gone) says more than the job's generic cancellation.
+    throw opts.abort.reason ?? err;
   } finally {
     opts.abort.dispose();
   }
   const { usage, lookahead } = usageOf(outputs);
+  record(c, deps, opts, outputs, usage.prompt_tokens, lookahead.tokens_per_step);
   return c.json({
     ...base,
     object: shape.object,
@@ -82,13 +84,14 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
     return { promptIndex: choice.promptIndex, tokens, result };
   };
 
+  let ended!: () => void;
+  c.set('streamDone', new Promise<void>((resolve) => (ended = resolve)));
   void (async () => {
     try {
       const finished = await Promise.all(opts.choices.map(pump));
-      if (opts.includeUsage) {
-        const { usage, lookahead } = usageOf(finished);
-        sse.send({ ...head, choices: [], usage, lookahead });
-      }
+      const { usage, lookahead } = usageOf(finished);
+      record(c, deps, opts, finished, usage.prompt_tokens, lookahead.tokens_per_step);
+      if (opts.includeUsage) sse.send({ ...head, choices: [], usage, lookahead });
       sse.done();
     } catch (err) {
       opts.abort.abort(err as Error);
@@ -100,7 +103,28 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
       sse.close();
     } finally {
       opts.abort.dispose();
+      ended();
     }
   })();
   return sse.response;
+}
+
+/** Feeds /metrics with each finished job and leaves the numbers for the request's log line. */
+function record(c: Context<AppEnv>, deps: ServerDeps, opts: RespondOptions, finished: readonly FinishedChoice[], promptTokens: number, tokensPerStep: number): void {
+  let completionTokens = 0;
+  for (const f of finished) {
+    const r = f.result;
+    completionTokens += r.completionTokens;
+    deps.metrics.observeJob({
+      model: opts.model,
+      promptTokens: r.promptTokens,
+      completionTokens: r.completionTokens,
+      steps: r.lookahead.steps,
+      draftTokens: r.lookahead.draftTokens,
+      acceptedTokens: r.lookahead.acceptedTokens,
+      acceptedByPosition: r.lookahead.acceptedByPosition,
+    });
+  }
+  const generation: GenerationRecord = { model: opts.model, promptTokens, completionTokens, tokensPerStep, stream: opts.stream };
+  c.set('generation', generation);
 }

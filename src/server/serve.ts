@@ -1,7 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import type { Hono } from 'hono';
-import type { AppEnv } from './deps.js';
+
+/** What serves requests: a Hono app, or anything else with its fetch (main.ts swaps the loading app for the real one). */
+export interface FetchHandler {
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
+}
 
 export interface RunningServer {
   url: string;
@@ -10,9 +13,9 @@ export interface RunningServer {
   close(force?: boolean): Promise<void>;
 }
 
-export function listen(app: Hono<AppEnv>, host: string, port: number): Promise<RunningServer> {
+export function listen(app: FetchHandler, host: string, port: number): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
+    const server = serve({ fetch: (request, env) => app.fetch(request, env), hostname: host, port }, (info: AddressInfo) => {
       const shownHost = host.includes(':') ? `[${host}]` : host;
       resolve({
         url: `http://${shownHost}:${info.port}`,

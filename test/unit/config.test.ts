@@ -25,14 +25,24 @@ function errorOf(fn: () => unknown): string {
 describe('loadConfig', () => {
   it('gives the documented defaults with nothing set', () => {
     const c = loadConfig([], { XDG_CACHE_HOME: '/xdg' });
-    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000 });
+    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000 });
+    expect(c.auth).toEqual({ apiKey: null, apiKeys: [], adminKey: null });
+    expect(c.hub).toEqual({ endpoint: 'https://huggingface.co', token: null });
     expect(c.model).toBeNull();
     expect(c.cacheDir).toBe('/xdg/lookahead-proxy');
     expect(c.threads).toBeGreaterThan(0);
     expect(c.lookahead).toEqual({ enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' });
     expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4 });
-    expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096 });
+    expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32 });
     expect(c.upstream.baseUrl).toBeNull();
+  });
+
+  it('reads tenant keys from the file, the single key and admin key from env/flags, HF_TOKEN for the hub', () => {
+    const cfg = file('auth.yaml', 'auth:\n  apiKeys:\n    - { key: sk-a, tenant: acme }\n    - { key: sk-b, tenant: beta }\n');
+    const c = loadConfig(['--config', cfg, '--admin-key', 'sk-admin'], { LOOKAHEAD_API_KEY: 'sk-one', HF_TOKEN: 'hf_x', LOOKAHEAD_HF_ENDPOINT: 'http://mirror:8080' });
+    expect(c.auth).toEqual({ apiKey: 'sk-one', apiKeys: [{ key: 'sk-a', tenant: 'acme' }, { key: 'sk-b', tenant: 'beta' }], adminKey: 'sk-admin' });
+    expect(c.hub).toEqual({ endpoint: 'http://mirror:8080', token: 'hf_x' });
+    expect(errorOf(() => loadConfig(['--config', file('bad-auth.yaml', 'auth:\n  apiKeys:\n    - { key: sk-a }\n')], {}))).toMatch(/auth\.apiKeys\.0\.tenant/);
   });
 
   it('layers file < env < flags', () => {

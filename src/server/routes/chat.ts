@@ -29,8 +29,7 @@ export function chatCompletions(deps: ServerDeps) {
     let choices;
     try {
       choices = submitJobs(
-        deps.engine,
-        deps.config,
+        deps,
         {
           modelId: body.model,
           prompts: [promptIds],
@@ -49,6 +48,8 @@ export function chatCompletions(deps: ServerDeps) {
         abort.signal,
       );
     } catch (err) {
+      // Jobs queued before a later one was refused must not run for nobody.
+      abort.abort(err as Error);
       abort.dispose();
       throw err;
     }

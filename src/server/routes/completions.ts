@@ -29,8 +29,7 @@ export function completions(deps: ServerDeps) {
     let choices;
     try {
       choices = submitJobs(
-        deps.engine,
-        deps.config,
+        deps,
         {
           modelId: body.model,
           prompts,
@@ -48,6 +47,8 @@ export function completions(deps: ServerDeps) {
         abort.signal,
       );
     } catch (err) {
+      // Jobs queued before a later one was refused must not run for nobody.
+      abort.abort(err as Error);
       abort.dispose();
       throw err;
     }

@@ -1,21 +1,29 @@
 import { Hono } from 'hono';
+import { requireAdmin } from '../auth.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { readJson, tenantOf } from '../request.js';
 import { documentsRequestSchema } from '../schemas.js';
 
-/** The lookahead-specific surface: feed the global trie, read counters, forget a conversation. */
+/**
+ * The lookahead-specific surface: feed the global trie, read counters, forget a conversation. A tenant key feeds
+ * and forgets only within its own tenant; feeding another tenant (`tenant` in the body) and reading the
+ * server-wide counters need the admin key.
+ */
 export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.post('/v1/lookahead/documents', async (c) => {
     const body = documentsRequestSchema.parse((await readJson(c)).body);
-    const tenant = body.tenant ?? tenantOf(c);
+    const own = tenantOf(c);
+    if (body.tenant !== undefined && body.tenant !== own) requireAdmin(c.get('caller'), "Feeding another tenant's documents");
+    const tenant = body.tenant ?? own;
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     const tokens = deps.engine.addDocuments(tenant, texts);
     return c.json({ object: 'lookahead.documents', tenant, documents: texts.length, tokens });
   });
 
   app.get('/v1/lookahead/stats', (c) => {
+    requireAdmin(c.get('caller'), 'Reading the server-wide lookahead statistics');
     const s = deps.engine.stats();
     return c.json({
       object: 'lookahead.stats',

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { AppEnv, ServerDeps } from '../deps.js';
-import { modelNotFound } from '../passthrough.js';
+import { modelNotFound, withoutOurKey } from '../passthrough.js';
 import type { ModelObject } from '../upstream.js';
 
 const OWNER = 'lookahead-proxy';
@@ -28,7 +28,7 @@ export function modelRoutes(deps: ServerDeps): Hono<AppEnv> {
     const id = c.req.param('id');
     const found = local().find((m) => m.id === id);
     if (found) return c.json(found);
-    if (deps.upstream) return deps.upstream.forward(c.req.raw, `models/${encodeURIComponent(id)}`);
+    if (deps.upstream) return deps.upstream.forward(withoutOurKey(deps, c.req.raw), `models/${encodeURIComponent(id)}`);
     throw modelNotFound(id);
   });
 

@@ -1,0 +1,24 @@
+import { Hono } from 'hono';
+import type { AppEnv, ServerDeps } from '../deps.js';
+
+/**
+ * Probes and the Prometheus scrape, outside auth: `/health` says the process is alive, `/ready` whether it should
+ * get traffic now (not while draining for shutdown, nor while every decode slot and queue place is taken).
+ */
+export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const models = () => deps.engine.models.map((m) => m.id);
+
+  app.get('/health', (c) => c.json({ status: 'ok', models: models() }));
+
+  app.get('/ready', (c) => {
+    const s = deps.engine.stats();
+    const { maxRunning, maxQueued } = deps.config.queue;
+    const status = deps.lifecycle.draining ? 'draining' : s.running >= maxRunning && s.queued >= maxQueued ? 'saturated' : 'ready';
+    return c.json({ status, models: models(), running: s.running, queued: s.queued }, status === 'ready' ? 200 : 503);
+  });
+
+  app.get('/metrics', async (c) => c.body(await deps.metrics.text(), 200, { 'content-type': deps.metrics.contentType }));
+
+  return app;
+}
