@@ -62,6 +62,7 @@ export class TokenTrie {
   private used = 0;
   private freeHead = NONE;
   private live = 0;
+  private epochs = 0;
 
   constructor(options: TrieOptions) {
     if (!Number.isInteger(options.gramLength) || options.gramLength < 1) {
@@ -124,22 +125,42 @@ export class TokenTrie {
   /** Adds one n-gram ids[start..end) under `key`; enforces the node budget afterwards. */
   insertGram(key: number, ids: ArrayLike<number>, start: number, end: number): void {
     if (end <= start) return;
-    let node = this.roots.get(key);
+    let node = this.openGram(key);
+    for (let i = start; i < end; i++) node = this.extendGram(node, ids[i]);
+    this.enforceBudget();
+  }
+
+  /**
+   * Counts one more n-gram under `key` and returns its key node. With `extendGram` this builds an n-gram token by
+   * token as it becomes known; call `enforceBudget` afterwards (a squeeze frees nodes: see `epoch`).
+   */
+  openGram(key: number): number {
+    const node = this.roots.get(key);
     if (node === undefined) {
-      node = this.alloc(key);
-      this.roots.set(key, node);
-    } else if (this.countOf[node] < MAX_COUNT) {
-      this.countOf[node]++;
+      const root = this.alloc(key);
+      this.roots.set(key, root);
+      return root;
     }
-    let i = start;
-    for (; i < end; i++) {
-      const child = this.child(node, ids[i]);
-      if (child === NONE) break;
-      this.bump(node, child);
-      node = child;
-    }
-    for (; i < end; i++) node = this.addChild(node, ids[i]);
+    if (this.countOf[node] < MAX_COUNT) this.countOf[node]++;
+    return node;
+  }
+
+  /** Counts the n-gram being built at `node` through its child `token` (created if new) and returns that child. */
+  extendGram(node: number, token: number): number {
+    const child = this.child(node, token);
+    if (child === NONE) return this.addChild(node, token);
+    this.bump(node, child);
+    return child;
+  }
+
+  /** Squeezes the trie if it is over its node budget. */
+  enforceBudget(): void {
     if (this.live > this.maxNodes) this.squeeze(Math.floor(this.maxNodes * LOW_WATER));
+  }
+
+  /** Changes whenever nodes are freed (squeeze, clear): node ids held from before may be stale. */
+  get epoch(): number {
+    return this.epochs;
   }
 
   /** Root node of `key`'s trie, or -1. */
@@ -175,6 +196,7 @@ export class TokenTrie {
   }
 
   clear(): void {
+    this.epochs++;
     this.roots.clear();
     this.used = 0;
     this.freeHead = NONE;
@@ -187,6 +209,7 @@ export class TokenTrie {
    * Each pass at least halves all counts, so it terminates.
    */
   squeeze(target: number): void {
+    this.epochs++;
     while (this.live > target && this.roots.size > 0) {
       for (const [key, root] of this.roots) {
         if (this.countOf[root] <= 1) {

@@ -20,9 +20,10 @@ describe('RequestScope', () => {
     expect(drafts(proposer, [5, 6])).toContain('20,21,22');
     scope.pushOutput([30, 31, 32, 33, 34, 35, 36]);
     expect(drafts(proposer, [30])).toContain('31,32,33');
-    expect(drafts(proposer, [34])).toEqual([]); // not yet: its continuation is still growing
-    scope.pushOutput([37, 0, 38]); // EOS: the stream ends; the tails come with finish
-    expect(drafts(proposer, [34])).toEqual([]);
+    // At once, as far as the output goes (no lag of a full n-gram).
+    expect(drafts(proposer, [34])).toEqual(['35', '35,36']);
+    scope.pushOutput([37, 0, 38]); // EOS: the stream ends; nothing after it is stored
+    expect(drafts(proposer, [34])).toEqual(['35', '35,36', '35,36,37']);
     scope.finish([], null, null);
     expect(drafts(proposer, [34])).toEqual(['35', '35,36', '35,36,37']);
     expect(drafts(proposer, [37])).toEqual([]);

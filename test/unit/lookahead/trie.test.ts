@@ -47,29 +47,53 @@ describe('TokenTrie', () => {
     }
   });
 
-  it('streams output like a bulk output insert: lagged full grams, then the tail on finish', () => {
+  it('streams output token by token: after every push, exactly the bulk output insert of the tokens so far', () => {
     const random = rng(11);
     const ids = randomSequence(random, 300, 12);
     ids[250] = EOS;
-    const bulk = new TokenTrie({ gramLength: 5, eosIds: [EOS], stopWords: [STOP] });
-    bulk.insert(ids, true);
     const streamed = new TokenTrie({ gramLength: 5, eosIds: [EOS], stopWords: [STOP] });
     const stream = new OutputStreamInserter(streamed);
     let at = 0;
-    let before = 0;
     while (at < ids.length) {
       const n = 1 + Math.floor(random() * 7);
       stream.push(ids.slice(at, at + n));
       at += n;
-      // Lag: a position is inserted only once its 5 following tokens are known.
-      if (at > 20 && at < 240) {
-        expect(streamed.nodeCount).toBeGreaterThanOrEqual(before);
-        before = streamed.nodeCount;
+      const bulk = new TokenTrie({ gramLength: 5, eosIds: [EOS], stopWords: [STOP] });
+      bulk.insert(ids.slice(0, at), true);
+      expect(triePaths(streamed), `after ${at} tokens`).toEqual(triePaths(bulk));
+      expect(streamed.nodeCount).toBe(bulk.nodeCount);
+    }
+    stream.finish();
+    const bulk = new TokenTrie({ gramLength: 5, eosIds: [EOS], stopWords: [STOP] });
+    bulk.insert(ids, true);
+    expect(triePaths(streamed)).toEqual(triePaths(bulk));
+  });
+
+  it('streams with gramLength 1 and keeps streaming after finish() like a fresh stream', () => {
+    const one = new TokenTrie({ gramLength: 1 });
+    const stream = new OutputStreamInserter(one);
+    stream.push([1, 2, 3, 1, 2]);
+    stream.finish();
+    stream.push([7, 8]);
+    const bulk = new TokenTrie({ gramLength: 1 });
+    bulk.insert([1, 2, 3, 1, 2], true);
+    bulk.insert([7, 8], true);
+    expect(triePaths(one)).toEqual(triePaths(bulk));
+  });
+
+  it('closes its open n-grams when a squeeze frees nodes, and stays consistent', () => {
+    const random = rng(5);
+    const trie = new TokenTrie({ gramLength: 6, maxNodes: 200 });
+    const stream = new OutputStreamInserter(trie);
+    for (let i = 0; i < 200; i++) stream.push(randomSequence(random, 3, 30));
+    expect(trie.nodeCount).toBeLessThanOrEqual(200);
+    // Every stored path is a real n-gram prefix with counts that never grow going down.
+    for (const [, paths] of triePaths(trie)) {
+      for (const [path, count] of paths) {
+        const parent = path.split(',').slice(0, -1).join(',');
+        if (parent) expect(paths.get(parent)!).toBeGreaterThanOrEqual(count);
       }
     }
-    expect(triePaths(streamed)).not.toEqual(triePaths(bulk));
-    stream.finish();
-    expect(triePaths(streamed)).toEqual(triePaths(bulk));
   });
 
   it('never stores EOS nor anything after it', () => {
