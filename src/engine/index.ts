@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { AbortedError, ContextLengthError, ModelLoadError, NotFoundError, QueueFullError } from '../errors.js';
+import { ensureModelLocal } from '../model/download.js';
 import { loadTokenizer } from '../model/load.js';
 import { readCorpus } from './corpus.js';
 import type { ModelInfo } from '../model/types.js';
@@ -17,7 +18,11 @@ type Log = (message: string) => void;
  * Starts the worker that loads the model, waits until it is ready, and returns the engine the server talks to.
  * The tokenizer is loaded on this thread too: chat rendering, encoding and detokenizing never wait behind a forward.
  */
-export async function createEngine(options: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine> {
+export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine> {
+  // A hub id becomes the directory it was downloaded to, served under the id the user gave.
+  const local = await ensureModelLocal(requested.model, requested.cacheDir, requested.hub ?? { endpoint: 'https://huggingface.co', token: null }, log);
+  const options: EngineOptions =
+    local === requested.model ? requested : { ...requested, model: local, modelId: requested.modelId ?? requested.model! };
   const tokenizer = await loadTokenizer(options.model);
   const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
     workerData: { options } satisfies WorkerData,
