@@ -2,6 +2,8 @@
  * The load-test harness: `npm run bench -- <command> [flags]`. Every run is bounded in requests and time,
  * targets loopback unless told otherwise, and ends with a non-zero exit and one clear line when it cannot work.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchError } from './errors.js';
 import { DEFAULT_KS, forwardCostCurve } from './forward-cost-command.js';
@@ -12,6 +14,7 @@ import { renderMarkdown } from './report/markdown.js';
 import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
 import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
+import { renderSoak, runSoak } from './soak.js';
 import type { WorkloadShape } from './workload.js';
 
 const USAGE = `usage: npm run bench -- <command> [flags]
@@ -23,6 +26,8 @@ commands:
                  unless --base-url is given: [--model PATH] --workload FILE --requests N [--concurrency 1,4]
                  [--layouts hier,par,one] [--rounds 2] --out DIR
   forward-cost   per-forward cost curve of a model: [--model PATH] [--ks 1,2,4,8,16,32,64] [--past 256]
+  soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
+                 [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
   graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
@@ -75,6 +80,8 @@ const FLAGS = {
   ks: { type: 'string' },
   past: { type: 'string' },
   'peer-model': { type: 'string' },
+  clients: { type: 'string' },
+  'abort-fraction': { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -106,10 +113,12 @@ async function main(argv: string[]): Promise<number> {
       return forwardCostCommand(f, commandLine);
     case 'peer-transformers':
       return peerCommand(f, commandLine);
+    case 'soak':
+      return soakCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, peer-transformers or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, soak, peer-transformers or graph-vs-export`, 2);
   }
 }
 
@@ -228,6 +237,29 @@ async function graphVsExportCommand(f: Flags): Promise<number> {
       `${tokens} tokens × ${r.rounds} rounds each, interleaved; greedy outputs ${r.identical ? 'identical' : 'DIFFER'}\n`,
   );
   return r.identical ? 0 : 1;
+}
+
+async function soakCommand(f: Flags): Promise<number> {
+  const result = await runSoak({
+    baseUrl: f['base-url'] ?? null,
+    modelPath: f.model ?? null,
+    serverArgs: f['server-arg'] ?? [],
+    apiKey: f['api-key'] ?? process.env.BENCH_API_KEY ?? null,
+    allowRemote: f['allow-remote'] ?? false,
+    durationS: optNum(f.duration, '--duration', MAX_DURATION_S) ?? 600,
+    clients: optInt(f.clients, '--clients', 1, 1024) ?? 16,
+    abortFraction: optNum(f['abort-fraction'], '--abort-fraction', 1) ?? 0.5,
+    maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 64,
+    seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
+    startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 300) * 1000,
+    quiet: f.quiet ?? false,
+  });
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'soak.json'), `${JSON.stringify(result, null, 2)}\n`);
+  }
+  process.stdout.write(renderSoak(result));
+  return result.failed > 0 || result.after.running !== 0 || result.after.queued !== 0 ? 3 : 0;
 }
 
 function emit(report: Report, out: string | undefined): void {

@@ -1,0 +1,153 @@
+import type { Target } from './client.js';
+import { streamChat } from './client.js';
+import { RssSampler, type RssPoint } from './rss.js';
+import { spawnServer, type SpawnedServer } from './server-process.js';
+import { call, resolveTarget } from './target.js';
+
+export interface SoakOptions {
+  /** null = spawn our server (embedded default unless modelPath). */
+  baseUrl: string | null;
+  modelPath: string | null;
+  serverArgs: string[];
+  apiKey: string | null;
+  allowRemote: boolean;
+  durationS: number;
+  clients: number;
+  /** Fraction of requests that hang up at a random point. */
+  abortFraction: number;
+  maxTokens: number;
+  seed: number;
+  startupTimeoutMs: number;
+  quiet: boolean;
+}
+
+export interface SoakResult {
+  durationS: number;
+  clients: number;
+  requests: number;
+  completed: number;
+  abortedByClient: number;
+  failed: number;
+  errors: Record<string, number>;
+  rss: { startBytes: number | null; endBytes: number | null; maxBytes: number | null; points: number };
+  /** Engine state after the clients stopped and the queue had time to drain. */
+  after: { running: number | null; queued: number | null };
+}
+
+const PROMPTS = [
+  'Tell a long story about a lighthouse keeper.',
+  'Explain how a bicycle works, step by step.',
+  'Write a letter to a friend about the weather.',
+  'List ten things to pack for a trip and why.',
+];
+
+/**
+ * Long-running load with disconnects: `clients` streaming clients in a loop for `durationS`, a share of their
+ * requests cut at a random moment. The server's RSS is sampled throughout; what matters is start vs end.
+ */
+export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
+  let spawned: SpawnedServer | null = null;
+  if (opts.baseUrl === null) {
+    spawned = await spawnServer({ model: opts.modelPath, extraArgs: opts.serverArgs, startupTimeoutMs: opts.startupTimeoutMs });
+  }
+  try {
+    const target = resolveTarget(spawned?.baseUrl ?? opts.baseUrl!, { allowRemote: opts.allowRemote, apiKey: opts.apiKey, requestTimeoutMs: 120_000, connections: opts.clients + 4 });
+    const model = await firstModel(target);
+    const sampler = new RssSampler(target, spawned?.pid ?? null, 5000, 10_000);
+    sampler.begin();
+    const result = await drive(target, model, opts);
+    // Give aborted jobs a moment to end before the last reading.
+    const after = await settle(target);
+    const points = (await sampler.end()) ?? [];
+    return { ...result, after, rss: summary(points) };
+  } finally {
+    await spawned?.stop();
+  }
+}
+
+async function drive(target: Target, model: string, opts: SoakOptions) {
+  const stop = new AbortController();
+  const deadline = performance.now() + opts.durationS * 1000;
+  const stopTimer = setTimeout(() => stop.abort(), opts.durationS * 1000 + 120_000);
+  let seed = opts.seed >>> 0 || 1;
+  const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const counts = { requests: 0, completed: 0, abortedByClient: 0, failed: 0, errors: {} as Record<string, number> };
+  let lastReport = performance.now();
+  // Hang-ups land anywhere in a request's life: the delay is drawn from 0 .. the typical full duration so far.
+  let typicalMs = 500;
+  const client = async (i: number) => {
+    while (performance.now() < deadline) {
+      const hangUp = random() < opts.abortFraction;
+      const own = new AbortController();
+      const timer = hangUp ? setTimeout(() => own.abort(), Math.floor(random() * typicalMs)) : null;
+      counts.requests++;
+      const sample = await streamChat(
+        target,
+        { model, messages: [{ role: 'user', content: PROMPTS[(i + counts.requests) % PROMPTS.length] }], max_tokens: opts.maxTokens },
+        {},
+        AbortSignal.any([own.signal, stop.signal]),
+      );
+      if (timer) clearTimeout(timer);
+      if (sample.ok) {
+        counts.completed++;
+        typicalMs = 0.9 * typicalMs + 0.1 * sample.e2eMs;
+      }
+      else if (own.signal.aborted) counts.abortedByClient++;
+      else {
+        counts.failed++;
+        counts.errors[sample.errorType ?? 'unknown'] = (counts.errors[sample.errorType ?? 'unknown'] ?? 0) + 1;
+      }
+      if (!opts.quiet && performance.now() - lastReport > 30_000) {
+        lastReport = performance.now();
+        const left = Math.max(0, Math.round((deadline - performance.now()) / 1000));
+        process.stderr.write(`soak: ${counts.requests} requests, ${counts.completed} completed, ${counts.abortedByClient} cut, ${counts.failed} failed; ${left} s left\n`);
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: opts.clients }, (_, i) => client(i)));
+  clearTimeout(stopTimer);
+  return { durationS: (performance.now() - started) / 1000, clients: opts.clients, ...counts };
+}
+
+async function firstModel(target: Target): Promise<string> {
+  const res = await call(target, `${target.apiBase}/models`);
+  const id = (JSON.parse(res.text) as { data?: { id: string }[] }).data?.[0]?.id;
+  if (!id) throw new Error(`no model listed at ${target.apiBase}/models (HTTP ${res.status})`);
+  return id;
+}
+
+/** Waits (bounded) for the server's queue to empty, from /ready's counters. */
+async function settle(target: Target): Promise<SoakResult['after']> {
+  let last: SoakResult['after'] = { running: null, queued: null };
+  for (let i = 0; i < 100; i++) {
+    try {
+      const body = JSON.parse((await call(target, `${target.origin}/ready`)).text) as { running?: number; queued?: number };
+      last = { running: body.running ?? null, queued: body.queued ?? null };
+      if (last.running === 0 && last.queued === 0) return last;
+    } catch {
+      // not our server, or busy: try again
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}
+
+function summary(points: RssPoint[]): SoakResult['rss'] {
+  if (points.length === 0) return { startBytes: null, endBytes: null, maxBytes: null, points: 0 };
+  return { startBytes: points[0].bytes, endBytes: points.at(-1)!.bytes, maxBytes: Math.max(...points.map((p) => p.bytes)), points: points.length };
+}
+
+export function renderSoak(r: SoakResult): string {
+  const mib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 20).toFixed(1)} MiB`);
+  return [
+    `# soak: ${r.clients} streaming clients for ${r.durationS.toFixed(0)} s, with disconnects`,
+    '',
+    `| requests | completed | cut by client | failed | RSS start | RSS end | RSS max | after: running / queued |`,
+    `|---|---|---|---|---|---|---|---|`,
+    `| ${r.requests} | ${r.completed} | ${r.abortedByClient} | ${r.failed} | ${mib(r.rss.startBytes)} | ${mib(r.rss.endBytes)} | ${mib(r.rss.maxBytes)} | ${r.after.running ?? '?'} / ${r.after.queued ?? '?'} |`,
+    '',
+    Object.keys(r.errors).length > 0 ? `errors: ${JSON.stringify(r.errors)}` : 'errors: none',
+    '',
+  ].join('\n');
+}
