@@ -37,6 +37,8 @@ async function main(argv: string[]): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) {
       log.warn(`${signal} again: exiting now`);
+      // The worker goes first: exiting while it is inside an ORT forward aborts the process (SIGABRT).
+      await Promise.race([engine?.terminate(), sleep(1000)]);
       process.exit(1);
     }
     stopping = true;

@@ -165,6 +165,19 @@ class WorkerEngine implements Engine {
     await this.worker.terminate();
   }
 
+  async terminate(): Promise<void> {
+    this.closing = true;
+    this.pending.length = 0;
+    for (const [id, job] of this.jobs) {
+      this.post({ type: 'abort', jobId: id });
+      job.fail(new AbortedError('the server is stopping now'));
+    }
+    // Terminating the worker inside an ORT forward aborts the whole process: wait (briefly) for the step to end.
+    const deadline = Date.now() + 2000;
+    while (this.inWorker > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await this.worker.terminate();
+  }
+
   private requireModel(modelId: string): void {
     if (modelId !== this.info.id) {
       throw new NotFoundError(`The model '${modelId}' does not exist or you do not have access to it.`, 'model_not_found');

@@ -133,4 +133,6 @@ export interface Engine {
   stats(): EngineStats;
   /** Stops accepting jobs, lets running ones finish (or aborts them after graceMs), snapshots tries. */
   close(graceMs?: number): Promise<void>;
+  /** Stops now: fails every job and ends the worker without a snapshot (a second SIGTERM). */
+  terminate(): Promise<void>;
 }

@@ -137,6 +137,8 @@ export class ScriptedEngine implements Engine {
 
   async close(): Promise<void> {}
 
+  async terminate(): Promise<void> {}
+
   private require(modelId: string): void {
     if (modelId !== SCRIPTED_MODEL) throw new NotFoundError(`no model ${modelId}`, 'model_not_found');
   }

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/** The real process, as Docker runs it: SIGTERM while a stream is running. */
+const dir = mkdtempSync(join(tmpdir(), 'lookahead-shutdown-'));
+const snapshot = join(dir, 'global-trie.bin');
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function start(): { child: ChildProcess; url: Promise<string>; stderr: () => string; exit: Promise<number | null> } {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/main.ts', '--port', '0', '--threads', '1', '--context-length', '512', '--max-tokens', '400', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '20000'],
+    { env: { ...process.env, LOOKAHEAD_CACHE_DIR: join(dir, 'cache'), LOOKAHEAD_HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  children.push(child);
+  let stderr = '';
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const url = new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(stderr);
+      if (m) resolve(m[1]);
+    });
+    void exit.then((code) => reject(new Error(`exited with ${code} before serving:\n${stderr}`)));
+  });
+  return { child, url, stderr: () => stderr, exit };
+}
+
+async function chat(url: string, body: object): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'lookahead-default-synthetic', messages: [{ role: 'user', content: 'Tell a long story.' }], temperature: 0, ...body }),
+  });
+}
+
+describe('SIGTERM', () => {
+  it('lets a running stream finish, refuses new work with 503, exits 0, snapshots the tries; the next start restores them', async () => {
+    const first = start();
+    const url = await first.url;
+    // Something in the global trie worth restoring.
+    expect((await chat(url, { max_tokens: 40 })).status).toBe(200);
+
+    const res = await chat(url, { max_tokens: 400, stream: true, lookahead: { enabled: false } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value);
+    first.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await chat(url, { max_tokens: 5 });
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('service_unavailable');
+    expect((await fetch(`${url}/ready`)).status).toBe(503);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    expect(text).toMatch(/"finish_reason":"(length|stop)"/);
+    expect(await first.exit).toBe(0);
+    expect(existsSync(snapshot)).toBe(true);
+    expect(statSync(snapshot).size).toBeGreaterThan(0);
+
+    const second = start();
+    const url2 = await second.url;
+    const restored = /global tries restored from [^(]+\((\d+) nodes\)/.exec(second.stderr());
+    expect(restored).not.toBeNull();
+    const nodes = Number(restored![1]);
+    expect(nodes).toBeGreaterThan(0);
+    // Feeding a one-letter document makes the engine report its trie sizes: the restored nodes are there.
+    await fetch(`${url2}/v1/lookahead/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ documents: ['a'] }) });
+    let global = 0;
+    for (let i = 0; i < 50 && global < nodes; i++) {
+      global = ((await (await fetch(`${url2}/v1/lookahead/stats`)).json()) as { trie_nodes: { global: number } }).trie_nodes.global;
+      if (global < nodes) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(global).toBeGreaterThanOrEqual(nodes);
+    second.child.kill('SIGTERM');
+    expect(await second.exit).toBe(0);
+  });
+
+  it('a second signal exits at once', async () => {
+    const p = start();
+    const url = await p.url;
+    const res = await chat(url, { max_tokens: 400, stream: true, lookahead: { enabled: false } });
+    const reader = res.body!.getReader();
+    await reader.read();
+    p.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 50));
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(1);
+    await reader.cancel().catch(() => {});
+  });
+});
