@@ -21,7 +21,7 @@ const MAX_BACKOFF = 256;
 const REPROBE_AGE = 64;
 
 /**
- * Chooses each step's draft size k (root included) among 1, 2, 4, ... and decodingLength, maximising the expected
+ * Chooses each step's draft size k (root included) among 1, 2, 4, ..., branchLength + 1 and decodingLength, maximising the expected
  * tokens per millisecond, (E[accepted | k] + 1) / cost(k), from the cost curve and a running mean of what drafts
  * of each size achieved.
  *
@@ -62,6 +62,10 @@ export class BudgetController {
     const sizes: number[] = [];
     for (let k = 1; k < max; k *= 2) sizes.push(k);
     sizes.push(max);
+    // A full branch as one chain (root + branchLength nodes): what a long copied match needs, and no more.
+    const chain = Math.floor(options.branchLength) + 1;
+    if (chain > 1 && chain < max && !sizes.includes(chain)) sizes.push(chain);
+    sizes.sort((a, b) => a - b);
     this.sizes = Int32Array.from(sizes);
     const contexts = Math.max(1, Math.floor(options.contexts ?? 1));
     const cells = contexts * sizes.length;

@@ -17,8 +17,8 @@ const NONE = -1;
 export const MIN_MATCH = 3;
 /** Earlier occurrences examined per lookup, newest first. */
 const MAX_CHAIN = 16;
-/** A backward match this long is taken at once. */
-const GOOD_MATCH = 32;
+/** A backward match this long is taken at once (and `matched` never exceeds it). */
+export const GOOD_MATCH = 32;
 
 export class CopyIndex {
   private store: Int32Array;

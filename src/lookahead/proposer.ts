@@ -1,5 +1,5 @@
 import { CandidateTree, type DraftSource } from './candidate-tree.js';
-import type { CopyIndex } from './copy-index.js';
+import { GOOD_MATCH, type CopyIndex } from './copy-index.js';
 import { IndexHeap } from './index-heap.js';
 import type { TokenTrie } from './trie.js';
 import type { DraftBudget, DraftTree } from './types.js';
@@ -19,8 +19,11 @@ export interface ProposerScopes {
 const UNSEEN = 0;
 const SELECTED = 1;
 
-/** Kinds of step for the adaptive budget (BudgetOptions.contexts): no copy match, a short one, a long one. */
-export const DRAFT_CONTEXTS = 3;
+/**
+ * Kinds of step for the adaptive budget (BudgetOptions.contexts): no copy match, a short one, a long one, and one
+ * as long as the search goes (a replayed answer or a loop: nearly always right to the branch's end).
+ */
+export const DRAFT_CONTEXTS = 4;
 /** A copy matched on this many context tokens is a repeated passage rather than a common phrase. */
 const LONG_MATCH = 8;
 
@@ -106,7 +109,8 @@ export class Proposer {
 
   /**
    * Finds the longest earlier match of the context's suffix in the copy sources and returns the step's kind
-   * (0 = none, 1 = short, 2 = long; see DRAFT_CONTEXTS). A `propose` on the same context right after reuses it.
+   * (0 = none, 1 = short, 2 = long, 3 = full; see DRAFT_CONTEXTS). A `propose` on the same context right after
+   * reuses it.
    */
   match(context: ArrayLike<number>, length = context.length): number {
     this.copy = null;
@@ -121,7 +125,8 @@ export class Proposer {
       }
     }
     this.matchedFor = length;
-    return this.copyMatched === 0 ? 0 : this.copyMatched < LONG_MATCH ? 1 : 2;
+    if (this.copyMatched === 0) return 0;
+    return this.copyMatched < LONG_MATCH ? 1 : this.copyMatched < GOOD_MATCH ? 2 : 3;
   }
 
   /** Greedy descent to the best-scoring child. */
