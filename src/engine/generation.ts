@@ -1,6 +1,6 @@
 import type { LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
-import { createVerifyResult, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import { clearTreeMask, createVerifyResult, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -144,14 +144,21 @@ export class Generation {
       tokens.set(draft.tokens.subarray(0, s));
       writeTreePositions(draft, past, positions);
       mask = this.maskBuf.subarray(0, s * (past + s));
-      writeTreeMask(draft, past, mask);
+      // maskBuf is zero outside the last tree block, which is cleared after the forward.
+      writeTreeMask(draft, past, mask, true);
     } else {
       tokens[0] = this.root;
       positions[0] = past;
     }
     const f0 = performance.now();
-    const logits = await this.seq.forward({ tokens, positions, mask });
-    const forwardMs = performance.now() - f0;
+    let logits: Float32Array;
+    let forwardMs: number;
+    try {
+      logits = await this.seq.forward({ tokens, positions, mask });
+      forwardMs = performance.now() - f0;
+    } finally {
+      if (mask) clearTreeMask(s, past, mask);
+    }
     this.stats.forwardSeconds += forwardMs / 1000;
     this.stats.steps++;
     this.stepLogprobs = [];

@@ -4,7 +4,7 @@ export { CopyIndex, MIN_MATCH } from './copy-index.js';
 export { OutputStreamInserter } from './stream-insert.js';
 export { RequestScope, SessionStore, GlobalTries, type TrieSettings } from './scopes.js';
 export { Proposer, DRAFT_CONTEXTS, type ProposerScopes } from './proposer.js';
-export { writeTreeMask, writeTreePositions, isChain } from './mask.js';
+export { writeTreeMask, clearTreeMask, writeTreePositions, isChain } from './mask.js';
 export { verifyDraft, createVerifyResult, acceptedIsPrefix, type VerifyResult, type PickToken } from './verify.js';
 export { CostCurve, type CostPoint } from './cost-curve.js';
 export { BudgetController, type BudgetOptions } from './budget.js';

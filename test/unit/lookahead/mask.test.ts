@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isChain, writeTreeMask, writeTreePositions } from '../../../src/lookahead/mask.js';
+import { clearTreeMask, isChain, writeTreeMask, writeTreePositions } from '../../../src/lookahead/mask.js';
 import type { DraftTree } from '../../../src/lookahead/types.js';
 import { randomTree, rng } from './fixtures.js';
 
@@ -46,5 +46,26 @@ describe('tree mask and positions', () => {
     chain.parent[2] = 0;
     chain.depth[2] = 1;
     expect(isChain(chain)).toBe(false);
+  });
+});
+
+describe('writeTreeMask over a kept-zero buffer', () => {
+  it('writes only the tree block and clearTreeMask leaves the buffer all zero, for changing sizes and pasts', () => {
+    const buf = new Float32Array(8 * 40);
+    const full = new Float32Array(8 * 40);
+    const drafts: DraftTree[] = [
+      { size: 3, tokens: Int32Array.of(1, 2, 3), parent: Int32Array.of(-1, 0, 0), depth: Int32Array.of(0, 1, 1) },
+      { size: 5, tokens: Int32Array.of(1, 2, 3, 4, 5), parent: Int32Array.of(-1, 0, 1, 1, 0), depth: Int32Array.of(0, 1, 2, 2, 1) },
+      { size: 2, tokens: Int32Array.of(1, 2), parent: Int32Array.of(-1, 0), depth: Int32Array.of(0, 1) },
+    ];
+    for (const [past, draft] of [[10, drafts[0]], [11, drafts[1]], [14, drafts[2]], [15, drafts[1]]] as const) {
+      const n = draft.size * (past + draft.size);
+      writeTreeMask(draft, past, buf.subarray(0, n), true);
+      full.fill(7);
+      writeTreeMask(draft, past, full.subarray(0, n));
+      expect([...buf.subarray(0, n)]).toEqual([...full.subarray(0, n)]);
+      clearTreeMask(draft.size, past, buf.subarray(0, n));
+      expect(buf.every((v) => v === 0)).toBe(true);
+    }
   });
 });
