@@ -1,3 +1,5 @@
+import type { LoadOptions } from '../model/load.js';
+
 /**
  * What the server sees of the engine: submit a job, read its token batches, get its result.
  */
@@ -91,17 +93,8 @@ export interface ServedModel {
   created: number;
 }
 
-/** Everything the engine needs to start; main.ts maps the user's Config onto it. */
-export interface EngineOptions {
-  /** A path (HF dir, .gguf, built dir, foreign ONNX dir) or null for the embedded synthetic default. */
-  model: string | null;
-  /** Name the model is served under; defaults to the directory/file name. */
-  modelId?: string;
-  contextLength?: number;
-  cacheDir: string;
-  threads: number;
-  executionProvider: 'cpu' | 'cuda' | 'webgpu';
-  dtype: 'fp32' | 'fp16' | 'q8' | 'q4';
+/** Everything the engine needs to start (the model part is model/'s LoadOptions); main.ts maps Config onto it. */
+export interface EngineOptions extends LoadOptions {
   lookahead: LookaheadOptions;
   /** Jobs waiting beyond the running ones; a full queue makes submit throw QueueFullError. */
   maxQueued: number;

@@ -73,7 +73,9 @@ export function resolveModel(spec: string | null, id?: string): ResolvedModel {
 }
 
 export interface LoadOptions {
+  /** A path (HF dir, .gguf, built dir, foreign ONNX dir) or null for the embedded synthetic default. */
   model: string | null;
+  /** Name the model is served under; defaults to the directory/file name. */
   modelId?: string;
   contextLength?: number;
   cacheDir: string;

@@ -4,8 +4,8 @@ import type { TokenLogprob } from '../engine/types.js';
 import { AbortedError } from '../errors.js';
 import type { AppEnv, GenerationRecord, ServerDeps } from './deps.js';
 import { mapError } from './errors.js';
-import { collect, usageOf, type ChoiceJob, type ChoiceOutput, type FinishedChoice } from './generation.js';
-import type { RequestAbort } from './request.js';
+import { collect, submitJobs, usageOf, type ChoiceJob, type ChoiceOutput, type FinishedChoice, type GenerationPlan } from './generation.js';
+import { RequestAbort } from './request.js';
 import { SseStream } from './sse.js';
 
 const SYSTEM_FINGERPRINT = 'fp_lookahead_proxy';
@@ -29,6 +29,30 @@ export interface RespondOptions {
   model: string;
   stream: boolean;
   includeUsage: boolean;
+}
+
+/**
+ * Submits a request's jobs and answers with them. Jobs queued before a later submit was refused (queue full,
+ * tenant limit) are aborted, so they never run for nobody.
+ */
+export function generate<S>(
+  c: Context<AppEnv>,
+  deps: ServerDeps,
+  shape: ResponseShape<S>,
+  plan: GenerationPlan,
+  body: { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean | null } | null },
+): Promise<Response> {
+  const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
+  let choices: ChoiceJob[];
+  try {
+    choices = submitJobs(deps, plan, abort.signal);
+  } catch (err) {
+    abort.abort(err as Error);
+    abort.dispose();
+    throw err;
+  }
+  const stream = body.stream === true;
+  return respond(c, deps, shape, { choices, abort, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true });
 }
 
 export function newCompletionId(prefix: string): string {

@@ -3,10 +3,10 @@ import type { TokenLogprob } from '../../engine/types.js';
 import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
-import { lookaheadOf, nOf, samplingOf, stopOf, submitJobs } from '../generation.js';
+import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
-import { readJson, RequestAbort, sessionIdOf, tenantOf } from '../request.js';
-import { respond, type ResponseShape } from '../respond.js';
+import { readJson, sessionIdOf, tenantOf } from '../request.js';
+import { generate, type ResponseShape } from '../respond.js';
 import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
 import { tokenText } from './token-text.js';
 
@@ -25,41 +25,27 @@ export function chatCompletions(deps: ServerDeps) {
     const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
     const requested = [body.max_tokens, body.max_completion_tokens].filter((v): v is number => typeof v === 'number');
 
-    const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
-    let choices;
-    try {
-      choices = submitJobs(
-        deps,
-        {
-          modelId: body.model,
-          prompts: [promptIds],
-          n: nOf(body.n, deps.config),
-          maxTokens: requested.length > 0 ? Math.min(...requested) : null,
-          maxTokensParam: body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
-          promptParam: 'messages',
-          sampling: samplingOf(body),
-          stop: stopOf(body.stop),
-          logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
-          lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
-          ...(predictionIds && { predictionIds }),
-          sessionId: sessionIdOf(c, body),
-          tenant: tenantOf(c),
-        },
-        abort.signal,
-      );
-    } catch (err) {
-      // Jobs queued before a later one was refused must not run for nobody.
-      abort.abort(err as Error);
-      abort.dispose();
-      throw err;
-    }
-    return respond(c, deps, chatShape(tok), {
-      choices,
-      abort,
-      model: body.model,
-      stream: body.stream === true,
-      includeUsage: body.stream === true && body.stream_options?.include_usage === true,
-    });
+    return generate(
+      c,
+      deps,
+      chatShape(tok),
+      {
+        modelId: body.model,
+        prompts: [promptIds],
+        n: nOf(body.n, deps.config),
+        maxTokens: requested.length > 0 ? Math.min(...requested) : null,
+        maxTokensParam: body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
+        promptParam: 'messages',
+        sampling: samplingOf(body),
+        stop: stopOf(body.stop),
+        logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
+        lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
+        ...(predictionIds && { predictionIds }),
+        sessionId: sessionIdOf(c, body),
+        tenant: tenantOf(c),
+      },
+      body,
+    );
   };
 }
 

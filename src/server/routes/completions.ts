@@ -3,10 +3,10 @@ import type { TokenLogprob } from '../../engine/types.js';
 import { InvalidRequestError } from '../../errors.js';
 import type { TextTokenizer } from '../../model/tokenizer/types.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
-import { lookaheadOf, nOf, samplingOf, stopOf, submitJobs } from '../generation.js';
+import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
-import { readJson, RequestAbort, sessionIdOf, tenantOf } from '../request.js';
-import { respond, type ResponseShape } from '../respond.js';
+import { readJson, sessionIdOf, tenantOf } from '../request.js';
+import { generate, type ResponseShape } from '../respond.js';
 import { completionRequestSchema, type CompletionRequest } from '../schemas.js';
 import { tokenText } from './token-text.js';
 
@@ -25,40 +25,26 @@ export function completions(deps: ServerDeps) {
 
     const tok = deps.engine.tokenizer(body.model);
     const prompts = promptsOf(body.prompt, tok);
-    const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
-    let choices;
-    try {
-      choices = submitJobs(
-        deps,
-        {
-          modelId: body.model,
-          prompts,
-          n: nOf(body.n, deps.config),
-          maxTokens: body.max_tokens ?? DEFAULT_MAX_TOKENS,
-          maxTokensParam: 'max_tokens',
-          promptParam: 'prompt',
-          sampling: samplingOf(body),
-          stop: stopOf(body.stop),
-          logprobs: body.logprobs ?? null,
-          lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
-          sessionId: sessionIdOf(c, { user: body.user }),
-          tenant: tenantOf(c),
-        },
-        abort.signal,
-      );
-    } catch (err) {
-      // Jobs queued before a later one was refused must not run for nobody.
-      abort.abort(err as Error);
-      abort.dispose();
-      throw err;
-    }
-    return respond(c, deps, completionShape(tok), {
-      choices,
-      abort,
-      model: body.model,
-      stream: body.stream === true,
-      includeUsage: body.stream === true && body.stream_options?.include_usage === true,
-    });
+    return generate(
+      c,
+      deps,
+      completionShape(tok),
+      {
+        modelId: body.model,
+        prompts,
+        n: nOf(body.n, deps.config),
+        maxTokens: body.max_tokens ?? DEFAULT_MAX_TOKENS,
+        maxTokensParam: 'max_tokens',
+        promptParam: 'prompt',
+        sampling: samplingOf(body),
+        stop: stopOf(body.stop),
+        logprobs: body.logprobs ?? null,
+        lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
+        sessionId: sessionIdOf(c, { user: body.user }),
+        tenant: tenantOf(c),
+      },
+      body,
+    );
   };
 }
 

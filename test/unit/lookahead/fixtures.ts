@@ -1,16 +1,11 @@
+import { Rng } from '../../../src/engine/rng.js';
 import type { TokenTrie } from '../../../src/lookahead/trie.js';
 import type { DraftTree } from '../../../src/lookahead/types.js';
 
-/** Seeded uniform [0, 1) generator (mulberry32). */
+/** Seeded uniform [0, 1) generator: the engine's Rng, as a plain function. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.nextFloat();
 }
 
 export function randomSequence(random: () => number, length: number, vocab: number): number[] {
