@@ -118,7 +118,7 @@ class DecodeLoop {
 async function main(): Promise<void> {
   let model: LoadedModel;
   try {
-    model = await loadModel(options, (message) => send({ type: "log", message }));
+    model = await loadModel(options, (message) => send({ type: 'log', message }));
   } catch (err) {
     send({ type: 'load-failed', name: (err as Error).name, message: (err as Error).message });
     return;
