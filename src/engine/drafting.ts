@@ -7,6 +7,7 @@ import {
   GlobalTries,
   Proposer,
   RequestScope,
+  recordExchange,
   SessionStore,
   type CostPoint,
   type DraftTree,
@@ -99,13 +100,20 @@ export class DraftingState {
     return { source: drafts, budget };
   }
 
-  /** The job ended: its prompt and answer teach the session, its answer the tenant's global trie. */
+  /**
+   * The job ended: its prompt and answer teach the session, its answer the tenant's global trie — also when the
+   * job itself did not draft, since every answer is material for later requests. Aborted answers are cut short
+   * at an arbitrary point and teach nothing.
+   */
   finish(job: WorkerJob, answer: Int32Array, aborted: boolean): void {
     const drafts = this.open.get(job.jobId);
     this.open.delete(job.jobId);
-    if (!drafts || aborted) return;
+    if (aborted) return;
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
-    drafts.scope.finish(answer, session, this.globals.get(job.tenant), this.globals.copyIndex(job.tenant));
+    const global = this.globals.get(job.tenant);
+    const copy = this.globals.copyIndex(job.tenant);
+    if (drafts) drafts.scope.finish(answer, session, global, copy);
+    else recordExchange(job.promptIds, answer, session, global, copy);
   }
 
   /** Documents (token ids) for a tenant's global trie; returns the n-grams inserted. */

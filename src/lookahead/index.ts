@@ -2,7 +2,7 @@
 export { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
 export { CopyIndex, MIN_MATCH } from './copy-index.js';
 export { OutputStreamInserter } from './stream-insert.js';
-export { RequestScope, SessionStore, GlobalTries, type TrieSettings } from './scopes.js';
+export { RequestScope, SessionStore, GlobalTries, recordExchange, type TrieSettings } from './scopes.js';
 export { Proposer, DRAFT_CONTEXTS, type ProposerScopes } from './proposer.js';
 export { writeTreeMask, clearTreeMask, writeTreePositions, isChain } from './mask.js';
 export { verifyDraft, createVerifyResult, acceptedIsPrefix, type VerifyResult, type PickToken } from './verify.js';

@@ -32,9 +32,7 @@ export class RequestScope {
     this.trie = new TokenTrie(settings);
     this.stream = new OutputStreamInserter(this.trie);
     this.trie.insert(prompt);
-    const n = Math.min(2, prompt.length);
-    this.tail = new Int32Array(n);
-    for (let i = 0; i < n; i++) this.tail[i] = prompt[prompt.length - n + i];
+    this.tail = lastTwo(prompt);
     if (prediction && prediction.length > 0) this.trie.insert(withPrefix(this.tail, prediction));
     const predicted = prediction?.length ?? 0;
     this.copy = new CopyIndex(2 * (prompt.length + predicted) + 8192, prompt.length + predicted + 1024);
@@ -51,25 +49,44 @@ export class RequestScope {
     this.copy.append(tokens);
   }
 
-  /**
-   * The request ended with `answer`: the session learns the prompt and the answer, the tenant's global trie the
-   * answer, and the tenant's copy index the answer behind the prompt's last tokens. Answers are keyed from the prompt's last two tokens on, so the next similar prompt drafts from its
-   * first token.
-   */
+  /** The request ended with `answer`: hand prompt and answer to the longer-lived scopes (see recordExchange). */
   finish(answer: ArrayLike<number>, session?: TokenTrie | null, global?: TokenTrie | null, globalCopy?: CopyIndex | null): void {
     this.stream.finish();
-    if (globalCopy) {
-      globalCopy.append(this.prompt, Math.max(0, this.prompt.length - ANSWER_TAIL));
-      globalCopy.append(answer);
-      globalCopy.endSequence();
-    }
-    const keyed = withPrefix(this.tail, answer);
-    if (session) {
-      session.insert(this.prompt);
-      session.insert(keyed, true);
-    }
-    if (global) global.insert(keyed, true);
+    recordExchange(this.prompt, answer, session, global, globalCopy);
   }
+}
+
+/**
+ * What a finished request teaches the scopes that outlive it, whether or not it drafted itself: the session learns
+ * the prompt and the answer, the tenant's global trie the answer, and the tenant's copy index the answer behind the
+ * prompt's last tokens. Answers are keyed from the prompt's last two tokens on, so the next similar prompt drafts
+ * from its first token.
+ */
+export function recordExchange(
+  prompt: ArrayLike<number>,
+  answer: ArrayLike<number>,
+  session?: TokenTrie | null,
+  global?: TokenTrie | null,
+  globalCopy?: CopyIndex | null,
+): void {
+  if (globalCopy) {
+    globalCopy.append(prompt, Math.max(0, prompt.length - ANSWER_TAIL));
+    globalCopy.append(answer);
+    globalCopy.endSequence();
+  }
+  const keyed = withPrefix(lastTwo(prompt), answer);
+  if (session) {
+    session.insert(prompt);
+    session.insert(keyed, true);
+  }
+  if (global) global.insert(keyed, true);
+}
+
+function lastTwo(ids: ArrayLike<number>): Int32Array {
+  const n = Math.min(2, ids.length);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = ids[ids.length - n + i];
+  return out;
 }
 
 function withPrefix(prefix: Int32Array, ids: ArrayLike<number>): Int32Array {

@@ -84,4 +84,11 @@ describe('drafting scopes across requests', () => {
     expect(draftedAfterDocumentStart(state, job('c', null, unrelatedPrompt)).slice(0, 6)).toEqual(DOCUMENT.slice(2, 8));
     expect(draftedAfterDocumentStart(state, job('d', null, unrelatedPrompt)).filter((t) => DOCUMENT.includes(t))).toEqual([]);
   });
+
+  it("an answer of a job that did not draft still feeds its tenant's global trie", () => {
+    const off = { ...job('e', null, [30, 31, 32]), lookahead: { ...options.lookahead, enabled: false } };
+    expect(state.start(off)).toBeNull();
+    state.finish(off, Int32Array.from(DOCUMENT), false);
+    expect(draftedAfterDocumentStart(state, job('e', null, unrelatedPrompt)).slice(0, 6)).toEqual(DOCUMENT.slice(2, 8));
+  });
 });
