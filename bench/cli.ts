@@ -38,7 +38,9 @@ common flags:
   --shape plain|sessions|repeat   multi-turn sessions over the same documents, or near-duplicate repeats
   --category a,b         spec-bench categories to keep (e.g. writing,roleplay: the open-ended control set)
   --repeat N             copies per query for --shape repeat (default 3)
-  --warmup N             feed the first N items' reference answers to the global trie, then measure the rest
+  --warmup N             warm the global trie with the first N items, then measure the rest: by default the
+                         model answers them first (the paper's protocol); --warmup-from references posts
+                         their reference answers as documents instead
   --max-tokens N         per request (default 64)
   --model-id ID          model name to request (default: the first in /v1/models)
   --request-timeout-ms N ceiling per request (default 120000)
@@ -59,6 +61,7 @@ const FLAGS = {
   category: { type: 'string' },
   repeat: { type: 'string' },
   warmup: { type: 'string' },
+  'warmup-from': { type: 'string' },
   requests: { type: 'string' },
   duration: { type: 'string' },
   concurrency: { type: 'string' },
@@ -148,6 +151,7 @@ async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string):
     categories: list(f.category),
     repeat: optInt(f.repeat, '--repeat', 1, 100) ?? 3,
     warmup: optInt(f.warmup, '--warmup', 0, MAX_REQUESTS) ?? 0,
+    warmupFrom: warmupFromOf(f['warmup-from']),
     requests,
     durationS,
     concurrency: rate !== null ? [] : intList(f.concurrency ?? (kind === 'ab' ? '1,4' : '1'), '--concurrency', 1024),
@@ -260,6 +264,11 @@ async function soakCommand(f: Flags): Promise<number> {
   }
   process.stdout.write(renderSoak(result));
   return result.failed > 0 || result.after.running !== 0 || result.after.queued !== 0 ? 3 : 0;
+}
+
+function warmupFromOf(value: string | undefined): 'answers' | 'references' {
+  if (value === undefined || value === 'answers' || value === 'references') return value ?? 'answers';
+  throw new BenchError(`--warmup-from must be answers or references (got ${value})`, 2);
 }
 
 function emit(report: Report, out: string | undefined): void {

@@ -32,6 +32,8 @@ export interface BenchOptions {
   categories: string[];
   repeat: number;
   warmup: number;
+  /** Warm the global trie with the model's own answers to the warm-up items (the paper's protocol) or their references. */
+  warmupFrom: 'answers' | 'references';
   /** Per arm and load level. */
   requests: number | null;
   durationS: number | null;
@@ -81,9 +83,25 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     const model = await discoverModel(target, o.modelId);
 
     let warmupApplied: boolean | null = null;
-    if (warmup.length > 0) {
+    if (warmup.length > 0 && o.warmupFrom === 'references') {
       warmupApplied = await postDocuments(target, warmupDocuments(warmup));
       if (!warmupApplied && !o.quiet) process.stderr.write('warm-up skipped: the server has no POST /v1/lookahead/documents\n');
+    } else if (warmup.length > 0) {
+      // The paper's protocol: the model answers the warm-up half first, and its own answers warm the global trie.
+      if (!o.quiet) process.stderr.write(`warm-up: ${warmup.length} requests whose answers feed the global trie…\n`);
+      const result = await runLoad({
+        target,
+        model,
+        items: warmup,
+        arrival: { kind: 'concurrency', concurrency: maxConcurrency },
+        requests: warmup.length,
+        durationS: null,
+        maxTokens: o.maxTokens,
+        extraBody: {},
+        firstItem: 0,
+        onSample: () => {},
+      });
+      warmupApplied = result.samples.every((sample) => sample.ok);
     }
 
     const totalRequests = o.requests === null ? null : o.requests * o.arms.length * levels.length;

@@ -156,4 +156,18 @@ describe('bench CLI failures end with a message and a non-zero exit', () => {
     expect(stdout).toContain('| hier | 2 | 4/4 |');
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('<svg');
   });
+
+  it("--warmup answers the warm-up items first (the model's own answers warm the trie), then measures the rest", async () => {
+    server = await startFakeServer({ tokens: 3 });
+    const out = join(dir, 'warm');
+    const many = join(dir, 'many.jsonl');
+    writeFileSync(many, Array.from({ length: 10 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `q${i}` }] })).join('\n'));
+    const { code } = await runCli(['load', '--base-url', server.baseUrl, '--workload', many, '--warmup', '4', '--requests', '3', '--concurrency', '1', '--out', out]);
+    expect(code).toBe(0);
+    const asked = server.bodies.map((b) => (b.messages as { content: string }[])[0].content);
+    expect(asked.slice(0, 4).sort()).toEqual(['q0', 'q1', 'q2', 'q3']);
+    expect(asked.slice(4)).toEqual(['q4', 'q5', 'q6']);
+    const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+    expect(report.config.workload).toMatchObject({ warmup_items: 4, warmup_applied: true });
+  });
 });
