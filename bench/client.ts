@@ -14,17 +14,12 @@ export interface Target {
 
 const ERROR_BODY_LIMIT = 64 * 1024;
 
-/** Sends one streaming chat completion and measures it. Never throws for request failures: they become samples. */
-export async function streamChat(
-  target: Target,
-  body: Record<string, unknown>,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-): Promise<RequestSample> {
-  const sample: RequestSample = {
+/** A failed, empty sample starting now: what a request records before anything arrives. */
+export function emptySample(errorType: string | null = null, errorMessage: string | null = null): RequestSample {
+  return {
     ok: false,
-    errorType: null,
-    errorMessage: null,
+    errorType,
+    errorMessage,
     startMs: performance.now(),
     ttftMs: null,
     e2eMs: 0,
@@ -37,6 +32,16 @@ export async function streamChat(
     acceptedPredictionTokens: null,
     rejectedPredictionTokens: null,
   };
+}
+
+/** Sends one streaming chat completion and measures it. Never throws for request failures: they become samples. */
+export async function streamChat(
+  target: Target,
+  body: Record<string, unknown>,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<RequestSample> {
+  const sample = emptySample();
   const timeout = AbortSignal.timeout(target.requestTimeoutMs);
   const combined = AbortSignal.any([signal, timeout]);
   let lastChunkAt = 0;

@@ -1,4 +1,4 @@
-import { streamChat, type Target } from './client.js';
+import { emptySample, streamChat, type Target } from './client.js';
 import { BenchError } from './errors.js';
 import type { RequestSample } from './metrics.js';
 import type { ChatMessage, WorkloadItem } from './workload.js';
@@ -130,22 +130,7 @@ function requestBody(plan: LoadPlan, item: WorkloadItem, messages: ChatMessage[]
 }
 
 function overloaded(): RequestSample {
-  return {
-    ok: false,
-    errorType: 'client_overload',
-    errorMessage: `more than ${MAX_IN_FLIGHT_OPEN_LOOP} requests in flight; the server cannot keep up with the rate`,
-    startMs: performance.now(),
-    ttftMs: null,
-    e2eMs: 0,
-    interChunkMs: [],
-    promptTokens: null,
-    completionTokens: 0,
-    text: '',
-    finishReason: null,
-    lookahead: null,
-    acceptedPredictionTokens: null,
-    rejectedPredictionTokens: null,
-  };
+  return emptySample('client_overload', `more than ${MAX_IN_FLIGHT_OPEN_LOOP} requests in flight; the server cannot keep up with the rate`);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -2,6 +2,7 @@
  * Per-request samples → per-run summaries, and run pairs → ratios. Pure functions over plain numbers, so the
  * numbers in a report can be checked by hand (test/unit/bench-metrics.test.ts does).
  */
+import type { LookaheadBlock as ServerLookaheadBlock } from '../src/server/generation.js';
 
 /** What the harness observed about one request. Fields a server does not report are null. */
 export interface RequestSample {
@@ -25,15 +26,8 @@ export interface RequestSample {
   rejectedPredictionTokens: number | null;
 }
 
-/** The server's per-response `lookahead` block, in its wire (snake_case) form. */
-export interface LookaheadBlock {
-  steps: number;
-  draft_tokens: number;
-  accepted_tokens: number;
-  tokens_per_step: number;
-  draft_seconds: number;
-  accepted_by_position?: number[];
-}
+/** The server's per-response `lookahead` block as received: older servers may lack accepted_by_position. */
+export type LookaheadBlock = Omit<ServerLookaheadBlock, 'accepted_by_position'> & { accepted_by_position?: number[] };
 
 export interface Percentiles {
   mean: number;

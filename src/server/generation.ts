@@ -4,7 +4,7 @@ import { ContextLengthError, InvalidRequestError } from '../errors.js';
 import type { ServerDeps } from './deps.js';
 
 /** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
-export interface GenerationPlan {
+export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId'> {
   modelId: string;
   prompts: number[][];
   n: number;
@@ -14,12 +14,6 @@ export interface GenerationPlan {
   maxTokensParam: string;
   /** Where the prompt sits in the request: `messages` for chat, `prompt` for completions. */
   promptParam: string;
-  sampling: SamplingParams;
-  stop: string[];
-  logprobs: number | null;
-  lookahead: LookaheadOptions;
-  predictionIds?: number[];
-  sessionId?: string;
   tenant: string;
 }
 
