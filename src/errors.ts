@@ -51,13 +51,17 @@ export class NotFoundError extends AppError {
   }
 }
 
-export class QueueFullError extends AppError {
-  override readonly status = 429;
-  override readonly type = 'rate_limit_error' as const;
-  override readonly code = 'queue_full';
+/** A refusal the client should retry later: the server maps `retryAfterSeconds` to a Retry-After header. */
+export abstract class RetryLaterError extends AppError {
   constructor(message: string, readonly retryAfterSeconds: number) {
     super(message);
   }
+}
+
+export class QueueFullError extends RetryLaterError {
+  override readonly status = 429;
+  override readonly type = 'rate_limit_error' as const;
+  override readonly code = 'queue_full';
 }
 
 /** The job was cancelled: the client went away, a timeout fired, or the server is shutting down. */
@@ -80,22 +84,16 @@ export class PermissionError extends AppError {
 }
 
 /** One tenant already has as many jobs in flight as it may: the others are not starved by it. */
-export class TenantLimitError extends AppError {
+export class TenantLimitError extends RetryLaterError {
   override readonly status = 429;
   override readonly type = 'rate_limit_error' as const;
   override readonly code = 'tenant_concurrency_limit';
-  constructor(message: string, readonly retryAfterSeconds: number) {
-    super(message);
-  }
 }
 
 /** The server is shutting down or not ready: the client should go elsewhere or come back. */
-export class UnavailableError extends AppError {
+export class UnavailableError extends RetryLaterError {
   override readonly status = 503;
   override readonly code = 'service_unavailable';
-  constructor(message: string, readonly retryAfterSeconds: number) {
-    super(message);
-  }
 }
 
 /** A generation ran past `server.requestTimeoutMs`: its job is aborted and the request answered 504. */

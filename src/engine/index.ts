@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { AbortedError, ContextLengthError, ModelLoadError, NotFoundError, QueueFullError } from '../errors.js';
+import { AbortedError, ContextLengthError, ModelLoadError, NotFoundError, QueueFullError, UnavailableError } from '../errors.js';
 import { ensureModelLocal } from '../model/download.js';
 import { loadTokenizer } from '../model/load.js';
 import { readCorpus } from './corpus.js';
@@ -85,7 +85,7 @@ class WorkerEngine implements Engine {
 
   submit(modelId: string, spec: JobSpec): Job {
     this.requireModel(modelId);
-    if (this.closing) throw new QueueFullError('the server is shutting down', 1);
+    if (this.closing) throw new UnavailableError('the server is shutting down', 1);
     const context = this.info.contextLength;
     if (spec.promptIds.length === 0) throw new ContextLengthError('the prompt is empty', 'messages');
     if (spec.promptIds.length + spec.maxTokens > context) {

@@ -1,6 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
-import { AbortedError, AppError, RequestTimeoutError, UnavailableError, type ErrorType } from '../errors.js';
+import { AbortedError, AppError, RequestTimeoutError, RetryLaterError, UnavailableError, type ErrorType } from '../errors.js';
 
 /** OpenAI's error object; the SDKs read type/param/code from it and pick the error class from the status. */
 export interface OpenAIErrorBody {
@@ -32,8 +32,7 @@ export function mapError(err: unknown, requestId: string): MappedError {
     };
   }
   if (err instanceof AppError && (err.status < 500 || isExpected(err))) {
-    const retry = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
-    const headers: Record<string, string> = typeof retry === 'number' ? { 'Retry-After': String(retry) } : {};
+    const headers: Record<string, string> = err instanceof RetryLaterError ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
     return { status: err.status, body: errorBody(err.message, err.type, err.param, err.code), headers, internal: false };
   }
   if (err instanceof HTTPException && err.status < 500) {
