@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { reportSchema } from '../../bench/report/schema.js';
+import { runNode } from '../helpers/run-node.js';
 
 /**
  * The whole path: `bench ab` spawns our server on its embedded synthetic model, runs off vs hier interleaved
@@ -17,12 +17,7 @@ describe('bench ab against our own server', () => {
     writeFileSync(workload, prompts.map((p) => JSON.stringify({ messages: [{ role: 'user', content: p }] })).join('\n'));
     const out = join(dir, 'out');
     const args = ['--import', 'tsx', 'bench/cli.ts', 'ab', '--workload', workload, '--requests', '2', '--concurrency', '1', '--max-tokens', '12', '--rounds', '1', '--no-forward-cost', '--out', out, '--quiet'];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    clearTimeout(timer);
+    const { code, stderr } = await runNode(args);
     expect(code, stderr).toBe(0);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
     const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
@@ -43,10 +38,8 @@ describe('bench ab against our own server', () => {
 
   it('forward-cost measures the curve of the embedded model and reports it', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'bench-fc-')), 'out');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'forward-cost', '--ks', '1,8', '--past', '32', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    expect(await new Promise<number | null>((resolve) => child.on('exit', resolve))).toBe(0);
+    const { code, stdout } = await runNode(['--import', 'tsx', 'bench/cli.ts', 'forward-cost', '--ks', '1,8', '--past', '32', '--out', out]);
+    expect(code).toBe(0);
     const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
     expect(report.forward_cost!.map((p) => p.k)).toEqual([1, 8]);
     expect(report.forward_cost!.every((p) => p.ms > 0)).toBe(true);

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { reportSchema } from '../../bench/report/schema.js';
 import { resolveTarget } from '../../bench/target.js';
 import type { WorkloadItem } from '../../bench/workload.js';
 import { startFakeServer, type FakeServer, type FakeServerOptions } from '../helpers/fake-openai-server.js';
+import { runNode } from '../helpers/run-node.js';
 
 const items: WorkloadItem[] = ['alpha', 'beta', 'gamma'].map((c, i) => ({ id: String(i), source: 't', messages: [{ role: 'user', content: c }] }));
 let server: FakeServer | null = null;
@@ -116,16 +117,8 @@ describe('bench CLI failures end with a message and a non-zero exit', () => {
     expect(r.stderr).toMatch(/--requests N or --duration/);
   });
 
-  async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    // Spawned asynchronously: the fake server lives in this process and must keep answering.
-    const child = spawn(process.execPath, [...CLI, ...args, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    return { code, stdout, stderr };
-  }
+  // Spawned asynchronously: the fake server lives in this process and must keep answering.
+  const runCli = (args: string[]) => runNode([...CLI, ...args, '--quiet']);
 
   it('a server whose requests all fail', async () => {
     server = await startFakeServer({ mode: 'stream_error', tokens: 4 });

@@ -1,10 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { reportSchema } from '../../bench/report/schema.js';
 import { SHARED_DATA } from '../helpers/paths.js';
+import { runNode } from '../helpers/run-node.js';
 
 const MODEL = join(SHARED_DATA, 'models/chat-llama-5m');
 const DEV = join(SHARED_DATA, 'datasets/rag-eval/dev.jsonl');
@@ -20,12 +21,7 @@ describe.skipIf(!have)('bench peer-transformers on chat-llama-5m', () => {
     expect(build.status, build.stderr).toBe(0);
     const out = join(dir, 'out');
     const args = ['--import', 'tsx', 'bench/cli.ts', 'peer-transformers', '--model', MODEL, '--peer-model', peerModel, '--workload', DEV, '--requests', '3', '--max-tokens', '16', '--out', out, '--quiet'];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    clearTimeout(timer);
+    const { code, stderr } = await runNode(args);
     expect(code, stderr).toBe(0);
     const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
     const peer = report.peer!;
