@@ -115,7 +115,7 @@ export class Generation {
       logits = await this.seq.forward({ tokens, positions, mask: null });
       if (start + n < prompt.length) continue;
       const last = logits.subarray((n - 1) * this.vocab, n * this.vocab);
-      this.stepLogprobs = [];
+      if (this.job.logprobs !== null) this.stepLogprobs = [];
       const first = this.pick(last);
       this.stats.prefillSeconds = (performance.now() - t0) / 1000;
       this.decodeStart = performance.now();
@@ -161,7 +161,7 @@ export class Generation {
     }
     this.stats.forwardSeconds += forwardMs / 1000;
     this.stats.steps++;
-    this.stepLogprobs = [];
+    if (this.job.logprobs !== null) this.stepLogprobs = [];
     let result: VerifyResult;
     if (draft && s > 1) {
       result = verifyDraft(draft, logits, this.vocab, this.pickRow, this.verified);

@@ -83,6 +83,8 @@ class BuiltSequence implements Sequence {
   private readonly positions = new Int64Buffer();
   private bias = new Float32Array(0);
   private readonly feeds: Record<string, ort.Tensor> = {};
+  /** Per-layer I/O names, built once rather than as template strings on every forward. */
+  private readonly names: { pastKey: string[]; pastValue: string[]; newKey: string[]; newValue: string[] };
   private readonly fetches: Record<string, ort.Tensor> = {};
 
   constructor(
@@ -94,6 +96,8 @@ class BuiltSequence implements Sequence {
     private readonly release: (buffers: SequenceBuffers) => void,
   ) {
     this.cache = buffers.cache;
+    const layers = Array.from({ length: numLayers }, (_, l) => l);
+    this.names = { pastKey: layers.map(io.pastKey), pastValue: layers.map(io.pastValue), newKey: layers.map(io.newKey), newValue: layers.map(io.newValue) };
   }
 
   async forward({ tokens, positions, mask }: ForwardInput): Promise<Float32Array> {
@@ -120,8 +124,8 @@ class BuiltSequence implements Sequence {
     f[io.bias] = new ort.Tensor('float32', mask, [1, 1, s, total]);
     const filled = past * this.rowSize;
     for (let l = 0; l < this.numLayers; l++) {
-      f[io.pastKey(l)] = new ort.Tensor('float32', this.cache.keys[l].subarray(0, filled), [1, past, this.rowSize]);
-      f[io.pastValue(l)] = new ort.Tensor('float32', this.cache.values[l].subarray(0, filled), [1, past, this.rowSize]);
+      f[this.names.pastKey[l]] = new ort.Tensor('float32', this.cache.keys[l].subarray(0, filled), [1, past, this.rowSize]);
+      f[this.names.pastValue[l]] = new ort.Tensor('float32', this.cache.values[l].subarray(0, filled), [1, past, this.rowSize]);
     }
     // Outputs go straight into buffers we own: the new K/V rows into the cache behind the past rows (no copy), the
     // logits into a reused buffer. Fresh output buffers every step cost a copy and put enough external memory
@@ -131,8 +135,8 @@ class BuiltSequence implements Sequence {
     o[io.logits] = new ort.Tensor('float32', logits, [1, s, this.info.vocabSize]);
     const end = total * this.rowSize;
     for (let l = 0; l < this.numLayers; l++) {
-      o[io.newKey(l)] = new ort.Tensor('float32', this.cache.keys[l].subarray(filled, end), [1, s, this.rowSize]);
-      o[io.newValue(l)] = new ort.Tensor('float32', this.cache.values[l].subarray(filled, end), [1, s, this.rowSize]);
+      o[this.names.newKey[l]] = new ort.Tensor('float32', this.cache.keys[l].subarray(filled, end), [1, s, this.rowSize]);
+      o[this.names.newValue[l]] = new ort.Tensor('float32', this.cache.values[l].subarray(filled, end), [1, s, this.rowSize]);
     }
     await this.session.run(f, o);
     this.length = total;
