@@ -1,6 +1,6 @@
 import type { LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
-import { clearTreeMask, createVerifyResult, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import { clearTreeMask, createVerifyResult, DraftCounters, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -36,11 +36,8 @@ const PREFILL_CHUNK = 512;
  * cycle. Buffers are sized once at start; a step allocates only the small arrays it hands to postMessage.
  */
 export class Generation {
-  readonly stats: StepStats = {
-    steps: 0,
-    draftTokens: 0,
-    acceptedTokens: 0,
-    acceptedByPosition: [],
+  private readonly counters = new DraftCounters();
+  private readonly timing: Omit<StepStats, 'steps' | 'draftTokens' | 'acceptedTokens' | 'acceptedByPosition'> = {
     draftSeconds: 0,
     forwardSeconds: 0,
     prefillSeconds: 0,
@@ -95,6 +92,12 @@ export class Generation {
     for (const id of job.promptIds) this.presence.add(id);
   }
 
+  /** The job's decode statistics so far. */
+  get stats(): StepStats {
+    const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
+    return { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+  }
+
   get finished(): boolean {
     return this.endReason !== null;
   }
@@ -117,7 +120,7 @@ export class Generation {
       const last = logits.subarray((n - 1) * this.vocab, n * this.vocab);
       if (this.job.logprobs !== null) this.stepLogprobs = [];
       const first = this.pick(last);
-      this.stats.prefillSeconds = (performance.now() - t0) / 1000;
+      this.timing.prefillSeconds = (performance.now() - t0) / 1000;
       this.decodeStart = performance.now();
       return this.commit(this.verifiedSingle(first));
     }
@@ -134,7 +137,7 @@ export class Generation {
       const remaining = this.job.maxTokens - this.generated;
       const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0), room, remaining);
       if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
-      this.stats.draftSeconds += (performance.now() - t0) / 1000;
+      this.timing.draftSeconds += (performance.now() - t0) / 1000;
     }
     const s = draft ? draft.size : 1;
     const tokens = this.tokenBuf.subarray(0, s);
@@ -159,15 +162,11 @@ export class Generation {
     } finally {
       if (mask) clearTreeMask(s, past, mask);
     }
-    this.stats.forwardSeconds += forwardMs / 1000;
-    this.stats.steps++;
+    this.timing.forwardSeconds += forwardMs / 1000;
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     let result: VerifyResult;
     if (draft && s > 1) {
       result = verifyDraft(draft, logits, this.vocab, this.pickRow, this.verified);
-      this.stats.draftTokens += s - 1;
-      this.stats.acceptedTokens += result.acceptedCount;
-      for (let d = 0; d < result.acceptedCount; d++) this.stats.acceptedByPosition[d] = (this.stats.acceptedByPosition[d] ?? 0) + 1;
       // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
       this.keepRows[0] = past;
       for (let i = 0; i < result.acceptedCount; i++) this.keepRows[i + 1] = past + result.acceptedNodes[i];
@@ -175,7 +174,8 @@ export class Generation {
     } else {
       result = this.verifiedSingle(this.pick(logits.subarray(0, this.vocab)));
     }
-    this.stats.budgets[s] = (this.stats.budgets[s] ?? 0) + 1;
+    this.counters.record(s - 1, result.acceptedCount);
+    this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
     this.budget?.observe(s, result.acceptedCount, forwardMs);
     return this.commit(result);
   }
@@ -233,6 +233,6 @@ export class Generation {
 
   private end(reason: EndReason): void {
     this.endReason = reason;
-    if (this.decodeStart) this.stats.decodeSeconds = (performance.now() - this.decodeStart) / 1000;
+    if (this.decodeStart) this.timing.decodeSeconds = (performance.now() - this.decodeStart) / 1000;
   }
 }
