@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvalidRequestError } from '../errors.js';
 import { createEngine } from '../engine/index.js';
-import type { DraftLayout, Engine, JobResult } from '../engine/types.js';
+import { readJsonl } from '../engine/jsonl.js';
+import type { DraftLayout, JobResult } from '../engine/types.js';
 import { loadConfig } from '../config/load.js';
 import { toEngineOptions } from '../config/engine-options.js';
 
@@ -94,7 +94,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ token_ids: ids, text, stats: statsJson(promptIds.length, await job.result) }));
     }
   } finally {
-    await closeQuietly(engine);
+    await engine.close(0);
   }
   return 0;
 }
@@ -118,31 +118,20 @@ function statsJson(promptTokens: number, r: JobResult) {
   };
 }
 
-async function closeQuietly(engine: Engine): Promise<void> {
-  await engine.close(0);
-}
-
 function readPrompts(values: { prompt?: string; 'prompt-ids'?: string; chat?: string; input?: string }): PromptInput[] {
   const given = [values.prompt, values['prompt-ids'], values.chat, values.input].filter((v) => v !== undefined).length;
   if (given !== 1) throw new InvalidRequestError('give exactly one of --prompt, --prompt-ids, --chat or --input');
   if (values.prompt !== undefined) return [{ prompt: values.prompt }];
   if (values.chat !== undefined) return [{ messages: [{ role: 'user', content: values.chat }] }];
   if (values['prompt-ids'] !== undefined) return [{ prompt_ids: parseIds(values['prompt-ids']) }];
-  return readFileSync(values.input!, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim())
-    .map((line, i) => {
-      let value: PromptInput;
-      try {
-        value = JSON.parse(line) as PromptInput;
-      } catch {
-        throw new InvalidRequestError(`${values.input}:${i + 1}: not valid JSON`);
-      }
-      if (!value.prompt && !value.prompt_ids && !value.messages) {
-        throw new InvalidRequestError(`${values.input}:${i + 1}: needs "prompt", "prompt_ids" or "messages"`);
-      }
-      return value;
-    });
+  return readJsonl(
+    values.input!,
+    (value) => {
+      const row = value as PromptInput | null;
+      return row && typeof row === 'object' && (row.prompt || row.prompt_ids || row.messages) ? row : null;
+    },
+    '"prompt", "prompt_ids" or "messages"',
+  );
 }
 
 function parseIds(text: string): number[] {

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { InvalidRequestError } from '../errors.js';
+import { readJsonl } from './jsonl.js';
 
 /**
  * Documents for the global trie: a JSONL file (one object per line with a "text", "content" or "document" field,
@@ -11,27 +11,13 @@ export function readCorpus(path: string): string[] {
     return readdirSync(path)
       .filter((f) => ['.txt', '.md', '.jsonl'].includes(extname(f)))
       .sort()
-      .flatMap((f) => (extname(f) === '.jsonl' ? readJsonl(join(path, f)) : [readFileSync(join(path, f), 'utf8')]));
+      .flatMap((f) => (extname(f) === '.jsonl' ? readDocuments(join(path, f)) : [readFileSync(join(path, f), 'utf8')]));
   }
-  return extname(path) === '.jsonl' ? readJsonl(path) : [readFileSync(path, 'utf8')];
+  return extname(path) === '.jsonl' ? readDocuments(path) : [readFileSync(path, 'utf8')];
 }
 
-function readJsonl(path: string): string[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .map((line, i) => [line.trim(), i + 1] as const)
-    .filter(([line]) => line)
-    .map(([line, n]) => {
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        throw new InvalidRequestError(`${path}:${n}: not valid JSON`);
-      }
-      const text = typeof value === 'string' ? value : documentText(value);
-      if (text === null) throw new InvalidRequestError(`${path}:${n}: needs a "text", "content" or "document" string`);
-      return text;
-    });
+function readDocuments(path: string): string[] {
+  return readJsonl(path, (value) => (typeof value === 'string' ? value : documentText(value)), 'a "text", "content" or "document" string');
 }
 
 function documentText(value: unknown): string | null {
