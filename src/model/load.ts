@@ -11,7 +11,7 @@ import type { BuildOptions } from './builder/options.js';
 import { openGguf } from './builder/sources/gguf/index.js';
 import { openHfDir } from './builder/sources/hf-dir.js';
 import { SyntheticSource, syntheticConfig } from './builder/sources/synthetic.js';
-import type { WeightSource } from './builder/source.js';
+import { withContextLength, type WeightSource } from './builder/source.js';
 import { openBuiltModel } from './runtime/built-model.js';
 import { openForeignModel } from './runtime/foreign-model.js';
 import { ByteTokenizer } from './tokenizer/byte-tokenizer.js';
@@ -113,25 +113,10 @@ export function weightSource(resolved: ResolvedModel, contextLength: number | un
     case 'default':
       return defaultModelSource();
     case 'gguf':
-      return withContextLength(openGguf(resolved.path!, {}), contextLength);
+      return withContextLength(openGguf(resolved.path!), contextLength);
     default:
       return withContextLength(openHfDir(resolved.path!), contextLength);
   }
-}
-
-/**
- * A context length beyond what the model's config claims (stories260K's GGUF says 128, it was trained on 512):
- * the graph's RoPE tables must cover it, so it is part of the build and of its cache key.
- */
-function withContextLength(source: WeightSource, contextLength: number | undefined): WeightSource {
-  if (contextLength === undefined || contextLength <= source.config.maxPositions) return source;
-  const config = { ...source.config, maxPositions: contextLength };
-  return {
-    cacheKey: `${source.cacheKey}:ctx${contextLength}`,
-    config,
-    has: (name) => source.has(name),
-    tensor: (name) => source.tensor(name),
-  };
 }
 
 /** The tokenizer that goes with a model; loaded on whichever thread needs it (cheap next to the model). */
@@ -141,7 +126,7 @@ export async function loadTokenizer(spec: string | null): Promise<TextTokenizer>
     case 'default':
       return new ByteTokenizer();
     case 'gguf':
-      return createGgufTokenizer(openGguf(resolved.path!, {}).metadata);
+      return createGgufTokenizer(openGguf(resolved.path!).metadata);
     case 'foreign': {
       const dir = resolve(resolved.path!, '..');
       if (!existsSync(join(dir, 'tokenizer.json'))) {
@@ -163,5 +148,5 @@ function builtTokenizer(dir: string): TextTokenizer {
     throw new ModelLoadError(`${dir}: no tokenizer.json or ${TOKENIZER_SOURCE_FILE}; rebuild it with \`npm run cli -- build-model\``);
   }
   const source = JSON.parse(readFileSync(file, 'utf8')) as TokenizerSource;
-  return source.kind === 'gguf' ? createGgufTokenizer(openGguf(source.path, {}).metadata) : new ByteTokenizer();
+  return source.kind === 'gguf' ? createGgufTokenizer(openGguf(source.path).metadata) : new ByteTokenizer();
 }

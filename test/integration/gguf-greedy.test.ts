@@ -7,6 +7,7 @@ import { openGguf } from '../../src/model/builder/sources/gguf/index.js';
 import { openBuiltModel } from '../../src/model/runtime/built-model.js';
 import type { LoadedModel } from '../../src/model/types.js';
 import { SHARED_DATA } from '../helpers/paths.js';
+import { withContextLength } from '../../src/model/builder/source.js';
 
 const DIR = join(SHARED_DATA, 'models/stories260K');
 const GGUF = `${DIR}/stories260Ktok512.gguf`;
@@ -44,7 +45,7 @@ describe.skipIf(!present)('stories260K from GGUF through the builder', () => {
 
   it('reproduces the llama2.c greedy reference token for token (interleaved RoPE, context 512)', async () => {
     const cases = (JSON.parse(readFileSync(REFERENCE, 'utf8')) as { cases: Case[] }).cases;
-    await buildModel(openGguf(GGUF, { contextLength: 512 }), { dtype: 'fp32', attention: 'onnx', layout: 'tree' }, root);
+    await buildModel(withContextLength(openGguf(GGUF), 512), { dtype: 'fp32', attention: 'onnx', layout: 'tree' }, root);
     const model = await openBuiltModel(root);
     try {
       for (const c of cases) expect(await greedy(model, c.prompt_ids, c.steps)).toEqual(c.output_ids);

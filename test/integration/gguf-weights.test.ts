@@ -4,12 +4,13 @@ import { hfTensorShapes } from '../../src/model/builder/sources/hf-config.js';
 import { openGguf } from '../../src/model/builder/sources/gguf/open-gguf.js';
 import { SHARED_DATA } from '../helpers/paths.js';
 import { join } from 'node:path';
+import { withContextLength } from '../../src/model/builder/source.js';
 
 const GGUF = join(SHARED_DATA, 'models/stories260K/stories260Ktok512.gguf');
 if (!existsSync(GGUF)) console.warn(`skipping GGUF weight tests: ${GGUF} is absent`);
 
 describe.skipIf(!existsSync(GGUF))('openGguf on stories260K', () => {
-  const source = openGguf(GGUF, { contextLength: 512 });
+  const source = withContextLength(openGguf(GGUF), 512);
 
   it('derives the llama2.c config, with the trained context as override', () => {
     expect(source.config).toMatchObject({
@@ -18,7 +19,7 @@ describe.skipIf(!existsSync(GGUF))('openGguf on stories260K', () => {
     });
     expect(source.config.rmsNormEps).toBeCloseTo(1e-5, 10);
     expect(openGguf(GGUF).config.maxPositions).toBe(128);
-    expect(source.metadata.get('tokenizer.ggml.model')).toBe('llama');
+    expect(openGguf(GGUF).metadata.get('tokenizer.ggml.model')).toBe('llama');
   });
 
   it('reads every tensor with the HF element count', () => {

@@ -9,6 +9,7 @@ import { openBuiltModel } from '../../src/model/runtime/built-model.js';
 import { openForeignModel } from '../../src/model/runtime/foreign-model.js';
 import type { LoadedModel } from '../../src/model/types.js';
 import { SHARED_DATA } from '../helpers/paths.js';
+import { withContextLength } from '../../src/model/builder/source.js';
 
 const DIR = join(SHARED_DATA, 'models/stories260K');
 const present = existsSync(join(DIR, 'onnx/model.onnx')) && existsSync(join(DIR, 'stories260Ktok512.gguf'));
@@ -35,7 +36,7 @@ describe.skipIf(!present)('stories260K: our graph from the GGUF vs the foreign e
   const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-agree-'));
 
   beforeAll(async () => {
-    const source = openGguf(join(DIR, 'stories260Ktok512.gguf'), { contextLength: 512 });
+    const source = withContextLength(openGguf(join(DIR, 'stories260Ktok512.gguf')), 512);
     ours = await openBuiltModel(await ensureBuilt(source, DEFAULT_BUILD_OPTIONS, cacheDir, () => {}), { threads: 1 });
     foreign = await openForeignModel(DIR, { threads: 1 });
   });

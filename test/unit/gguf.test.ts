@@ -8,6 +8,7 @@ import { dequantize } from '../../src/model/builder/sources/gguf/ggml-types.js';
 import { readGgufFile } from '../../src/model/builder/sources/gguf/gguf-file.js';
 import { openGguf } from '../../src/model/builder/sources/gguf/open-gguf.js';
 import { GgufValueType, encodeGguf, kv, writeGguf, type GgufSpec, type GgufTensorSpec } from './gguf-writer.js';
+import { withContextLength } from '../../src/model/builder/source.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gguf-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,8 +92,8 @@ describe('GGUF reader on a hand-made file', () => {
       maxPositions: 64, bosTokenId: 1, eosTokenIds: [2],
     });
     expect(src.has('lm_head.weight')).toBe(false);
-    expect(openGguf(path, { contextLength: 512 }).config.maxPositions).toBe(512);
-    expect(openGguf(path, { contextLength: 512 }).cacheKey).not.toBe(src.cacheKey);
+    expect(withContextLength(src, 512).config.maxPositions).toBe(512);
+    expect(withContextLength(src, 512).cacheKey).not.toBe(src.cacheKey);
   });
 
   it('maps every tensor to its HF name with the HF element count', () => {

@@ -16,3 +16,17 @@ export interface WeightSource {
   /** Throws ModelLoadError when the tensor is missing or its data is truncated. */
   tensor(name: string): Float32Array;
 }
+
+/**
+ * The same weights with a longer context than their config claims (stories260K's GGUF says 128, it was trained on
+ * 512): the graph's RoPE tables must cover it, so it is part of the build and of its cache key.
+ */
+export function withContextLength(source: WeightSource, contextLength: number | undefined): WeightSource {
+  if (contextLength === undefined || contextLength <= source.config.maxPositions) return source;
+  return {
+    cacheKey: `${source.cacheKey}:ctx${contextLength}`,
+    config: { ...source.config, maxPositions: contextLength },
+    has: (name) => source.has(name),
+    tensor: (name) => source.tensor(name),
+  };
+}

@@ -1,2 +1,2 @@
-export { openGguf, hfNameOfGgufTensor, type GgufOptions, type GgufWeightSource } from './open-gguf.js';
+export { openGguf, hfNameOfGgufTensor, type GgufWeightSource } from './open-gguf.js';
 export { readGgufFile, type GgufFile, type GgufTensorInfo } from './gguf-file.js';

@@ -8,11 +8,6 @@ import { readBytes } from '../read-bytes.js';
 import { dequantize, ggmlTypeName, isSupportedGgmlType, type GgmlType } from './ggml-types.js';
 import { readGgufFile, type GgufFile, type GgufTensorInfo } from './gguf-file.js';
 
-export interface GgufOptions {
-  /** Overrides the metadata's context length (stories260K says 128 but was trained with 512). */
-  contextLength?: number;
-}
-
 export type GgufWeightSource = WeightSource & { readonly metadata: Map<string, unknown> };
 
 const GLOBAL_NAMES: Record<string, string> = {
@@ -65,7 +60,7 @@ function tokenId(meta: Map<string, unknown>, key: string): number | null {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
 }
 
-function configOf(file: GgufFile, options: GgufOptions): LlamaConfig {
+function configOf(file: GgufFile): LlamaConfig {
   const { metadata: meta, path } = file;
   const arch = meta.get('general.architecture');
   if (arch !== 'llama') {
@@ -91,13 +86,8 @@ function configOf(file: GgufFile, options: GgufOptions): LlamaConfig {
   }
   const tokens = meta.get('tokenizer.ggml.tokens');
   const vocabSize = Array.isArray(tokens) ? tokens.length : intKey(meta, 'llama.vocab_size', path);
-  let maxPositions = intKey(meta, 'llama.context_length', path);
-  if (options.contextLength !== undefined) {
-    if (!Number.isInteger(options.contextLength) || options.contextLength <= 0) {
-      throw new ModelLoadError(`contextLength must be a positive integer, got ${options.contextLength}`);
-    }
-    maxPositions = options.contextLength;
-  }
+  // A context the metadata understates (stories260K says 128, trained with 512) is set with withContextLength.
+  const maxPositions = intKey(meta, 'llama.context_length', path);
   const bos = tokenId(meta, 'tokenizer.ggml.bos_token_id');
   const eos = [tokenId(meta, 'tokenizer.ggml.eos_token_id'), tokenId(meta, 'tokenizer.ggml.eot_token_id')];
   return {
@@ -120,9 +110,9 @@ function configOf(file: GgufFile, options: GgufOptions): LlamaConfig {
   };
 }
 
-function cacheKeyOf(path: string, options: GgufOptions): string {
+function cacheKeyOf(path: string): string {
   const st = statSync(path);
-  const hash = createHash('sha256').update(`${realpathSync(path)}\0${st.size}\0${st.mtimeMs}\0${options.contextLength ?? ''}`);
+  const hash = createHash('sha256').update(`${realpathSync(path)}\0${st.size}\0${st.mtimeMs}`);
   return `gguf:${hash.digest('hex')}`;
 }
 
@@ -130,9 +120,9 @@ function cacheKeyOf(path: string, options: GgufOptions): string {
  * A WeightSource over a llama-architecture GGUF file under HF tensor names.
  * GGUF lists dims innermost first, so a weight with ne = [in, out] is stored row-major [out][in]: HF layout as is.
  */
-export function openGguf(path: string, options: GgufOptions = {}): GgufWeightSource {
+export function openGguf(path: string): GgufWeightSource {
   const file = readGgufFile(path);
-  const config = configOf(file, options);
+  const config = configOf(file);
   const byHfName = new Map<string, GgufTensorInfo>();
   for (const info of file.tensors.values()) {
     const hf = hfNameOfGgufTensor(info.name);
@@ -147,7 +137,7 @@ export function openGguf(path: string, options: GgufOptions = {}): GgufWeightSou
     readable.set(hf, { info, type: info.type, byteLength: info.byteLength });
   }
   return {
-    cacheKey: cacheKeyOf(path, options),
+    cacheKey: cacheKeyOf(path),
     config,
     metadata: file.metadata,
     has: (name) => readable.has(name),
