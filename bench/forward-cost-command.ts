@@ -12,10 +12,7 @@ export const DEFAULT_KS = [1, 2, 4, 8, 16, 32, 64];
 export async function forwardCostCurve(modelPath: string | null, opts: { ks?: number[]; past?: number; rounds?: number; threads?: number } = {}): Promise<ForwardCost[]> {
   const argv = [...(modelPath ? ['--model', modelPath] : []), ...(opts.threads ? ['--threads', String(opts.threads)] : []), '--log-level', 'silent'];
   const engine = toEngineOptions(loadConfig(argv));
-  const model = await loadModel(
-    { model: engine.model, cacheDir: engine.cacheDir, threads: engine.threads, executionProvider: engine.executionProvider, dtype: engine.dtype, ...(engine.contextLength ? { contextLength: engine.contextLength } : {}) },
-    () => {},
-  );
+  const model = await loadModel(engine, () => {});
   try {
     const ks = (opts.ks ?? DEFAULT_KS).filter((k) => k < model.info.contextLength);
     return await measureForwardCost(model, ks, Math.min(opts.past ?? 256, model.info.contextLength - Math.max(...ks)), opts.rounds ?? 5);

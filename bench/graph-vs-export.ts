@@ -22,7 +22,7 @@ export async function graphVsExport(modelPath: string, exportDir: string, opts: 
   const argv = ['--model', modelPath, '--log-level', 'silent', ...(opts.threads ? ['--threads', String(opts.threads)] : [])];
   const e = toEngineOptions(loadConfig(argv));
   const contextLength = opts.contextLength ?? opts.tokens + 1;
-  const ours = await loadModel({ model: e.model, cacheDir: e.cacheDir, threads: e.threads, executionProvider: e.executionProvider, dtype: e.dtype, contextLength }, () => {});
+  const ours = await loadModel({ ...e, contextLength }, () => {});
   const foreign = await openForeignModel(exportDir.endsWith('.onnx') ? dirname(exportDir) : exportDir, { threads: e.threads, contextLength });
   try {
     const bos = ours.info.bosTokenId ?? 1;
