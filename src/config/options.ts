@@ -28,7 +28,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'contextLength', env: 'LOOKAHEAD_CONTEXT_LENGTH', flag: 'context-length', kind: 'nullableInt', help: 'context window (default: the model\'s)' },
   { path: 'cacheDir', env: 'LOOKAHEAD_CACHE_DIR', flag: 'cache-dir', kind: 'string', help: 'built models and downloads (default $XDG_CACHE_HOME/lookahead-proxy)' },
   { path: 'threads', env: 'LOOKAHEAD_THREADS', flag: 'threads', kind: 'int', help: 'ONNX Runtime intra-op threads (default: all cores)' },
-  { path: 'executionProvider', env: 'LOOKAHEAD_EXECUTION_PROVIDER', flag: 'execution-provider', kind: 'string', help: 'cpu | cuda | webgpu' },
+  { path: 'executionProvider', env: 'LOOKAHEAD_EXECUTION_PROVIDER', flag: 'execution-provider', kind: 'string', help: 'cpu | cuda | webgpu | auto (cuda, then webgpu, then cpu)' },
   { path: 'dtype', env: 'LOOKAHEAD_DTYPE', flag: 'dtype', kind: 'string', help: 'fp32 | fp16 | q8 | q4' },
   { path: 'lookahead.decodingLength', env: 'LOOKAHEAD_DECODING_LENGTH', flag: 'decoding-length', kind: 'int', help: 'max tokens per verify forward' },
   { path: 'lookahead.branchLength', env: 'LOOKAHEAD_BRANCH_LENGTH', flag: 'branch-length', kind: 'int', help: 'max draft depth' },

@@ -33,7 +33,8 @@ export const configSchema = z.strictObject({
   contextLength: positiveInt.nullable(),
   cacheDir: z.string().min(1),
   threads: positiveInt,
-  executionProvider: z.enum(['cpu', 'cuda', 'webgpu']),
+  /** 'auto' = the first of cuda, webgpu, cpu that loads; an explicit EP that does not load is an error at start. */
+  executionProvider: z.enum(['auto', 'cpu', 'cuda', 'webgpu']),
   dtype: z.enum(['fp32', 'fp16', 'q8', 'q4']),
   lookahead: z.strictObject({
     enabled: z.boolean(),

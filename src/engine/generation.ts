@@ -1,4 +1,4 @@
-import type { LoadedModel, Sequence } from '../model/types.js';
+import type { ForwardInput, LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
 import { clearTreeMask, createVerifyResult, DraftCounters, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
@@ -58,8 +58,17 @@ export class Generation {
   private readonly keepRows: Int32Array;
   private readonly verified: VerifyResult;
   private readonly sampler: Sampler;
-  /** `pick` bound once, not a closure per step. */
-  private readonly pickRow = (row: Float32Array): number => this.pick(row);
+  /**
+   * Whether steps must bring back logits: to sample, apply a penalty or report logprobs. Otherwise the model's
+   * in-graph argmax ids suffice and no S × vocab floats move or get scanned.
+   */
+  private readonly needsLogits: boolean;
+  /** The current step's output: logits rows or argmax ids, read by the pickers below. */
+  private stepLogits: Float32Array = new Float32Array(0);
+  private stepIds: Int32Array = new Int32Array(0);
+  /** Pickers bound once, not a closure per step. */
+  private readonly pickFromLogits = (node: number): number => this.pick(this.stepLogits.subarray(node * this.vocab, (node + 1) * this.vocab));
+  private readonly pickFromIds = (node: number): number => this.take(this.stepIds[node]);
   private readonly presence: TokenPresence;
   private readonly eos: Set<number>;
   private readonly vocab: number;
@@ -88,6 +97,7 @@ export class Generation {
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
+    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null;
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
   }
@@ -106,7 +116,6 @@ export class Generation {
   async prefill(): Promise<StepOutput> {
     const t0 = performance.now();
     const prompt = this.job.promptIds;
-    let logits: Float32Array | null = null;
     for (let start = 0; start < prompt.length; start += PREFILL_CHUNK) {
       const n = Math.min(PREFILL_CHUNK, prompt.length - start);
       const tokens = this.tokenBuf.subarray(0, n);
@@ -115,11 +124,10 @@ export class Generation {
         tokens[i] = prompt[start + i];
         positions[i] = start + i;
       }
-      logits = await this.seq.forward({ tokens, positions, mask: null });
+      await this.run({ tokens, positions, mask: null });
       if (start + n < prompt.length) continue;
-      const last = logits.subarray((n - 1) * this.vocab, n * this.vocab);
       if (this.job.logprobs !== null) this.stepLogprobs = [];
-      const first = this.pick(last);
+      const first = this.needsLogits ? this.pickFromLogits(n - 1) : this.pickFromIds(n - 1);
       this.timing.prefillSeconds = (performance.now() - t0) / 1000;
       this.decodeStart = performance.now();
       return this.commit(this.verifiedSingle(first));
@@ -154,25 +162,25 @@ export class Generation {
       positions[0] = past;
     }
     const f0 = performance.now();
-    let logits: Float32Array;
     let forwardMs: number;
     try {
-      logits = await this.seq.forward({ tokens, positions, mask });
+      await this.run({ tokens, positions, mask });
       forwardMs = performance.now() - f0;
     } finally {
       if (mask) clearTreeMask(s, past, mask);
     }
     this.timing.forwardSeconds += forwardMs / 1000;
     if (this.job.logprobs !== null) this.stepLogprobs = [];
+    const pick = this.needsLogits ? this.pickFromLogits : this.pickFromIds;
     let result: VerifyResult;
     if (draft && s > 1) {
-      result = verifyDraft(draft, logits, this.vocab, this.pickRow, this.verified);
+      result = verifyDraft(draft, pick, this.verified);
       // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
       this.keepRows[0] = past;
       for (let i = 0; i < result.acceptedCount; i++) this.keepRows[i + 1] = past + result.acceptedNodes[i];
       this.seq.keep(past, this.keepRows.subarray(0, result.acceptedCount + 1));
     } else {
-      result = this.verifiedSingle(this.pick(logits.subarray(0, this.vocab)));
+      result = this.verifiedSingle(pick(0));
     }
     this.counters.record(s - 1, result.acceptedCount);
     this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
@@ -201,10 +209,20 @@ export class Generation {
     return this.verified;
   }
 
+  /** One forward, bringing back what the picks will read. */
+  private async run(input: ForwardInput): Promise<void> {
+    if (this.needsLogits) this.stepLogits = await this.seq.forward(input);
+    else this.stepIds = await this.seq.forwardIds(input);
+  }
+
   private pick(row: Float32Array): number {
-    const token = this.sampler.pick(row, this.presence);
-    this.presence.add(token);
+    const token = this.take(this.sampler.pick(row, this.presence));
     if (this.job.logprobs !== null) this.stepLogprobs.push(topLogprobs(row, token, this.job.logprobs));
+    return token;
+  }
+
+  private take(token: number): number {
+    this.presence.add(token);
     return token;
   }
 

@@ -56,6 +56,8 @@ export class TokenPresence {
 export class Sampler {
   /** Temperature 0: argmax (of the penalized logits when a repetition penalty is set, as in HF). */
   readonly greedy: boolean;
+  /** Every pick is the first maximum of the raw row: the model's in-graph argmax gives it without the logits. */
+  readonly plainArgmax: boolean;
   readonly rng: Rng;
   private readonly temperature: number;
   private readonly topK: number;
@@ -81,6 +83,7 @@ export class Sampler {
     this.topK = params.topK > 0 && params.topK < vocabSize ? Math.floor(params.topK) : 0;
     this.topP = params.topP < 1 ? Math.max(params.topP, 0) : 1;
     this.penalty = params.repetitionPenalty > 0 ? params.repetitionPenalty : 1;
+    this.plainArgmax = this.greedy && this.penalty === 1;
     this.rng = new Rng(params.seed);
     this.weights = new Float32Array(vocabSize);
     this.probs = new Float32Array(vocabSize);

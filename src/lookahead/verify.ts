@@ -11,8 +11,11 @@ export interface VerifyResult {
   targetCount: number;
 }
 
-/** Picks the token that follows a node, from that node's logits row; called in path order, root first. */
-export type PickToken = (row: Float32Array, nodeIndex: number) => number;
+/**
+ * The token that follows draft node `nodeIndex` (the model's argmax id for that row, or a draw from its logits);
+ * called in path order, root first, once per node on the path.
+ */
+export type PickToken = (nodeIndex: number) => number;
 
 /** A result able to hold the outcome of drafts up to `maxDepth` deep. */
 export function createVerifyResult(maxDepth: number): VerifyResult {
@@ -25,24 +28,17 @@ export function createVerifyResult(maxDepth: number): VerifyResult {
 }
 
 /**
- * Walks the draft from the root: the target is pick(row of the current node); the walk descends into the child
+ * Walks the draft from the root: the target is pick(current node); the walk descends into the child
  * holding that token if there is one, else stops. For greedy picks this is the longest path that plain decoding
  * would produce; for sampled picks it is speculative sampling with a one-hot proposal, hence distribution-exact.
  * The caller ends generation at EOS (drafts never contain it, so it can only be the bonus token).
  */
-export function verifyDraft(
-  draft: DraftTree,
-  logits: Float32Array,
-  vocab: number,
-  pick: PickToken,
-  out: VerifyResult,
-): VerifyResult {
+export function verifyDraft(draft: DraftTree, pick: PickToken, out: VerifyResult): VerifyResult {
   const { size, tokens, parent, depth } = draft;
-  if (logits.length < size * vocab) throw new RangeError(`logits hold ${logits.length / vocab} rows, draft has ${size}`);
   let node = 0;
   let accepted = 0;
   for (;;) {
-    const target = pick(logits.subarray(node * vocab, (node + 1) * vocab), node);
+    const target = pick(node);
     out.targets[accepted] = target;
     // Pre-order: node's children lie in its subtree range, which ends at the first node no deeper than it.
     let next = -1;

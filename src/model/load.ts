@@ -14,6 +14,7 @@ import { SyntheticSource, syntheticConfig } from './builder/sources/synthetic.js
 import { withContextLength, type WeightSource } from './builder/source.js';
 import { openBuiltModel } from './runtime/built-model.js';
 import { openForeignModel } from './runtime/foreign-model.js';
+import { resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice } from './runtime/session.js';
 import { ByteTokenizer } from './tokenizer/byte-tokenizer.js';
 import { createGgufTokenizer } from './tokenizer/gguf-tokenizer.js';
 import { loadHfTokenizer } from './tokenizer/hf-tokenizer.js';
@@ -80,17 +81,18 @@ export interface LoadOptions {
   contextLength?: number;
   cacheDir: string;
   threads: number;
-  executionProvider: 'cpu' | 'cuda' | 'webgpu';
+  executionProvider: ExecutionProviderChoice;
   dtype: BuildOptions['dtype'];
 }
 
 /** Builds (or finds in the cache) the tree-capable graph and opens it; foreign exports open as chain-only. */
 export async function loadModel(options: LoadOptions, log: (message: string) => void): Promise<LoadedModel> {
   const resolved = resolveModel(options.model, options.modelId);
+  const ep = await resolveExecutionProvider(options.executionProvider, log);
   const runtime = {
     id: resolved.id,
     threads: options.threads,
-    executionProvider: options.executionProvider,
+    executionProvider: ep,
     contextLength: options.contextLength,
     log,
   };
@@ -104,8 +106,18 @@ export async function loadModel(options: LoadOptions, log: (message: string) => 
     log('no model configured: serving the embedded synthetic default, whose output is noise. ' +
       'Serve a real model with `npm start -- --model <hf-dir|file.gguf>`.');
   }
-  const dir = await ensureBuilt(source, { dtype: options.dtype, attention: 'onnx', layout: 'tree' }, join(options.cacheDir, 'models'), log);
+  const dir = await ensureBuilt(source, treeBuildOptions(ep, options.dtype), join(options.cacheDir, 'models'), log);
   return openBuiltModel(dir, runtime);
+}
+
+/**
+ * The tree graph each provider runs best. WebGPU: MultiHeadAttention (ONNX Attention falls back to the CPU there,
+ * GroupQueryAttention fails) and K/V kept on the device. CUDA: onnxruntime-node 1.30 binds device outputs only to
+ * WebGPU buffers, so the K/V stays host-owned there until the binding can leave outputs in CUDA memory.
+ */
+export function treeBuildOptions(ep: ExecutionProvider, dtype: BuildOptions['dtype']): BuildOptions {
+  if (ep === 'webgpu') return { dtype, attention: 'mha', layout: 'tree', kv: 'device' };
+  return { dtype, attention: 'onnx', layout: 'tree' };
 }
 
 export function weightSource(resolved: ResolvedModel, contextLength: number | undefined): WeightSource {

@@ -35,6 +35,8 @@ export interface ModelInfo {
   treeMask: boolean;
   /** 'cpu', 'cuda' or 'webgpu': the execution provider actually in use. */
   executionProvider: string;
+  /** 'device' when K/V stays in device memory between steps (GPU EPs); 'host' when the runtime owns it. */
+  kvPlacement: 'host' | 'device';
 }
 
 export interface ForwardInput {
@@ -49,17 +51,37 @@ export interface ForwardInput {
   mask: Float32Array | null;
 }
 
+/** Bytes a sequence moved between host and device memory, cumulative; both 0 on the CPU EP. */
+export interface TransferCounters {
+  hostToDevice: number;
+  deviceToHost: number;
+}
+
+/** Where a sequence's K/V lives, for checks: the location of every cache tensor and the host bytes it holds. */
+export interface KvResidency {
+  /** 'cpu' or 'gpu-buffer' per layer K and V tensor (empty before the first forward on the device path). */
+  locations: string[];
+  /** Host memory allocated for this sequence's K/V (0 on the device path). */
+  hostBytes: number;
+}
+
 /**
  * One sequence's KV cache on a model. Rows are token positions in cache order.
- * `forward` appends the S new rows; `keep`/`truncate` drop what was not accepted.
+ * A forward appends the S new rows; `keep`/`truncate` drop what was not accepted. A step that only needs the
+ * greedy choice of each row calls `forwardIds` (the argmax comes from the graph, no logits move); a step that
+ * samples, penalizes or masks calls `forward` for the logits.
  */
 export interface Sequence {
   readonly length: number;
   /** Logits row-major [S, vocab]. Valid until the next forward on this sequence. */
   forward(input: ForwardInput): Promise<Float32Array>;
+  /** The argmax token of every row [S]. Valid until the next forward on this sequence. */
+  forwardIds(input: ForwardInput): Promise<Int32Array>;
   /** After this, rows base..base+rows.length-1 hold the former rows `rows` (ascending, each >= base); length = base + rows.length. */
   keep(base: number, rows: ArrayLike<number>): void;
   truncate(length: number): void;
+  readonly transfers: TransferCounters;
+  residency(): KvResidency;
   /** Releases the KV memory. */
   dispose(): void;
 }

@@ -8,7 +8,7 @@ import type { WeightSource } from './source.js';
 /** The cache directory name for a source built with options: any change to either builds anew. */
 export function buildKey(source: WeightSource, options: BuildOptions): string {
   const o = { ...DEFAULT_BUILD_OPTIONS, ...options };
-  const canonical = JSON.stringify([BUILDER_VERSION, source.cacheKey, o.dtype, o.attention, o.layout, o.externalData ?? null]);
+  const canonical = JSON.stringify([BUILDER_VERSION, source.cacheKey, o.dtype, o.attention, o.layout, o.kv ?? 'host', o.externalData ?? null]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 20);
 }
 

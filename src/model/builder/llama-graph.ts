@@ -1,5 +1,6 @@
 import type { LlamaConfig } from '../types.js';
 import { attention, attentionContext } from './attention.js';
+import { boundary, headOutputs, kvBoundary } from './graph-boundary.js';
 import { concatRows, linear } from './linear.js';
 import { OnnxGraph, type ExternalDataOptions } from './onnx/graph.js';
 import type { BuildOptions } from './options.js';
@@ -14,16 +15,13 @@ export const io = {
   inputIds: 'input_ids',
   positionIds: 'position_ids',
   bias: 'attention_bias',
-  pastKey: (i: number) => `past.${i}.key`,
-  pastValue: (i: number) => `past.${i}.value`,
   logits: 'logits',
-  newKey: (i: number) => `new.${i}.key`,
-  newValue: (i: number) => `new.${i}.value`,
+  ...boundary,
 };
 
 /**
  * A Llama-family decoder in the tree layout: the caller supplies positions and an additive bias over past + new,
- * and owns the KV cache (past rows in, new rows out, keys after RoPE).
+ * and owns the KV cache (past rows in, new rows out, keys after RoPE) unless options.kv puts it on the device.
  */
 export function buildLlamaGraph(src: WeightSource, options: BuildOptions, external: ExternalDataOptions | null): OnnxGraph {
   const c = src.config;
@@ -32,10 +30,8 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const ids = g.input(io.inputIds, 'int64', [1, 'S']);
   const pos = g.input(io.positionIds, 'int64', [1, 'S']);
   const bias = g.input(io.bias, 'float32', [1, 1, 'S', 'T']);
-  const past: [string, string][] = [];
-  for (let i = 0; i < c.numLayers; i++) {
-    past.push([g.input(io.pastKey(i), 'float32', [1, 'P', kvD]), g.input(io.pastValue(i), 'float32', [1, 'P', kvD])]);
-  }
+  const kv = kvBoundary(g, options.kv ?? 'host', c.numLayers, kvD);
+  const out = headOutputs(g, options.kv ?? 'host', io.logits, c.vocabSize);
 
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
   let x = g.op('Gather', [embed, ids], { axis: { i: 0 } });
@@ -43,18 +39,12 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const ctx = attentionContext(g, options.attention, bias);
 
   for (let i = 0; i < c.numLayers; i++) {
-    x = decoderLayer(g, src, options, i, x, pos, rope, (q, k, v) => {
-      g.node('Identity', [k], [io.newKey(i)]);
-      g.node('Identity', [v], [io.newValue(i)]);
-      return attention(g, ctx, c, q, k, v, past[i][0], past[i][1]);
-    });
-    g.output(io.newKey(i), 'float32', [1, 'S', kvD]);
-    g.output(io.newValue(i), 'float32', [1, 'S', kvD]);
+    x = decoderLayer(g, src, options, i, x, pos, rope, (q, k, v) => attention(g, ctx, c, q, k, v, ...kv(i, k, v)));
   }
 
   const h = rmsNorm(g, src, x, 'model.norm.weight', c.rmsNormEps);
-  lmHead(g, src, options, h, embed, io.logits);
-  g.output(io.logits, 'float32', [1, 'S', c.vocabSize]);
+  lmHead(g, src, options, h, embed, out.logits);
+  out.finish();
   return g;
 }
 

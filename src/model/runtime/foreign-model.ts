@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ContextLengthError, InvalidRequestError, ModelLoadError } from '../../errors.js';
-import type { ForwardInput, LoadedModel, ModelInfo, Sequence } from '../types.js';
+import type { ForwardInput, KvResidency, LoadedModel, ModelInfo, Sequence, TransferCounters } from '../types.js';
 import { checkForwardInput, isCausalBias } from './mask.js';
 import { createSession, Int64Buffer, type RuntimeOptions } from './session.js';
+import { newTransferCounters } from './step-feeds.js';
 
 const PAST = /^past_key_values\.(\d+)\.key$/;
 
@@ -67,6 +68,7 @@ export async function openForeignModel(dir: string, options: RuntimeOptions = {}
     eosTokenIds: Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [],
     treeMask: false,
     executionProvider: ep,
+    kvPlacement: 'host',
   };
   return {
     info,
@@ -88,7 +90,9 @@ function readConfig(dir: string): Record<string, unknown> {
 
 class ForeignSequence implements Sequence {
   length = 0;
+  readonly transfers: TransferCounters = newTransferCounters();
   private present: ort.Tensor[] = [];
+  private nextIds = new Int32Array(64);
   private readonly ids = new Int64Buffer();
   private readonly positions = new Int64Buffer();
   private readonly ones = new Int64Buffer();
@@ -123,7 +127,32 @@ class ForeignSequence implements Sequence {
     this.present = [];
     for (let l = 0; l < this.shape.layers; l++) this.present.push(out[`present.${l}.key`], out[`present.${l}.value`]);
     this.length = total;
-    return out.logits.data as Float32Array;
+    const logits = out.logits.data as Float32Array;
+    if (this.info.executionProvider !== 'cpu') {
+      // Every output comes back to the host; the past went up whole.
+      const kvBytes = this.present.reduce((n, t) => n + (t.data as Float32Array).byteLength, 0);
+      this.transfers.hostToDevice += (kvBytes * past) / total + 16 * s + 8 * total;
+      this.transfers.deviceToHost += kvBytes + logits.byteLength;
+    }
+    return logits;
+  }
+
+  /** This export has no in-graph argmax: the ids are taken from the logits here. */
+  async forwardIds(input: ForwardInput): Promise<Int32Array> {
+    const logits = await this.forward(input);
+    const vocab = this.info.vocabSize;
+    const rows = logits.length / vocab;
+    if (this.nextIds.length < rows) this.nextIds = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let best = r * vocab;
+      for (let i = best + 1; i < (r + 1) * vocab; i++) if (logits[i] > logits[best]) best = i;
+      this.nextIds[r] = best - r * vocab;
+    }
+    return this.nextIds.subarray(0, rows);
+  }
+
+  residency(): KvResidency {
+    return { locations: this.present.map((t) => t.location), hostBytes: this.present.reduce((n, t) => n + (t.data as Float32Array).byteLength, 0) };
   }
 
   /** The first `rows` positions of a present tensor [1, kvH, T, hd]; a copy only after a truncation. */

@@ -11,6 +11,11 @@ function argmax(row: Float32Array): number {
   return best;
 }
 
+/** Picks the argmax of node i's row of row-major logits. */
+function argmaxOf(logits: Float32Array, vocab: number): (node: number) => number {
+  return (node) => argmax(logits.subarray(node * vocab, (node + 1) * vocab));
+}
+
 /** Logits whose argmax in row i is targets[i]. */
 function logitsFor(targets: number[], vocab: number): Float32Array {
   const out = new Float32Array(targets.length * vocab);
@@ -33,24 +38,24 @@ describe('verifyDraft (greedy)', () => {
   const out = createVerifyResult(8);
 
   it('descends along matching children and ends with the bonus token', () => {
-    const r = verifyDraft(tree, logitsFor([5, 8, 0, 0, 3, 0, 0], vocab), vocab, argmax, out);
+    const r = verifyDraft(tree, argmaxOf(logitsFor([5, 8, 0, 0, 3, 0, 0], vocab), vocab), out);
     expect([...r.acceptedNodes.subarray(0, r.acceptedCount)]).toEqual([1, 4]);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([5, 8, 3]);
     expect(acceptedIsPrefix(r)).toBe(false);
   });
 
   it('accepts the whole first-child chain, reported as a prefix', () => {
-    const r = verifyDraft(tree, logitsFor([5, 6, 7, 2, 0, 0, 0], vocab), vocab, argmax, out);
+    const r = verifyDraft(tree, argmaxOf(logitsFor([5, 6, 7, 2, 0, 0, 0], vocab), vocab), out);
     expect([...r.acceptedNodes.subarray(0, r.acceptedCount)]).toEqual([1, 2, 3]);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([5, 6, 7, 2]);
     expect(acceptedIsPrefix(r)).toBe(true);
   });
 
   it('accepts a later branch and nothing when the root misses', () => {
-    let r = verifyDraft(tree, logitsFor([9, 0, 0, 0, 0, 1, 1], vocab), vocab, argmax, out);
+    let r = verifyDraft(tree, argmaxOf(logitsFor([9, 0, 0, 0, 0, 1, 1], vocab), vocab), out);
     expect([...r.acceptedNodes.subarray(0, r.acceptedCount)]).toEqual([5, 6]);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([9, 1, 1]);
-    r = verifyDraft(tree, logitsFor([2, 6, 7, 2, 0, 0, 0], vocab), vocab, argmax, out);
+    r = verifyDraft(tree, argmaxOf(logitsFor([2, 6, 7, 2, 0, 0, 0], vocab), vocab), out);
     expect(r.acceptedCount).toBe(0);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([2]);
   });
@@ -68,7 +73,8 @@ describe('verifyDraft (greedy)', () => {
         return kids.length > 0 && random() < 0.8 ? kids[Math.floor(random() * kids.length)] : size + 1;
       });
       const picked: number[] = [];
-      const r = verifyDraft(t, logitsFor(targets, size + 2), size + 2, (row, node) => (picked.push(node), argmax(row)), result);
+      const pick = argmaxOf(logitsFor(targets, size + 2), size + 2);
+      const r = verifyDraft(t, (node) => (picked.push(node), pick(node)), result);
       // Reference: follow the targets from the root.
       const path: number[] = [];
       for (let node = 0; targets[node] < size; node = targets[node]) path.push(targets[node]);
@@ -167,7 +173,7 @@ describe('verifyDraft (sampling) is distribution-exact', () => {
           const p = probs(ctx[ctx.length - 2], ctx[ctx.length - 1]);
           for (let k = 0; k < V; k++) logits[i * V + k] = Math.log(p[k]);
         }
-        const r = verifyDraft(draft, logits, V, (row) => sample(softmax(row), random2), result);
+        const r = verifyDraft(draft, (node) => sample(softmax(logits.subarray(node * V, (node + 1) * V)), random2), result);
         accepted += r.acceptedCount;
         steps++;
         for (let i = 0; i < r.targetCount; i++) seq.push(r.targets[i]);

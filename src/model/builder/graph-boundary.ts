@@ -1,0 +1,84 @@
+import type { OnnxGraph } from './onnx/graph.js';
+import type { KvPlacement } from './options.js';
+
+/**
+ * The tree graph's edges that do not depend on the model family: where each layer's K/V comes from and goes to,
+ * and the greedy ids appended after the logits. Kept apart from the decoder body so families can change inside
+ * without touching how the runtime drives the graph.
+ */
+export const boundary = {
+  nextIds: 'next_ids',
+  kvKeep: 'kv_keep',
+  logitsRows: 'logits_rows',
+  pastKey: (i: number) => `past.${i}.key`,
+  pastValue: (i: number) => `past.${i}.value`,
+  newKey: (i: number) => `new.${i}.key`,
+  newValue: (i: number) => `new.${i}.value`,
+  presentKey: (i: number) => `present.${i}.key`,
+  presentValue: (i: number) => `present.${i}.value`,
+};
+
+/** Per layer: given the new k/v rows [1,S,kvD], returns the past [1,P,kvD] attention should see, and wires the outputs. */
+export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: string, pastV: string];
+
+/**
+ * 'host': the runtime owns the cache; past rows come in as views of its buffers and only the S new rows go out.
+ * 'device': the cache is the graph's own output fed back next step ('present' = kept past + new rows). The rows
+ * to keep from the fed-back past come in as `kv_keep` (int64 row indices), so trimming a rejected draft is a
+ * Gather on the device rather than a round trip through host memory.
+ */
+export function kvBoundary(g: OnnxGraph, placement: KvPlacement, numLayers: number, kvD: number): KvBoundary {
+  const past: [string, string][] = [];
+  for (let i = 0; i < numLayers; i++) {
+    past.push([g.input(boundary.pastKey(i), 'float32', [1, 'P', kvD]), g.input(boundary.pastValue(i), 'float32', [1, 'P', kvD])]);
+  }
+  if (placement === 'host') {
+    return (i, k, v) => {
+      g.node('Identity', [k], [boundary.newKey(i)]);
+      g.node('Identity', [v], [boundary.newValue(i)]);
+      g.output(boundary.newKey(i), 'float32', [1, 'S', kvD]);
+      g.output(boundary.newValue(i), 'float32', [1, 'S', kvD]);
+      return past[i];
+    };
+  }
+  const keep = g.input(boundary.kvKeep, 'int64', ['R']);
+  return (i, k, v) => {
+    const kept = (x: string) => g.op('Gather', [x, keep], { axis: { i: 1 } });
+    const [pk, pv] = [kept(past[i][0]), kept(past[i][1])];
+    g.node('Concat', [pk, k], [boundary.presentKey(i)], { axis: { i: 1 } });
+    g.node('Concat', [pv, v], [boundary.presentValue(i)], { axis: { i: 1 } });
+    g.output(boundary.presentKey(i), 'float32', [1, 'T', kvD]);
+    g.output(boundary.presentValue(i), 'float32', [1, 'T', kvD]);
+    return [pk, pv];
+  };
+}
+
+/** The graph's outputs after the LM head: what lmHead writes into, and `finish` to declare them once it has. */
+export interface HeadOutputs {
+  logits: string;
+  finish(): void;
+}
+
+/**
+ * Both layouts add `next_ids` int32 [1,S], the argmax of every logits row: greedy verification then reads S ids
+ * instead of S × vocab floats (and skips a JS scan of them).
+ * 'device' also takes `logits_rows` (int64 [1]) and returns only that many logits rows. onnxruntime-node 1.30
+ * binds device outputs through one IO binding per session that keeps every output bound from run to run, so each
+ * run must fetch every output: a step that needs no logits asks for 0 rows, and nothing of them moves.
+ */
+export function headOutputs(g: OnnxGraph, placement: KvPlacement, logitsName: string, vocab: number): HeadOutputs {
+  const full = placement === 'host' ? logitsName : g.fresh('full_logits');
+  return {
+    logits: full,
+    finish() {
+      if (placement === 'device') {
+        const rows = g.input(boundary.logitsRows, 'int64', [1]);
+        g.node('Slice', [full, g.constInt64('zero_rows', [0]), rows, g.constInt64('row_axis', [1])], [logitsName]);
+      }
+      g.output(logitsName, 'float32', [1, placement === 'host' ? 'S' : 'L', vocab]);
+      const ids = g.op('ArgMax', [full], { axis: { i: -1 }, keepdims: { i: 0 } });
+      g.node('Cast', [ids], [boundary.nextIds], { to: { i: 6 } });
+      g.output(boundary.nextIds, 'int32', [1, 'S']);
+    },
+  };
+}
