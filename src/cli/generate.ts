@@ -36,13 +36,17 @@ export async function generateCommand(argv: string[]): Promise<number> {
       'cache-dir': { type: 'string' },
       threads: { type: 'string' },
       dtype: { type: 'string' },
+      'execution-provider': { type: 'string' },
+      config: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
   const inputs = readPrompts(values);
   const mode = values.lookahead;
   if (!['off', 'hier', 'par', 'one'].includes(mode)) throw new InvalidRequestError(`--lookahead must be off, hier, par or one (got ${mode})`);
-  const defaults = toEngineOptions(loadConfig([], process.env));
+  // The server's resolution: flag over env (LOOKAHEAD_EXECUTION_PROVIDER, ...) over the config file over defaults.
+  const passed = (['execution-provider', 'config'] as const).flatMap((f) => (values[f] !== undefined ? [`--${f}`, values[f]] : []));
+  const defaults = toEngineOptions(loadConfig(passed, process.env));
   const engine = await createEngine(
     {
       ...defaults,
@@ -57,7 +61,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     (m) => console.error(m),
   );
   try {
-    const modelId = engine.models[0].id;
+    const { id: modelId, executionProvider } = engine.models[0];
     const tok = engine.tokenizer(modelId);
     const lookahead = {
       enabled: mode !== 'off',
@@ -91,7 +95,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
         ids.push(...chunk.tokens);
         text += chunk.text;
       }
-      console.log(JSON.stringify({ token_ids: ids, text, stats: statsJson(promptIds.length, await job.result) }));
+      console.log(JSON.stringify({ token_ids: ids, text, stats: statsJson(promptIds.length, executionProvider, await job.result) }));
     }
   } finally {
     await engine.close(0);
@@ -99,9 +103,10 @@ export async function generateCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-function statsJson(promptTokens: number, r: JobResult) {
+function statsJson(promptTokens: number, executionProvider: string, r: JobResult) {
   const la = r.lookahead;
   return {
+    execution_provider: executionProvider,
     prompt_tokens: promptTokens,
     generated_tokens: r.completionTokens,
     steps: la.steps,

@@ -69,7 +69,7 @@ class WorkerEngine implements Engine {
     private readonly options: EngineOptions,
     private readonly log: Log,
   ) {
-    this.models = [{ id: info.id, contextLength: info.contextLength, created: Math.floor(Date.now() / 1000) }];
+    this.models = [{ id: info.id, contextLength: info.contextLength, created: Math.floor(Date.now() / 1000), executionProvider: info.executionProvider }];
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     worker.on('error', (err) => {
       this.log(`engine worker crashed: ${err.message}`);

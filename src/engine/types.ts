@@ -91,6 +91,8 @@ export interface ServedModel {
   contextLength: number;
   /** Unix seconds when it was loaded. */
   created: number;
+  /** The ORT execution provider it really runs on (after 'auto' resolved). */
+  executionProvider: string;
 }
 
 /** Everything the engine needs to start (the model part is model/'s LoadOptions); main.ts maps Config onto it. */

@@ -19,6 +19,12 @@ export interface JobObservation {
   acceptedByPosition: readonly number[];
 }
 
+/** A served model and the execution provider it runs on. */
+export interface ModelGauge {
+  id: string;
+  executionProvider: string;
+}
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /**
@@ -38,7 +44,7 @@ export class Metrics {
   private readonly acceptedTokens: Counter<'model'>;
   private readonly acceptedByPosition: Counter<'model' | 'position'>;
 
-  constructor(readEngine: () => EngineGauges, options: { processMetrics?: boolean } = {}) {
+  constructor(readEngine: () => EngineGauges, options: { processMetrics?: boolean; models?: () => readonly ModelGauge[] } = {}) {
     const registers = [this.registry];
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({ name: 'lookahead_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'method', 'status'], registers });
@@ -51,6 +57,18 @@ export class Metrics {
     });
     new Gauge({ name: 'lookahead_queue_depth', help: 'jobs waiting for a decode slot', registers, collect() { this.set(readEngine().queued); } });
     new Gauge({ name: 'lookahead_running_jobs', help: 'jobs being decoded', registers, collect() { this.set(readEngine().running); } });
+    const models = options.models;
+    if (models) {
+      new Gauge({
+        name: 'lookahead_model_info',
+        help: 'served models (value 1) and the ORT execution provider each runs on',
+        labelNames: ['model', 'execution_provider'],
+        registers,
+        collect() {
+          for (const m of models()) this.set({ model: m.id, execution_provider: m.executionProvider }, 1);
+        },
+      });
+    }
     new Gauge({
       name: 'lookahead_trie_nodes',
       help: 'lookahead trie nodes by scope (global: all tenants, sessions: all sessions)',

@@ -37,7 +37,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     config,
     ...(options.upstream && { upstream: options.upstream }),
     log: options.log ?? createLogger('silent'),
-    metrics: options.metrics ?? new Metrics(() => engine.stats()),
+    metrics: options.metrics ?? new Metrics(() => engine.stats(), { models: () => engine.models }),
     lifecycle: options.lifecycle ?? { draining: false },
     authenticate: createAuthenticator(config.auth),
     tenantJobs: new TenantJobs(config.limits.maxJobsPerTenant),

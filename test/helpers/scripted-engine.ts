@@ -39,7 +39,7 @@ export class ScriptedEngine implements Engine {
   running = 0;
 
   constructor(private readonly opts: ScriptOptions = {}) {
-    this.models = [{ id: SCRIPTED_MODEL, contextLength: opts.contextLength ?? 512, created: 1_700_000_000 }];
+    this.models = [{ id: SCRIPTED_MODEL, contextLength: opts.contextLength ?? 512, created: 1_700_000_000, executionProvider: 'cpu' }];
   }
 
   tokenizer(modelId: string): TextTokenizer {

@@ -12,7 +12,7 @@ function setup(flags: string[] = [], opts: ScriptOptions = {}, auth = true) {
   const config = auth ? { ...base, ...KEYS } : base;
   const engine = new ScriptedEngine(opts);
   const lifecycle: Lifecycle = { draining: false };
-  const metrics = new Metrics(() => engine.stats(), { processMetrics: false });
+  const metrics = new Metrics(() => engine.stats(), { processMetrics: false, models: () => engine.models });
   const app = createApp({ engine, config, lifecycle, metrics });
   const call = (method: string, path: string, key: string | null, body?: unknown) =>
     app.request(path, {
@@ -85,7 +85,9 @@ describe('API keys and tenants', () => {
   it('probes and metrics need no key', async () => {
     const { call } = setup();
     expect((await call('GET', '/health', null)).status).toBe(200);
-    expect((await call('GET', '/ready', null)).status).toBe(200);
+    const ready = await call('GET', '/ready', null);
+    expect(ready.status).toBe(200);
+    expect(((await ready.json()) as { execution_providers: unknown }).execution_providers).toEqual({ scripted: 'cpu' });
     expect((await call('GET', '/metrics', null)).status).toBe(200);
   });
 });
@@ -154,6 +156,7 @@ describe('/metrics', () => {
     expect(text).toMatch(/lookahead_generation_tokens_total\{model="scripted"\} 10/);
     expect(text).toMatch(/lookahead_queue_depth 0/);
     expect(text).toMatch(/lookahead_running_jobs 0/);
+    expect(text).toMatch(/lookahead_model_info\{model="scripted",execution_provider="cpu"\} 1/);
     expect(text).toMatch(/lookahead_trie_nodes\{scope="global"\} 0/);
   });
 

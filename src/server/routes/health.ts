@@ -15,7 +15,9 @@ export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
     const s = deps.engine.stats();
     const { maxRunning, maxQueued } = deps.config.queue;
     const status = deps.lifecycle.draining ? 'draining' : s.running >= maxRunning && s.queued >= maxQueued ? 'saturated' : 'ready';
-    return c.json({ status, models: models(), running: s.running, queued: s.queued }, status === 'ready' ? 200 : 503);
+    // The EP each model really runs on: a GPU request that ended up elsewhere is visible to probes and operators.
+    const executionProviders = Object.fromEntries(deps.engine.models.map((m) => [m.id, m.executionProvider]));
+    return c.json({ status, models: models(), execution_providers: executionProviders, running: s.running, queued: s.queued }, status === 'ready' ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => c.body(await deps.metrics.text(), 200, { 'content-type': deps.metrics.contentType }));
