@@ -60,7 +60,7 @@ export interface HeadOutputs {
 }
 
 /**
- * Both layouts add `next_ids` int32 [1,S], the argmax of every logits row: greedy verification then reads S ids
+ * Both layouts add `next_ids` int64 [1,S], the argmax of every logits row: greedy verification then reads S ids
  * instead of S × vocab floats (and skips a JS scan of them).
  * 'device' also takes `logits_rows` (int64 [1]) and returns only that many logits rows. onnxruntime-node 1.30
  * binds device outputs through one IO binding per session that keeps every output bound from run to run, so each
@@ -76,9 +76,9 @@ export function headOutputs(g: OnnxGraph, placement: KvPlacement, logitsName: st
         g.node('Slice', [full, g.constInt64('zero_rows', [0]), rows, g.constInt64('row_axis', [1])], [logitsName]);
       }
       g.output(logitsName, 'float32', [1, placement === 'host' ? 'S' : 'L', vocab]);
-      const ids = g.op('ArgMax', [full], { axis: { i: -1 }, keepdims: { i: 0 } });
-      g.node('Cast', [ids], [boundary.nextIds], { to: { i: 6 } });
-      g.output(boundary.nextIds, 'int32', [1, 'S']);
+      // int64 as ArgMax makes it: a Cast to int32 has no WebGPU kernel and would run on the CPU.
+      g.node('ArgMax', [full], [boundary.nextIds], { axis: { i: -1 }, keepdims: { i: 0 } });
+      g.output(boundary.nextIds, 'int64', [1, 'S']);
     },
   };
 }

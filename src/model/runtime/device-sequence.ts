@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../errors.js';
 import { io } from '../builder/llama-graph.js';
 import type { ForwardInput, KvResidency, ModelInfo, Sequence, TransferCounters } from '../types.js';
+import { toInt32 } from './host-sequence.js';
 import { checkKeep, layerNames, newTransferCounters, StepFeeds } from './step-feeds.js';
 
 /** Where ORT is asked to leave the present K/V: device memory of the session's EP. */
@@ -39,6 +40,7 @@ export class DeviceSequence implements Sequence {
   private readonly fetches: string[];
   /** logits_rows: 0 for a greedy step, S when the logits are wanted. */
   private readonly logitsRows = new BigInt64Array(1);
+  private ids = new Int32Array(64);
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -62,7 +64,9 @@ export class DeviceSequence implements Sequence {
   }
 
   async forwardIds(input: ForwardInput): Promise<Int32Array> {
-    return (await this.run(input, false))[io.nextIds].data as Int32Array;
+    const raw = (await this.run(input, false))[io.nextIds].data as BigInt64Array;
+    if (this.ids.length < raw.length) this.ids = new Int32Array(raw.length);
+    return toInt32(raw, this.ids.subarray(0, raw.length));
   }
 
   private async run(input: ForwardInput, logits: boolean): Promise<ort.InferenceSession.ReturnType> {
@@ -87,7 +91,7 @@ export class DeviceSequence implements Sequence {
     this.length = past + input.tokens.length;
     for (let i = 0; i < this.length; i++) this.order[i] = i;
     this.transfers.hostToDevice += inBytes + 8 * past + 8;
-    this.transfers.deviceToHost += (out[io.logits].data as Float32Array).byteLength + (out[io.nextIds].data as Int32Array).byteLength;
+    this.transfers.deviceToHost += (out[io.logits].data as Float32Array).byteLength + (out[io.nextIds].data as BigInt64Array).byteLength;
     return out;
   }
 

@@ -18,6 +18,7 @@ export class SequenceBuffers {
   private turn = 0;
   private large = new Float32Array(0);
   private ids = new Int32Array(SMALL_LOGITS_ROWS);
+  private ids64 = new BigInt64Array(SMALL_LOGITS_ROWS);
 
   constructor(
     readonly cache: KvCache,
@@ -36,9 +37,13 @@ export class SequenceBuffers {
     return this.large.subarray(0, n);
   }
 
-  nextIds(rows: number): Int32Array {
-    if (this.ids.length < rows) this.ids = new Int32Array(Math.max(rows, this.ids.length * 2));
-    return this.ids.subarray(0, rows);
+  /** Where ORT writes the ids (int64, as ArgMax makes them) and the int32 copy callers read. */
+  nextIds(rows: number): { raw: BigInt64Array; ids: Int32Array } {
+    if (this.ids.length < rows) {
+      this.ids = new Int32Array(Math.max(rows, this.ids.length * 2));
+      this.ids64 = new BigInt64Array(this.ids.length);
+    }
+    return { raw: this.ids64.subarray(0, rows), ids: this.ids.subarray(0, rows) };
   }
 }
 
@@ -81,9 +86,9 @@ export class HostSequence implements Sequence {
 
   async forwardIds(input: ForwardInput): Promise<Int32Array> {
     const s = input.tokens.length;
-    const ids = this.buffers.nextIds(s);
-    await this.run(input, io.nextIds, new ort.Tensor('int32', ids, [1, s]));
-    return ids;
+    const { raw, ids } = this.buffers.nextIds(s);
+    await this.run(input, io.nextIds, new ort.Tensor('int64', raw, [1, s]));
+    return toInt32(raw, ids);
   }
 
   private async run(input: ForwardInput, outName: string, out: ort.Tensor): Promise<void> {
@@ -143,4 +148,10 @@ export class HostSequence implements Sequence {
     this.length = 0;
     this.release(this.buffers);
   }
+}
+
+/** Token ids fit int32; callers index with them. */
+export function toInt32(from: BigInt64Array, to: Int32Array): Int32Array {
+  for (let i = 0; i < from.length; i++) to[i] = Number(from[i]);
+  return to;
 }
