@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchError } from './errors.js';
-import { DEFAULT_KS, forwardCostCurve } from './forward-cost-command.js';
+import { DEFAULT_KS, forwardCostCurve, forwardCostCurves, renderOutputComparison } from './forward-cost-command.js';
 import { graphVsExport } from './graph-vs-export.js';
 import { MAX_DURATION_S, MAX_REQUESTS } from './load.js';
 import { machineInfo } from './report/build.js';
@@ -25,7 +25,9 @@ commands:
   ab             lookahead off vs on (and per layout), interleaved A B A B, with ratios; starts our server
                  unless --base-url is given: [--model PATH] --workload FILE --requests N [--concurrency 1,4]
                  [--layouts hier,par,one] [--rounds 2] --out DIR
-  forward-cost   per-forward cost curve of a model: [--model PATH] [--ks 1,2,4,8,16,32,64] [--past 256]
+  forward-cost   per-forward cost curve of a model: [--model PATH | --vocab N (synthetic, e.g. 131072)]
+                 [--ks 1,2,4,8,16,32,64] [--past 256] [--execution-provider EP]
+                 [--compare-logits: also time the logits output + JS argmax scan, side by side]
   soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
@@ -82,6 +84,9 @@ const FLAGS = {
   'no-forward-cost': { type: 'boolean' },
   ks: { type: 'string' },
   past: { type: 'string' },
+  vocab: { type: 'string' },
+  'execution-provider': { type: 'string' },
+  'compare-logits': { type: 'boolean' },
   'peer-model': { type: 'string' },
   clients: { type: 'string' },
   'abort-fraction': { type: 'string' },
@@ -178,14 +183,23 @@ async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string):
 
 async function forwardCostCommand(f: Flags, commandLine: string): Promise<number> {
   const ks = f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS;
-  const curve = await forwardCostCurve(f.model ?? null, { ks, past: optInt(f.past, '--past', 0, 1 << 20) ?? 256 });
+  const vocab = optInt(f.vocab, '--vocab', 2, 1 << 20) ?? undefined;
+  const curves = await forwardCostCurves(f.model ?? null, {
+    ks,
+    past: optInt(f.past, '--past', 0, 1 << 20) ?? 256,
+    vocab,
+    executionProvider: f['execution-provider'],
+    outputs: f['compare-logits'] ? ['ids', 'logits'] : ['ids'],
+  });
+  const curve = curves.ids!;
+  if (f['compare-logits']) process.stdout.write(renderOutputComparison(curves) + '\n');
   const report: Report = {
     schema_version: REPORT_SCHEMA_VERSION,
     kind: 'forward-cost',
     created_at: new Date().toISOString(),
     command: commandLine,
     machine: machineInfo(),
-    model: { id: f.model ?? 'embedded-default', path: f.model ?? null },
+    model: { id: vocab ? `synthetic-vocab-${vocab}` : (f.model ?? 'embedded-default'), path: vocab ? null : (f.model ?? null) },
     config: {
       base_url: null,
       server: 'in-process',

@@ -1,22 +1,67 @@
+import { join } from 'node:path';
 import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
-import { loadModel } from '../src/model/load.js';
-import { measureForwardCost, type ForwardCost } from '../src/model/runtime/forward-cost.js';
+import { ensureBuilt } from '../src/model/builder/cache.js';
+import { SyntheticSource, syntheticConfig } from '../src/model/builder/sources/synthetic.js';
+import { loadModel, treeBuildOptions } from '../src/model/load.js';
+import { measureForwardCosts, type ForwardCost, type ForwardOutput } from '../src/model/runtime/forward-cost.js';
+import { resolveExecutionProvider } from '../src/model/runtime/session.js';
 
 export const DEFAULT_KS = [1, 2, 4, 8, 16, 32, 64];
 
+export interface ForwardCostOptions {
+  ks?: number[];
+  past?: number;
+  rounds?: number;
+  threads?: number;
+  /** Measure a synthetic model with this vocabulary instead of `modelPath` (a real 128K–152K vocabulary's LM head). */
+  vocab?: number;
+  executionProvider?: string;
+  /** What each forward brings back (default ids, what greedy decoding runs). */
+  outputs?: ForwardOutput[];
+}
+
 /**
- * The per-forward cost curve of a model, measured in this process with the runtime the server uses (same cache
+ * Per-forward cost curves of a model, measured in this process with the runtime the server uses (same cache
  * directory, so a model the server already built is not built again).
  */
-export async function forwardCostCurve(modelPath: string | null, opts: { ks?: number[]; past?: number; rounds?: number; threads?: number } = {}): Promise<ForwardCost[]> {
-  const argv = [...(modelPath ? ['--model', modelPath] : []), ...(opts.threads ? ['--threads', String(opts.threads)] : []), '--log-level', 'silent'];
+export async function forwardCostCurves(modelPath: string | null, opts: ForwardCostOptions = {}): Promise<Partial<Record<ForwardOutput, ForwardCost[]>>> {
+  const argv = [
+    ...(opts.threads ? ['--threads', String(opts.threads)] : []),
+    ...(opts.executionProvider ? ['--execution-provider', opts.executionProvider] : []),
+    '--log-level',
+    'silent',
+  ];
   const engine = toEngineOptions(loadConfig(argv));
-  const model = await loadModel(engine, () => {});
+  const model = await loadModel({ ...engine, model: opts.vocab ? await syntheticModel(opts.vocab, engine) : modelPath }, () => {});
   try {
     const ks = (opts.ks ?? DEFAULT_KS).filter((k) => k < model.info.contextLength);
-    return await measureForwardCost(model, ks, Math.min(opts.past ?? 256, model.info.contextLength - Math.max(...ks)), opts.rounds ?? 5);
+    const past = Math.min(opts.past ?? 256, model.info.contextLength - Math.max(...ks));
+    return await measureForwardCosts(model, ks, past, opts.rounds ?? 5, opts.outputs ?? ['ids']);
   } finally {
     await model.dispose();
   }
+}
+
+export async function forwardCostCurve(modelPath: string | null, opts: ForwardCostOptions = {}): Promise<ForwardCost[]> {
+  return (await forwardCostCurves(modelPath, { ...opts, outputs: ['ids'] })).ids!;
+}
+
+/** A small decoder (256 wide, 4 layers) with a large vocabulary, built once into the cache. */
+async function syntheticModel(vocab: number, engine: ReturnType<typeof toEngineOptions>): Promise<string> {
+  const config = syntheticConfig({ hiddenSize: 256, numLayers: 4, numHeads: 8, numKvHeads: 4, vocabSize: vocab, tiedEmbeddings: true, maxPositions: 1024 });
+  const ep = await resolveExecutionProvider(engine.executionProvider, () => {});
+  return ensureBuilt(new SyntheticSource(config, 2026), treeBuildOptions(ep, engine.dtype), join(engine.cacheDir, 'models'), () => {});
+}
+
+/** A markdown table of the ids and logits curves side by side. */
+export function renderOutputComparison(curves: Partial<Record<ForwardOutput, ForwardCost[]>>): string {
+  const ids = curves.ids ?? [];
+  const logits = curves.logits ?? [];
+  const lines = ['| k | ids (in-graph argmax) ms | logits + JS scan ms | saved |', '|---:|---:|---:|---:|'];
+  ids.forEach((p, i) => {
+    const l = logits[i]?.ms ?? NaN;
+    lines.push(`| ${p.k} | ${p.ms.toFixed(3)} | ${l.toFixed(3)} | ${(((l - p.ms) / l) * 100).toFixed(1)}% |`);
+  });
+  return `${lines.join('\n')}\n`;
 }

@@ -14,6 +14,24 @@ export interface ForwardCost {
 const WARMUP_ROUNDS = 4;
 
 export async function measureForwardCost(model: LoadedModel, ks: number[], past: number, rounds: number): Promise<ForwardCost[]> {
+  return (await measureForwardCosts(model, ks, past, rounds, ['ids'])).ids!;
+}
+
+/**
+ * What a step brings back: 'ids' = the in-graph argmax (greedy decoding); 'logits' = S × vocab floats plus a JS
+ * argmax scan of every row (sampling, and every greedy step before the graph had its argmax: the scan is
+ * verification's upper bound, exact for k = 1).
+ */
+export type ForwardOutput = 'ids' | 'logits';
+
+/** measureForwardCost for several outputs, interleaved within each round so that noise hits them alike. */
+export async function measureForwardCosts(
+  model: LoadedModel,
+  ks: number[],
+  past: number,
+  rounds: number,
+  outputs: ForwardOutput[],
+): Promise<Partial<Record<ForwardOutput, ForwardCost[]>>> {
   const maxK = Math.max(...ks);
   const pastLen = Math.max(0, Math.min(past, model.info.contextLength - maxK));
   const seq = model.newSequence();
@@ -28,25 +46,43 @@ export async function measureForwardCost(model: LoadedModel, ks: number[], past:
       tokens: Int32Array.from({ length: k }, (_, i) => token(pastLen + i)),
       positions: Int32Array.from({ length: k }, (_, i) => pastLen + i),
     }));
-    const times: number[][] = ks.map(() => []);
+    const vocab = model.info.vocabSize;
+    const step = async (i: number, output: ForwardOutput) => {
+      const input = { ...inputs[i], mask: null };
+      if (output === 'ids') await seq.forwardIds(input);
+      else {
+        const logits = await seq.forward(input);
+        for (let row = 0; row < ks[i]; row++) sink += argmaxRow(logits, row * vocab, vocab);
+      }
+      seq.truncate(pastLen);
+    };
+    const times = outputs.map(() => ks.map((): number[] => []));
     for (let r = 1 - WARMUP_ROUNDS; r <= Math.max(1, rounds); r++) {
       for (let i = 0; i < ks.length; i++) {
-        // An untimed forward of the same k first: right after a wide forward (64 after 1 in the previous round) a
-        // narrow one runs on cold caches and took twice its steady-state time, which made k = 1 look dearer than
-        // k = 8 and sent the adaptive budget after drafts that could not pay off.
-        await seq.forward({ ...inputs[i], mask: null });
-        seq.truncate(pastLen);
-        const t0 = performance.now();
-        await seq.forward({ ...inputs[i], mask: null });
-        const dt = performance.now() - t0;
-        seq.truncate(pastLen);
-        if (r > 0) times[i].push(dt);
+        for (let o = 0; o < outputs.length; o++) {
+          // An untimed forward of the same k first: right after a wide forward (64 after 1 in the previous round) a
+          // narrow one runs on cold caches and took twice its steady-state time, which made k = 1 look dearer than
+          // k = 8 and sent the adaptive budget after drafts that could not pay off.
+          await step(i, outputs[o]);
+          const t0 = performance.now();
+          await step(i, outputs[o]);
+          if (r > 0) times[o][i].push(performance.now() - t0);
+        }
       }
     }
-    return ks.map((k, i) => ({ k, ms: median(times[i]) }));
+    return Object.fromEntries(outputs.map((output, o) => [output, ks.map((k, i) => ({ k, ms: median(times[o][i]) }))]));
   } finally {
     seq.dispose();
   }
+}
+
+/** Keeps the scans from being optimized away. */
+let sink = 0;
+
+function argmaxRow(logits: Float32Array, start: number, n: number): number {
+  let best = start;
+  for (let i = start + 1; i < start + n; i++) if (logits[i] > logits[best]) best = i;
+  return best - start;
 }
 
 function median(xs: number[]): number {
