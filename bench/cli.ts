@@ -32,6 +32,10 @@ commands:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
+  device-check   which EPs load, then per model and GPU EP: greedy agreement with the CPU EP, ms per forward
+                 k=1..64, decode tok/s lookahead off vs hier, bytes moved host<->device per step, op placement:
+                 [--models DIR,DIR] [--execution-providers webgpu,cuda] [--max-tokens 32] [--prompts N]
+                 [--ks ...] [--rounds 3] [--out DIR (device-check.json)]
   graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
                  --model FILE.gguf|HF_DIR --peer-model EXPORT_DIR [--max-tokens 256] [--rounds 6]
 
@@ -85,6 +89,10 @@ const FLAGS = {
   ks: { type: 'string' },
   past: { type: 'string' },
   vocab: { type: 'string' },
+  models: { type: 'string' },
+  'execution-providers': { type: 'string' },
+  prompts: { type: 'string' },
+  threads: { type: 'string' },
   'execution-provider': { type: 'string' },
   'compare-logits': { type: 'boolean' },
   'peer-model': { type: 'string' },
@@ -123,10 +131,12 @@ async function main(argv: string[]): Promise<number> {
       return peerCommand(f, commandLine);
     case 'soak':
       return soakCommand(f);
+    case 'device-check':
+      return deviceCheckCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, soak, peer-transformers or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, device-check, soak, peer-transformers or graph-vs-export`, 2);
   }
 }
 
@@ -242,6 +252,37 @@ async function peerCommand(f: Flags, commandLine: string): Promise<number> {
   });
   emit(report, f.out);
   return 0;
+}
+
+const DEVICE_CHECK_PROMPTS = [
+  'Tell me a short story about a lighthouse keeper.',
+  'What is the capital of France, and why is it famous?',
+  'Explain what a cache is to a child.',
+  'Write three tips for staying focused.',
+];
+
+async function deviceCheckCommand(f: Flags): Promise<number> {
+  const { runDeviceCheck, renderDeviceCheck } = await import('./device-check.js');
+  const models = list(f.models ?? f.model ?? join(import.meta.dirname, '../../shared/data/models/chat-llama-5m'));
+  const eps = list(f['execution-providers'] ?? 'webgpu,cuda');
+  for (const ep of eps) if (!['cpu', 'webgpu', 'cuda'].includes(ep)) throw new BenchError(`--execution-providers: unknown ${JSON.stringify(ep)}; expected cpu, webgpu, cuda`, 2);
+  const result = await runDeviceCheck({
+    models,
+    executionProviders: eps as ('cpu' | 'webgpu' | 'cuda')[],
+    prompts: DEVICE_CHECK_PROMPTS.slice(0, optInt(f.prompts, '--prompts', 1, DEVICE_CHECK_PROMPTS.length) ?? 2),
+    maxTokens: optInt(f['max-tokens'], '--max-tokens', 2, 4096) ?? 32,
+    ks: f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS,
+    rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
+    threads: optInt(f.threads, '--threads', 1, 256) ?? 2,
+    log: f.quiet ? () => {} : (m) => process.stderr.write(`device-check: ${m}\n`),
+  });
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'device-check.json'), JSON.stringify(result, null, 2));
+  }
+  process.stdout.write(renderDeviceCheck(result));
+  const disagree = result.checks.some((c) => c.agreement.identical < c.agreement.tokens);
+  return disagree ? 1 : 0;
 }
 
 async function graphVsExportCommand(f: Flags): Promise<number> {

@@ -1,0 +1,218 @@
+/**
+ * `npm run bench -- device-check`: what a machine with a GPU can do for us, in a few minutes. Which execution
+ * providers load; per model and GPU EP: greedy agreement with the CPU EP, ms per forward for k = 1…64, decode
+ * tokens/s with lookahead off vs hier, and the bytes a decode step moves between host and device (device-resident
+ * K/V + in-graph argmax vs the host-owned K/V with logits). With `--execution-providers cpu` it runs anywhere.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { toEngineOptions } from '../src/config/engine-options.js';
+import { loadConfig } from '../src/config/load.js';
+import { createEngine } from '../src/engine/index.js';
+import type { Engine, JobResult, LookaheadOptions } from '../src/engine/types.js';
+import { ensureBuilt } from '../src/model/builder/cache.js';
+import type { BuildOptions } from '../src/model/builder/options.js';
+import { loadModel, resolveModel, treeBuildOptions, weightSource } from '../src/model/load.js';
+import { openBuiltModel } from '../src/model/runtime/built-model.js';
+import { measureForwardCost, type ForwardCost } from '../src/model/runtime/forward-cost.js';
+import { offProvider, profilePlacement } from '../src/model/runtime/placement.js';
+import { probe, type ExecutionProvider } from '../src/model/runtime/session.js';
+
+export interface DeviceCheckOptions {
+  models: string[];
+  /** EPs to check against the CPU EP; those that do not load are reported and skipped. */
+  executionProviders: ExecutionProvider[];
+  prompts: string[];
+  maxTokens: number;
+  ks: number[];
+  rounds: number;
+  threads: number;
+  log: (message: string) => void;
+}
+
+export interface ProviderStatus {
+  ep: ExecutionProvider;
+  available: boolean;
+  error: string | null;
+}
+
+export interface TransferPerStep {
+  hostToDevice: number;
+  deviceToHost: number;
+}
+
+export interface ModelCheck {
+  model: string;
+  ep: ExecutionProvider;
+  kvPlacement: string;
+  /** Greedy tokens (lookahead off) equal to the CPU EP's, over all prompts. */
+  agreement: { tokens: number; identical: number; firstDiff: number[] };
+  forwardMs: ForwardCost[];
+  decode: { offTokensPerSecond: number; hierTokensPerSecond: number; speedup: number; hierTokensPerStep: number };
+  /** Mean bytes per greedy decode step: this build vs the host-K/V graph fetching logits (the path before). */
+  transfers: { device: TransferPerStep; hostKvLogits: TransferPerStep } | null;
+  /** Op types ORT ran off this EP in one profiled forward (GPU EPs). */
+  offProvider: string[] | null;
+}
+
+export interface DeviceCheckResult {
+  providers: ProviderStatus[];
+  checks: ModelCheck[];
+  seconds: number;
+}
+
+const HIER: LookaheadOptions = { enabled: true, layout: 'hier', decodingLength: 16, branchLength: 8 };
+const OFF: LookaheadOptions = { enabled: false, layout: 'hier', decodingLength: 1, branchLength: 1 };
+
+export async function runDeviceCheck(o: DeviceCheckOptions): Promise<DeviceCheckResult> {
+  const t0 = performance.now();
+  const providers: ProviderStatus[] = [];
+  for (const ep of ['cpu', 'webgpu', 'cuda'] as const) {
+    const failure = ep === 'cpu' ? null : await probe(ep);
+    providers.push({ ep, available: failure === null, error: failure ? failure.message.split('\n')[0] : null });
+    o.log(`${ep}: ${failure ? `unavailable (${failure.message.split('\n')[0]})` : 'loads'}`);
+  }
+  const usable = o.executionProviders.filter((ep) => providers.find((p) => p.ep === ep)?.available);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'device-check-'));
+  const checks: ModelCheck[] = [];
+  try {
+    for (const model of o.models) {
+      const reference = await withEngine(model, 'cpu', o, cacheDir, (e) => greedy(e, o, OFF));
+      for (const ep of usable) {
+        o.log(`${basename(model)} on ${ep}`);
+        checks.push(await checkModel(model, ep, reference.map((r) => r.ids), o, cacheDir));
+      }
+    }
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+  return { providers, checks, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function checkModel(model: string, ep: ExecutionProvider, reference: number[][], o: DeviceCheckOptions, cacheDir: string): Promise<ModelCheck> {
+  const { agreement, decode } = await withEngine(model, ep, o, cacheDir, async (engine) => {
+    const off = await greedy(engine, o, OFF);
+    // hier twice: the first pass fills the global trie with the answers, the second drafts from it.
+    await greedy(engine, o, HIER);
+    const hier = await greedy(engine, o, HIER);
+    const rate = (rs: Run[]) => rs.reduce((n, r) => n + r.result.completionTokens - 1, 0) / rs.reduce((s, r) => s + r.result.lookahead.decodeSeconds, 0);
+    const firstDiff = off.map((r, p) => {
+      const i = r.ids.findIndex((t, j) => t !== reference[p][j]);
+      return i < 0 && r.ids.length !== reference[p].length ? Math.min(r.ids.length, reference[p].length) : i;
+    });
+    const tokens = reference.reduce((n, r) => n + r.length, 0);
+    const identical = off.reduce((n, r, p) => n + (firstDiff[p] < 0 ? r.ids.length : firstDiff[p]), 0);
+    const steps = hier.reduce((n, r) => n + r.result.lookahead.steps, 0);
+    const decode = {
+      offTokensPerSecond: rate(off),
+      hierTokensPerSecond: rate(hier),
+      speedup: rate(hier) / rate(off),
+      hierTokensPerStep: hier.reduce((n, r) => n + r.result.completionTokens - 1, 0) / Math.max(1, steps),
+    };
+    return { agreement: { tokens, identical, firstDiff }, decode };
+  });
+  const loaded = await loadModel({ ...engineOptions(model, ep, o, cacheDir) }, () => {});
+  let forwardMs: ForwardCost[];
+  const kvPlacement = loaded.info.kvPlacement;
+  try {
+    const ks = o.ks.filter((k) => k < loaded.info.contextLength);
+    forwardMs = await measureForwardCost(loaded, ks, Math.min(256, loaded.info.contextLength - Math.max(...ks)), o.rounds);
+  } finally {
+    await loaded.dispose();
+  }
+  const gpu = ep !== 'cpu';
+  const built = (options: BuildOptions) => ensureBuilt(weightSource(resolveModel(model), undefined), options, join(cacheDir, 'models'), () => {});
+  const transfers = gpu
+    ? {
+        device: await transfersPerStep(await built(treeBuildOptions(ep, 'fp32')), ep, o, 'ids'),
+        hostKvLogits: await transfersPerStep(await built({ ...treeBuildOptions(ep, 'fp32'), kv: 'host' }), ep, o, 'logits'),
+      }
+    : null;
+  const placed = gpu ? offProvider(await profilePlacement(await built(treeBuildOptions(ep, 'fp32')), ep), ep === 'webgpu' ? 'WebGpuExecutionProvider' : 'CUDAExecutionProvider') : null;
+  return { model: basename(model), ep, kvPlacement, agreement, forwardMs, decode, transfers, offProvider: placed };
+}
+
+/** Mean bytes moved per plain greedy step over `maxTokens` steps after a 64-token prefill. */
+async function transfersPerStep(dir: string, ep: ExecutionProvider, o: DeviceCheckOptions, output: 'ids' | 'logits'): Promise<TransferPerStep> {
+  const model = await openBuiltModel(dir, { executionProvider: ep, threads: o.threads });
+  const seq = model.newSequence();
+  try {
+    const prompt = Int32Array.from({ length: 64 }, (_, i) => (i * 31 + 7) % model.info.vocabSize);
+    await seq.forwardIds({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), mask: null });
+    const start = { ...seq.transfers };
+    const token = new Int32Array(1);
+    const position = new Int32Array(1);
+    for (let i = 0; i < o.maxTokens; i++) {
+      token[0] = (i * 13 + 5) % model.info.vocabSize;
+      position[0] = seq.length;
+      if (output === 'ids') await seq.forwardIds({ tokens: token, positions: position, mask: null });
+      else await seq.forward({ tokens: token, positions: position, mask: null });
+    }
+    return {
+      hostToDevice: (seq.transfers.hostToDevice - start.hostToDevice) / o.maxTokens,
+      deviceToHost: (seq.transfers.deviceToHost - start.deviceToHost) / o.maxTokens,
+    };
+  } finally {
+    seq.dispose();
+    await model.dispose();
+  }
+}
+
+interface Run {
+  ids: number[];
+  result: JobResult;
+}
+
+async function greedy(engine: Engine, o: DeviceCheckOptions, lookahead: LookaheadOptions): Promise<Run[]> {
+  const id = engine.models[0].id;
+  const tok = engine.tokenizer(id);
+  const runs: Run[] = [];
+  for (const prompt of o.prompts) {
+    const job = engine.submit(id, {
+      promptIds: tok.encode(tok.renderChat([{ role: 'user', content: prompt }]), { addSpecialTokens: !tok.chatTemplateAddsBos }),
+      maxTokens: o.maxTokens,
+      sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+      stop: [],
+      logprobs: null,
+      lookahead,
+    });
+    const ids: number[] = [];
+    for await (const chunk of job) ids.push(...chunk.tokens);
+    runs.push({ ids, result: await job.result });
+  }
+  return runs;
+}
+
+function engineOptions(model: string, ep: ExecutionProvider, o: DeviceCheckOptions, cacheDir: string) {
+  return toEngineOptions(loadConfig(['--model', model, '--execution-provider', ep, '--threads', String(o.threads), '--cache-dir', cacheDir, '--log-level', 'silent'], {}));
+}
+
+async function withEngine<T>(model: string, ep: ExecutionProvider, o: DeviceCheckOptions, cacheDir: string, use: (engine: Engine) => Promise<T>): Promise<T> {
+  const engine = await createEngine({ ...engineOptions(model, ep, o, cacheDir), maxRunning: 1 }, () => {});
+  try {
+    return await use(engine);
+  } finally {
+    await engine.close(1000);
+  }
+}
+
+/** The result as markdown, for the terminal and the report. */
+export function renderDeviceCheck(r: DeviceCheckResult): string {
+  const out: string[] = ['## Execution providers', '', '| EP | loads | why not |', '|---|---|---|'];
+  for (const p of r.providers) out.push(`| ${p.ep} | ${p.available ? 'yes' : 'no'} | ${p.error ?? ''} |`);
+  for (const c of r.checks) {
+    out.push('', `## ${c.model} on ${c.ep} (K/V ${c.kvPlacement})`, '');
+    out.push(`- greedy agreement with the CPU EP: ${c.agreement.identical}/${c.agreement.tokens} tokens (first difference per prompt: ${c.agreement.firstDiff.join(', ')}; -1 = none)`);
+    out.push(`- decode: lookahead off ${c.decode.offTokensPerSecond.toFixed(1)} tok/s, hier ${c.decode.hierTokensPerSecond.toFixed(1)} tok/s (×${c.decode.speedup.toFixed(2)}, ${c.decode.hierTokensPerStep.toFixed(2)} tokens/step)`);
+    if (c.transfers) {
+      const kb = (n: number) => (n < 1024 ? `${n.toFixed(0)} B` : `${(n / 1024).toFixed(1)} KiB`);
+      out.push(`- bytes per greedy step: device K/V + ids ${kb(c.transfers.device.hostToDevice)} up, ${kb(c.transfers.device.deviceToHost)} down; host K/V + logits ${kb(c.transfers.hostKvLogits.hostToDevice)} up, ${kb(c.transfers.hostKvLogits.deviceToHost)} down`);
+    }
+    if (c.offProvider) out.push(`- ops off the ${c.ep} EP: ${c.offProvider.join(', ') || 'none'}`);
+    out.push('', '| k | ms per forward | × k=1 |', '|---:|---:|---:|');
+    for (const p of c.forwardMs) out.push(`| ${p.k} | ${p.ms.toFixed(3)} | ${(p.ms / c.forwardMs[0].ms).toFixed(2)} |`);
+  }
+  out.push('', `took ${r.seconds.toFixed(0)} s`);
+  return `${out.join('\n')}\n`;
+}
