@@ -127,7 +127,7 @@ export class Generation {
       await this.run({ tokens, positions, mask: null });
       if (start + n < prompt.length) continue;
       if (this.job.logprobs !== null) this.stepLogprobs = [];
-      const first = this.needsLogits ? this.pickFromLogits(n - 1) : this.pickFromIds(n - 1);
+      const first = this.picker(n - 1);
       this.timing.prefillSeconds = (performance.now() - t0) / 1000;
       this.decodeStart = performance.now();
       return this.commit(this.verifiedSingle(first));
@@ -171,16 +171,15 @@ export class Generation {
     }
     this.timing.forwardSeconds += forwardMs / 1000;
     if (this.job.logprobs !== null) this.stepLogprobs = [];
-    const pick = this.needsLogits ? this.pickFromLogits : this.pickFromIds;
     let result: VerifyResult;
     if (draft && s > 1) {
-      result = verifyDraft(draft, pick, this.verified);
+      result = verifyDraft(draft, this.picker, this.verified);
       // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
       this.keepRows[0] = past;
       for (let i = 0; i < result.acceptedCount; i++) this.keepRows[i + 1] = past + result.acceptedNodes[i];
       this.seq.keep(past, this.keepRows.subarray(0, result.acceptedCount + 1));
     } else {
-      result = this.verifiedSingle(pick(0));
+      result = this.verifiedSingle(this.picker(0));
     }
     this.counters.record(s - 1, result.acceptedCount);
     this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
@@ -207,6 +206,11 @@ export class Generation {
     this.verified.targets[0] = token;
     this.verified.targetCount = 1;
     return this.verified;
+  }
+
+  /** Picks the token after a row of the current step, from whichever output `run` brought back. */
+  private get picker(): (node: number) => number {
+    return this.needsLogits ? this.pickFromLogits : this.pickFromIds;
   }
 
   /** One forward, bringing back what the picks will read. */
