@@ -26,7 +26,7 @@ commands:
                  unless --base-url is given: [--model PATH] --workload FILE --requests N [--concurrency 1,4]
                  [--layouts hier,par,one] [--rounds 2] --out DIR
   forward-cost   per-forward cost curve of a model: [--model PATH | --vocab N (synthetic, e.g. 131072)]
-                 [--ks 1,2,4,8,16,32,64] [--past 256] [--execution-provider EP]
+                 [--ks 1,2,4,8,16,32,64] [--past 256] [--rounds 5] [--execution-provider EP]
                  [--compare-logits: also time the logits output + JS argmax scan, side by side]
   soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
@@ -199,6 +199,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     past: optInt(f.past, '--past', 0, 1 << 20) ?? 256,
     vocab,
     executionProvider: f['execution-provider'],
+    rounds: optInt(f.rounds, '--rounds', 1, 1000) ?? 5,
     outputs: f['compare-logits'] ? ['ids', 'logits'] : ['ids'],
   });
   const curve = curves.ids!;
