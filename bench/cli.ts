@@ -202,7 +202,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     rounds: optInt(f.rounds, '--rounds', 1, 1000) ?? 5,
     outputs: f['compare-logits'] ? ['ids', 'logits'] : ['ids'],
   });
-  const curve = curves.ids!;
+  const curve = curves.ids!.map(({ k, ms }) => ({ k, ms }));
   if (f['compare-logits']) process.stdout.write(renderOutputComparison(curves) + '\n');
   const report: Report = {
     schema_version: REPORT_SCHEMA_VERSION,
