@@ -6,7 +6,7 @@
  */
 import { ModelLoadError } from '../../errors.js';
 import { preTokenize, preTokenizerStyle, type PreTokenizerStyle } from './bpe-pretokenizers.js';
-import { BYTE_PIECE, GgufTokenizer, metaString, stringArray, TokenType } from './gguf-vocab.js';
+import { GgufTokenizer, metaString, stringArray, TokenType } from './gguf-vocab.js';
 import { mergeSymbols } from './merge-queue.js';
 
 /**
@@ -42,14 +42,12 @@ export class GgufBpeTokenizer extends GgufTokenizer {
     merges.forEach((merge, rank) => {
       if (!this.ranks.has(merge)) this.ranks.set(merge, rank);
     });
-    this.pieceBytes = this.pieces.map((piece, id) => this.bytesOf(piece, this.types[id]));
   }
 
   /** Normal tokens are byte-level text; control and user-defined ones are their own literal text. */
-  private bytesOf(piece: string, type: number): Uint8Array {
-    const byte = type === TokenType.Byte ? BYTE_PIECE.exec(piece) : null;
-    if (byte !== null) return Uint8Array.of(parseInt(byte[1], 16));
-    if (type !== TokenType.Normal) return this.utf8.encode(piece);
+  protected textBytes(id: number): Uint8Array {
+    const piece = this.pieces[id];
+    if (this.types[id] !== TokenType.Normal) return this.utf8.encode(piece);
     const bytes: number[] = [];
     for (const ch of piece) {
       const b = CHAR_TO_BYTE.get(ch);

@@ -21,17 +21,15 @@ export class GgufSpmTokenizer extends GgufTokenizer {
     this.scores = Float32Array.from(numericArray(meta, 'tokenizer.ggml.scores', this.vocabSize) ?? new Float32Array(this.vocabSize));
     this.unknownId = metaId(meta, 'tokenizer.ggml.unknown_token_id', this.vocabSize);
     this.addSpacePrefix = metaBool(meta, 'tokenizer.ggml.add_space_prefix', true);
-    this.pieceBytes = this.pieces.map((piece, id) => {
-      const type = this.types[id];
-      const byte = type === TokenType.Byte ? BYTE_PIECE.exec(piece) : null;
-      if (byte !== null) {
-        const value = parseInt(byte[1], 16);
-        this.byteToId[value] = id;
-        return Uint8Array.of(value);
-      }
-      if (type === TokenType.Unknown) return this.utf8.encode(UNKNOWN_TEXT);
-      return this.utf8.encode(piece.replaceAll(SPACE_MARK, ' '));
+    this.types.forEach((type, id) => {
+      const byte = type === TokenType.Byte ? BYTE_PIECE.exec(this.pieces[id]) : null;
+      if (byte !== null) this.byteToId[parseInt(byte[1], 16)] = id;
     });
+  }
+
+  protected textBytes(id: number): Uint8Array {
+    if (this.types[id] === TokenType.Unknown) return this.utf8.encode(UNKNOWN_TEXT);
+    return this.utf8.encode(this.pieces[id].replaceAll(SPACE_MARK, ' '));
   }
 
   /** SentencePiece drops the space its dummy prefix added: on the first piece, and on the one after BOS. */

@@ -69,8 +69,8 @@ export abstract class GgufTokenizer implements TextTokenizer {
   protected readonly types: Int32Array;
   protected readonly pieceToId = new Map<string, number>();
   protected readonly utf8 = new TextEncoder();
-  /** UTF-8 bytes each token decodes to; filled by the subclass, which knows how its pieces spell text. */
-  protected pieceBytes: Uint8Array[] = [];
+  /** UTF-8 bytes of the tokens decoded so far: worked out on first use, most of a vocabulary never is. */
+  private readonly bytesCache: (Uint8Array | undefined)[] = [];
   /** Control, user-defined and unknown tokens by first character, longest first: matched verbatim in text. */
   private readonly specialPieces = new Map<string, { text: string; id: number }[]>();
   private readonly addBos: boolean;
@@ -117,6 +117,14 @@ export abstract class GgufTokenizer implements TextTokenizer {
       eosToken: eos === null ? null : pieces[eos],
     });
     this.chatTemplateAddsBos = this.chat.addsBos;
+  }
+
+  /** The UTF-8 bytes a token other than a byte token decodes to: the subclass knows how its pieces spell text. */
+  protected abstract textBytes(id: number): Uint8Array;
+
+  private bytesOfToken(id: number): Uint8Array {
+    const byte = this.types[id] === TokenType.Byte ? BYTE_PIECE.exec(this.pieces[id]) : null;
+    return byte !== null ? Uint8Array.of(parseInt(byte[1], 16)) : this.textBytes(id);
   }
 
   /** Appends the ids of text that holds no special token; `afterSpecial` is true at the start and after one. */
@@ -177,7 +185,7 @@ export abstract class GgufTokenizer implements TextTokenizer {
       // Models may pad their logits past the vocabulary; such ids have no text.
       if (!(id >= 0 && id < this.vocabSize)) continue;
       if (skipSpecial && this.types[id] === TokenType.Control) continue;
-      let bytes = this.pieceBytes[id];
+      let bytes = this.bytesCache[id] ?? (this.bytesCache[id] = this.bytesOfToken(id));
       if (bytes[0] === 0x20 && (i === 0 || ids[i - 1] === this.bosTokenId) && this.dropsLeadingSpace(id)) bytes = bytes.subarray(1);
       parts.push(bytes);
       total += bytes.length;
