@@ -15,7 +15,7 @@ import { createGgufTokenizer } from '../../src/model/tokenizer/gguf-tokenizer.js
 import { loadHfTokenizer } from '../../src/model/tokenizer/hf-tokenizer.js';
 import type { ChatMessage, TextTokenizer } from '../../src/model/tokenizer/types.js';
 import { SHARED_DATA } from '../helpers/paths.js';
-import { bpeVocabMetadata, writeVocabOnlyGguf, type BpeVocabOptions } from '../unit/gguf-vocab-writer.js';
+import { bpeVocabMetadata, spmVocabWithControls, writeVocabOnlyGguf, type BpeVocabOptions } from '../unit/gguf-vocab-writer.js';
 
 const DEV = join(SHARED_DATA, 'datasets/rag-eval/dev.jsonl');
 const STORIES = join(SHARED_DATA, 'models/stories260K/stories260Ktok512.gguf');
@@ -153,7 +153,7 @@ describe.skipIf(!have)('GGUF tokenizers vs llama.cpp (node-llama-cpp)', () => {
     { pre: 'qwen2', vocab: 'qwen3', cleansSpaces: false },
     { pre: 'smollm', vocab: 'chat-llama-5m', cleansSpaces: false },
     { pre: 'gpt-2', vocab: 'chat-llama-5m', cleansSpaces: true },
-    { pre: 'gpt-4o', vocab: 'qwen3', cleansSpaces: false },
+    { pre: 'gpt-4o', vocab: 'chat-llama-5m', cleansSpaces: false },
     { pre: 'default', vocab: 'chat-llama-5m', cleansSpaces: true },
   ];
   for (const { pre, vocab, cleansSpaces } of STYLES) {
@@ -169,6 +169,24 @@ describe.skipIf(!have)('GGUF tokenizers vs llama.cpp (node-llama-cpp)', () => {
     const { ours, theirs } = await loadBoth(STORIES);
     expect(compareEncodings('SPM (llama)', 'stories260K', ours, theirs, true)).toEqual([]);
     expect(ours.encode('x')[0]).toBe(theirs.tokens.bos);
+  });
+
+  it('SentencePiece with Phi-3 chat tokens: whitespace after them is stripped under a Phi-3 name, as llama.cpp does', async () => {
+    // llama.cpp's Phi-3 rule looks these up by text, so a Phi-3 vocabulary has all of them.
+    const markers = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>', '<|endoftext|>'];
+    const phi3 = (messages: ChatMessage[]) => messages.map((m) => `<|${m.role}|>\n${m.content}<|end|>\n`).join('') + '<|assistant|>\n';
+    const prompts = devConversations().map(phi3);
+    const encodings: number[][][] = [];
+    for (const name of ['Phi-3-mini-4k-instruct', 'stories260K']) {
+      const path = join(dir, `${name}.gguf`);
+      writeVocabOnlyGguf(path, spmVocabWithControls(readGgufFile(STORIES).metadata, markers), name);
+      const { ours, theirs } = await loadBoth(path);
+      const ids = prompts.map((p) => ours.encode(p, { addSpecialTokens: false }));
+      for (const [i, p] of prompts.entries()) expect(ids[i], p.slice(0, 80)).toEqual(theirs.tokenize(p, true).map(Number));
+      encodings.push(ids);
+    }
+    // The rule did something: the newline after each marker is gone under the Phi-3 name.
+    expect(encodings[0][0].length).toBeLessThan(encodings[1][0].length);
   });
 
   it('special tokens in text, BOS/EOS and end-of-generation ids agree (Llama 3, Qwen3)', async () => {

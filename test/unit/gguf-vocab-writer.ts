@@ -65,12 +65,33 @@ export function bpeVocabMetadata(tokenizer: Json, config: Json, options: BpeVoca
   return meta;
 }
 
-/** A GGUF with a tiny llama architecture header and the given tokenizer metadata, no tensors. */
-export function writeVocabOnlyGguf(path: string, tokenizer: Record<string, GgufValue>): void {
+/**
+ * A SentencePiece vocabulary's tokenizer metadata as read from a GGUF, with control tokens appended (a chat
+ * format's markers that the original vocabulary lacks).
+ */
+export function spmVocabWithControls(meta: Map<string, unknown>, controls: string[]): Record<string, GgufValue> {
+  const tokens = [...(meta.get('tokenizer.ggml.tokens') as string[]), ...controls];
+  const id = (key: string): Record<string, GgufValue> => (typeof meta.get(key) === 'number' ? { [key]: kv.u32(meta.get(key) as number) } : {});
+  return {
+    'tokenizer.ggml.model': kv.str('llama'),
+    'tokenizer.ggml.tokens': kv.strs(tokens),
+    'tokenizer.ggml.scores': kv.f32s([...Array.from(meta.get('tokenizer.ggml.scores') as Float32Array), ...controls.map(() => 0)]),
+    'tokenizer.ggml.token_type': kv.i32s([...Array.from(meta.get('tokenizer.ggml.token_type') as Int32Array), ...controls.map(() => CONTROL)]),
+    ...id('tokenizer.ggml.bos_token_id'),
+    ...id('tokenizer.ggml.eos_token_id'),
+    ...id('tokenizer.ggml.unknown_token_id'),
+  };
+}
+
+/**
+ * A GGUF with a tiny llama architecture header and the given tokenizer metadata, no tensors. `name` is
+ * general.name, which llama.cpp reads for model-specific tokenizer rules (Phi-3's whitespace stripping).
+ */
+export function writeVocabOnlyGguf(path: string, tokenizer: Record<string, GgufValue>, name = 'vocab-only test model'): void {
   writeGguf(path, {
     metadata: {
       'general.architecture': kv.str('llama'),
-      'general.name': kv.str('vocab-only test model'),
+      'general.name': kv.str(name),
       'llama.context_length': kv.u32(256),
       'llama.embedding_length': kv.u32(8),
       'llama.block_count': kv.u32(1),

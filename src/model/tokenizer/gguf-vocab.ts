@@ -24,8 +24,12 @@ export const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
  * models' end-of-turn tokens, which GGUFs often leave out of eos/eot ids.
  */
 const END_OF_GENERATION_TEXTS = new Set([
-  '<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|eom_id|>', '<EOT>', '<|end_of_text|>',
+  '<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|eom_id|>', '<EOT>', '<|end_of_text|>', '</s>', '<eos>',
 ]);
+
+const PHI3_UNSTRIPPED = new Set(['<unk>', '<s>', '<|endoftext|>']);
+/** C's isspace, which llama.cpp strips with. */
+const ASCII_SPACE = new Set([' ', '\t', '\n', '\v', '\f', '\r']);
 
 export function metaString(meta: Map<string, unknown>, key: string): string | null {
   const v = meta.get(key);
@@ -73,6 +77,8 @@ export abstract class GgufTokenizer implements TextTokenizer {
   private readonly bytesCache: (Uint8Array | undefined)[] = [];
   /** Control, user-defined and unknown tokens by first character, longest first: matched verbatim in text. */
   private readonly specialPieces = new Map<string, { text: string; id: number }[]>();
+  /** Special tokens that swallow the whitespace after them (llama.cpp's RSTRIP attribute). */
+  private readonly stripsAfter = new Set<number>();
   private readonly addBos: boolean;
   private readonly chat: ChatTemplate;
   private readonly textDecoder = new TextDecoder();
@@ -104,6 +110,10 @@ export abstract class GgufTokenizer implements TextTokenizer {
       }
     });
     for (const list of this.specialPieces.values()) list.sort((a, b) => b.text.length - a.text.length);
+    // llama.cpp recognises Phi-3 by name and strips whitespace after its special tokens, as its tokenizer.json does.
+    if (/phi-?3/.test((metaString(meta, 'general.name') ?? '').toLowerCase())) {
+      for (const list of this.specialPieces.values()) for (const { text, id } of list) if (!PHI3_UNSTRIPPED.has(text)) this.stripsAfter.add(id);
+    }
 
     this.bosTokenId = metaId(meta, 'tokenizer.ggml.bos_token_id', this.vocabSize);
     const eos = metaId(meta, 'tokenizer.ggml.eos_token_id', this.vocabSize);
@@ -166,6 +176,7 @@ export abstract class GgufTokenizer implements TextTokenizer {
           if (i > start) parts.push(text.slice(start, i));
           parts.push(special.id);
           i += special.text.length;
+          if (this.stripsAfter.has(special.id)) while (i < text.length && ASCII_SPACE.has(text[i])) i++;
           start = i;
           continue outer;
         }
