@@ -8,9 +8,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { getLlama, Llama3ChatWrapper, QwenChatWrapper, type ChatHistoryItem, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { getLlama, Llama3ChatWrapper, QwenChatWrapper, type ChatHistoryItem, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readGgufFile } from '../../src/model/builder/sources/gguf/index.js';
+import { IncrementalDetokenizer } from '../../src/model/tokenizer/detokenizer.js';
 import { createGgufTokenizer } from '../../src/model/tokenizer/gguf-tokenizer.js';
 import { loadHfTokenizer } from '../../src/model/tokenizer/hf-tokenizer.js';
 import type { ChatMessage, TextTokenizer } from '../../src/model/tokenizer/types.js';
@@ -201,6 +202,23 @@ describe.skipIf(!have)('GGUF tokenizers vs llama.cpp (node-llama-cpp)', () => {
       for (const text of withSpecials) expect(ours.encode(text, { addSpecialTokens: false })).toEqual(Array.from(theirs.tokenize(text, true), Number));
       expect(ours.bosTokenId).toBe(theirs.tokens.bos);
       for (const id of [theirs.tokens.eos, theirs.tokens.eot]) if (id !== null) expect(ours.eosTokenIds).toContain(Number(id));
+    }
+    // Padding rows past the real vocabulary decode to nothing in both.
+    expect(qwen3.ours.decode([151935, 9707])).toBe(qwen3.theirs.detokenize(qwen3.theirs.tokenize('Hello', true), true));
+    expect(qwen3.theirs.detokenize([151935, 9707] as unknown as Token[], true)).toBe('Hello');
+  });
+
+  it('streams byte-level tokens through the incremental detokenizer without breaking characters', async () => {
+    const { ours } = await bpeGguf('qwen3', 'qwen2');
+    for (const text of EDGE_TEXTS) {
+      const detok = new IncrementalDetokenizer(ours);
+      let streamed = '';
+      for (const id of ours.encode(text, { addSpecialTokens: false })) {
+        const delta = detok.push(id);
+        expect(delta).not.toContain('\uFFFD');
+        streamed += delta;
+      }
+      expect(streamed + detok.flush()).toBe(text);
     }
   });
 

@@ -133,6 +133,8 @@ export abstract class GgufTokenizer implements TextTokenizer {
   protected abstract textBytes(id: number): Uint8Array;
 
   private bytesOfToken(id: number): Uint8Array {
+    // Unused slots (padding rows such as Qwen's [PAD151700]) have no text, as in llama.cpp.
+    if (this.types[id] === TokenType.Unused) return new Uint8Array(0);
     const byte = this.types[id] === TokenType.Byte ? BYTE_PIECE.exec(this.pieces[id]) : null;
     return byte !== null ? Uint8Array.of(parseInt(byte[1], 16)) : this.textBytes(id);
   }
