@@ -2,7 +2,7 @@
  * The candidate merges of one word, best first: highest score, then leftmost (llama.cpp's order for both
  * SentencePiece scores and BPE ranks, the latter pushed as -rank).
  */
-export class MergeQueue {
+class MergeQueue {
   private readonly left: number[] = [];
   private readonly score: number[] = [];
   private readonly size: number[] = [];
