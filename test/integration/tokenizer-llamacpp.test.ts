@@ -43,6 +43,7 @@ const EDGE_TEXTS = [
   '\u00a0nbsp\u0085nel\ufeffbom\u3000ideographic',
   'a\n\n\nb   c\t\td \n \n',
   'x'.repeat(300) + ' ' + '9'.repeat(40),
+  'cafe\u0301 nai\u0308ve हिन्दी भाषा ÅNGSTRÖM McDonald\'s iPhone HTTPServer',
 ];
 
 function readJson(path: string): Record<string, unknown> {
@@ -155,6 +156,8 @@ describe.skipIf(!have)('GGUF tokenizers vs llama.cpp (node-llama-cpp)', () => {
     { pre: 'smollm', vocab: 'chat-llama-5m', cleansSpaces: false },
     { pre: 'gpt-2', vocab: 'chat-llama-5m', cleansSpaces: true },
     { pre: 'gpt-4o', vocab: 'chat-llama-5m', cleansSpaces: false },
+    { pre: 'qwen35', vocab: 'chat-llama-5m', cleansSpaces: false },
+    { pre: 'tekken', vocab: 'chat-llama-5m', cleansSpaces: false },
     { pre: 'default', vocab: 'chat-llama-5m', cleansSpaces: true },
   ];
   for (const { pre, vocab, cleansSpaces } of STYLES) {

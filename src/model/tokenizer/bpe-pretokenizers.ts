@@ -35,6 +35,12 @@ const DIGIT = pattern('\\p{N}');
 const GPT4O = pattern(
   `[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+${CONTRACTIONS}?|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*${CONTRACTIONS}?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`,
 );
+// Qwen3.5: combining marks belong to the letter run.
+const QWEN35 = pattern(`${CONTRACTIONS}|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`);
+// Mistral's tekken: GPT-4o's letter runs without contractions, single digits.
+const TEKKEN = pattern(
+  `[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`,
+);
 const DEFAULT = [
   pattern('[\\p{P}\\$\\+<=>\\^~\\|]+'),
   GPT2,
@@ -51,6 +57,8 @@ const define = (names: string[], s: PreTokenizerStyle): void => names.forEach((n
 define(['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2'], style([LLAMA3], true, true));
 define(['dbrx', 'smaug-bpe'], style([LLAMA3]));
 define(['qwen2', 'deepseek-r1-qwen', 'stablelm2'], style([QWEN2]));
+define(['qwen35'], style([QWEN35]));
+define(['tekken'], style([TEKKEN], true, true));
 define(['gpt-2', 'phi-2', 'mpt', 'olmo', 'jais'], style([GPT2]));
 define(['smollm', 'starcoder', 'refact', 'command-r', 'codeshell', 'exaone'], style([DIGIT, GPT2]));
 define(['gpt-4o', 'llama4'], style([GPT4O]));
