@@ -177,7 +177,7 @@ describe.skipIf(!have)('GGUF tokenizers vs llama.cpp (node-llama-cpp)', () => {
 
   it('SentencePiece with Phi-3 chat tokens: whitespace after them is stripped under a Phi-3 name, as llama.cpp does', async () => {
     // llama.cpp's Phi-3 rule looks these up by text, so a Phi-3 vocabulary has all of them.
-    const markers = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>', '<|endoftext|>'];
+    const markers = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>', '<|endoftext|>', '[[a', 'a]]]'];
     const phi3 = (messages: ChatMessage[]) => messages.map((m) => `<|${m.role}|>\n${m.content}<|end|>\n`).join('') + '<|assistant|>\n';
     const prompts = devConversations().map(phi3);
     const encodings: number[][][] = [];
@@ -188,6 +188,9 @@ describe.skipIf(!have)('GGUF tokenizers vs llama.cpp (node-llama-cpp)', () => {
       const ids = prompts.map((p) => ours.encode(p, { addSpecialTokens: false }));
       for (const [i, p] of prompts.entries()) expect(ids[i], p.slice(0, 80)).toEqual(theirs.tokenize(p, true).map(Number));
       encodings.push(ids);
+      // Overlapping special tokens: llama.cpp takes the longest first wherever it is, not the leftmost.
+      const overlapping = 'x [[a]]] y [[a b';
+      expect(ours.encode(overlapping, { addSpecialTokens: false })).toEqual(theirs.tokenize(overlapping, true).map(Number));
     }
     // The rule did something: the newline after each marker is gone under the Phi-3 name.
     expect(encodings[0][0].length).toBeLessThan(encodings[1][0].length);

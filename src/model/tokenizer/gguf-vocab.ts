@@ -75,7 +75,7 @@ export abstract class GgufTokenizer implements TextTokenizer {
   protected readonly utf8 = new TextEncoder();
   /** UTF-8 bytes of the tokens decoded so far: worked out on first use, most of a vocabulary never is. */
   private readonly bytesCache: (Uint8Array | undefined)[] = [];
-  /** Control, user-defined and unknown tokens by first character, longest first: matched verbatim in text. */
+  /** Control, user-defined and unknown tokens by first character: matched verbatim in text. */
   private readonly specialPieces = new Map<string, { text: string; id: number }[]>();
   /** Special tokens that swallow the whitespace after them (llama.cpp's RSTRIP attribute). */
   private readonly stripsAfter = new Set<number>();
@@ -109,7 +109,6 @@ export abstract class GgufTokenizer implements TextTokenizer {
         this.specialPieces.set(piece[0], list);
       }
     });
-    for (const list of this.specialPieces.values()) list.sort((a, b) => b.text.length - a.text.length);
     // llama.cpp recognises Phi-3 by name and strips whitespace after its special tokens, as its tokenizer.json does.
     if (/phi-?3/.test((metaString(meta, 'general.name') ?? '').toLowerCase())) {
       for (const list of this.specialPieces.values()) for (const { text, id } of list) if (!PHI3_UNSTRIPPED.has(text)) this.stripsAfter.add(id);
@@ -164,26 +163,35 @@ export abstract class GgufTokenizer implements TextTokenizer {
   }
 
   /**
-   * Text pieces and special-token ids in order; empty text yields nothing. Leftmost match first, the longest at a
-   * position; llama.cpp partitions longest token first over the whole text, which differs only where two special
-   * tokens overlap in the text.
+   * Text pieces and special-token ids in order; empty text yields nothing. As llama.cpp partitions: the longest
+   * special token first over the whole text, leftmost first, then the next longest in the text left between, and so
+   * on. Equivalently: every occurrence of every special token, taken by length (then id), then position, unless it
+   * overlaps one already taken.
    */
   private splitSpecial(text: string): (string | number)[] {
+    const found: { start: number; end: number; id: number }[] = [];
+    for (let i = 0; i < text.length; i++) {
+      for (const special of this.specialPieces.get(text[i]) ?? []) {
+        if (text.startsWith(special.text, i)) found.push({ start: i, end: i + special.text.length, id: special.id });
+      }
+    }
+    if (found.length === 0) return text.length > 0 ? [text] : [];
+    found.sort((a, b) => b.end - b.start - (a.end - a.start) || a.id - b.id || a.start - b.start);
+    const covered = new Uint8Array(text.length);
+    const taken = found.filter((f) => {
+      if (covered.subarray(f.start, f.end).includes(1)) return false;
+      covered.fill(1, f.start, f.end);
+      return true;
+    });
+    taken.sort((a, b) => a.start - b.start);
+
     const parts: (string | number)[] = [];
     let start = 0;
-    let i = 0;
-    outer: while (i < text.length) {
-      for (const special of this.specialPieces.get(text[i]) ?? []) {
-        if (text.startsWith(special.text, i)) {
-          if (i > start) parts.push(text.slice(start, i));
-          parts.push(special.id);
-          i += special.text.length;
-          if (this.stripsAfter.has(special.id)) while (i < text.length && ASCII_SPACE.has(text[i])) i++;
-          start = i;
-          continue outer;
-        }
-      }
-      i++;
+    for (const t of taken) {
+      if (t.start > start) parts.push(text.slice(start, t.start));
+      parts.push(t.id);
+      start = t.end;
+      if (this.stripsAfter.has(t.id)) while (start < text.length && covered[start] === 0 && ASCII_SPACE.has(text[start])) start++;
     }
     if (start < text.length) parts.push(text.slice(start));
     return parts;
