@@ -51,6 +51,8 @@ export const chatRequestSchema = z.looseObject({
   ...common,
   messages: z.array(message).min(1, 'messages must contain at least one message'),
   max_completion_tokens: z.number().int().min(1).nullish(),
+  // vLLM's extension: extra chat template variables, e.g. Qwen3's {"enable_thinking": false}.
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   prompt_cache_key: z.string().nullish(),

@@ -5,7 +5,7 @@
  */
 import type { Engine, EngineStats, Job, JobChunk, JobResult, JobSpec, ServedModel } from '../../src/engine/types.js';
 import { AbortedError, ContextLengthError, NotFoundError, QueueFullError } from '../../src/errors.js';
-import type { ChatMessage, TextTokenizer } from '../../src/model/tokenizer/types.js';
+import type { ChatMessage, ChatRenderOptions, TextTokenizer } from '../../src/model/tokenizer/types.js';
 
 export const SCRIPTED_MODEL = 'scripted';
 
@@ -16,7 +16,9 @@ const byteTokenizer: TextTokenizer = {
   chatTemplateAddsBos: false,
   encode: (text) => [...Buffer.from(text, 'utf8')],
   decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
-  renderChat: (messages: ChatMessage[]) => messages.map((m) => `${m.role}: ${m.content}\n`).join('') + 'assistant: ',
+  // Template variables show in the prompt so route tests can see that they arrived.
+  renderChat: (messages: ChatMessage[], options?: ChatRenderOptions) =>
+    messages.map((m) => `${m.role}: ${m.content}\n`).join('') + (options?.templateKwargs ? `${JSON.stringify(options.templateKwargs)}\n` : '') + 'assistant: ',
 };
 
 export interface ScriptOptions {

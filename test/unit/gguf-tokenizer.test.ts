@@ -74,7 +74,7 @@ describe('GGUF SentencePiece tokenizer', () => {
   });
 
   it('rejects other tokenizer models and missing vocabularies', () => {
-    expect(() => createGgufTokenizer(metadata({ 'tokenizer.ggml.model': 'gpt2' }))).toThrow(/tokenizer model "gpt2" is not supported/);
+    expect(() => createGgufTokenizer(metadata({ 'tokenizer.ggml.model': 'bert' }))).toThrow(/tokenizer model "bert" is not supported/);
     expect(() => createGgufTokenizer(metadata({ 'tokenizer.ggml.tokens': undefined }))).toThrow(ModelLoadError);
     expect(() => createGgufTokenizer(metadata({ 'tokenizer.ggml.scores': new Float32Array(3) }))).toThrow(/tokenizer\.ggml\.scores/);
   });

@@ -63,6 +63,13 @@ describe('POST /v1/chat/completions', () => {
     expect(engine.submitted[1].maxTokens).toBe(100 - engine.submitted[1].promptIds.length);
   });
 
+  it('passes chat_template_kwargs to the chat template', async () => {
+    const { post, engine } = setup();
+    await post('/v1/chat/completions', chat({ max_tokens: 1, chat_template_kwargs: { enable_thinking: false } }));
+    await post('/v1/chat/completions', chat({ max_tokens: 1, chat_template_kwargs: null }));
+    expect(engine.submitted.map((s) => Buffer.from(s.promptIds).toString())).toEqual(['user: hi\n{"enable_thinking":false}\nassistant: ', 'user: hi\nassistant: ']);
+  });
+
   it('resolves the session id from header, then prompt_cache_key, then user', async () => {
     const { post, engine } = setup();
     await post('/v1/chat/completions', chat({ max_tokens: 1, prompt_cache_key: 'pck', user: 'u' }), { 'x-session-id': 'hdr' });
@@ -175,6 +182,7 @@ describe('request validation', () => {
     ['top_logprobs without logprobs', chat({ top_logprobs: 2 }), 400, 'top_logprobs'],
     ['presence_penalty', chat({ presence_penalty: 1 }), 400, 'presence_penalty'],
     ['json response_format', chat({ response_format: { type: 'json_object' } }), 400, 'response_format'],
+    ['chat_template_kwargs that is not an object', chat({ chat_template_kwargs: 'enable_thinking' }), 400, 'chat_template_kwargs'],
     ['a bad lookahead layout', chat({ lookahead: { layout: 'zigzag' } }), 400, 'lookahead.layout'],
     ['a prompt longer than the context', chat({ messages: [{ role: 'user', content: 'x'.repeat(600) }] }), 400, 'messages', 'context_length_exceeded'],
     ['prompt + max_tokens over the context', chat({ max_tokens: 500 }), 400, 'messages', 'context_length_exceeded'],

@@ -52,13 +52,15 @@ export class ChatTemplate {
     return this.source.template !== null;
   }
 
-  render(messages: readonly ChatMessage[]): string {
+  /** `kwargs` are extra template variables; they cannot replace the messages or the special-token strings. */
+  render(messages: readonly ChatMessage[], kwargs: Record<string, unknown> = {}): string {
     if (this.source.template === null) return renderFallbackChat(messages);
     if (this.compiled === null) {
       throw new InvalidRequestError(`The model's chat template cannot be parsed: ${this.parseError}`, 'messages');
     }
     try {
       return this.compiled.render({
+        ...kwargs,
         messages,
         add_generation_prompt: true,
         bos_token: this.source.bosToken ?? '',

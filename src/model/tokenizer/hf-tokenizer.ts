@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from '../../errors.js';
 import { ChatTemplate } from './chat-template.js';
-import type { ChatMessage, TextTokenizer } from './types.js';
+import type { ChatMessage, ChatRenderOptions, TextTokenizer } from './types.js';
 
 type Json = Record<string, unknown>;
 
@@ -72,8 +72,8 @@ class HfTokenizer implements TextTokenizer {
     return this.tokenizer.decode(known, { skip_special_tokens: options?.skipSpecialTokens ?? false });
   }
 
-  renderChat(messages: ChatMessage[]): string {
-    return this.chat.render(messages);
+  renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string {
+    return this.chat.render(messages, options?.templateKwargs);
   }
 }
 

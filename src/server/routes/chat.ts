@@ -20,7 +20,8 @@ export function chatCompletions(deps: ServerDeps) {
 
     const tok = deps.engine.tokenizer(body.model);
     const messages: ChatMessage[] = body.messages.map((m, i) => ({ role: m.role, content: textOf(m.content, `messages[${i}].content`) }));
-    const promptIds = tok.encode(tok.renderChat(messages), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    const prompt = tok.renderChat(messages, { templateKwargs: body.chat_template_kwargs ?? undefined });
+    const promptIds = tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
     const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
     const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
     const requested = [body.max_tokens, body.max_completion_tokens].filter((v): v is number => typeof v === 'number');
