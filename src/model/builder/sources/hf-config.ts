@@ -152,17 +152,33 @@ export function hfTensorShapes(config: LlamaConfig): Map<string, number[]> {
     const p = `model.layers.${i}.`;
     shapes.set(`${p}input_layernorm.weight`, [h]);
     shapes.set(`${p}post_attention_layernorm.weight`, [h]);
-    shapes.set(`${p}self_attn.q_proj.weight`, [numHeads * d, h]);
-    shapes.set(`${p}self_attn.k_proj.weight`, [numKvHeads * d, h]);
-    shapes.set(`${p}self_attn.v_proj.weight`, [numKvHeads * d, h]);
+    if (config.sandwichNorms) {
+      shapes.set(`${p}pre_feedforward_layernorm.weight`, [h]);
+      shapes.set(`${p}post_feedforward_layernorm.weight`, [h]);
+    }
+    if (config.fusedProjections) {
+      shapes.set(`${p}self_attn.qkv_proj.weight`, [(numHeads + 2 * numKvHeads) * d, h]);
+    } else {
+      shapes.set(`${p}self_attn.q_proj.weight`, [numHeads * d, h]);
+      shapes.set(`${p}self_attn.k_proj.weight`, [numKvHeads * d, h]);
+      shapes.set(`${p}self_attn.v_proj.weight`, [numKvHeads * d, h]);
+    }
     shapes.set(`${p}self_attn.o_proj.weight`, [h, numHeads * d]);
     if (config.attentionBias) {
       shapes.set(`${p}self_attn.q_proj.bias`, [numHeads * d]);
       shapes.set(`${p}self_attn.k_proj.bias`, [numKvHeads * d]);
       shapes.set(`${p}self_attn.v_proj.bias`, [numKvHeads * d]);
     }
-    shapes.set(`${p}mlp.gate_proj.weight`, [f, h]);
-    shapes.set(`${p}mlp.up_proj.weight`, [f, h]);
+    if (config.qkNorm) {
+      shapes.set(`${p}self_attn.q_norm.weight`, [d]);
+      shapes.set(`${p}self_attn.k_norm.weight`, [d]);
+    }
+    if (config.fusedProjections) {
+      shapes.set(`${p}mlp.gate_up_proj.weight`, [2 * f, h]);
+    } else {
+      shapes.set(`${p}mlp.gate_proj.weight`, [f, h]);
+      shapes.set(`${p}mlp.up_proj.weight`, [f, h]);
+    }
     shapes.set(`${p}mlp.down_proj.weight`, [h, f]);
   }
   return shapes;
