@@ -17,7 +17,9 @@ export type LayerRope = 'none' | 'global' | 'sliding';
 
 export function layerRope(c: LlamaConfig, layer: number): LayerRope {
   if (c.noRopeLayers?.includes(layer)) return 'none';
-  return c.slidingRopeTheta !== undefined && isSlidingLayer(c, layer) ? 'sliding' : 'global';
+  // A local layer keeps its own base even when the window covers the whole context (slidingWindow absent).
+  const local = c.slidingRopeTheta !== undefined && (c.slidingLayers?.includes(layer) ?? true);
+  return local ? 'sliding' : 'global';
 }
 
 /** Whether the layer attends through the sliding window; a window covering the whole context changes nothing. */
