@@ -19,7 +19,8 @@ export interface Family {
   config: LlamaConfig;
 }
 
-const V = 128;
+/** Room for llama.cpp's SPM byte tokens (3 specials + 256 bytes) and a few pieces. */
+const V = 320;
 const LLAMA3_SCALING = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 32 };
 const PHI_SHORT = [1, 1.05, 1.1, 1.3, 1.6, 2];
 const PHI_LONG = [1, 1.5, 2.5, 4, 8, 16];

@@ -92,11 +92,12 @@ async function checkTree(model: LoadedModel, past: number, size: number, shape: 
   const { mask, positions } = treeMask(tree, past);
   const logits = (await seq.forward({ tokens: Int32Array.from(tree.tokens), positions, mask })).slice();
 
+  const vocab = model.info.vocabSize;
   for (let node = 0; node < size; node++) {
     ref.truncate(past);
     const pathLogits = await causal(ref, pathTo(tree, node).map((n) => tree.tokens[n]));
-    const last = pathLogits.subarray(pathLogits.length - V);
-    expect(maxAbsDiff(logits.subarray(node * V, (node + 1) * V), last), `node ${node}`).toBeLessThanOrEqual(1e-4);
+    const last = pathLogits.subarray(pathLogits.length - vocab);
+    expect(maxAbsDiff(logits.subarray(node * vocab, (node + 1) * vocab), last), `node ${node}`).toBeLessThanOrEqual(1e-4);
   }
 
   const accepted = pathTo(tree, size - 1);
