@@ -36,6 +36,8 @@ commands:
                  lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
+  write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as an F32 GGUF for llama.cpp:
+                 --model HF_DIR --out FILE.gguf
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -129,8 +131,15 @@ async function main(argv: string[]): Promise<number> {
       return graphVsExportCommand(f);
     case 'peer-llamacpp':
       return peerLlamaCppCommand(f);
+    case 'write-gguf': {
+      if (!f.model || !f.out) throw new BenchError('write-gguf needs --model HF_DIR and --out FILE.gguf', 2);
+      const { writeGgufFromHf } = await import('./write-gguf.js');
+      writeGgufFromHf(f.model, f.out);
+      process.stderr.write(`wrote ${f.out}\n`);
+      return 0;
+    }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, soak, peer-transformers, peer-llamacpp or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, soak, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
   }
 }
 

@@ -142,11 +142,13 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
         for await (const chunk of job) out.push(...chunk.tokens);
         const result = await job.result;
         t.seconds += (performance.now() - started) / 1000;
-        t.tokens += out.length;
+        // The stop token is not counted on the llama.cpp side either.
+        const kept = out.filter((id) => !stopIds.has(id));
+        t.tokens += kept.length;
         t.steps += result.lookahead.steps;
         t.drafted += result.lookahead.draftTokens;
         t.accepted += result.lookahead.acceptedTokens;
-        t.ids.push(out.filter((id) => !stopIds.has(id)));
+        t.ids.push(kept);
       }
     } finally {
       await engine.close(1000);

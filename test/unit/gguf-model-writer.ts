@@ -87,10 +87,13 @@ function familyMetadata(f: Family): Record<string, GgufValue> {
   return out;
 }
 
-/** Writes `source` (HF layout) as an F32 GGUF of `family`'s architecture. */
-export function writeFamilyGguf(path: string, f: Family, source: WeightSource): void {
+/**
+ * Writes `source` (HF layout) as an F32 GGUF of architecture `arch`, with the common hyperparameters and `extra`
+ * metadata (tokenizer, family keys). Q/K rows are permuted for the architectures llama.cpp rotates interleaved.
+ */
+export function writeModelGguf(path: string, arch: string, source: WeightSource, extra: Record<string, GgufValue>): void {
   const c = source.config;
-  const a = f.ggufArch;
+  const a = arch;
   const interleaved = a === 'llama' || a === 'smollm3';
   const tensors: GgufTensorSpec[] = [];
   for (const [name, dims] of hfTensorShapes(c)) {
@@ -119,11 +122,15 @@ export function writeFamilyGguf(path: string, f: Family, source: WeightSource): 
       [`${a}.attention.value_length`]: kv.u32(c.headDim),
       [`${a}.attention.layer_norm_rms_epsilon`]: kv.f32(c.rmsNormEps),
       [`${a}.rope.freq_base`]: kv.f32(c.ropeTheta),
-      ...familyMetadata(f),
-      ...vocabMetadata(c),
+      ...extra,
     },
     tensors,
   });
+}
+
+/** Writes `source` (HF layout) as an F32 GGUF of `family`'s architecture, with a placeholder vocabulary. */
+export function writeFamilyGguf(path: string, f: Family, source: WeightSource): void {
+  writeModelGguf(path, f.ggufArch, source, { ...familyMetadata(f), ...vocabMetadata(source.config) });
 }
 
 /** The config.json an HF checkpoint of this family would carry. */
