@@ -174,9 +174,14 @@ function relativeError(ref: Float32Array, other: Float32Array): number {
 }
 
 describe.each(FAMILIES.map((f) => [f.name, f] as const))('%s family: fp16, q8 and q4 builds', (name, family) => {
+  const source = spreadLogits(new SyntheticSource(family.config, 11));
+  let exact: LoadedModel;
+  beforeAll(async () => {
+    exact = await build(source, `${name}-fp32-ref`);
+  });
+  afterAll(() => exact.dispose());
+
   it.each(DTYPE_BOUNDS)('%s logits stay within relative error %d of fp32', async (dtype, bound) => {
-    const source = spreadLogits(new SyntheticSource(family.config, 11));
-    const exact = await build(source, `${name}-fp32-ref`);
     const quantised = await build(source, `${name}-${dtype}`, dtype);
     try {
       const prompt = PROMPTS[1];
@@ -196,7 +201,6 @@ describe.each(FAMILIES.map((f) => [f.name, f] as const))('%s family: fp16, q8 an
       console.log(`${name} ${dtype}: logits relative error vs fp32 ${worst.toExponential(2)}`);
       expect(worst).toBeLessThanOrEqual(bound);
     } finally {
-      await exact.dispose();
       await quantised.dispose();
     }
   });
