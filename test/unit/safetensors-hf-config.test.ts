@@ -80,6 +80,47 @@ describe('parseHfConfig', () => {
     expect(parseHfConfig({ ...base, rope_scaling: { rope_type: 'default' } }).ropeTheta).toBe(10000);
   });
 
+  it('reads the published configs of Llama 3.2 1B, Qwen3 0.6B, Gemma 3 1B, Phi-4-mini and SmolLM3 3B', () => {
+    const llama = parseHfConfig({
+      model_type: 'llama', hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64,
+      intermediate_size: 8192, vocab_size: 128256, max_position_embeddings: 131072, rope_theta: 500000, tie_word_embeddings: true,
+      rope_scaling: { factor: 32, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+      bos_token_id: 128000, eos_token_id: [128001, 128008, 128009], hidden_act: 'silu', mlp_bias: false, attention_bias: false,
+    });
+    expect(llama.ropeFreqDivisors).toHaveLength(32);
+    expect(llama).toMatchObject({ maxPositions: 131072, eosTokenIds: [128001, 128008, 128009], tiedEmbeddings: true });
+    const qwen = parseHfConfig({
+      model_type: 'qwen3', hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128,
+      intermediate_size: 3072, vocab_size: 151936, max_position_embeddings: 40960, rope_theta: 1000000, rope_scaling: null,
+      sliding_window: null, use_sliding_window: false, max_window_layers: 28, tie_word_embeddings: true, attention_bias: false, hidden_act: 'silu',
+    });
+    expect(qwen).toMatchObject({ headDim: 128, qkNorm: true, maxPositions: 40960, attentionBias: false });
+    const gemma = parseHfConfig({
+      model_type: 'gemma3_text', hidden_size: 1152, num_hidden_layers: 26, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 256,
+      intermediate_size: 6912, vocab_size: 262144, max_position_embeddings: 32768, rope_theta: 1000000, rope_local_base_freq: 10000,
+      rope_scaling: null, sliding_window: 512, sliding_window_pattern: 6, query_pre_attn_scalar: 256, hidden_activation: 'gelu_pytorch_tanh',
+      final_logit_softcapping: null, attn_logit_softcapping: null, rms_norm_eps: 1e-6,
+    });
+    expect(gemma.slidingLayers).toHaveLength(26 - 4);
+    expect(gemma.slidingLayers).not.toContain(5);
+    expect(gemma).toMatchObject({ slidingWindow: 512, attentionScale: 1 / 16, tiedEmbeddings: true, hiddenAct: 'gelu_tanh' });
+    expect(gemma.finalLogitSoftcap).toBeUndefined();
+    const phi = parseHfConfig({
+      model_type: 'phi3', hidden_size: 3072, num_hidden_layers: 32, num_attention_heads: 24, num_key_value_heads: 8, intermediate_size: 8192,
+      vocab_size: 200064, max_position_embeddings: 131072, original_max_position_embeddings: 4096, partial_rotary_factor: 0.75,
+      rope_theta: 10000, sliding_window: 262144, tie_word_embeddings: true, hidden_act: 'silu',
+      rope_scaling: { type: 'longrope', short_factor: new Array(48).fill(1), long_factor: new Array(48).fill(2) },
+    });
+    expect(phi).toMatchObject({ ropeDim: 96, maxPositions: 4096, ropeOriginalMaxPositions: 4096, fusedProjections: true });
+    expect(phi.slidingWindow).toBeUndefined();
+    const smol = parseHfConfig({
+      model_type: 'smollm3', hidden_size: 2048, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 4, intermediate_size: 11008,
+      vocab_size: 128256, max_position_embeddings: 65536, rope_theta: 5000000, no_rope_layer_interval: 4, use_sliding_window: false,
+      sliding_window: null, tie_word_embeddings: true, hidden_act: 'silu',
+    });
+    expect(smol.noRopeLayers).toEqual([3, 7, 11, 15, 19, 23, 27, 31, 35]);
+  });
+
   it('rejects missing and malformed fields', () => {
     const { vocab_size: _, ...noVocab } = base;
     expect(() => parseHfConfig(noVocab, null, 'x/config.json')).toThrow(ModelLoadError);
