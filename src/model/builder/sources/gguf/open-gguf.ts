@@ -34,7 +34,10 @@ const BLOCK_NAMES: Record<string, string> = {
   'ffn_down.weight': 'mlp.down_proj.weight',
 };
 
-/** Gemma's norms sit elsewhere: ffn_norm is the pre-MLP norm, and two more norms follow attention and the MLP. */
+/**
+ * Gemma's norms sit elsewhere: ffn_norm is the pre-MLP norm, and two more norms follow attention and the MLP.
+ * llama.cpp's converter already stores them as (1 + w), the multiplier the weight contract holds.
+ */
 const GEMMA_BLOCK_NAMES: Record<string, string> = {
   ...BLOCK_NAMES,
   'post_attention_norm.weight': 'post_attention_layernorm.weight',
