@@ -15,7 +15,7 @@ import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
 import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
 import { renderSoak, runSoak } from './soak.js';
-import type { WorkloadShape } from './workload.js';
+import { loadWorkload, type WorkloadShape } from './workload.js';
 
 const USAGE = `usage: npm run bench -- <command> [flags]
 
@@ -38,6 +38,12 @@ commands:
                  [--ks ...] [--rounds 3] [--out DIR (device-check.json)]
   graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
                  --model FILE.gguf|HF_DIR --peer-model EXPORT_DIR [--max-tokens 256] [--rounds 6]
+  peer-llamacpp  llama.cpp (node-llama-cpp) greedy, plain and with its prompt-lookup predictor, vs our engine
+                 lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
+                 [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
+                 [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
+  write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as an F32 GGUF for llama.cpp:
+                 --model HF_DIR --out FILE.gguf
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -96,6 +102,8 @@ const FLAGS = {
   'execution-provider': { type: 'string' },
   'compare-logits': { type: 'boolean' },
   'peer-model': { type: 'string' },
+  'engine-model': { type: 'string' },
+  'context-length': { type: 'string' },
   clients: { type: 'string' },
   'abort-fraction': { type: 'string' },
   quiet: { type: 'boolean' },
@@ -135,8 +143,17 @@ async function main(argv: string[]): Promise<number> {
       return deviceCheckCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
+    case 'peer-llamacpp':
+      return peerLlamaCppCommand(f);
+    case 'write-gguf': {
+      if (!f.model || !f.out) throw new BenchError('write-gguf needs --model HF_DIR and --out FILE.gguf', 2);
+      const { writeGgufFromHf } = await import('./write-gguf.js');
+      writeGgufFromHf(f.model, f.out);
+      process.stderr.write(`wrote ${f.out}\n`);
+      return 0;
+    }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, device-check, soak, peer-transformers or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, device-check, soak, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
   }
 }
 
@@ -297,6 +314,45 @@ async function graphVsExportCommand(f: Flags): Promise<number> {
       `${tokens} tokens × ${r.rounds} rounds each, interleaved; greedy outputs ${r.identical ? 'identical' : 'DIFFER'}\n`,
   );
   return r.identical ? 0 : 1;
+}
+
+/** Story openings for completion models (stories260K): repetitive enough for prompt lookup to find something. */
+const STORY_PROMPTS = [
+  'Once upon a time, there was a little girl named Lily. Lily liked to play in the park. One day, Lily',
+  'Tom and his dog went to the park. Tom threw the ball and the dog ran after the ball. Then Tom',
+  'There was a big red ball in the garden. The cat saw the ball and the cat wanted to play with the ball.',
+  'Sue had a toy car. She liked her toy car very much. One day, her toy car',
+];
+
+async function peerLlamaCppCommand(f: Flags): Promise<number> {
+  if (!f.model || !f.model.toLowerCase().endsWith('.gguf')) throw new BenchError('peer-llamacpp needs --model FILE.gguf (both engines load it)', 2);
+  const layout = f.lookahead ?? 'hier';
+  if (!LAYOUTS.includes(layout)) throw new BenchError(`--lookahead must be hier, par or one for peer-llamacpp (got ${layout})`, 2);
+  const requests = optInt(f.requests, '--requests', 1, 1000) ?? 4;
+  const prompts = f.workload
+    ? loadWorkload(f.workload, { shape: 'plain', categories: list(f.category), repeat: 1 }).slice(0, requests).map((i) => ({ messages: i.messages }))
+    : STORY_PROMPTS.map((text) => ({ text }));
+  // Loaded on demand: node-llama-cpp is a dev dependency.
+  const { runLlamaCppPeer, renderLlamaCppPeer } = await import('./peer/llamacpp.js');
+  const result = await runLlamaCppPeer({
+    model: f.model,
+    engineModel: f['engine-model'] ?? null,
+    contextLength: optInt(f['context-length'], '--context-length', 16, 1 << 20),
+    prompts,
+    maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 128,
+    rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
+    threads: optInt(f.threads, '--threads', 1, 256) ?? 1,
+    layout: layout as 'hier' | 'par' | 'one',
+    log: (line) => {
+      if (!f.quiet) process.stderr.write(`${line}\n`);
+    },
+  });
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'peer-llamacpp.json'), `${JSON.stringify(result, null, 2)}\n`);
+  }
+  process.stdout.write(`${renderLlamaCppPeer(result)}\n`);
+  return 0;
 }
 
 async function soakCommand(f: Flags): Promise<number> {

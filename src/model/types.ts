@@ -22,6 +22,38 @@ export interface LlamaConfig {
   maxPositions: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
+  /** The family details below are absent for a plain Llama decoder. */
+  /** Rotary dims per head, the first ones (Phi's partial rotary); default headDim. */
+  ropeDim?: number;
+  /** Divisor of each rotary frequency, ropeDim/2 of them (llama3, linear and LongRoPE scaling). */
+  ropeFreqDivisors?: number[];
+  /** LongRoPE: the divisors used instead when maxPositions exceeds ropeOriginalMaxPositions. */
+  ropeLongFreqDivisors?: number[];
+  ropeOriginalMaxPositions?: number;
+  /** cos/sin multiplier (LongRoPE attention factor). */
+  ropeAttentionFactor?: number;
+  /** Layers that apply no RoPE (SmolLM3's NoPE layers). */
+  noRopeLayers?: number[];
+  /** Sliding-window attention: a query at position p sees keys at positions p - window + 1 .. p. */
+  slidingWindow?: number;
+  /** Layers that use the window (Gemma 3's local layers); all layers when absent. */
+  slidingLayers?: number[];
+  /** RoPE base of the sliding layers, which then use plain (unscaled) RoPE (Gemma 3). */
+  slidingRopeTheta?: number;
+  /** Per-head RMSNorm of q and k before RoPE (Qwen3, Gemma 3): self_attn.{q,k}_norm.weight [headDim]. */
+  qkNorm?: boolean;
+  /** Embeddings are multiplied by this (Gemma: sqrt(hidden)). */
+  embeddingScale?: number;
+  /** Gemma's extra norms: post_attention_layernorm on the attention output, pre/post_feedforward_layernorm around the MLP. */
+  sandwichNorms?: boolean;
+  /** Gated MLP activation: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU); default silu. */
+  hiddenAct?: 'silu' | 'gelu_tanh';
+  /** Softmax scale of q·k; default 1/sqrt(headDim). */
+  attentionScale?: number;
+  /** logits = cap · tanh(logits / cap). */
+  finalLogitSoftcap?: number;
+  /** Phi-3: q/k/v and gate/up stored fused as self_attn.qkv_proj and mlp.gate_up_proj. */
+  fusedProjections?: boolean;
 }
 
 export interface ModelInfo {

@@ -6,7 +6,8 @@ import { buildModel } from '../../src/model/builder/build.js';
 import type { AttentionKind } from '../../src/model/builder/options.js';
 import { SyntheticSource, syntheticConfig } from '../../src/model/builder/sources/synthetic.js';
 import { openBuiltModel } from '../../src/model/runtime/built-model.js';
-import type { LoadedModel, RopeStyle, Sequence } from '../../src/model/types.js';
+import type { LlamaConfig, LoadedModel, RopeStyle, Sequence } from '../../src/model/types.js';
+import { FAMILIES } from '../helpers/families.js';
 import { maxAbsDiff } from '../unit/builder-reference.js';
 
 const V = 128;
@@ -70,53 +71,73 @@ const models: [AttentionKind, RopeStyle][] = [
   ['gqa', 'interleaved'],
 ];
 
+const cases: [number, number, 'chain' | 'wide' | 'random'][] = [
+  [0, 6, 'random'],
+  [1, 5, 'chain'],
+  [37, 8, 'wide'],
+  [200, 12, 'random'],
+];
+
+/** Every node's logits equal a causal forward of its path; after keep(), decoding continues as if only the path had been fed. */
+async function checkTree(model: LoadedModel, past: number, size: number, shape: 'chain' | 'wide' | 'random'): Promise<void> {
+  const rand = lcg(past * 31 + size);
+  const prefix = Array.from({ length: past }, () => Math.floor(rand() * V));
+  const tree = randomTree(rand, size, shape);
+  const seq = model.newSequence();
+  const ref = model.newSequence();
+  if (past) {
+    await causal(seq, prefix);
+    await causal(ref, prefix);
+  }
+  const { mask, positions } = treeMask(tree, past);
+  const logits = (await seq.forward({ tokens: Int32Array.from(tree.tokens), positions, mask })).slice();
+
+  const vocab = model.info.vocabSize;
+  for (let node = 0; node < size; node++) {
+    ref.truncate(past);
+    const pathLogits = await causal(ref, pathTo(tree, node).map((n) => tree.tokens[n]));
+    const last = pathLogits.subarray(pathLogits.length - vocab);
+    expect(maxAbsDiff(logits.subarray(node * vocab, (node + 1) * vocab), last), `node ${node}`).toBeLessThanOrEqual(1e-4);
+  }
+
+  const accepted = pathTo(tree, size - 1);
+  seq.keep(past, accepted.map((n) => past + n));
+  expect(seq.length).toBe(past + accepted.length);
+  ref.truncate(past);
+  await causal(ref, accepted.map((n) => tree.tokens[n]));
+  const next = [5, 9];
+  const a = await causal(seq, next);
+  const b = await causal(ref, next);
+  expect(maxAbsDiff(a, b)).toBeLessThanOrEqual(1e-4);
+  seq.dispose();
+  ref.dispose();
+}
+
+async function buildSynthetic(config: LlamaConfig, attention: AttentionKind, name: string): Promise<LoadedModel> {
+  const dir = join(root, name);
+  await buildModel(new SyntheticSource(config, 3), { dtype: 'fp32', attention, layout: 'tree' }, dir);
+  return openBuiltModel(dir);
+}
+
 describe.each(models)('tree forward (attention %s, rope %s)', (attention, ropeStyle) => {
   let model: LoadedModel;
   beforeAll(async () => {
-    const src = new SyntheticSource(syntheticConfig({ hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: V, ropeStyle }), 3);
-    const dir = join(root, `${attention}-${ropeStyle}`);
-    await buildModel(src, { dtype: 'fp32', attention, layout: 'tree' }, dir);
-    model = await openBuiltModel(dir);
+    const config = syntheticConfig({ hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: V, ropeStyle });
+    model = await buildSynthetic(config, attention, `${attention}-${ropeStyle}`);
   });
   afterAll(() => model.dispose());
+  it.each(cases)('past %i, %i nodes, %s tree', (past, size, shape) => checkTree(model, past, size, shape));
+});
 
-  const cases: [number, number, 'chain' | 'wide' | 'random'][] = [
-    [0, 6, 'random'],
-    [1, 5, 'chain'],
-    [37, 8, 'wide'],
-    [200, 12, 'random'],
-  ];
-  it.each(cases)('past %i, %i nodes, %s tree', async (past, size, shape) => {
-    const rand = lcg(past * 31 + size);
-    const prefix = Array.from({ length: past }, () => Math.floor(rand() * V));
-    const tree = randomTree(rand, size, shape);
-    const seq = model.newSequence();
-    const ref = model.newSequence();
-    if (past) {
-      await causal(seq, prefix);
-      await causal(ref, prefix);
-    }
-    const { mask, positions } = treeMask(tree, past);
-    const logits = (await seq.forward({ tokens: Int32Array.from(tree.tokens), positions, mask })).slice();
+// Each family's details (sliding windows past 37 and 200 tokens, NoPE layers, partial/scaled RoPE, q/k norms...)
+// must leave tree verification exact. GQA attention takes the window through its bias too.
+const familyRuns: [string, AttentionKind][] = [...FAMILIES.map((f): [string, AttentionKind] => [f.name, 'onnx']), ['gemma3', 'gqa']];
 
-    for (let node = 0; node < size; node++) {
-      ref.truncate(past);
-      const pathLogits = await causal(ref, pathTo(tree, node).map((n) => tree.tokens[n]));
-      const last = pathLogits.subarray(pathLogits.length - V);
-      expect(maxAbsDiff(logits.subarray(node * V, (node + 1) * V), last), `node ${node}`).toBeLessThanOrEqual(1e-4);
-    }
-
-    // Accept the path to the deepest last node; decoding then continues as if only that path had been fed.
-    const accepted = pathTo(tree, size - 1);
-    seq.keep(past, accepted.map((n) => past + n));
-    expect(seq.length).toBe(past + accepted.length);
-    ref.truncate(past);
-    await causal(ref, accepted.map((n) => tree.tokens[n]));
-    const next = [5, 9];
-    const a = await causal(seq, next);
-    const b = await causal(ref, next);
-    expect(maxAbsDiff(a, b)).toBeLessThanOrEqual(1e-4);
-    seq.dispose();
-    ref.dispose();
+describe.each(familyRuns)('tree forward, %s family (attention %s)', (name, attention) => {
+  let model: LoadedModel;
+  beforeAll(async () => {
+    model = await buildSynthetic(FAMILIES.find((f) => f.name === name)!.config, attention, `${name}-${attention}`);
   });
+  afterAll(() => model.dispose());
+  it.each(cases)('past %i, %i nodes, %s tree', (past, size, shape) => checkTree(model, past, size, shape));
 });

@@ -211,6 +211,18 @@ describe('GGUF errors', () => {
     const gpt = tinySpec({ metadata: { 'general.architecture': kv.str('gpt2') } });
     expect(() => openGguf(write('gpt2.gguf', encodeGguf(gpt)))).toThrow(UnsupportedArchitectureError);
     expect(() => openGguf(write('gpt2.gguf', encodeGguf(gpt)))).toThrow(/architecture "gpt2" is not supported/);
+    const yarn = tinySpec({ metadata: { 'llama.rope.scaling.type': kv.str('yarn'), 'llama.rope.scaling.factor': kv.f32(4) } });
+    expect(() => openGguf(write('yarn.gguf', encodeGguf(yarn)))).toThrow(/llama\.rope\.scaling\.type "yarn" is not supported/);
+    const partial = tinySpec({ metadata: { 'llama.rope.dimension_count': kv.u32(4) } });
+    expect(() => openGguf(write('partial.gguf', encodeGguf(partial)))).toThrow(/partial RoPE is read for phi3 only/);
+  });
+
+  it('reads linear RoPE scaling as frequency divisors and a llama window for the graph', () => {
+    const src = openGguf(write('linear.gguf', encodeGguf(tinySpec({
+      metadata: { 'llama.rope.scaling.type': kv.str('linear'), 'llama.rope.scaling.factor': kv.f32(4), 'llama.attention.sliding_window': kv.u32(16) },
+    }))));
+    expect(src.config.ropeFreqDivisors).toEqual([4, 4, 4, 4]);
+    expect(src.config.slidingWindow).toBe(16);
   });
 
   it('names missing tensors and metadata, and shape mismatches', () => {

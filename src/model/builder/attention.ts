@@ -1,10 +1,12 @@
-import type { OnnxGraph } from './onnx/graph.js';
+import type { Attr, OnnxGraph } from './onnx/graph.js';
 import type { AttentionKind } from './options.js';
 
 export interface AttentionShape {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
+  /** Softmax scale of q·k; 1/sqrt(headDim) when absent. */
+  attentionScale?: number;
 }
 
 /**
@@ -16,6 +18,11 @@ export interface AttentionContext {
   bias: string;
   seqlensK?: string;
   totalLength?: string;
+}
+
+/** The `scale` attribute of every attention op here, when the family sets one. */
+export function scaleAttr(scale: number | undefined): Record<string, Attr> {
+  return scale === undefined ? {} : { scale: { f: scale } };
 }
 
 export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string): AttentionContext {
@@ -41,6 +48,7 @@ export function attention(
   pastV: string,
 ): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
+  const scale = scaleAttr(shape.attentionScale);
   if (ctx.kind === 'gqa') {
     // GQA wants its past as BNSH. Its built-in causal mask is applied on top of the bias, which is harmless
     // for draft trees: a node only ever attends to ancestors, which come earlier.
@@ -50,7 +58,7 @@ export function attention(
       'GroupQueryAttention',
       [q, kNew, vNew, toBnsh(pastK), toBnsh(pastV), ctx.seqlensK!, ctx.totalLength!, '', '', '', ctx.bias],
       3,
-      { num_heads: { i: h }, kv_num_heads: { i: kvH } },
+      { num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale },
       'com.microsoft',
     );
     return y;
@@ -58,7 +66,7 @@ export function attention(
   const k = g.op('Concat', [pastK, kNew], { axis: { i: 1 } });
   const v = g.op('Concat', [pastV, vNew], { axis: { i: 1 } });
   if (ctx.kind === 'onnx') {
-    return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH } });
+    return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale });
   }
   // MultiHeadAttention needs one kv head per query head: repeat each kv head h/kvH times, as HF repeat_kv does.
   const expand = (x: string) => {
@@ -67,5 +75,5 @@ export function attention(
     const wide = g.op('Expand', [split, g.constInt64('kv_repeat', [1, 1, 1, h / kvH, 1])]);
     return g.op('Reshape', [wide, g.constInt64('kv_merge', [1, 0, h * hd])]);
   };
-  return g.op('MultiHeadAttention', [q, expand(k), expand(v), '', '', ctx.bias], { num_heads: { i: h } }, 'com.microsoft');
+  return g.op('MultiHeadAttention', [q, expand(k), expand(v), '', '', ctx.bias], { num_heads: { i: h }, ...scale }, 'com.microsoft');
 }

@@ -1,10 +1,12 @@
 import type { LlamaConfig } from '../types.js';
-import { attention, attentionContext } from './attention.js';
+import { attention, attentionContext, type AttentionContext } from './attention.js';
 import { boundary, headOutputs, kvBoundary } from './graph-boundary.js';
 import { concatRows, linear } from './linear.js';
-import { OnnxGraph, type ExternalDataOptions } from './onnx/graph.js';
+import { OnnxGraph, type Attr, type ExternalDataOptions } from './onnx/graph.js';
 import type { BuildOptions } from './options.js';
+import { isSlidingLayer, layerRope, ropeCaches, type RopeCaches } from './rope.js';
 import type { WeightSource } from './source.js';
+import { windowBias } from './window.js';
 
 /** Opsets the emitted graphs import. ONNX Attention and RMSNormalization need opset 23 (IR 10+). */
 export const OPSETS = { '': 23, 'com.microsoft': 1 };
@@ -34,12 +36,15 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const out = headOutputs(g, options.kv ?? 'host', io.logits, c.vocabSize);
 
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
-  let x = g.op('Gather', [embed, ids], { axis: { i: 0 } });
-  const rope = ropeCaches(g, c);
-  const ctx = attentionContext(g, options.attention, bias);
+  let x = embedTokens(g, c, embed, ids);
+  const ropes = new LayerRopes(g, c);
+  const full = attentionContext(g, options.attention, bias);
+  // Cache row r holds position r (the runtime keeps accepted rows in place), so the window derives from positions.
+  const local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, windowBias(g, bias, pos, c.slidingWindow));
 
   for (let i = 0; i < c.numLayers; i++) {
-    x = decoderLayer(g, src, options, i, x, pos, rope, (q, k, v) => attention(g, ctx, c, q, k, v, ...kv(i, k, v)));
+    const ctx = isSlidingLayer(c, i) ? local : full;
+    x = decoderLayer(g, src, options, i, x, pos, ropes.of(i), (q, k, v) => attention(g, ctx, c, q, k, v, ...kv(i, k, v)));
   }
 
   const h = rmsNorm(g, src, x, 'model.norm.weight', c.rmsNormEps);
@@ -48,42 +53,57 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   return g;
 }
 
-export interface RopeCaches {
-  cos: string;
-  sin: string;
+/** Token embeddings, times the family's scale (Gemma multiplies by sqrt(hidden)). */
+export function embedTokens(g: OnnxGraph, c: LlamaConfig, embed: string, ids: string): string {
+  const x = g.op('Gather', [embed, ids], { axis: { i: 0 } });
+  return c.embeddingScale === undefined ? x : g.op('Mul', [x, g.constFloat('embed_scale', [c.embeddingScale], [])]);
 }
 
-/** cos/sin tables [maxPositions, headDim/2] shared by both RoPE styles; they differ only in which lanes pair up. */
-export function ropeCaches(g: OnnxGraph, c: LlamaConfig): RopeCaches {
-  const half = c.headDim / 2;
-  const cos = new Float32Array(c.maxPositions * half);
-  const sin = new Float32Array(c.maxPositions * half);
-  for (let p = 0; p < c.maxPositions; p++) {
-    for (let j = 0; j < half; j++) {
-      const angle = p * Math.pow(c.ropeTheta, (-2 * j) / c.headDim);
-      cos[p * half + j] = Math.cos(angle);
-      sin[p * half + j] = Math.sin(angle);
-    }
+/** The RoPE tables each layer uses, built once per kind. */
+export class LayerRopes {
+  private readonly caches = new Map<'global' | 'sliding', RopeCaches>();
+  constructor(
+    private readonly g: OnnxGraph,
+    private readonly c: LlamaConfig,
+  ) {}
+
+  of(layer: number): RopeCaches | null {
+    const kind = layerRope(this.c, layer);
+    if (kind === 'none') return null;
+    let r = this.caches.get(kind);
+    if (r === undefined) this.caches.set(kind, (r = ropeCaches(this.g, this.c, kind)));
+    return r;
   }
-  return {
-    cos: g.initializer('rope.cos', 'float32', [c.maxPositions, half], cos),
-    sin: g.initializer('rope.sin', 'float32', [c.maxPositions, half], sin),
-  };
 }
 
-function rope(g: OnnxGraph, c: LlamaConfig, x: string, pos: string, r: RopeCaches, heads: number): string {
+function rope(g: OnnxGraph, c: LlamaConfig, x: string, pos: string, r: RopeCaches | null, heads: number): string {
+  if (r === null) return x;
   // Contrib-op input order: (input, position_ids, cos, sin); ONNX opset 23 uses (X, cos, sin, position_ids).
+  const partial: Record<string, Attr> = r.dim === c.headDim ? {} : { rotary_embedding_dim: { i: r.dim } };
   return g.op(
     'RotaryEmbedding',
     [x, pos, r.cos, r.sin],
-    { interleaved: { i: c.ropeStyle === 'interleaved' ? 1 : 0 }, num_heads: { i: heads } },
+    { interleaved: { i: c.ropeStyle === 'interleaved' ? 1 : 0 }, num_heads: { i: heads }, ...partial },
     'com.microsoft',
   );
 }
 
-export function rmsNorm(g: OnnxGraph, src: WeightSource, x: string, weight: string, eps: number): string {
-  const scale = g.initializer(weight, 'float32', [src.config.hiddenSize], src.tensor(weight));
+export function rmsNorm(g: OnnxGraph, src: WeightSource, x: string, weight: string, eps: number, size = src.config.hiddenSize): string {
+  const scale = g.initializer(weight, 'float32', [size], src.tensor(weight));
   return g.op('SimplifiedLayerNormalization', [x, scale], { axis: { i: -1 }, epsilon: { f: eps } });
+}
+
+/** RMSNorm of each head of x [1,S,heads*hd] on its own (Qwen3 / Gemma 3 q_norm, k_norm). */
+function headNorm(g: OnnxGraph, src: WeightSource, x: string, weight: string, heads: number): string {
+  const c = src.config;
+  const split = g.op('Reshape', [x, g.constInt64('heads_shape', [1, 0, heads, c.headDim])]);
+  const normed = rmsNorm(g, src, split, weight, c.rmsNormEps, c.headDim);
+  return g.op('Reshape', [normed, g.constInt64('merge_shape', [1, 0, heads * c.headDim])]);
+}
+
+/** q, k, v and gate, up stored fused (Phi-3) or apart; the graph multiplies by the fused matrix either way. */
+function fused(src: WeightSource, name: string, parts: string[]): Float32Array {
+  return src.has(name) ? src.tensor(name) : concatRows(parts.map((p) => src.tensor(p)));
 }
 
 /** Attention over q [1,S,H*hd] and the new k/v [1,S,kvH*hd] (k after RoPE), however the layout keeps its cache. */
@@ -97,35 +117,39 @@ export function decoderLayer(
   i: number,
   x: string,
   pos: string,
-  r: RopeCaches,
+  r: RopeCaches | null,
   attend: Attend,
 ): string {
   const c = src.config;
   const p = `model.layers.${i}`;
   const qD = c.numHeads * c.headDim;
   const kvD = c.numKvHeads * c.headDim;
-  const h = rmsNorm(g, src, x, `${p}.input_layernorm.weight`, c.rmsNormEps);
+  const norm = (name: string, input: string) => rmsNorm(g, src, input, `${p}.${name}.weight`, c.rmsNormEps);
+  const h = norm('input_layernorm', x);
 
   // One fused QKV MatMul: a single pass over the activations instead of three.
-  const proj = (n: string) => src.tensor(`${p}.self_attn.${n}_proj.weight`);
-  const biasOf = (n: string) => src.tensor(`${p}.self_attn.${n}_proj.bias`);
-  const qkvBias = c.attentionBias ? concatRows([biasOf('q'), biasOf('k'), biasOf('v')]) : undefined;
-  const qkv = linear(g, h, `${p}.self_attn.qkv_proj`, concatRows([proj('q'), proj('k'), proj('v')]), qD + 2 * kvD, c.hiddenSize, options.dtype, qkvBias);
-  const [q0, k0, v] = g.node('Split', [qkv, g.constInt64('qkv_split', [qD, kvD, kvD])], 3, { axis: { i: -1 } });
-  const q = rope(g, c, q0, pos, r, c.numHeads);
-  const k = rope(g, c, k0, pos, r, c.numKvHeads);
-
-  const att = attend(q, k, v);
-  const o = linear(g, att, `${p}.self_attn.o_proj`, proj('o'), c.hiddenSize, qD, options.dtype);
+  const attn = (n: string) => `${p}.self_attn.${n}_proj`;
+  const qkvBias = c.attentionBias ? concatRows(['q', 'k', 'v'].map((n) => src.tensor(`${attn(n)}.bias`))) : undefined;
+  const qkvWeight = fused(src, `${attn('qkv')}.weight`, ['q', 'k', 'v'].map((n) => `${attn(n)}.weight`));
+  const qkv = linear(g, h, attn('qkv'), qkvWeight, qD + 2 * kvD, c.hiddenSize, options.dtype, qkvBias);
+  let [q, k, v] = g.node('Split', [qkv, g.constInt64('qkv_split', [qD, kvD, kvD])], 3, { axis: { i: -1 } });
+  if (c.qkNorm) {
+    q = headNorm(g, src, q, `${p}.self_attn.q_norm.weight`, c.numHeads);
+    k = headNorm(g, src, k, `${p}.self_attn.k_norm.weight`, c.numKvHeads);
+  }
+  const att = attend(rope(g, c, q, pos, r, c.numHeads), rope(g, c, k, pos, r, c.numKvHeads), v);
+  let o = linear(g, att, attn('o'), src.tensor(`${attn('o')}.weight`), c.hiddenSize, qD, options.dtype);
+  if (c.sandwichNorms) o = norm('post_attention_layernorm', o);
   const x1 = g.op('Add', [x, o]);
 
-  const h2 = rmsNorm(g, src, x1, `${p}.post_attention_layernorm.weight`, c.rmsNormEps);
-  const mlp = (n: string) => src.tensor(`${p}.mlp.${n}_proj.weight`);
+  const h2 = norm(c.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm', x1);
+  const mlp = (n: string) => `${p}.mlp.${n}_proj`;
   const f = c.intermediateSize;
-  const gu = linear(g, h2, `${p}.mlp.gate_up_proj`, concatRows([mlp('gate'), mlp('up')]), 2 * f, c.hiddenSize, options.dtype);
+  const gu = linear(g, h2, mlp('gate_up'), fused(src, `${mlp('gate_up')}.weight`, [`${mlp('gate')}.weight`, `${mlp('up')}.weight`]), 2 * f, c.hiddenSize, options.dtype);
   const [gate, up] = g.node('Split', [gu, g.constInt64('gate_up_split', [f, f])], 2, { axis: { i: -1 } });
-  const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-  const down = linear(g, act, `${p}.mlp.down_proj`, mlp('down'), c.hiddenSize, f, options.dtype);
+  const activated = c.hiddenAct === 'gelu_tanh' ? g.op('Gelu', [gate], { approximate: { s: 'tanh' } }) : g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
+  let down = linear(g, g.op('Mul', [activated, up]), mlp('down'), src.tensor(`${mlp('down')}.weight`), c.hiddenSize, f, options.dtype);
+  if (c.sandwichNorms) down = norm('post_feedforward_layernorm', down);
   return g.op('Add', [x1, down]);
 }
 
@@ -135,13 +159,17 @@ export function decoderLayer(
  */
 export function lmHead(g: OnnxGraph, src: WeightSource, options: BuildOptions, h: string, embed: string, out: string): void {
   const c = src.config;
+  let y: string;
   if (c.tiedEmbeddings || options.dtype === 'fp32') {
     const w = c.tiedEmbeddings ? embed : g.initializer('lm_head.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('lm_head.weight'));
     const flat = g.op('Reshape', [h, g.constInt64('flat_shape', [-1, c.hiddenSize])]);
-    const y = g.op('Gemm', [flat, w], { transB: { i: 1 } });
-    g.node('Unsqueeze', [y, g.constInt64('axis0', [0])], [out]);
-    return;
+    y = g.op('Unsqueeze', [g.op('Gemm', [flat, w], { transB: { i: 1 } }), g.constInt64('axis0', [0])]);
+  } else {
+    y = linear(g, h, 'lm_head', src.tensor('lm_head.weight'), c.vocabSize, c.hiddenSize, options.dtype);
   }
-  const y = linear(g, h, 'lm_head', src.tensor('lm_head.weight'), c.vocabSize, c.hiddenSize, options.dtype);
+  if (c.finalLogitSoftcap !== undefined) {
+    const cap = c.finalLogitSoftcap;
+    y = g.op('Mul', [g.op('Tanh', [g.op('Mul', [y, g.constFloat('inv_softcap', [1 / cap], [])])]), g.constFloat('softcap', [cap], [])]);
+  }
   g.node('Identity', [y], [out]);
 }

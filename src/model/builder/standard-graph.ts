@@ -1,8 +1,11 @@
 import type { LlamaConfig } from '../types.js';
-import { decoderLayer, lmHead, rmsNorm, ropeCaches } from './llama-graph.js';
+import { scaleAttr } from './attention.js';
+import { decoderLayer, embedTokens, LayerRopes, lmHead, rmsNorm } from './llama-graph.js';
 import { OnnxGraph, type ExternalDataOptions } from './onnx/graph.js';
 import type { BuildOptions } from './options.js';
+import { isSlidingLayer } from './rope.js';
 import type { WeightSource } from './source.js';
+import { windowBias } from './window.js';
 
 /**
  * The same decoder in the HF Optimum / transformers.js layout: a 2-D padding mask (the causal mask is built in
@@ -22,15 +25,19 @@ export function buildStandardGraph(src: WeightSource, options: BuildOptions, ext
   }
 
   const bias = causalBias(g, ids, padMask);
+  const local = c.slidingWindow === undefined ? bias : windowBias(g, bias, pos, c.slidingWindow);
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
-  let x = g.op('Gather', [embed, ids], { axis: { i: 0 } });
-  const rope = ropeCaches(g, c);
+  let x = embedTokens(g, c, embed, ids);
+  const ropes = new LayerRopes(g, c);
   const presentDims = ['batch_size', c.numKvHeads, 'total_sequence_length', c.headDim];
+  const scale = scaleAttr(c.attentionScale);
   for (let i = 0; i < c.numLayers; i++) {
-    x = decoderLayer(g, src, options, i, x, pos, rope, (q, k, v) => {
-      const [y] = g.node('Attention', [q, k, v, bias, past[i][0], past[i][1]], [g.fresh('Attention'), `present.${i}.key`, `present.${i}.value`], {
+    const layerBias = isSlidingLayer(c, i) ? local : bias;
+    x = decoderLayer(g, src, options, i, x, pos, ropes.of(i), (q, k, v) => {
+      const [y] = g.node('Attention', [q, k, v, layerBias, past[i][0], past[i][1]], [g.fresh('Attention'), `present.${i}.key`, `present.${i}.value`], {
         q_num_heads: { i: c.numHeads },
         kv_num_heads: { i: c.numKvHeads },
+        ...scale,
       });
       return y;
     });

@@ -2,9 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLoadError, UnsupportedArchitectureError } from '../../../errors.js';
 import type { LlamaConfig } from '../../types.js';
-
-/** model_type values whose HF checkpoints are plain Llama decoders under the contract's tensor names. */
-const SUPPORTED_MODEL_TYPES = new Set(['llama', 'mistral', 'qwen2']);
+import { checkActivation, familyFields, isSupportedModelType, SUPPORTED_MODEL_TYPES, type HfModelType } from './hf-families.js';
 
 type Json = Record<string, unknown>;
 
@@ -63,23 +61,14 @@ function tokenIds(value: unknown, field: string, file: string): number[] {
 export function parseHfConfig(config: Json, generation: Json | null = null, file = 'config.json'): LlamaConfig {
   const modelType = config.model_type;
   if (typeof modelType !== 'string') throw new ModelLoadError(`${file}: missing field "model_type"`);
-  if (!SUPPORTED_MODEL_TYPES.has(modelType)) {
+  if (!isSupportedModelType(modelType)) {
+    const hint = modelType === 'gemma3' ? ' (the multimodal Gemma 3 checkpoint; its text decoder alone, model_type gemma3_text, is supported)' : '';
     throw new UnsupportedArchitectureError(
-      `${file}: model_type "${modelType}" is not supported (supported: ${[...SUPPORTED_MODEL_TYPES].join(', ')})`,
+      `${file}: model_type "${modelType}" is not supported${hint} (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`,
     );
   }
-  const act = config.hidden_act ?? 'silu';
-  if (act !== 'silu') throw new UnsupportedArchitectureError(`${file}: hidden_act "${String(act)}" is not supported (only silu)`);
+  const hiddenAct = checkActivation(modelType, config, file);
   if (config.mlp_bias === true) throw new UnsupportedArchitectureError(`${file}: mlp_bias true is not supported`);
-  const scaling = config.rope_scaling as Json | null | undefined;
-  if (scaling !== undefined && scaling !== null) {
-    const kind = scaling.rope_type ?? scaling.type;
-    if (kind !== 'default') {
-      throw new UnsupportedArchitectureError(
-        `${file}: rope_scaling type "${String(kind)}" is not supported (only unscaled RoPE is implemented)`,
-      );
-    }
-  }
 
   const hiddenSize = positiveInt(config, 'hidden_size', file);
   const numHeads = positiveInt(config, 'num_attention_heads', file);
@@ -98,14 +87,13 @@ export function parseHfConfig(config: Json, generation: Json | null = null, file
   }
   if (headDim % 2 !== 0) throw new ModelLoadError(`${file}: head_dim ${headDim} must be even for RoPE`);
 
-  let maxPositions = positiveInt(config, 'max_position_embeddings', file);
-  // Sliding-window attention equals full attention while the context fits the window, so capping the
-  // context keeps outputs exact without implementing the window. Qwen2 configs carry a window they do not use.
-  const window = config.sliding_window;
-  const windowUsed = modelType === 'qwen2' ? config.use_sliding_window === true : true;
-  if (windowUsed && typeof window === 'number' && window > 0 && window < maxPositions) maxPositions = window;
-
+  const maxPositions = positiveInt(config, 'max_position_embeddings', file);
+  const ropeTheta = optionalNumber(config, 'rope_theta', file, modelType === 'gemma3_text' ? 1e6 : 10000);
+  const numLayers = positiveInt(config, 'num_hidden_layers', file);
+  const family = familyFields(modelType, config, { file, numLayers, headDim, hiddenSize, ropeTheta, maxPositions });
   const attentionBias = typeof config.attention_bias === 'boolean' ? config.attention_bias : modelType === 'qwen2';
+  // Gemma ties its head to the embedding unless told otherwise; the others do not.
+  const tiedEmbeddings = typeof config.tie_word_embeddings === 'boolean' ? config.tie_word_embeddings : modelType === 'gemma3_text';
 
   const fromGeneration = (field: string): unknown =>
     generation !== null && field in generation ? generation[field] : config[field];
@@ -115,29 +103,33 @@ export function parseHfConfig(config: Json, generation: Json | null = null, file
   return {
     vocabSize: positiveInt(config, 'vocab_size', file),
     hiddenSize,
-    numLayers: positiveInt(config, 'num_hidden_layers', file),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
     intermediateSize: positiveInt(config, 'intermediate_size', file),
     // HF's LlamaConfig / MistralConfig / Qwen2Config defaults.
     rmsNormEps: optionalNumber(config, 'rms_norm_eps', file, 1e-6),
-    ropeTheta: optionalNumber(config, 'rope_theta', file, 10000),
+    ropeTheta,
     ropeStyle: 'half',
-    tiedEmbeddings: config.tie_word_embeddings === true,
+    tiedEmbeddings,
     attentionBias,
     maxPositions,
     bosTokenId: bos.length > 0 ? bos[0] : null,
     eosTokenIds,
+    ...(hiddenAct === 'silu' ? {} : { hiddenAct }),
+    ...family,
   };
 }
 
 /** Reads `dir/config.json` and, when present, `dir/generation_config.json`. */
-export function readHfConfig(dir: string): LlamaConfig {
+export function readHfConfig(dir: string): { config: LlamaConfig; modelType: HfModelType } {
   const configPath = join(dir, 'config.json');
   const generationPath = join(dir, 'generation_config.json');
   const generation = existsSync(generationPath) ? readJson(generationPath) : null;
-  return parseHfConfig(readJson(configPath), generation, configPath);
+  const json = readJson(configPath);
+  const config = parseHfConfig(json, generation, configPath);
+  return { config, modelType: json.model_type as HfModelType };
 }
 
 /** Every tensor the contract (builder/source.ts) expects for `config`, with its HF shape. */
@@ -152,17 +144,33 @@ export function hfTensorShapes(config: LlamaConfig): Map<string, number[]> {
     const p = `model.layers.${i}.`;
     shapes.set(`${p}input_layernorm.weight`, [h]);
     shapes.set(`${p}post_attention_layernorm.weight`, [h]);
-    shapes.set(`${p}self_attn.q_proj.weight`, [numHeads * d, h]);
-    shapes.set(`${p}self_attn.k_proj.weight`, [numKvHeads * d, h]);
-    shapes.set(`${p}self_attn.v_proj.weight`, [numKvHeads * d, h]);
+    if (config.sandwichNorms) {
+      shapes.set(`${p}pre_feedforward_layernorm.weight`, [h]);
+      shapes.set(`${p}post_feedforward_layernorm.weight`, [h]);
+    }
+    if (config.fusedProjections) {
+      shapes.set(`${p}self_attn.qkv_proj.weight`, [(numHeads + 2 * numKvHeads) * d, h]);
+    } else {
+      shapes.set(`${p}self_attn.q_proj.weight`, [numHeads * d, h]);
+      shapes.set(`${p}self_attn.k_proj.weight`, [numKvHeads * d, h]);
+      shapes.set(`${p}self_attn.v_proj.weight`, [numKvHeads * d, h]);
+    }
     shapes.set(`${p}self_attn.o_proj.weight`, [h, numHeads * d]);
     if (config.attentionBias) {
       shapes.set(`${p}self_attn.q_proj.bias`, [numHeads * d]);
       shapes.set(`${p}self_attn.k_proj.bias`, [numKvHeads * d]);
       shapes.set(`${p}self_attn.v_proj.bias`, [numKvHeads * d]);
     }
-    shapes.set(`${p}mlp.gate_proj.weight`, [f, h]);
-    shapes.set(`${p}mlp.up_proj.weight`, [f, h]);
+    if (config.qkNorm) {
+      shapes.set(`${p}self_attn.q_norm.weight`, [d]);
+      shapes.set(`${p}self_attn.k_norm.weight`, [d]);
+    }
+    if (config.fusedProjections) {
+      shapes.set(`${p}mlp.gate_up_proj.weight`, [2 * f, h]);
+    } else {
+      shapes.set(`${p}mlp.gate_proj.weight`, [f, h]);
+      shapes.set(`${p}mlp.up_proj.weight`, [f, h]);
+    }
     shapes.set(`${p}mlp.down_proj.weight`, [h, f]);
   }
   return shapes;

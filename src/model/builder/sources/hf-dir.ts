@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ModelLoadError } from '../../../errors.js';
 import type { WeightSource } from '../source.js';
 import { checkTensorShapes, readHfConfig } from './hf-config.js';
+import { normWeightOffset } from './hf-families.js';
 import { openSafetensors, openSafetensorsIndex, type SafetensorsSet } from './safetensors.js';
 
 function openWeights(dir: string): SafetensorsSet {
@@ -31,13 +32,18 @@ function cacheKeyOf(dir: string, files: readonly string[]): string {
  */
 export function openHfDir(dir: string): WeightSource {
   if (!existsSync(join(dir, 'config.json'))) throw new ModelLoadError(`${dir}: no config.json`);
-  const config = readHfConfig(dir);
+  const { config, modelType } = readHfConfig(dir);
   const weights = openWeights(dir);
   checkTensorShapes(config, (name) => weights.tensors.get(name)?.shape, dir);
+  const normOffset = normWeightOffset(modelType);
   return {
     cacheKey: cacheKeyOf(dir, weights.files),
     config,
     has: (name) => weights.tensors.has(name),
-    tensor: (name) => weights.read(name),
+    tensor(name: string): Float32Array {
+      const t = weights.read(name);
+      if (normOffset !== 0 && name.endsWith('norm.weight')) for (let i = 0; i < t.length; i++) t[i] += normOffset;
+      return t;
+    },
   };
 }

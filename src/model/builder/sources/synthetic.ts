@@ -2,42 +2,25 @@ import { createHash } from 'node:crypto';
 import { ModelLoadError } from '../../../errors.js';
 import type { LlamaConfig } from '../../types.js';
 import type { WeightSource } from '../source.js';
+import { hfTensorShapes } from './hf-config.js';
 
 /**
- * Seeded random weights for any Llama config: test models and the embedded default need no files.
+ * Seeded random weights for any config of the supported families (every tensor hfTensorShapes lists): test
+ * models and the embedded default need no files.
  * Each tensor is drawn from its own stream (seed + name), so tensors can be read in any order.
  * Linear weights ~ N(0, 1/in) keep activations O(1) through the layers, so logits are far from uniform.
  */
 export class SyntheticSource implements WeightSource {
   readonly cacheKey: string;
-  private readonly shapes = new Map<string, { dims: [number, number] | [number]; std: number; mean: number }>();
+  private readonly shapes = new Map<string, { dims: number[]; std: number; mean: number }>();
 
   constructor(readonly config: LlamaConfig, readonly seed = 1) {
     this.cacheKey = `synthetic:${createHash('sha256').update(JSON.stringify({ config, seed })).digest('hex').slice(0, 24)}`;
-    const { hiddenSize: h, vocabSize: v, intermediateSize: f, headDim: hd } = config;
-    const qD = config.numHeads * hd;
-    const kvD = config.numKvHeads * hd;
-    const mat = (name: string, out: number, inp: number) => this.shapes.set(name, { dims: [out, inp], std: 1 / Math.sqrt(inp), mean: 0 });
-    const vec = (name: string, n: number, mean: number, std: number) => this.shapes.set(name, { dims: [n], std, mean });
-    this.shapes.set('model.embed_tokens.weight', { dims: [v, h], std: 0.5, mean: 0 });
-    vec('model.norm.weight', h, 1, 0.1);
-    if (!config.tiedEmbeddings) mat('lm_head.weight', v, h);
-    for (let i = 0; i < config.numLayers; i++) {
-      const p = `model.layers.${i}`;
-      vec(`${p}.input_layernorm.weight`, h, 1, 0.1);
-      vec(`${p}.post_attention_layernorm.weight`, h, 1, 0.1);
-      mat(`${p}.self_attn.q_proj.weight`, qD, h);
-      mat(`${p}.self_attn.k_proj.weight`, kvD, h);
-      mat(`${p}.self_attn.v_proj.weight`, kvD, h);
-      mat(`${p}.self_attn.o_proj.weight`, h, qD);
-      if (config.attentionBias) {
-        vec(`${p}.self_attn.q_proj.bias`, qD, 0, 0.1);
-        vec(`${p}.self_attn.k_proj.bias`, kvD, 0, 0.1);
-        vec(`${p}.self_attn.v_proj.bias`, kvD, 0, 0.1);
-      }
-      mat(`${p}.mlp.gate_proj.weight`, f, h);
-      mat(`${p}.mlp.up_proj.weight`, f, h);
-      mat(`${p}.mlp.down_proj.weight`, h, f);
+    for (const [name, dims] of hfTensorShapes(config)) {
+      if (name === 'model.embed_tokens.weight') this.shapes.set(name, { dims, std: 0.5, mean: 0 });
+      else if (dims.length === 2) this.shapes.set(name, { dims, std: 1 / Math.sqrt(dims[1]), mean: 0 });
+      else if (name.endsWith('norm.weight')) this.shapes.set(name, { dims, std: 0.1, mean: 1 });
+      else this.shapes.set(name, { dims, std: 0.1, mean: 0 });
     }
   }
 

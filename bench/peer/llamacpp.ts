@@ -1,0 +1,228 @@
+/**
+ * llama.cpp (node-llama-cpp, prebuilt CPU binary) vs our engine on the same GGUF and the same prompt token ids:
+ * its plain greedy decoding and its prompt-lookup predictor against our lookahead off and on, interleaved.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toEngineOptions } from '../../src/config/engine-options.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createEngine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { loadTokenizer } from '../../src/model/load.js';
+import type { ChatMessage } from '../../src/model/tokenizer/types.js';
+import { BenchError } from '../errors.js';
+
+export interface LlamaCppPeerOptions {
+  /** The GGUF both engines load. */
+  model: string;
+  /** What our engine loads instead, when it cannot tokenize that GGUF (the same weights, e.g. the HF dir). */
+  engineModel: string | null;
+  contextLength: number | null;
+  /** Plain text (completion models) or chat messages rendered with the model's template. */
+  prompts: PeerPrompt[];
+  maxTokens: number;
+  rounds: number;
+  threads: number;
+  layout: 'hier' | 'par' | 'one';
+  log: (line: string) => void;
+}
+
+export type PeerPrompt = { text: string } | { messages: ChatMessage[] };
+
+export type ArmName = 'llama.cpp plain' | 'llama.cpp input-lookup' | 'ours off' | 'ours lookahead';
+
+export interface ArmResult {
+  arm: ArmName;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  /** Generated tokens per forward (ours) or per verified batch (llama.cpp: generated / (generated − validated drafts)). */
+  tokensPerStep: number | null;
+  drafted: number | null;
+  accepted: number | null;
+  /** Per prompt, the ids of the last round (for agreement). */
+  ids: number[][];
+}
+
+export interface LlamaCppPeerResult {
+  model: string;
+  engineModel: string;
+  promptTokens: number[];
+  maxTokens: number;
+  rounds: number;
+  threads: number;
+  arms: ArmResult[];
+  /** Prompts whose greedy ids equal llama.cpp plain's, per arm. */
+  agreement: Record<ArmName, number>;
+  /** Prompts where each speculating arm equals its own plain arm (lossless check). */
+  lossless: { llamaCpp: number; ours: number };
+}
+
+interface Tally {
+  tokens: number;
+  seconds: number;
+  steps: number;
+  drafted: number;
+  accepted: number;
+  ids: number[][];
+}
+
+const ARMS: ArmName[] = ['llama.cpp plain', 'llama.cpp input-lookup', 'ours off', 'ours lookahead'];
+
+export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppPeerResult> {
+  let nlc: typeof import('node-llama-cpp');
+  try {
+    nlc = await import('node-llama-cpp');
+  } catch (err) {
+    throw new BenchError(`node-llama-cpp is not installed (a devDependency): ${(err as Error).message}`);
+  }
+  const engineModel = o.engineModel ?? o.model;
+  const tokenizer = await loadTokenizer(engineModel);
+  const prompts = o.prompts.map((p) =>
+    'text' in p ? tokenizer.encode(p.text, { addSpecialTokens: true }) : tokenizer.encode(tokenizer.renderChat(p.messages), { addSpecialTokens: !tokenizer.chatTemplateAddsBos }),
+  );
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const contextLength = o.contextLength ?? longest + o.maxTokens + 64;
+
+  const llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, logLevel: nlc.LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: o.model, gpuLayers: 0 });
+  const stopIds = new Set<number>([...tokenizer.eosTokenIds]);
+  const tallies = new Map<ArmName, Tally>(ARMS.map((a) => [a, { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [] }]));
+
+  const llamaArm = async (arm: ArmName) => {
+    const t = tallies.get(arm)!;
+    t.ids = [];
+    for (const ids of prompts) {
+      // An fp32 KV cache like ours: with llama.cpp's default F16 cache its plain and lookup runs already
+      // disagreed on a near-tie (stories260K, token 47 of one prompt).
+      const context = await model.createContext({
+        contextSize: contextLength, threads: o.threads, sequences: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+      });
+      const predictor = arm === 'llama.cpp input-lookup' ? new nlc.InputLookupTokenPredictor() : undefined;
+      // What LlamaCompletion does with its prompt: the predictor drafts from these input ids.
+      predictor?.updateInputTokens(ids as never[]);
+      const seq = context.getSequence({ tokenPredictor: predictor });
+      const out: number[] = [];
+      const started = performance.now();
+      for await (const token of seq.evaluate(ids as never[], { temperature: 0 })) {
+        if (stopIds.has(token as number)) break;
+        out.push(token as number);
+        if (out.length >= o.maxTokens) break;
+      }
+      t.seconds += (performance.now() - started) / 1000;
+      const p = seq.tokenPredictions;
+      t.tokens += out.length;
+      t.drafted += p.validated + p.refuted;
+      t.accepted += p.validated;
+      t.steps += out.length - Math.min(p.validated, out.length - 1);
+      t.ids.push(out);
+      await context.dispose();
+    }
+  };
+
+  // A fresh engine per run: its tries would otherwise remember the previous round's answers to the same prompts.
+  const oursArm = async (arm: ArmName) => {
+    const t = tallies.get(arm)!;
+    const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o)];
+    if (o.contextLength !== null) argv.push('--context-length', String(o.contextLength));
+    const options = toEngineOptions(loadConfig(argv, {}));
+    const engine: Engine = await createEngine(options, () => {});
+    const lookahead = arm === 'ours off' ? { ...options.lookahead, enabled: false } : { ...options.lookahead, enabled: true, layout: o.layout };
+    try {
+      const modelId = engine.models[0].id;
+      t.ids = [];
+      for (const ids of prompts) {
+        const started = performance.now();
+        const job = engine.submit(modelId, {
+          promptIds: ids, maxTokens: o.maxTokens, stop: [], logprobs: null, lookahead,
+          sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+        });
+        const out: number[] = [];
+        for await (const chunk of job) out.push(...chunk.tokens);
+        const result = await job.result;
+        t.seconds += (performance.now() - started) / 1000;
+        // The stop token is not counted on the llama.cpp side either.
+        const kept = out.filter((id) => !stopIds.has(id));
+        t.tokens += kept.length;
+        t.steps += result.lookahead.steps;
+        t.drafted += result.lookahead.draftTokens;
+        t.accepted += result.lookahead.acceptedTokens;
+        t.ids.push(kept);
+      }
+    } finally {
+      await engine.close(1000);
+    }
+  };
+
+  try {
+    for (let r = 0; r < o.rounds; r++) {
+      // Rotate the order each round so no arm always runs first (warm caches) or last (a tired shared machine).
+      const order = ARMS.map((_, i) => ARMS[(i + r) % ARMS.length]);
+      for (const arm of order) {
+        o.log(`round ${r + 1}/${o.rounds}: ${arm}`);
+        await (arm.startsWith('llama.cpp') ? llamaArm(arm) : oursArm(arm));
+      }
+    }
+  } finally {
+    await model.dispose();
+    await llama.dispose();
+  }
+
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const agree = (arm: ArmName, reference: ArmName) => {
+    const ref = tallies.get(reference)!.ids;
+    return tallies.get(arm)!.ids.filter((ids, i) => same(ids, ref[i])).length;
+  };
+  return {
+    model: o.model,
+    engineModel,
+    promptTokens: prompts.map((p) => p.length),
+    maxTokens: o.maxTokens,
+    rounds: o.rounds,
+    threads: o.threads,
+    arms: ARMS.map((arm) => {
+      const t = tallies.get(arm)!;
+      const predicts = arm !== 'ours off' && arm !== 'llama.cpp plain';
+      return {
+        arm,
+        tokens: t.tokens,
+        seconds: t.seconds,
+        tokensPerSecond: t.seconds > 0 ? t.tokens / t.seconds : 0,
+        tokensPerStep: predicts && t.steps > 0 ? t.tokens / t.steps : null,
+        drafted: predicts ? t.drafted : null,
+        accepted: predicts ? t.accepted : null,
+        ids: t.ids,
+      };
+    }),
+    agreement: Object.fromEntries(ARMS.map((arm) => [arm, agree(arm, 'llama.cpp plain')])) as Record<ArmName, number>,
+    lossless: { llamaCpp: agree('llama.cpp input-lookup', 'llama.cpp plain'), ours: agree('ours lookahead', 'ours off') },
+  };
+}
+
+/** Built graphs are kept between the runs of one bench invocation (the build is not what is measured). */
+let sharedBuildCache: string | null = null;
+function buildCache(o: LlamaCppPeerOptions): string {
+  if (sharedBuildCache === null) {
+    sharedBuildCache = mkdtempSync(join(tmpdir(), 'peer-llamacpp-build-'));
+    process.once('exit', () => rmSync(sharedBuildCache!, { recursive: true, force: true }));
+    o.log(`build cache ${sharedBuildCache}`);
+  }
+  return sharedBuildCache;
+}
+
+export function renderLlamaCppPeer(r: LlamaCppPeerResult): string {
+  const fmt = (x: number | null, d = 1) => (x === null ? '–' : x.toFixed(d));
+  const rows = r.arms.map(
+    (a) => `| ${a.arm} | ${a.tokens} | ${fmt(a.tokensPerSecond)} | ${fmt(a.tokensPerStep, 2)} | ${a.drafted ?? '–'} | ${a.accepted ?? '–'} | ${r.agreement[a.arm]}/${r.promptTokens.length} |`,
+  );
+  return [
+    `model ${r.model}${r.engineModel !== r.model ? ` (ours: ${r.engineModel})` : ''}; ${r.promptTokens.length} prompts of ${r.promptTokens.join('/')} tokens, ≤ ${r.maxTokens} new tokens, ${r.rounds} rounds, ${r.threads} thread(s)`,
+    '',
+    '| arm | tokens | tokens/s | tokens/step | drafted | accepted | greedy = llama.cpp plain |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+    '',
+    `lossless: llama.cpp input-lookup = plain on ${r.lossless.llamaCpp}/${r.promptTokens.length} prompts, ours lookahead = off on ${r.lossless.ours}/${r.promptTokens.length}`,
+  ].join('\n');
+}

@@ -1,0 +1,36 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { renderLlamaCppPeer, runLlamaCppPeer } from '../../bench/peer/llamacpp.js';
+import { SyntheticSource } from '../../src/model/builder/sources/synthetic.js';
+import { FAMILIES } from '../helpers/families.js';
+import { loadLlamaCpp } from '../helpers/llamacpp.js';
+import { writeFamilyGguf } from '../unit/gguf-model-writer.js';
+
+const root = mkdtempSync(join(tmpdir(), 'bench-peer-llamacpp-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const available = (await loadLlamaCpp().then(async (r) => (r === null ? false : (await r.dispose(), true))));
+if (!available) console.warn('skipping the peer-llamacpp bench test: node-llama-cpp does not load here');
+
+describe.skipIf(!available)('bench peer-llamacpp', () => {
+  it('runs llama.cpp plain and input-lookup against our engine off and on, on one GGUF, and reports agreement', async () => {
+    const family = FAMILIES.find((f) => f.name === 'llama3')!;
+    const gguf = join(root, 'tiny.gguf');
+    writeFamilyGguf(gguf, family, new SyntheticSource(family.config, 2));
+    const r = await runLlamaCppPeer({
+      model: gguf, engineModel: null, contextLength: null, maxTokens: 12, rounds: 1, threads: 1, layout: 'hier', log: () => {},
+      prompts: [{ text: 'abc abc abc' }, { text: 'hello there' }],
+    });
+    expect(r.arms.map((a) => a.arm)).toEqual(['llama.cpp plain', 'llama.cpp input-lookup', 'ours off', 'ours lookahead']);
+    for (const a of r.arms) {
+      expect(a.ids).toHaveLength(2);
+      expect(a.tokens).toBeGreaterThan(0);
+      expect(a.tokensPerSecond).toBeGreaterThan(0);
+    }
+    // Same weights, same prompt ids, greedy: every arm agrees with llama.cpp's plain decoding.
+    expect(r.agreement).toEqual({ 'llama.cpp plain': 2, 'llama.cpp input-lookup': 2, 'ours off': 2, 'ours lookahead': 2 });
+    expect(r.arms.find((a) => a.arm === 'ours lookahead')!.tokensPerStep).toBeGreaterThanOrEqual(1);
+    expect(renderLlamaCppPeer(r)).toContain('| ours lookahead |');
+  });
+});
