@@ -30,6 +30,7 @@ COPY --from=deps-cuda /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY src ./src
 COPY config ./config
+COPY models ./models
 ENV NODE_ENV=production \
     LOOKAHEAD_HOST=0.0.0.0 \
     LOOKAHEAD_PORT=8000 \
@@ -38,8 +39,9 @@ ENV NODE_ENV=production \
 USER lookahead
 VOLUME ["/cache"]
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Healthy once the model is loaded (/ready 200), and while busy (503 "saturated"); not while loading or draining.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/ready').then(async r=>process.exit(r.ok||(await r.json()).status==='saturated'?0:1),()=>process.exit(1))"]
 CMD ["node", "--import", "tsx", "src/main.ts"]
 
 # --- CPU runtime (the default target, so it comes last) ---
@@ -50,6 +52,7 @@ COPY --from=deps-cpu /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY src ./src
 COPY config ./config
+COPY models ./models
 ENV NODE_ENV=production \
     LOOKAHEAD_HOST=0.0.0.0 \
     LOOKAHEAD_PORT=8000 \
@@ -58,7 +61,8 @@ ENV NODE_ENV=production \
 USER node
 VOLUME ["/cache"]
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Healthy once the model is loaded (/ready 200), and while busy (503 "saturated"); not while loading or draining.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/ready').then(async r=>process.exit(r.ok||(await r.json()).status==='saturated'?0:1),()=>process.exit(1))"]
 # node directly (not npm) so SIGTERM reaches the server and it shuts down cleanly.
 CMD ["node", "--import", "tsx", "src/main.ts"]

@@ -166,7 +166,7 @@ async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string):
     forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
   };
   const maxErrorRate = optNum(f['max-error-rate'], '--max-error-rate', 1) ?? 0;
-  if (spawn && f.model === undefined && !options.quiet) process.stderr.write('no --model: the spawned server uses its embedded synthetic default\n');
+  if (spawn && f.model === undefined && !options.quiet) process.stderr.write('no --model: the spawned server uses its shipped default, chat-llama-5m\n');
   const { report, failed, total } = await runBench(options);
   emit(report, f.out);
   if (total > 0 && failed / total > maxErrorRate) {
@@ -185,7 +185,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     created_at: new Date().toISOString(),
     command: commandLine,
     machine: machineInfo(),
-    model: { id: f.model ?? 'embedded-default', path: f.model ?? null },
+    model: { id: f.model ?? 'chat-llama-5m', path: f.model ?? null },
     config: {
       base_url: null,
       server: 'in-process',

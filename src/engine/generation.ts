@@ -203,7 +203,7 @@ export class Generation {
 
   private pick(row: Float32Array): number {
     const token = this.sampler.pick(row, this.presence);
-    this.presence.add(token);
+    this.presence.addOutput(token);
     if (this.job.logprobs !== null) this.stepLogprobs.push(topLogprobs(row, token, this.job.logprobs));
     return token;
   }

@@ -13,6 +13,12 @@ export interface SamplingParams {
   repetitionPenalty: number;
   /** null = nondeterministic. */
   seed: number | null;
+  /** OpenAI's: subtracted once from the logit of every token the output already holds (absent = 0). */
+  presencePenalty?: number;
+  /** OpenAI's: subtracted from a token's logit once per time the output already holds it (absent = 0). */
+  frequencyPenalty?: number;
+  /** OpenAI's `logit_bias`: token id → value added to its logit (-100..100). */
+  logitBias?: Record<number, number>;
 }
 
 export type DraftLayout = 'hier' | 'par' | 'one';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../engine/types.js';
 import { UnavailableError } from '../errors.js';
@@ -51,6 +52,19 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     c.res.headers.set('x-request-id', requestId);
   });
   app.use(observeRequest(deps));
+  const origins = config.server.corsOrigins;
+  if (origins.length > 0) {
+    // Before auth: a browser's preflight carries no Authorization header and must still be answered. The allowed
+    // request headers are those the preflight asks for (the SDKs send several x-stainless-* ones).
+    app.use(
+      '/v1/*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        exposeHeaders: ['X-Request-Id', 'Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
   app.route('/', healthRoutes(deps));
 
   app.use('/v1/*', async (c, next) => {

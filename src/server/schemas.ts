@@ -17,7 +17,11 @@ const message = z.looseObject({
   name: z.string().optional(),
 });
 
-const stop = z.union([z.string(), z.array(z.string().min(1)).max(4, 'at most 4 stop sequences are allowed')]).nullish();
+// A refinement rather than `.max` inside a union: a union that fails reports "Invalid input", not the reason.
+const stop = z
+  .union([z.string(), z.array(z.string().min(1))])
+  .refine((s) => typeof s === 'string' || s.length <= 4, 'at most 4 stop sequences are allowed')
+  .nullish();
 
 const lookahead = z.looseObject({
   enabled: z.boolean().optional(),

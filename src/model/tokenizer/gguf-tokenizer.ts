@@ -274,6 +274,10 @@ class GgufSpmTokenizer implements TextTokenizer {
     return this.textDecoder.decode(all);
   }
 
+  tokenBytes(id: number): Uint8Array {
+    return (id >= 0 && id < this.vocabSize && this.pieceBytes[id]) || new Uint8Array(0);
+  }
+
   renderChat(messages: ChatMessage[]): string {
     return this.chat.render(messages);
   }

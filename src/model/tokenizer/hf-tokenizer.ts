@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from '../../errors.js';
 import { ChatTemplate } from './chat-template.js';
+import { tokenBytesReader } from './token-bytes.js';
 import type { ChatMessage, TextTokenizer } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -41,7 +42,12 @@ export function loadHfTokenizer(dir: string): TextTokenizer {
   for (const id of tokenizer.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
 
   const template = typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : null;
-  return new HfTokenizer(tokenizer, vocabSize, bosTokenId, [...eos], new ChatTemplate({ template, bosToken, eosToken }));
+  const pieceBytes = tokenBytesReader(tokenizerJson);
+  const bytesOf = (id: number): Uint8Array => {
+    const piece = id >= 0 && id < vocabSize ? tokenizer.id_to_token(id) : undefined;
+    return piece === undefined ? new Uint8Array(0) : pieceBytes(piece);
+  };
+  return new HfTokenizer(tokenizer, vocabSize, bosTokenId, [...eos], new ChatTemplate({ template, bosToken, eosToken }), bytesOf);
 }
 
 class HfTokenizer implements TextTokenizer {
@@ -53,6 +59,7 @@ class HfTokenizer implements TextTokenizer {
     readonly bosTokenId: number | null,
     readonly eosTokenIds: readonly number[],
     private readonly chat: ChatTemplate,
+    private readonly bytesOf: (id: number) => Uint8Array,
   ) {
     this.chatTemplateAddsBos = chat.addsBos;
   }
@@ -70,6 +77,10 @@ class HfTokenizer implements TextTokenizer {
     // The library throws on an empty list.
     if (known.length === 0) return '';
     return this.tokenizer.decode(known, { skip_special_tokens: options?.skipSpecialTokens ?? false });
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    return this.bytesOf(id);
   }
 
   renderChat(messages: ChatMessage[]): string {

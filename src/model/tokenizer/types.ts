@@ -12,6 +12,8 @@ export interface TextTokenizer {
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   /** Decode ids; an empty list gives ''. */
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+  /** The raw bytes one token stands for (a lone byte of a multi-byte character included); empty for unknown ids. */
+  tokenBytes(id: number): Uint8Array;
   /** Render messages to the prompt string (the model's chat template, or a plain fallback when it has none). */
   renderChat(messages: ChatMessage[]): string;
   /** True when the rendered chat prompt already contains BOS (so encode must not add another). */

@@ -76,7 +76,7 @@ function textOf(content: ContentField | null | undefined, param: string): string
 function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   const entry = (token: number, logprob: number) => {
     const text = tokenText(tok, token);
-    return { token: text, logprob, bytes: [...Buffer.from(text, 'utf8')] };
+    return { token: text, logprob, bytes: [...tok.tokenBytes(token)] };
   };
   return {
     content: lps.map((lp) => ({ ...entry(lp.token, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.token, t.logprob)) })),
