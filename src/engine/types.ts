@@ -32,6 +32,14 @@ export interface LookaheadOptions {
   layout: DraftLayout;
 }
 
+/**
+ * What the output must be, enforced by constrained decoding (a grammar token mask in sampling and verification):
+ * any JSON object, or JSON matching a schema. Check client-given ones with validateConstraint before submitting.
+ */
+export type OutputConstraint =
+  | { type: 'json_object' }
+  | { type: 'json_schema'; schema: Record<string, unknown>; name?: string; strict?: boolean };
+
 export interface JobSpec {
   promptIds: number[];
   maxTokens: number;
@@ -43,6 +51,8 @@ export interface JobSpec {
   lookahead: LookaheadOptions;
   /** Client-predicted output text (OpenAI `prediction`), tokenized: drafted from for this request only. */
   predictionIds?: number[];
+  /** Output the grammar engine forces; absent = free text. */
+  constraint?: OutputConstraint;
   /** Conversation scope for the session trie. */
   sessionId?: string;
   tenant?: string;
