@@ -15,6 +15,10 @@ const message = z.looseObject({
   // Assistant turns that only carried tool calls have null content.
   content: content.nullable().optional(),
   name: z.string().optional(),
+  tool_calls: z
+    .array(z.looseObject({ id: z.string().optional(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string(), arguments: z.string() }) }))
+    .nullish(),
+  tool_call_id: z.string().nullish(),
 });
 
 // A refinement rather than `.max` inside a union: a union that fails reports "Invalid input", not the reason.

@@ -14,6 +14,7 @@ const byteTokenizer: TextTokenizer = {
   bosTokenId: null,
   eosTokenIds: [],
   chatTemplateAddsBos: false,
+  chatTemplateTakesTools: false,
   encode: (text) => [...Buffer.from(text, 'utf8')],
   decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
   tokenBytes: (id) => Uint8Array.of(id),

@@ -9,6 +9,7 @@ export class ByteTokenizer implements TextTokenizer {
   readonly bosTokenId = 256;
   readonly eosTokenIds = [257] as const;
   readonly chatTemplateAddsBos = false;
+  readonly chatTemplateTakesTools = false;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 

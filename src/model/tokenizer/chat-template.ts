@@ -4,7 +4,7 @@
  */
 import { Template } from '@huggingface/jinja';
 import { InvalidRequestError } from '../../errors.js';
-import type { ChatMessage } from './types.js';
+import type { ChatMessage, ChatTool } from './types.js';
 
 export interface ChatTemplateSource {
   /** Jinja source; null when the model has no chat template. */
@@ -52,7 +52,12 @@ export class ChatTemplate {
     return this.source.template !== null;
   }
 
-  render(messages: readonly ChatMessage[]): string {
+  /** Templates written for tool use (Qwen, Hermes, Llama 3.1, Mistral) read `tools`; plain ChatML ignores it. */
+  get takesTools(): boolean {
+    return this.compiled !== null && /\btools\b/.test(this.source.template!);
+  }
+
+  render(messages: readonly ChatMessage[], tools?: readonly ChatTool[]): string {
     if (this.source.template === null) return renderFallbackChat(messages);
     if (this.compiled === null) {
       throw new InvalidRequestError(`The model's chat template cannot be parsed: ${this.parseError}`, 'messages');
@@ -60,6 +65,7 @@ export class ChatTemplate {
     try {
       return this.compiled.render({
         messages,
+        ...(tools && tools.length > 0 && { tools }),
         add_generation_prompt: true,
         bos_token: this.source.bosToken ?? '',
         eos_token: this.source.eosToken ?? '',

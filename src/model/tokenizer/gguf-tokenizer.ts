@@ -5,7 +5,7 @@
  */
 import { ModelLoadError } from '../../errors.js';
 import { ChatTemplate } from './chat-template.js';
-import type { ChatMessage, TextTokenizer } from './types.js';
+import type { ChatMessage, ChatTool, TextTokenizer } from './types.js';
 
 /** llama.cpp's token types (tokenizer.ggml.token_type). */
 const enum TokenType {
@@ -278,8 +278,12 @@ class GgufSpmTokenizer implements TextTokenizer {
     return (id >= 0 && id < this.vocabSize && this.pieceBytes[id]) || new Uint8Array(0);
   }
 
-  renderChat(messages: ChatMessage[]): string {
-    return this.chat.render(messages);
+  get chatTemplateTakesTools(): boolean {
+    return this.chat.takesTools;
+  }
+
+  renderChat(messages: ChatMessage[], tools?: ChatTool[]): string {
+    return this.chat.render(messages, tools);
   }
 }
 

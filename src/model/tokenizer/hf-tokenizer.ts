@@ -8,7 +8,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from '../../errors.js';
 import { ChatTemplate } from './chat-template.js';
 import { tokenBytesReader } from './token-bytes.js';
-import type { ChatMessage, TextTokenizer } from './types.js';
+import type { ChatMessage, ChatTool, TextTokenizer } from './types.js';
 
 type Json = Record<string, unknown>;
 
@@ -83,8 +83,12 @@ class HfTokenizer implements TextTokenizer {
     return this.bytesOf(id);
   }
 
-  renderChat(messages: ChatMessage[]): string {
-    return this.chat.render(messages);
+  get chatTemplateTakesTools(): boolean {
+    return this.chat.takesTools;
+  }
+
+  renderChat(messages: ChatMessage[], tools?: ChatTool[]): string {
+    return this.chat.render(messages, tools);
   }
 }
 

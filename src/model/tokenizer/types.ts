@@ -1,6 +1,23 @@
+/** A tool call in an assistant turn, as chat templates read it: `arguments` parsed to an object. */
+export interface ChatToolCall {
+  id?: string;
+  type: 'function';
+  function: { name: string; arguments: unknown };
+}
+
 export interface ChatMessage {
   role: string;
   content: string;
+  tool_calls?: ChatToolCall[];
+  /** On `tool` turns: the call this result answers. */
+  tool_call_id?: string;
+  name?: string;
+}
+
+/** A function the model may call, in the shape chat templates take as their `tools` variable. */
+export interface ChatTool {
+  type: 'function';
+  function: { name: string; description?: string; parameters: Record<string, unknown> };
 }
 
 /** What the rest of the system needs from a tokenizer, whether from tokenizer.json or embedded in a GGUF. */
@@ -15,7 +32,9 @@ export interface TextTokenizer {
   /** The raw bytes one token stands for (a lone byte of a multi-byte character included); empty for unknown ids. */
   tokenBytes(id: number): Uint8Array;
   /** Render messages to the prompt string (the model's chat template, or a plain fallback when it has none). */
-  renderChat(messages: ChatMessage[]): string;
+  renderChat(messages: ChatMessage[], tools?: ChatTool[]): string;
+  /** True when the chat template reads the `tools` variable (and so renders tools and tool turns itself). */
+  readonly chatTemplateTakesTools: boolean;
   /** True when the rendered chat prompt already contains BOS (so encode must not add another). */
   readonly chatTemplateAddsBos: boolean;
 }

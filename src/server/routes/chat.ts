@@ -2,6 +2,10 @@ import type { Context } from 'hono';
 import type { TokenLogprob } from '../../engine/types.js';
 import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
+import type { ParsedCall, ToolOutput } from '../tools/parse.js';
+import { renderWithTools } from '../tools/prompt.js';
+import { toolSetupOf, type ToolSetup } from '../tools/request.js';
+import { toolConstraint, toolTurn, type ToolTurn } from '../tools/turn.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
@@ -18,9 +22,11 @@ export function chatCompletions(deps: ServerDeps) {
     const body = chatRequestSchema.parse(raw);
     rejectUnsupported(body);
 
+    const tools = toolSetupOf(body, 'chat');
     const tok = deps.engine.tokenizer(body.model);
-    const messages: ChatMessage[] = body.messages.map((m, i) => ({ role: m.role, content: textOf(m.content, `messages[${i}].content`) }));
-    const promptIds = tok.encode(tok.renderChat(messages), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    const messages = body.messages.map(chatMessageOf);
+    const promptIds = tok.encode(renderWithTools(tok, messages, tools), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    const constraint = toolConstraint(tools);
     const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
     const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
     const requested = [body.max_tokens, body.max_completion_tokens].filter((v): v is number => typeof v === 'number');
@@ -28,7 +34,7 @@ export function chatCompletions(deps: ServerDeps) {
     return generate(
       c,
       deps,
-      chatShape(tok),
+      chatShape(tok, tools),
       {
         modelId: body.model,
         prompts: [promptIds],
@@ -41,6 +47,7 @@ export function chatCompletions(deps: ServerDeps) {
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
         lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
         ...(predictionIds && { predictionIds }),
+        ...(constraint && { constraint }),
         sessionId: sessionIdOf(c, body),
         tenant: tenantOf(c),
       },
@@ -56,7 +63,36 @@ function rejectUnsupported(body: ChatRequest): void {
   if (body.response_format && body.response_format.type !== 'text') {
     throw new InvalidRequestError(`response_format ${body.response_format.type} is not supported by this server`, 'response_format');
   }
-  if (body.tools && body.tools.length > 0) throw new InvalidRequestError('tools are not supported by this server', 'tools');
+}
+
+type RequestMessage = ChatRequest['messages'][number];
+
+/** A request message as the template sees it: text content; an assistant's calls with their arguments parsed. */
+function chatMessageOf(m: RequestMessage, i: number): ChatMessage {
+  const message: ChatMessage = { role: m.role, content: textOf(m.content, `messages[${i}].content`) };
+  if (m.name) message.name = m.name;
+  if (m.role === 'tool') {
+    if (!m.tool_call_id) throw new InvalidRequestError('a tool message needs the tool_call_id of the call it answers', `messages[${i}].tool_call_id`);
+    message.tool_call_id = m.tool_call_id;
+  }
+  if (m.tool_calls && m.tool_calls.length > 0) {
+    if (m.role !== 'assistant') throw new InvalidRequestError('only assistant messages carry tool_calls', `messages[${i}].tool_calls`);
+    message.tool_calls = m.tool_calls.map((call, j) => ({
+      ...(call.id && { id: call.id }),
+      type: 'function' as const,
+      function: { name: call.function.name, arguments: argumentsOf(call.function.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) },
+    }));
+  }
+  return message;
+}
+
+/** Templates render arguments as JSON objects (`| tojson`), so the string the API carries is parsed first. */
+export function argumentsOf(text: string, param: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequestError('tool call arguments must be a JSON string', param);
+  }
 }
 
 /** Text parts only: images, audio and files cannot reach a text-only local model. */
@@ -84,25 +120,65 @@ function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   };
 }
 
-function chatShape(tok: TextTokenizer): ResponseShape<null> {
+/** Per choice: what the tools make of the output (null without tools) and how many calls went out. */
+interface ChatState {
+  turn: ToolTurn | null;
+  calls: number;
+}
+
+/** OpenAI reports `tool_calls` as the finish reason of an answer that called tools and was not cut off. */
+function finishOf(reason: string, calls: number): string {
+  return calls > 0 && reason === 'stop' ? 'tool_calls' : reason;
+}
+
+function chatShape(tok: TextTokenizer, tools: ToolSetup | null): ResponseShape<ChatState> {
+  // Each call goes out whole once its JSON is complete: its name and all its arguments in one delta.
+  const callDeltas = (calls: ParsedCall[], state: ChatState) =>
+    calls.map((call) => ({ index: state.calls++, id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }));
+  const chunk = (index: number, out: ToolOutput, state: ChatState, logprobs: object | null) => ({
+    index,
+    delta: { ...(out.content && { content: out.content }), ...(out.calls.length > 0 && { tool_calls: callDeltas(out.calls, state) }) },
+    logprobs,
+    finish_reason: null,
+  });
   return {
     idPrefix: 'chatcmpl-',
     object: 'chat.completion',
     chunkObject: 'chat.completion.chunk',
-    newState: () => null,
+    newState: () => ({ turn: toolTurn(tools), calls: 0 }),
     opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
-    delta: (index, text, logprobs) => ({
-      index,
-      delta: { content: text },
-      logprobs: logprobs ? chatLogprobs(tok, logprobs) : null,
-      finish_reason: null,
-    }),
-    closing: (index, finishReason) => ({ index, delta: {}, logprobs: null, finish_reason: finishReason }),
-    choice: (o) => ({
-      index: o.index,
-      message: { role: 'assistant', content: o.text, refusal: null, annotations: [] },
-      logprobs: o.logprobs.length > 0 ? chatLogprobs(tok, o.logprobs) : null,
-      finish_reason: o.result.finishReason,
-    }),
+    delta: (index, text, logprobs, state) => {
+      const lp = logprobs ? chatLogprobs(tok, logprobs) : null;
+      if (!state.turn) return { index, delta: { content: text }, logprobs: lp, finish_reason: null };
+      const out = state.turn.push(text);
+      return out.content || out.calls.length > 0 || lp ? chunk(index, out, state, lp) : null;
+    },
+    flush: (index, state) => {
+      const out = state.turn?.end();
+      return out && (out.content || out.calls.length > 0) ? [chunk(index, out, state, null)] : [];
+    },
+    closing: (index, finishReason, state) => ({ index, delta: {}, logprobs: null, finish_reason: finishOf(finishReason, state.calls) }),
+    choice: (o, state) => {
+      const parsed = state.turn ? mergeOutputs(state.turn.push(o.text), state.turn.end()) : { content: o.text, calls: [] };
+      const message = {
+        role: 'assistant',
+        content: parsed.calls.length > 0 && parsed.content === '' ? null : parsed.content,
+        refusal: null,
+        annotations: [],
+        ...(parsed.calls.length > 0 && {
+          tool_calls: parsed.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+        }),
+      };
+      return {
+        index: o.index,
+        message,
+        logprobs: o.logprobs.length > 0 ? chatLogprobs(tok, o.logprobs) : null,
+        finish_reason: finishOf(o.result.finishReason, parsed.calls.length),
+      };
+    },
   };
+}
+
+function mergeOutputs(a: ToolOutput, b: ToolOutput): ToolOutput {
+  return { content: a.content + b.content, calls: [...a.calls, ...b.calls] };
 }
