@@ -13,6 +13,7 @@ import { errorBody, mapError } from './errors.js';
 import { observeRequest } from './observe.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
+import { responses } from './routes/responses.js';
 import { healthRoutes } from './routes/health.js';
 import { lookaheadRoutes } from './routes/lookahead.js';
 import { modelRoutes } from './routes/models.js';
@@ -85,6 +86,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   );
   app.post('/v1/chat/completions', chatCompletions(deps));
   app.post('/v1/completions', completions(deps));
+  app.post('/v1/responses', responses(deps));
   app.route('/', modelRoutes(deps));
   app.route('/', lookaheadRoutes(deps));
 

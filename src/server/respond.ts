@@ -45,17 +45,21 @@ export function generate<S>(
   plan: GenerationPlan,
   body: { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean | null } | null },
 ): Promise<Response> {
+  const { choices, abort } = startJobs(c, deps, plan);
+  const stream = body.stream === true;
+  return respond(c, deps, shape, { choices, abort, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true });
+}
+
+/** Submits the plan's jobs under one request abort (client gone, timeout); the caller disposes of the abort. */
+export function startJobs(c: Context<AppEnv>, deps: ServerDeps, plan: GenerationPlan): { choices: ChoiceJob[]; abort: RequestAbort } {
   const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
-  let choices: ChoiceJob[];
   try {
-    choices = submitJobs(deps, plan, abort.signal);
+    return { choices: submitJobs(deps, plan, abort.signal), abort };
   } catch (err) {
     abort.abort(err as Error);
     abort.dispose();
     throw err;
   }
-  const stream = body.stream === true;
-  return respond(c, deps, shape, { choices, abort, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true });
 }
 
 export function newCompletionId(prefix: string): string {
@@ -141,7 +145,7 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
 }
 
 /** Feeds /metrics with each finished job and leaves the numbers for the request's log line. */
-export function record(c: Context<AppEnv>, deps: ServerDeps, opts: RespondOptions, finished: readonly FinishedChoice[], promptTokens: number, tokensPerStep: number): void {
+export function record(c: Context<AppEnv>, deps: ServerDeps, opts: Pick<RespondOptions, 'model' | 'stream'>, finished: readonly FinishedChoice[], promptTokens: number, tokensPerStep: number): void {
   let completionTokens = 0;
   for (const f of finished) {
     const r = f.result;

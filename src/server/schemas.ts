@@ -27,7 +27,7 @@ const stop = z
   .refine((s) => typeof s === 'string' || s.length <= 4, 'at most 4 stop sequences are allowed')
   .nullish();
 
-const lookahead = z.looseObject({
+export const lookaheadSchema = z.looseObject({
   enabled: z.boolean().optional(),
   decoding_length: z.number().int().min(1).max(256).optional(),
   branch_length: z.number().int().min(1).max(64).optional(),
@@ -52,7 +52,7 @@ const common = {
   // Extensions (SDKs pass them through `extra_body`).
   top_k: z.number().int().min(0).nullish(),
   repetition_penalty: z.number().gt(0).nullish(),
-  lookahead: lookahead.nullish(),
+  lookahead: lookaheadSchema.nullish(),
 };
 
 export const chatRequestSchema = z.looseObject({

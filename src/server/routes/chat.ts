@@ -4,7 +4,7 @@ import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
 import type { ParsedCall, ToolOutput } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
-import { toolSetupOf, type ToolSetup } from '../tools/request.js';
+import { argumentsOf, toolSetupOf, type ToolSetup } from '../tools/request.js';
 import { toolConstraint, toolTurn, type ToolTurn } from '../tools/turn.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
@@ -86,14 +86,6 @@ function chatMessageOf(m: RequestMessage, i: number): ChatMessage {
   return message;
 }
 
-/** Templates render arguments as JSON objects (`| tojson`), so the string the API carries is parsed first. */
-export function argumentsOf(text: string, param: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidRequestError('tool call arguments must be a JSON string', param);
-  }
-}
 
 /** Text parts only: images, audio and files cannot reach a text-only local model. */
 function textOf(content: ContentField | null | undefined, param: string): string {

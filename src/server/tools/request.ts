@@ -94,3 +94,12 @@ function toolOf(raw: unknown, param: string, layout: Layout, choice: ToolChoice)
   }
   return { type: 'function', function: { name, ...(typeof description === 'string' && { description }), parameters: schema } };
 }
+
+/** Templates render arguments as JSON objects (`| tojson`), so the string the API carries is parsed first. */
+export function argumentsOf(text: string, param: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequestError('tool call arguments must be a JSON string', param);
+  }
+}
