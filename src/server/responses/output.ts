@@ -73,8 +73,8 @@ export function responseObject(
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: null,
     reasoning: { effort: null, summary: null },
-    // Stateless: nothing is kept, whatever the client asked for.
-    store: false,
+    // Output items are kept (briefly) for item_reference unless the client said store: false; responses are not.
+    store: body.store !== false,
     temperature: body.temperature ?? 1,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? 'auto',

@@ -5,6 +5,7 @@ import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage } from '../../model/tokenizer/types.js';
 import { lookaheadSchema } from '../schemas.js';
 import { argumentsOf } from '../tools/request.js';
+import type { OutputItem } from './output.js';
 
 /** `POST /v1/responses` as OpenAI documents it, the fields a stateless local server can honour, plus our extensions. */
 export const responsesRequestSchema = z.looseObject({
@@ -70,15 +71,16 @@ type Item = ResponsesRequest['input'] extends infer T ? (T extends (infer I)[] ?
  * turn) or items: messages, the model's earlier `function_call`s (folded into one assistant turn with tool_calls)
  * and their `function_call_output`s (tool turns).
  */
-export function messagesOf(body: ResponsesRequest): ChatMessage[] {
+export function messagesOf(body: ResponsesRequest, resolve: (id: string) => OutputItem | undefined): ChatMessage[] {
   const messages: ChatMessage[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
   if (typeof body.input === 'string') {
     messages.push({ role: 'user', content: body.input });
     return messages;
   }
-  body.input.forEach((item, i) => {
+  body.input.forEach((given, i) => {
     const param = `input[${i}]`;
+    const item = given.type === 'item_reference' ? referenced(given, param, resolve) : given;
     const type = item.type ?? 'message';
     if (type === 'message') messages.push(messageOf(item, param));
     else if (type === 'function_call') {
@@ -96,6 +98,17 @@ export function messagesOf(body: ResponsesRequest): ChatMessage[] {
   });
   if (messages.length === 0) throw new InvalidRequestError('input must contain at least one item', 'input');
   return messages;
+}
+
+function referenced(item: Item, param: string, resolve: (id: string) => OutputItem | undefined): Item {
+  const id = (item as { id?: unknown }).id;
+  if (typeof id !== 'string') throw new InvalidRequestError('an item_reference needs the id of an earlier output item', `${param}.id`);
+  const found = resolve(id);
+  if (!found) {
+    throw new InvalidRequestError(`item ${JSON.stringify(id.slice(0, 80))} is not known here: this server keeps recent output items for an hour only; send the item itself`, `${param}.id`);
+  }
+  // Stored messages carry output_text parts, which messageOf reads like input text.
+  return found as unknown as Item;
 }
 
 const ROLES = new Set(['user', 'system', 'developer', 'assistant']);

@@ -16,6 +16,7 @@ import {
   type ResponseHead,
 } from '../responses/output.js';
 import { messagesOf, rejectUnsupported, responsesRequestSchema, textConstraintOf } from '../responses/request.js';
+import { ItemStore } from '../responses/item-store.js';
 import { SseStream } from '../sse.js';
 import type { ParsedCall, ToolOutput } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
@@ -27,6 +28,7 @@ import { toolConstraint, toolTurn } from '../tools/turn.js';
  * function_call items; streamed as the documented typed events.
  */
 export function responses(deps: ServerDeps) {
+  const store = new ItemStore();
   return async (c: Context<AppEnv>): Promise<Response> => {
     const { text, body: raw } = await readJson(c);
     const forwarded = await forwardIfRemote(deps, c, raw, text, 'responses');
@@ -43,7 +45,10 @@ export function responses(deps: ServerDeps) {
     const constraint = callConstraint ?? textConstraint;
 
     const tok = deps.engine.tokenizer(body.model);
-    const promptIds = tok.encode(renderWithTools(tok, messagesOf(body), tools), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    const tenant = tenantOf(c);
+    const messages = messagesOf(body, (id) => store.get(tenant, id));
+    const promptIds = tok.encode(renderWithTools(tok, messages, tools), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    const keep = (items: OutputItem[]) => body.store !== false && store.keep(tenant, items);
     const plan: GenerationPlan = {
       modelId: body.model,
       prompts: [promptIds],
@@ -57,12 +62,12 @@ export function responses(deps: ServerDeps) {
       lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
       ...(constraint && { constraint }),
       sessionId: sessionIdOf(c, body),
-      tenant: tenantOf(c),
+      tenant,
     };
     const { choices, abort } = startJobs(c, deps, plan);
     const head: ResponseHead = { id: itemId('resp'), createdAt: Math.floor(Date.now() / 1000), body };
     const turn = () => toolTurn(tools) ?? { push: (t: string): ToolOutput => ({ content: t, calls: [] }), end: (): ToolOutput => ({ content: '', calls: [] }) };
-    if (body.stream === true) return streamed(c, deps, head, choices[0], abort, turn());
+    if (body.stream === true) return streamed(c, deps, head, choices[0], abort, turn(), keep);
 
     try {
       const output = await collect(choices[0]);
@@ -76,6 +81,7 @@ export function responses(deps: ServerDeps) {
       const { usage, lookahead } = usageOf([output]);
       record(c, deps, { model: body.model, stream: false }, [output], usage.prompt_tokens, lookahead.tokens_per_step);
       const status = output.result.finishReason === 'length' ? 'incomplete' : 'completed';
+      keep(items);
       return c.json(responseObject(head, { status, output: items, usage, lookahead }));
     } catch (err) {
       abort.abort(err as Error);
@@ -98,6 +104,7 @@ function streamed(
   choice: ChoiceJob,
   abort: RequestAbort,
   turn: { push(text: string): ToolOutput; end(): ToolOutput },
+  keep: (items: OutputItem[]) => void,
 ): Response {
   const requestId = c.get('requestId');
   const sse = new SseStream(() => abort.abort(new AbortedError('the client closed the stream')), { 'x-request-id': requestId });
@@ -163,6 +170,7 @@ function streamed(
       const { usage, lookahead } = usageOf(finished);
       record(c, deps, { model: head.body.model, stream: true }, finished, usage.prompt_tokens, lookahead.tokens_per_step);
       const status = result.finishReason === 'length' ? 'incomplete' : 'completed';
+      keep(output);
       send(status === 'completed' ? 'response.completed' : 'response.incomplete', { response: responseObject(head, { status, output, usage, lookahead }) });
       sse.close();
     } catch (err) {

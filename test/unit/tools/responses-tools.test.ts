@@ -62,6 +62,22 @@ describe('Responses API: function calls and text.format', () => {
     expect((engine.submitted[2].constraint as any).schema).toEqual(weather.parameters);
   });
 
+  it('resolves item_reference to recent output items of the same tenant; store: false keeps none', async () => {
+    const { post } = setup((spec) => (Buffer.from(spec.promptIds).toString().includes('<tool_response>') ? 'Sunny.' : '<tool_call>{"name": "get_weather", "arguments": {"city": "Rome"}}</tool_call>'));
+    const first = (await (await post({ input: 'Weather in Rome?', tools: [weather] })).json()) as any;
+    const call = first.output[0];
+    const follow = await post({
+      input: [{ role: 'user', content: 'Weather in Rome?' }, { type: 'item_reference', id: call.id }, { type: 'function_call_output', call_id: call.call_id, output: '{"sky":"sunny"}' }],
+      tools: [weather],
+    });
+    expect(((await follow.json()) as any).output[0].content[0].text).toBe('Sunny.');
+    const unstored = (await (await post({ input: 'Weather in Rome?', tools: [weather], store: false })).json()) as any;
+    expect(unstored.store).toBe(false);
+    const missing = await post({ input: [{ type: 'item_reference', id: unstored.output[0].id }] });
+    expect(missing.status).toBe(400);
+    expect(((await missing.json()) as any).error.param).toBe('input[0].id');
+  });
+
   const refusals: [string, object, string][] = [
     ['an invalid text.format schema', { text: { format: { type: 'json_schema', name: 'x', schema: { type: 12 } } } }, 'text.format.schema'],
     ['an unknown tool_choice function', { tools: [weather], tool_choice: { type: 'function', name: 'nope' } }, 'tool_choice'],
