@@ -2,7 +2,8 @@
 # CPU image (default):   docker build -t lookahead-proxy .
 # CUDA image:            docker build --target cuda -t lookahead-proxy:cuda .
 # Run:                   docker run -p 8000:8000 -v lookahead-cache:/cache [-v /models:/models -e LOOKAHEAD_MODEL=/models/x] lookahead-proxy
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 22 LTS: Node 20 reached end of life in April 2026 (CI still tests on 20, the oldest the code supports).
+ARG NODE_IMAGE=node:22-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 # --- dependencies without onnxruntime-node's CUDA download (the CPU provider ships inside the package) ---

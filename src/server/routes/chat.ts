@@ -2,10 +2,10 @@ import type { Context } from 'hono';
 import type { TokenLogprob } from '../../engine/types.js';
 import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
-import type { ParsedCall, ToolOutput } from '../tools/parse.js';
+import { collectToolOutput, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
 import { argumentsOf, toolSetupOf, type ToolSetup } from '../tools/request.js';
-import { toolConstraint, toolTurn, type ToolTurn } from '../tools/turn.js';
+import { toolConstraint, toolTurn } from '../tools/turn.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
@@ -112,10 +112,10 @@ function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   };
 }
 
-/** Per choice: what the tools make of the output (null without tools) and how many calls went out. */
+/** Per choice: what the tools make of the output, and the stream index of each call begun. */
 interface ChatState {
-  turn: ToolTurn | null;
-  calls: number;
+  turn: ToolTurn;
+  callIndex: Map<string, number>;
 }
 
 /** OpenAI reports `tool_calls` as the finish reason of an answer that called tools and was not cut off. */
@@ -123,54 +123,65 @@ function finishOf(reason: string, calls: number): string {
   return calls > 0 && reason === 'stop' ? 'tool_calls' : reason;
 }
 
+/**
+ * One streamed delta from tool events: text as content; a call as its first `tool_calls` entry (id, name, empty
+ * arguments) followed by argument pieces, as OpenAI streams them. A call that completes without having begun
+ * goes out whole.
+ */
+function deltaOf(events: readonly ToolEvent[], state: ChatState): { content?: string; tool_calls?: object[] } | null {
+  let content = '';
+  const calls: object[] = [];
+  const begin = (id: string, name: string) => {
+    state.callIndex.set(id, state.callIndex.size);
+    calls.push({ index: state.callIndex.get(id), id, type: 'function', function: { name, arguments: '' } });
+  };
+  for (const e of events) {
+    if (e.type === 'text') content += e.text;
+    else if (e.type === 'call_begin') begin(e.id, e.name);
+    else if (e.type === 'arguments') calls.push({ index: state.callIndex.get(e.id), function: { arguments: e.delta } });
+    else if (!state.callIndex.has(e.call.id)) {
+      begin(e.call.id, e.call.name);
+      calls.push({ index: state.callIndex.get(e.call.id), function: { arguments: e.call.arguments } });
+    }
+  }
+  if (!content && calls.length === 0) return null;
+  return { ...(content && { content }), ...(calls.length > 0 && { tool_calls: calls }) };
+}
+
 function chatShape(tok: TextTokenizer, tools: ToolSetup | null): ResponseShape<ChatState> {
-  // Each call goes out whole once its JSON is complete: its name and all its arguments in one delta.
-  const callDeltas = (calls: ParsedCall[], state: ChatState) =>
-    calls.map((call) => ({ index: state.calls++, id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }));
-  const chunk = (index: number, out: ToolOutput, state: ChatState, logprobs: object | null) => ({
-    index,
-    delta: { ...(out.content && { content: out.content }), ...(out.calls.length > 0 && { tool_calls: callDeltas(out.calls, state) }) },
-    logprobs,
-    finish_reason: null,
-  });
   return {
     idPrefix: 'chatcmpl-',
     object: 'chat.completion',
     chunkObject: 'chat.completion.chunk',
-    newState: () => ({ turn: toolTurn(tools), calls: 0 }),
+    newState: () => ({ turn: toolTurn(tools), callIndex: new Map() }),
     opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
     delta: (index, text, logprobs, state) => {
       const lp = logprobs ? chatLogprobs(tok, logprobs) : null;
-      if (!state.turn) return { index, delta: { content: text }, logprobs: lp, finish_reason: null };
-      const out = state.turn.push(text);
-      return out.content || out.calls.length > 0 || lp ? chunk(index, out, state, lp) : null;
+      const delta = deltaOf(state.turn.push(text), state);
+      return delta || lp ? { index, delta: delta ?? {}, logprobs: lp, finish_reason: null } : null;
     },
     flush: (index, state) => {
-      const out = state.turn?.end();
-      return out && (out.content || out.calls.length > 0) ? [chunk(index, out, state, null)] : [];
+      const delta = deltaOf(state.turn.end(), state);
+      return delta ? [{ index, delta, logprobs: null, finish_reason: null }] : [];
     },
-    closing: (index, finishReason, state) => ({ index, delta: {}, logprobs: null, finish_reason: finishOf(finishReason, state.calls) }),
+    closing: (index, finishReason, state) => ({ index, delta: {}, logprobs: null, finish_reason: finishOf(finishReason, state.callIndex.size) }),
     choice: (o, state) => {
-      const parsed = state.turn ? mergeOutputs(state.turn.push(o.text), state.turn.end()) : { content: o.text, calls: [] };
+      const { content, calls } = collectToolOutput([...state.turn.push(o.text), ...state.turn.end()]);
       const message = {
         role: 'assistant',
-        content: parsed.calls.length > 0 && parsed.content === '' ? null : parsed.content,
+        content: calls.length > 0 && content === '' ? null : content,
         refusal: null,
         annotations: [],
-        ...(parsed.calls.length > 0 && {
-          tool_calls: parsed.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+        ...(calls.length > 0 && {
+          tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
         }),
       };
       return {
         index: o.index,
         message,
         logprobs: o.logprobs.length > 0 ? chatLogprobs(tok, o.logprobs) : null,
-        finish_reason: finishOf(o.result.finishReason, parsed.calls.length),
+        finish_reason: finishOf(o.result.finishReason, calls.length),
       };
     },
   };
-}
-
-function mergeOutputs(a: ToolOutput, b: ToolOutput): ToolOutput {
-  return { content: a.content + b.content, calls: [...a.calls, ...b.calls] };
 }

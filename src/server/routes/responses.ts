@@ -11,6 +11,7 @@ import {
   itemId,
   outputText,
   responseObject,
+  type FunctionCallItem,
   type MessageItem,
   type OutputItem,
   type ResponseHead,
@@ -18,7 +19,7 @@ import {
 import { messagesOf, rejectUnsupported, responsesRequestSchema, textConstraintOf } from '../responses/request.js';
 import { ItemStore } from '../responses/item-store.js';
 import { SseStream } from '../sse.js';
-import type { ParsedCall, ToolOutput } from '../tools/parse.js';
+import { collectToolOutput, type ParsedCall, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
 import { toolSetupOf } from '../tools/request.js';
 import { toolConstraint, toolTurn } from '../tools/turn.js';
@@ -66,18 +67,15 @@ export function responses(deps: ServerDeps) {
     };
     const { choices, abort } = startJobs(c, deps, plan);
     const head: ResponseHead = { id: itemId('resp'), createdAt: Math.floor(Date.now() / 1000), body };
-    const turn = () => toolTurn(tools) ?? { push: (t: string): ToolOutput => ({ content: t, calls: [] }), end: (): ToolOutput => ({ content: '', calls: [] }) };
-    if (body.stream === true) return streamed(c, deps, head, choices[0], abort, turn(), keep);
+    if (body.stream === true) return streamed(c, deps, head, choices[0], abort, toolTurn(tools), keep);
 
     try {
       const output = await collect(choices[0]);
-      const t = turn();
-      const first = t.push(output.text);
-      const rest = t.end();
+      const turn = toolTurn(tools);
+      const { content, calls } = collectToolOutput([...turn.push(output.text), ...turn.end()]);
       const items: OutputItem[] = [];
-      const content = first.content + rest.content;
       if (content) items.push({ type: 'message', id: itemId('msg'), status: 'completed', role: 'assistant', content: [outputText(content)] });
-      for (const call of [...first.calls, ...rest.calls]) items.push(functionCallItem(call, 'completed'));
+      for (const call of calls) items.push(functionCallItem(call, 'completed'));
       const { usage, lookahead } = usageOf([output]);
       record(c, deps, { model: body.model, stream: false }, [output], usage.prompt_tokens, lookahead.tokens_per_step);
       const status = output.result.finishReason === 'length' ? 'incomplete' : 'completed';
@@ -103,7 +101,7 @@ function streamed(
   head: ResponseHead,
   choice: ChoiceJob,
   abort: RequestAbort,
-  turn: { push(text: string): ToolOutput; end(): ToolOutput },
+  turn: ToolTurn,
   keep: (items: OutputItem[]) => void,
 ): Response {
   const requestId = c.get('requestId');
@@ -131,25 +129,40 @@ function streamed(
     send('response.output_item.done', { output_index: index, item: message });
     message = null;
   };
-  const emit = (out: ToolOutput) => {
-    if (out.content) {
-      const m = message ?? openMessage();
-      text += out.content;
-      send('response.output_text.delta', { item_id: m.id, output_index: output.indexOf(m), content_index: 0, delta: out.content, logprobs: [] });
-    }
-    for (const call of out.calls) emitCall(call);
-  };
-  const emitCall = (call: ParsedCall) => {
+  /** Function calls by id, with their output index; one begun is streamed into until it ends. */
+  const calls = new Map<string, { item: FunctionCallItem; index: number }>();
+  const beginCall = (id: string, name: string) => {
     closeMessage();
-    const item = functionCallItem(call, 'in_progress');
+    const item = functionCallItem({ id, name, arguments: '' }, 'in_progress');
     output.push(item);
-    const index = output.length - 1;
-    send('response.output_item.added', { output_index: index, item: { ...item } });
-    send('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta: call.arguments });
+    calls.set(id, { item, index: output.length - 1 });
+    send('response.output_item.added', { output_index: output.length - 1, item: { ...item } });
+  };
+  const argumentsDelta = (id: string, delta: string) => {
+    const { item, index } = calls.get(id)!;
+    send('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta });
+  };
+  const endCall = (call: ParsedCall) => {
+    if (!calls.has(call.id)) {
+      beginCall(call.id, call.name);
+      argumentsDelta(call.id, call.arguments);
+    }
+    const { item, index } = calls.get(call.id)!;
     send('response.function_call_arguments.done', { item_id: item.id, output_index: index, name: call.name, arguments: call.arguments });
     item.arguments = call.arguments;
     item.status = 'completed';
     send('response.output_item.done', { output_index: index, item });
+  };
+  const emit = (events: ToolEvent[]) => {
+    for (const e of events) {
+      if (e.type === 'text') {
+        const m = message ?? openMessage();
+        text += e.text;
+        send('response.output_text.delta', { item_id: m.id, output_index: output.indexOf(m), content_index: 0, delta: e.text, logprobs: [] });
+      } else if (e.type === 'call_begin') beginCall(e.id, e.name);
+      else if (e.type === 'arguments') argumentsDelta(e.id, e.delta);
+      else endCall(e.call);
+    }
   };
 
   let ended!: () => void;

@@ -1,39 +1,62 @@
 import type { OutputConstraint } from '../../engine/types.js';
-import { constrainedCallSchema, parseConstrainedCalls, ToolCallStream, type ParsedCall, type ToolOutput } from './parse.js';
+import { constrainedCallSchema, newCallId, parseRequiredCalls, ToolCallStream, type ToolEvent, type ToolTurn } from './parse.js';
 import type { ToolSetup } from './request.js';
 
-/** One answer's output seen through the request's tools: text to show and calls, as the text arrives. */
-export interface ToolTurn {
-  push(text: string): ToolOutput;
-  end(): ToolOutput;
-}
-
-/** Null when the request offers no tools (or forbids calling them): the output is all text. */
-export function toolTurn(setup: ToolSetup | null): ToolTurn | null {
-  if (!setup || setup.choice === 'none') return null;
+/** How a request's output is read: all text without tools (or with tool_choice none), else through the tools. */
+export function toolTurn(setup: ToolSetup | null): ToolTurn {
+  if (!setup || setup.choice === 'none') return plainText;
   const names = new Set(setup.tools.map((t) => t.function.name));
   const choice = setup.choice;
   if (choice === 'auto') return new ToolCallStream(names);
-  return new ConstrainedTurn((text) => parseConstrainedCalls(text, choice, names));
+  if (typeof choice === 'object') return new NamedCallTurn(choice.name);
+  return new RequiredCallsTurn(names);
+}
+
+const plainText: ToolTurn = {
+  push: (text) => (text ? [{ type: 'text', text }] : []),
+  end: () => [],
+};
+
+/**
+ * A call to a named function is constrained to its arguments object from the first token: the output streams
+ * as that call's arguments and ends it, whatever it holds (a max_tokens cut leaves it incomplete, as OpenAI's do).
+ */
+class NamedCallTurn implements ToolTurn {
+  private readonly id = newCallId();
+  private text = '';
+
+  constructor(private readonly name: string) {}
+
+  push(text: string): ToolEvent[] {
+    const begin: ToolEvent[] = this.text === '' && text !== '' ? [{ type: 'call_begin', id: this.id, name: this.name }] : [];
+    this.text += text;
+    return text ? [...begin, { type: 'arguments', id: this.id, delta: text }] : begin;
+  }
+
+  end(): ToolEvent[] {
+    const begin: ToolEvent[] = this.text === '' ? [{ type: 'call_begin', id: this.id, name: this.name }] : [];
+    return [...begin, { type: 'call_end', call: { id: this.id, name: this.name, arguments: this.text } }];
+  }
 }
 
 /**
- * A grammar-constrained call (tool_choice required or named) is JSON from the first token: nothing is text, and
- * the calls are read once it is complete. Output that does not parse (cut off by max_tokens) is returned as text.
+ * `required` is constrained to a list of `{"name", "parameters"}` calls: read once complete. Output that does not
+ * parse (cut off by max_tokens) is returned as text.
  */
-class ConstrainedTurn implements ToolTurn {
+class RequiredCallsTurn implements ToolTurn {
   private text = '';
 
-  constructor(private readonly parse: (text: string) => ParsedCall[] | null) {}
+  constructor(private readonly names: ReadonlySet<string>) {}
 
-  push(text: string): ToolOutput {
+  push(text: string): ToolEvent[] {
     this.text += text;
-    return { content: '', calls: [] };
+    return [];
   }
 
-  end(): ToolOutput {
-    const calls = this.parse(this.text);
-    return calls ? { content: '', calls } : { content: this.text, calls: [] };
+  end(): ToolEvent[] {
+    const calls = parseRequiredCalls(this.text, this.names);
+    if (!calls) return this.text ? [{ type: 'text', text: this.text }] : [];
+    return calls.map((call) => ({ type: 'call_end', call }));
   }
 }
 

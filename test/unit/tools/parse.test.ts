@@ -1,20 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import { constrainedCallSchema, parseConstrainedCalls, parseToolOutput, ToolCallStream, type ToolOutput } from '../../../src/server/tools/parse.js';
+import { collectToolOutput, constrainedCallSchema, parseRequiredCalls, ToolCallStream, type ParsedCall, type ToolEvent } from '../../../src/server/tools/parse.js';
+import { toolTurn } from '../../../src/server/tools/turn.js';
 
 const names = new Set(['get_weather', 'add']);
 
-/** Feeds the text in pieces of `size` characters and joins what comes out. */
-function streamed(text: string, size: number): ToolOutput & { deltas: string[] } {
+function parseToolOutput(text: string, n: ReadonlySet<string> = names) {
+  const s = new ToolCallStream(n);
+  return collectToolOutput([...s.push(text), ...s.end()]);
+}
+
+/** Feeds the text in pieces of `size` characters; checks each begun call's argument deltas add up to its arguments. */
+function streamed(text: string, size: number): { content: string; calls: ParsedCall[]; deltas: string[]; events: ToolEvent[] } {
   const s = new ToolCallStream(names);
-  const out = { content: '', calls: [] as ToolOutput['calls'], deltas: [] as string[] };
-  const take = (o: ToolOutput) => {
-    if (o.content) out.deltas.push(o.content);
-    out.content += o.content;
-    out.calls.push(...o.calls);
-  };
-  for (let i = 0; i < text.length; i += size) take(s.push(text.slice(i, i + size)));
-  take(s.end());
-  return out;
+  const events: ToolEvent[] = [];
+  for (let i = 0; i < text.length; i += size) events.push(...s.push(text.slice(i, i + size)));
+  events.push(...s.end());
+  const args = new Map<string, string>();
+  for (const e of events) {
+    if (e.type === 'call_begin') args.set(e.id, '');
+    if (e.type === 'arguments') args.set(e.id, args.get(e.id)! + e.delta);
+    if (e.type === 'call_end' && args.has(e.call.id)) expect(args.get(e.call.id)).toBe(e.call.arguments);
+  }
+  return { ...collectToolOutput(events), deltas: events.flatMap((e) => (e.type === 'text' ? [e.text] : [])), events };
 }
 
 describe('tool call parsing', () => {
@@ -27,6 +34,9 @@ describe('tool call parsing', () => {
         ['get_weather', { city: 'Paris' }],
         ['add', { a: 1, b: 2 }],
       ]);
+      // Name-first calls stream: begun once, then argument pieces (several when the text comes in small pieces).
+      expect(out.events.filter((e) => e.type === 'call_begin')).toHaveLength(2);
+      if (size === 1) expect(out.events.filter((e) => e.type === 'arguments').length).toBeGreaterThan(10);
       // The markup never leaks into the text deltas.
       expect(out.deltas.join('')).not.toContain('<');
     }
@@ -43,6 +53,8 @@ describe('tool call parsing', () => {
     expect(parseToolOutput('{"answer": 42}', names)).toEqual({ content: '{"answer": 42}', calls: [] });
     expect(parseToolOutput('<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>', names).calls).toEqual([]);
     expect(parseToolOutput('<tool_call>{"name": "add", "argu', names)).toEqual({ content: '<tool_call>{"name": "add", "argu</tool_call>', calls: [] });
+    // Braces inside strings do not end the arguments early.
+    expect(streamed('<tool_call>{"name": "add", "arguments": {"a": "}{", "b": [1, {"c": "\\"}"}]}}</tool_call>', 1).calls[0].arguments).toBe('{"a": "}{", "b": [1, {"c": "\\"}"}]}');
     expect(streamed('a < b and <tool', 3).content).toBe('a < b and <tool');
   });
 
@@ -50,10 +62,15 @@ describe('tool call parsing', () => {
     expect(parseToolOutput('<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n', names).calls).toHaveLength(1);
   });
 
-  it('constrained calls: the named function\'s arguments, or a list of {name, parameters} for required', () => {
-    expect(parseConstrainedCalls('{"city": "Oslo"}', { name: 'get_weather' }, names)![0]).toMatchObject({ name: 'get_weather', arguments: '{"city":"Oslo"}' });
-    expect(parseConstrainedCalls('[{"name": "add", "parameters": {"a": 1}}]', 'required', names)!.map((c) => c.name)).toEqual(['add']);
-    expect(parseConstrainedCalls('[]', 'required', names)).toBeNull();
+  it('constrained calls: a named function streams its arguments from the first token; required reads a list', () => {
+    const named = toolTurn({ tools: [], choice: { name: 'get_weather' } });
+    const events = [...named.push('{"city": '), ...named.push('"Oslo"}'), ...named.end()];
+    expect(events.map((e) => e.type)).toEqual(['call_begin', 'arguments', 'arguments', 'call_end']);
+    expect(collectToolOutput(events).calls[0]).toMatchObject({ name: 'get_weather', arguments: '{"city": "Oslo"}' });
+    expect(parseRequiredCalls('[{"name": "add", "parameters": {"a": 1}}]', names)!.map((c) => c.name)).toEqual(['add']);
+    expect(parseRequiredCalls('[]', names)).toBeNull();
+    const required = toolTurn({ tools: [{ type: 'function', function: { name: 'add', parameters: {} } }], choice: 'required' });
+    expect(collectToolOutput([...required.push('[{"name": "add", "parame'), ...required.end()])).toEqual({ content: '[{"name": "add", "parame', calls: [] });
     const tools = [{ function: { name: 'add', parameters: { type: 'object', properties: { a: { type: 'number' } } } } }];
     expect(constrainedCallSchema(tools, { name: 'add' })).toBe(tools[0].function.parameters);
     expect(constrainedCallSchema(tools, 'required')).toMatchObject({ type: 'array', minItems: 1, items: { anyOf: [{ properties: { name: { const: 'add' } } }] } });

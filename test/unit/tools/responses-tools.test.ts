@@ -30,25 +30,27 @@ describe('Responses API: function calls and text.format', () => {
     const body = (await (await post({ input: 'Weather in Rome?', tools: [weather] })).json()) as any;
     expect(body.output.map((o: any) => o.type)).toEqual(['message', 'function_call']);
     expect(body.output[0].content[0].text).toBe('One moment.');
-    expect(body.output[1]).toMatchObject({ name: 'get_weather', arguments: '{"city":"Rome"}', status: 'completed', call_id: expect.stringMatching(/^call_/), id: expect.stringMatching(/^fc_/) });
+    expect(body.output[1]).toMatchObject({ name: 'get_weather', arguments: '{"city": "Rome"}', status: 'completed', call_id: expect.stringMatching(/^call_/), id: expect.stringMatching(/^fc_/) });
   });
 
   it('streams a function call as output_item.added, arguments delta/done, output_item.done', async () => {
     const { post } = setup(() => '<tool_call>{"name": "get_weather", "arguments": {"city": "Rome"}}</tool_call>');
     const list = await events(await post({ input: 'Weather in Rome?', tools: [weather], stream: true }));
+    const deltas = list.filter((e) => e.event === 'response.function_call_arguments.delta');
+    expect(deltas.length).toBeGreaterThan(1);
     expect(list.map((e) => e.event)).toEqual([
       'response.created',
       'response.in_progress',
       'response.output_item.added',
-      'response.function_call_arguments.delta',
+      ...deltas.map(() => 'response.function_call_arguments.delta'),
       'response.function_call_arguments.done',
       'response.output_item.done',
       'response.completed',
     ]);
     for (const e of list) expect(e.data.type).toBe(e.event);
     expect(list[2].data.item).toMatchObject({ type: 'function_call', name: 'get_weather', arguments: '', status: 'in_progress' });
-    expect(list[3].data.delta).toBe('{"city":"Rome"}');
-    expect(list.at(-1)!.data.response.output).toEqual([expect.objectContaining({ type: 'function_call', arguments: '{"city":"Rome"}', status: 'completed' })]);
+    expect(deltas.map((e) => e.data.delta).join('')).toBe('{"city": "Rome"}');
+    expect(list.at(-1)!.data.response.output).toEqual([expect.objectContaining({ type: 'function_call', arguments: '{"city": "Rome"}', status: 'completed' })]);
   });
 
   it('text.format json_schema becomes the job constraint; tool_choice required a call constraint', async () => {
