@@ -81,6 +81,8 @@ export interface LookaheadStats {
   acceptedByPosition: number[];
   /** How often the adaptive budget chose each draft size (tokens per forward incl. the root). */
   budgets: Record<number, number>;
+  /** Time computing and applying grammar masks (structured outputs only). */
+  maskSeconds?: number;
 }
 
 export interface JobResult {

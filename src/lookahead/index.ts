@@ -9,4 +9,4 @@ export { verifyDraft, createVerifyResult, acceptedIsPrefix, type VerifyResult, t
 export { CostCurve, type CostPoint } from './cost-curve.js';
 export { BudgetController, type BudgetOptions } from './budget.js';
 export { DraftCounters } from './stats.js';
-export type { DraftTree, DraftBudget, DraftLayout } from './types.js';
+export type { DraftTree, DraftBudget, DraftLayout, TokenFilter } from './types.js';

@@ -23,3 +23,15 @@ export interface DraftBudget {
   branchLength: number;
   layout: DraftLayout;
 }
+
+/**
+ * A constraint on which token may come next (structured outputs), owned by the caller: verification masks every row
+ * it reads and advances the constraint past every token it commits, so a draft token the constraint forbids can never
+ * equal the target and is rejected like any wrong guess.
+ */
+export interface TokenFilter {
+  /** Sets the logits of the tokens not allowed after those accepted so far to -Infinity. */
+  mask(row: Float32Array): void;
+  /** `token` was picked and is committed: the next mask is the one after it. */
+  accept(token: number): void;
+}

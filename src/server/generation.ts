@@ -4,7 +4,7 @@ import { ContextLengthError, InvalidRequestError } from '../errors.js';
 import type { ServerDeps } from './deps.js';
 
 /** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
-export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId'> {
+export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId' | 'constraint'> {
   modelId: string;
   prompts: number[][];
   n: number;
@@ -129,6 +129,7 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
           logprobs: plan.logprobs,
           lookahead: plan.lookahead,
           ...(plan.predictionIds && { predictionIds: plan.predictionIds }),
+          ...(plan.constraint && { constraint: plan.constraint }),
           ...(plan.sessionId && { sessionId: plan.sessionId }),
           tenant: plan.tenant,
           signal,

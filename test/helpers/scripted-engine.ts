@@ -16,6 +16,7 @@ const byteTokenizer: TextTokenizer = {
   chatTemplateAddsBos: false,
   encode: (text) => [...Buffer.from(text, 'utf8')],
   decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
+  tokenBytes: (id) => Uint8Array.of(id),
   renderChat: (messages: ChatMessage[]) => messages.map((m) => `${m.role}: ${m.content}\n`).join('') + 'assistant: ',
 };
 

@@ -23,6 +23,10 @@ export class ByteTokenizer implements TextTokenizer {
     return this.decoder.decode(Uint8Array.from(bytes));
   }
 
+  tokenBytes(id: number): Uint8Array | null {
+    return id >= 0 && id < 256 ? Uint8Array.of(id) : null;
+  }
+
   renderChat(messages: ChatMessage[]): string {
     return messages.map((m) => `${m.role}: ${m.content}\n`).join('') + 'assistant: ';
   }

@@ -16,4 +16,9 @@ export interface TextTokenizer {
   renderChat(messages: ChatMessage[]): string;
   /** True when the rendered chat prompt already contains BOS (so encode must not add another). */
   readonly chatTemplateAddsBos: boolean;
+  /**
+   * The raw bytes a token stands for in generated text, or null for special and control tokens, which never stand
+   * for text (a grammar must never allow them inside the output).
+   */
+  tokenBytes(id: number): Uint8Array | null;
 }

@@ -6,6 +6,7 @@ import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
 import { readJson, sessionIdOf, tenantOf } from '../request.js';
+import { constraintOfResponseFormat } from '../response-format.js';
 import { generate, type ResponseShape } from '../respond.js';
 import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
 import { tokenText } from './token-text.js';
@@ -17,6 +18,7 @@ export function chatCompletions(deps: ServerDeps) {
     if (forwarded) return forwarded;
     const body = chatRequestSchema.parse(raw);
     rejectUnsupported(body);
+    const constraint = constraintOfResponseFormat(body.response_format);
 
     const tok = deps.engine.tokenizer(body.model);
     const messages: ChatMessage[] = body.messages.map((m, i) => ({ role: m.role, content: textOf(m.content, `messages[${i}].content`) }));
@@ -41,6 +43,7 @@ export function chatCompletions(deps: ServerDeps) {
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
         lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
         ...(predictionIds && { predictionIds }),
+        ...(constraint && { constraint }),
         sessionId: sessionIdOf(c, body),
         tenant: tenantOf(c),
       },
@@ -52,9 +55,6 @@ export function chatCompletions(deps: ServerDeps) {
 function rejectUnsupported(body: ChatRequest): void {
   if (body.top_logprobs != null && !body.logprobs) {
     throw new InvalidRequestError('top_logprobs requires logprobs to be true', 'top_logprobs');
-  }
-  if (body.response_format && body.response_format.type !== 'text') {
-    throw new InvalidRequestError(`response_format ${body.response_format.type} is not supported by this server`, 'response_format');
   }
   if (body.tools && body.tools.length > 0) throw new InvalidRequestError('tools are not supported by this server', 'tools');
 }
