@@ -32,6 +32,10 @@ export interface DraftBudget {
 export interface TokenFilter {
   /** Sets the logits of the tokens not allowed after those accepted so far to -Infinity. */
   mask(row: Float32Array): void;
-  /** `token` was picked and is committed: the next mask is the one after it. */
-  accept(token: number): void;
+  /**
+   * `token` was picked and is committed: the next mask is the one after it. False when the constraint is complete
+   * (it accepted an end token): nothing may follow, so the walk stops even if the draft goes on (drafts copied from
+   * earlier answers can hold EOS).
+   */
+  accept(token: number): boolean;
 }

@@ -49,8 +49,8 @@ export function verifyDraft(
     const row = logits.subarray(node * vocab, (node + 1) * vocab);
     filter?.mask(row);
     const target = pick(row, node);
-    filter?.accept(target);
     out.targets[accepted] = target;
+    if (filter && !filter.accept(target)) break;
     // Pre-order: node's children lie in its subtree range, which ends at the first node no deeper than it.
     let next = -1;
     for (let j = node + 1; j < size && depth[j] > depth[node]; j++) {

@@ -67,7 +67,7 @@ const BAD_FIELDS: [string, unknown[]][] = [
   ['frequency_penalty', [-1.5, 'x']],
   ['logit_bias', [{ '1': 5 }, 'x']],
   ['tools', [[{ type: 'function' }], 'x']],
-  ['response_format', [{ type: 'json_object' }, 'x']],
+  ['response_format', [{ type: 'xml' }, { type: 'json_schema' }, { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'nope' } } }, 'x']],
   ['stream_options', ['x', 3]],
   ['user', [5, {}]],
   ['max_completion_tokens', [0, -5, 'x']],

@@ -1,4 +1,5 @@
 import type { TokenFilter } from '../../lookahead/index.js';
+import type { Utf8Guard } from './utf8.js';
 import type { MatcherHandle, XGrammar } from './xgrammar.js';
 
 /**
@@ -11,11 +12,13 @@ export class GrammarFilter implements TokenFilter {
   maskSeconds = 0;
   masks = 0;
   private readonly bits: Int32Array;
+  private utf8State = 0;
 
   constructor(
     private readonly xgrammar: XGrammar,
     private readonly matcher: MatcherHandle,
     private readonly vocab: number,
+    private readonly utf8: Utf8Guard,
   ) {
     this.bits = new Int32Array(Math.ceil(vocab / 32));
   }
@@ -40,14 +43,16 @@ export class GrammarFilter implements TokenFilter {
       const end = Math.min(32, vocab - base);
       for (let b = 0; b < end; b++) if (((word >>> b) & 1) === 0) row[base + b] = Number.NEGATIVE_INFINITY;
     }
+    this.utf8.mask(row, this.utf8State);
     this.maskSeconds += (performance.now() - t0) / 1000;
     this.masks++;
   }
 
-  accept(token: number): void {
-    if (!this.matcher.handle.AcceptToken(token, false)) {
-      throw new Error(`structured output: token ${token} was picked but the grammar does not allow it`);
-    }
+  accept(token: number): boolean {
+    const handle = this.matcher.handle;
+    if (!handle.AcceptToken(token, false)) throw new Error(`structured output: token ${token} was picked but the grammar does not allow it`);
+    this.utf8State = this.utf8.stateAfter(token);
+    return !handle.IsTerminated();
   }
 
   dispose(): void {
