@@ -1,7 +1,7 @@
 import type { LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
 import type { GrammarFilter } from './grammar/filter.js';
-import { clearTreeMask, createVerifyResult, DraftCounters, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -93,13 +93,18 @@ export class Generation {
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
+    // A greedy pick with nothing recorded per pick can be tried unmasked first (see TokenFilter.allows).
+    if (filter && this.sampler.greedy && job.logprobs === null && job.sampling.repetitionPenalty === 1) filter.enableFastPath();
   }
 
   /** The job's decode statistics so far. */
   get stats(): StepStats {
     const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
     const stats: StepStats = { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
-    if (this.filter) stats.maskSeconds = this.filter.maskSeconds;
+    if (this.filter) {
+      stats.maskSeconds = this.filter.maskSeconds;
+      stats.masks = this.filter.masks;
+    }
     return stats;
   }
 
@@ -209,9 +214,9 @@ export class Generation {
 
   /** A pick outside the verification walk (prefill, undrafted steps), under the grammar as the walk does it. */
   private pickFiltered(row: Float32Array): number {
-    this.filter?.mask(row);
-    const token = this.pick(row);
-    this.filter?.accept(token);
+    if (!this.filter) return this.pick(row);
+    const token = pickUnder(this.filter, row, 0, this.pickRow);
+    this.filter.accept(token);
     return token;
   }
 

@@ -5,7 +5,7 @@ export { OutputStreamInserter } from './stream-insert.js';
 export { RequestScope, SessionStore, GlobalTries, recordExchange, type TrieSettings } from './scopes.js';
 export { Proposer, DRAFT_CONTEXTS, type ProposerScopes } from './proposer.js';
 export { writeTreeMask, clearTreeMask, writeTreePositions, isChain } from './mask.js';
-export { verifyDraft, createVerifyResult, acceptedIsPrefix, type VerifyResult, type PickToken } from './verify.js';
+export { verifyDraft, pickUnder, createVerifyResult, acceptedIsPrefix, type VerifyResult, type PickToken } from './verify.js';
 export { CostCurve, type CostPoint } from './cost-curve.js';
 export { BudgetController, type BudgetOptions } from './budget.js';
 export { DraftCounters } from './stats.js';

@@ -38,4 +38,10 @@ export interface TokenFilter {
    * earlier answers can hold EOS).
    */
   accept(token: number): boolean;
+  /**
+   * Optional fast path for a pick that is deterministic and has no side effects worth undoing (greedy): whether
+   * `token` may come next, found without computing a mask. Its unmasked choice being allowed proves it is also the
+   * masked choice, so the mask is skipped. True may already advance the filter: `accept(token)` must follow.
+   */
+  allows?(token: number): boolean;
 }

@@ -47,8 +47,7 @@ export function verifyDraft(
   let accepted = 0;
   for (;;) {
     const row = logits.subarray(node * vocab, (node + 1) * vocab);
-    filter?.mask(row);
-    const target = pick(row, node);
+    const target = filter ? pickUnder(filter, row, node, pick) : pick(row, node);
     out.targets[accepted] = target;
     if (filter && !filter.accept(target)) break;
     // Pre-order: node's children lie in its subtree range, which ends at the first node no deeper than it.
@@ -66,6 +65,16 @@ export function verifyDraft(
   out.acceptedCount = accepted;
   out.targetCount = accepted + 1;
   return out;
+}
+
+/** A pick under a filter, not yet accepted: the unmasked pick when the filter cheaply allows it, else the masked one. */
+export function pickUnder(filter: TokenFilter, row: Float32Array, nodeIndex: number, pick: PickToken): number {
+  if (filter.allows) {
+    const quick = pick(row, nodeIndex);
+    if (filter.allows(quick)) return quick;
+  }
+  filter.mask(row);
+  return pick(row, nodeIndex);
 }
 
 /** True when the accepted nodes are 1..m, the first-child chain: the caller may truncate the KV instead of copying. */

@@ -13,6 +13,8 @@ export class GrammarFilter implements TokenFilter {
   masks = 0;
   private readonly bits: Int32Array;
   private utf8State = 0;
+  /** A token allows() already fed to the matcher, which the next accept() therefore must not feed again. */
+  private pending = -1;
 
   constructor(
     private readonly xgrammar: XGrammar,
@@ -48,9 +50,27 @@ export class GrammarFilter implements TokenFilter {
     this.masks++;
   }
 
+  /**
+   * Present only for greedy picks without logprobs or repetition penalty (see lookahead's TokenFilter): a picked token
+   * the matcher accepts outright needs no mask at all — the common case once the model has learnt the format.
+   */
+  declare allows?: (token: number) => boolean;
+
+  enableFastPath(): void {
+    this.allows = (token) => {
+      const t0 = performance.now();
+      const ok = this.utf8.permits(token, this.utf8State) && this.matcher.handle.AcceptToken(token, false);
+      if (ok) this.pending = token;
+      this.maskSeconds += (performance.now() - t0) / 1000;
+      return ok;
+    };
+  }
+
   accept(token: number): boolean {
     const handle = this.matcher.handle;
-    if (!handle.AcceptToken(token, false)) throw new Error(`structured output: token ${token} was picked but the grammar does not allow it`);
+    const fed = this.pending === token;
+    this.pending = -1;
+    if (!fed && !handle.AcceptToken(token, false)) throw new Error(`structured output: token ${token} was picked but the grammar does not allow it`);
     this.utf8State = this.utf8.stateAfter(token);
     return !handle.IsTerminated();
   }

@@ -20,6 +20,9 @@ export class Utf8Guard {
   private readonly endsInLead: Uint8Array;
   /** Per restricted lead: the tokens whose first byte is a continuation byte outside its range. */
   private readonly afterLead: Int32Array[];
+  /** The same lists as sets, for the one-token check of a greedy pick. */
+  private readonly neverSet: Set<number>;
+  private readonly afterLeadSets: Set<number>[];
 
   constructor(tokens: readonly (Uint8Array | string)[]) {
     const never: number[] = [];
@@ -37,11 +40,19 @@ export class Utf8Guard {
     });
     this.never = Int32Array.from(never);
     this.afterLead = afterLead.map((ids) => Int32Array.from(ids));
+    this.neverSet = new Set(never);
+    this.afterLeadSets = afterLead.map((ids) => new Set(ids));
   }
 
   /** The state after `token` (0 = unrestricted), to pass to the next mask. */
   stateAfter(token: number): number {
     return this.endsInLead[token] ?? 0;
+  }
+
+  /** Whether `token` may follow in `state` as far as UTF-8 goes (the grammar decides the rest). */
+  permits(token: number, state: number): boolean {
+    if (this.neverSet.has(token)) return false;
+    return state === 0 || !this.afterLeadSets[state - 1].has(token);
   }
 
   mask(row: Float32Array, state: number): void {
