@@ -133,6 +133,18 @@ describe('structured outputs are lossless under lookahead: synthetic model', () 
     expect(drafted).toBeGreaterThan(accepted);
   });
 
+  it('the greedy fast path (unmasked pick checked by the matcher) gives what full masking gives', async () => {
+    // Asking for logprobs turns the fast path off: every pick is made from the masked row.
+    for (let i = 0; i < run.pairs.length; i += 6) {
+      const p = run.pairs[i];
+      const constraint: OutputConstraint = { type: 'json_schema', schema: p.schema };
+      const masked = await t.run(p.prompt, { maxTokens: 96, lookahead: LOOKAHEAD_ON, constraint, logprobs: 0 });
+      expect(masked.ids, `pair ${i}`).toEqual(run.off[i].ids);
+      expect(masked.result.lookahead.masks).toBe(masked.ids.length);
+      expect(run.off[i].result.lookahead.masks!).toBeLessThanOrEqual(run.off[i].ids.length);
+    }
+  });
+
   it('ends at the grammar: a completed output ends in EOS right after its JSON', () => {
     const eos = new Set(t.engine.tokenizer(t.modelId).eosTokenIds);
     for (const o of run.off.filter((x) => x.result.finishReason === 'stop')) expect(eos.has(o.ids[o.ids.length - 1])).toBe(true);
