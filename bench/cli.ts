@@ -15,6 +15,7 @@ import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
 import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
 import { renderSoak, runSoak } from './soak.js';
+import { renderStructured, runStructured } from './structured.js';
 import type { WorkloadShape } from './workload.js';
 
 const USAGE = `usage: npm run bench -- <command> [flags]
@@ -30,6 +31,9 @@ commands:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
+  structured     json_schema extraction ({title, date, people[]}) from articles, lookahead off vs on interleaved,
+                 in process: [--model PATH] --workload FILE (e.g. llma/cnndm.jsonl) [--requests 40]
+                 [--max-tokens 160] [--decoding-length N] [--branch-length N] [--out DIR]
   graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
                  --model FILE.gguf|HF_DIR --peer-model EXPORT_DIR [--max-tokens 256] [--rounds 6]
 
@@ -120,8 +124,10 @@ async function main(argv: string[]): Promise<number> {
       return soakCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
+    case 'structured':
+      return structuredCommand(f, commandLine);
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, soak, peer-transformers or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, soak, peer-transformers, graph-vs-export or structured`, 2);
   }
 }
 
@@ -172,6 +178,31 @@ async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string):
   if (total > 0 && failed / total > maxErrorRate) {
     const kinds = [...new Set(report.runs.flatMap((r) => Object.keys(r.errors)))].join(', ');
     throw new BenchError(`${failed} of ${total} requests failed (${kinds}); see the errors column`, 3);
+  }
+  return 0;
+}
+
+async function structuredCommand(f: Flags, commandLine: string): Promise<number> {
+  if (!f.workload) throw new BenchError('--workload FILE is required', 2);
+  const drafting = draftingParams(f);
+  const result = await runStructured(
+    {
+      model: f.model ?? null,
+      workload: f.workload,
+      requests: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 40,
+      maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 2048) ?? 160,
+      lookahead: { enabled: true, layout: 'hier', decodingLength: drafting.decoding_length ?? 16, branchLength: drafting.branch_length ?? 8 },
+    },
+    (line) => {
+      if (!f.quiet) process.stderr.write(`${line}\n`);
+    },
+  );
+  const markdown = renderStructured(result, commandLine);
+  process.stdout.write(markdown);
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'structured.json'), `${JSON.stringify({ command: commandLine, machine: machineInfo(), ...result }, null, 2)}\n`);
+    writeFileSync(join(f.out, 'structured.md'), markdown);
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 import type { LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
-import { clearTreeMask, createVerifyResult, DraftCounters, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import type { GrammarFilter } from './grammar/filter.js';
+import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -73,6 +74,8 @@ export class Generation {
     private readonly job: WorkerJob,
     private readonly drafts: DraftSource | null,
     private readonly budget: DraftSizer | null,
+    /** The job's structured-output grammar: masks every pick, in plain steps and in the verification walk alike. */
+    private readonly filter: GrammarFilter | null = null,
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
@@ -90,12 +93,19 @@ export class Generation {
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
+    // A greedy pick with nothing recorded per pick can be tried unmasked first (see TokenFilter.allows).
+    if (filter && this.sampler.greedy && job.logprobs === null && job.sampling.repetitionPenalty === 1) filter.enableFastPath();
   }
 
   /** The job's decode statistics so far. */
   get stats(): StepStats {
     const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
-    return { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+    const stats: StepStats = { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+    if (this.filter) {
+      stats.maskSeconds = this.filter.maskSeconds;
+      stats.masks = this.filter.masks;
+    }
+    return stats;
   }
 
   get finished(): boolean {
@@ -119,7 +129,7 @@ export class Generation {
       if (start + n < prompt.length) continue;
       const last = logits.subarray((n - 1) * this.vocab, n * this.vocab);
       if (this.job.logprobs !== null) this.stepLogprobs = [];
-      const first = this.pick(last);
+      const first = this.pickFiltered(last);
       this.timing.prefillSeconds = (performance.now() - t0) / 1000;
       this.decodeStart = performance.now();
       return this.commit(this.verifiedSingle(first));
@@ -166,13 +176,13 @@ export class Generation {
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     let result: VerifyResult;
     if (draft && s > 1) {
-      result = verifyDraft(draft, logits, this.vocab, this.pickRow, this.verified);
+      result = verifyDraft(draft, logits, this.vocab, this.pickRow, this.verified, this.filter);
       // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
       this.keepRows[0] = past;
       for (let i = 0; i < result.acceptedCount; i++) this.keepRows[i + 1] = past + result.acceptedNodes[i];
       this.seq.keep(past, this.keepRows.subarray(0, result.acceptedCount + 1));
     } else {
-      result = this.verifiedSingle(this.pick(logits.subarray(0, this.vocab)));
+      result = this.verifiedSingle(this.pickFiltered(logits.subarray(0, this.vocab)));
     }
     this.counters.record(s - 1, result.acceptedCount);
     this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
@@ -187,6 +197,7 @@ export class Generation {
 
   dispose(): void {
     this.seq.dispose();
+    this.filter?.dispose();
   }
 
   /** The generated tokens so far (a view into the context buffer). */
@@ -199,6 +210,14 @@ export class Generation {
     this.verified.targets[0] = token;
     this.verified.targetCount = 1;
     return this.verified;
+  }
+
+  /** A pick outside the verification walk (prefill, undrafted steps), under the grammar as the walk does it. */
+  private pickFiltered(row: Float32Array): number {
+    if (!this.filter) return this.pick(row);
+    const token = pickUnder(this.filter, row, 0, this.pickRow);
+    this.filter.accept(token);
+    return token;
   }
 
   private pick(row: Float32Array): number {

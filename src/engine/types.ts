@@ -87,6 +87,9 @@ export interface LookaheadStats {
   acceptedByPosition: number[];
   /** How often the adaptive budget chose each draft size (tokens per forward incl. the root). */
   budgets: Record<number, number>;
+  /** Time the grammar cost (masks, and checks of greedy picks), and how many full masks it computed (structured outputs only). */
+  maskSeconds?: number;
+  masks?: number;
 }
 
 export interface JobResult {

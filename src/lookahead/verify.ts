@@ -1,4 +1,4 @@
-import type { DraftTree } from './types.js';
+import type { DraftTree, TokenFilter } from './types.js';
 
 /** Outcome of verifying one draft; reused step after step (see createVerifyResult). */
 export interface VerifyResult {
@@ -29,6 +29,9 @@ export function createVerifyResult(maxDepth: number): VerifyResult {
  * holding that token if there is one, else stops. For greedy picks this is the longest path that plain decoding
  * would produce; for sampled picks it is speculative sampling with a one-hot proposal, hence distribution-exact.
  * The caller ends generation at EOS (drafts never contain it, so it can only be the bonus token).
+ * With a filter, each row is masked before the pick and the filter advances past each target: the walk follows one
+ * path, every target on it is committed, so the filter never needs rolling back and its state after the walk is
+ * that of the committed tokens. Masked picks need the logits rows, not in-graph argmax ids.
  */
 export function verifyDraft(
   draft: DraftTree,
@@ -36,14 +39,17 @@ export function verifyDraft(
   vocab: number,
   pick: PickToken,
   out: VerifyResult,
+  filter: TokenFilter | null = null,
 ): VerifyResult {
   const { size, tokens, parent, depth } = draft;
   if (logits.length < size * vocab) throw new RangeError(`logits hold ${logits.length / vocab} rows, draft has ${size}`);
   let node = 0;
   let accepted = 0;
   for (;;) {
-    const target = pick(logits.subarray(node * vocab, (node + 1) * vocab), node);
+    const row = logits.subarray(node * vocab, (node + 1) * vocab);
+    const target = filter ? pickUnder(filter, row, node, pick) : pick(row, node);
     out.targets[accepted] = target;
+    if (filter && !filter.accept(target)) break;
     // Pre-order: node's children lie in its subtree range, which ends at the first node no deeper than it.
     let next = -1;
     for (let j = node + 1; j < size && depth[j] > depth[node]; j++) {
@@ -59,6 +65,16 @@ export function verifyDraft(
   out.acceptedCount = accepted;
   out.targetCount = accepted + 1;
   return out;
+}
+
+/** A pick under a filter, not yet accepted: the unmasked pick when the filter cheaply allows it, else the masked one. */
+export function pickUnder(filter: TokenFilter, row: Float32Array, nodeIndex: number, pick: PickToken): number {
+  if (filter.allows) {
+    const quick = pick(row, nodeIndex);
+    if (filter.allows(quick)) return quick;
+  }
+  filter.mask(row);
+  return pick(row, nodeIndex);
 }
 
 /** True when the accepted nodes are 1..m, the first-child chain: the caller may truncate the KV instead of copying. */

@@ -34,6 +34,9 @@ export const lookaheadSchema = z.looseObject({
   layout: z.enum(['hier', 'par', 'one']).optional(),
 });
 
+/** Checked further (and turned into the engine's constraint) by server/response-format.ts. */
+const responseFormat = z.looseObject({ type: z.string() }).nullish();
+
 /** Fields shared by chat and legacy completions. */
 const common = {
   model: z.string().min(1),
@@ -63,7 +66,7 @@ export const chatRequestSchema = z.looseObject({
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   prompt_cache_key: z.string().nullish(),
   prediction: z.looseObject({ type: z.literal('content'), content }).nullish(),
-  response_format: z.looseObject({ type: z.string() }).nullish(),
+  response_format: responseFormat,
   tools: z.array(z.unknown()).nullish(),
 });
 
@@ -79,6 +82,8 @@ export const completionRequestSchema = z.looseObject({
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
   best_of: z.number().int().min(1).nullish(),
+  // An extension here (vLLM has it too): structured output for raw prompts.
+  response_format: responseFormat,
 });
 
 export const documentsRequestSchema = z.looseObject({

@@ -68,7 +68,7 @@ const BAD_FIELDS: [string, unknown[]][] = [
   ['logit_bias', [{ x: 5 }, { '1': 500 }, 'x']],
   ['tools', [[{ type: 'function' }], 'x', [{ type: 'function', function: { name: 'f', parameters: { type: 'objekt' } } }]]],
   ['tool_choice', ['sometimes', { type: 'function', function: { name: 'missing' } }]],
-  ['response_format', [{ type: 'json_object' }, 'x']],
+  ['response_format', [{ type: 'xml' }, { type: 'json_schema' }, { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'nope' } } }, 'x']],
   ['stream_options', ['x', 3]],
   ['user', [5, {}]],
   ['max_completion_tokens', [0, -5, 'x']],

@@ -2,6 +2,10 @@ import { Ajv, type Ajv as AjvType } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { InvalidSchemaError, UnsupportedSchemaError } from '../../errors.js';
 import type { OutputConstraint } from '../types.js';
+import { loadXGrammar } from './xgrammar.js';
+
+/** Validation is synchronous (it runs in the request handler); the grammar engine is loaded with this module. */
+const xgrammar = await loadXGrammar();
 
 /**
  * Keywords the grammar engine enforces (or that only annotate). A schema using any other keyword is refused by name:
@@ -13,15 +17,19 @@ const SUPPORTED = new Set([
   'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions', 'unevaluatedProperties', 'unevaluatedItems',
   // bounds
   'minItems', 'maxItems', 'minLength', 'maxLength', 'minProperties', 'maxProperties', 'pattern', 'format',
+  'patternProperties', 'propertyNames',
   'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
   // annotations
   'title', 'description', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly',
 ]);
 
 /** Keywords whose value is a map of subschemas, or a list of them, or one subschema. */
-const SCHEMA_MAPS = ['properties', '$defs', 'definitions'];
+const SCHEMA_MAPS = ['properties', '$defs', 'definitions', 'patternProperties'];
 const SCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'prefixItems'];
-const SCHEMA_ONE = ['items', 'additionalProperties', 'unevaluatedProperties', 'unevaluatedItems'];
+const SCHEMA_ONE = ['items', 'additionalProperties', 'unevaluatedProperties', 'unevaluatedItems', 'propertyNames'];
+
+/** Numeric bounds xgrammar turns into digit patterns, exactly only for integers. */
+const NUMERIC_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
 
 /** Formats the grammar engine has rules for; others would be accepted as any string. */
 const FORMATS = new Set(['date', 'time', 'date-time', 'duration', 'email', 'ipv4', 'ipv6', 'hostname', 'uuid', 'uri', 'uri-reference', 'uri-template', 'json-pointer', 'relative-json-pointer']);
@@ -51,7 +59,8 @@ export function validateConstraint(constraint: OutputConstraint, param: string):
   if (constraint.type === 'json_object') return;
   const { schema, name } = constraint;
   if (name !== undefined && !MAX_NAME.test(name)) {
-    throw new InvalidSchemaError(`schema name ${JSON.stringify(name.slice(0, 80))} must be 1-64 characters of a-z, A-Z, 0-9, _ or -`, param);
+    const nameParam = param.endsWith('.schema') ? `${param.slice(0, -'.schema'.length)}.name` : param;
+    throw new InvalidSchemaError(`schema name ${JSON.stringify(name.slice(0, 80))} must be 1-64 characters of a-z, A-Z, 0-9, _ or -`, nameParam);
   }
   if (!isPlainObject(schema)) throw new InvalidSchemaError('the JSON schema must be an object', param);
   const meta = metaValidatorFor(schema);
@@ -60,6 +69,25 @@ export function validateConstraint(constraint: OutputConstraint, param: string):
     throw new InvalidSchemaError(`invalid JSON schema: ${e ? `${e.instancePath || '(root)'} ${e.message}` : 'rejected by the meta-schema'}`, param);
   }
   checkKeywords(schema, schema, param, '#');
+  checkConvertible(schema, param);
+}
+
+/**
+ * The grammar engine's own conversion, which catches what the keyword check cannot (a `pattern` its regex dialect
+ * refuses). It reports by printing a line and aborting the call.
+ */
+function checkConvertible(schema: Record<string, unknown>, param: string): void {
+  xgrammar.errorLines.length = 0;
+  try {
+    xgrammar.schemaToEBNF(JSON.stringify(schema));
+  } catch {
+    // `[FATAL] /path/file.cc:75: Regex parsing error ...` → `Regex parsing error ...`.
+    const line = xgrammar.errorLines.find((l) => l.startsWith('['));
+    const why = line?.replace(/^\[\w+\]\s*\S+:\d+:\s*/, '').trim() || 'the grammar engine could not convert it';
+    throw new InvalidSchemaError(`invalid JSON schema: ${why}`, param);
+  } finally {
+    xgrammar.errorLines.length = 0;
+  }
 }
 
 function checkKeywords(node: unknown, root: Record<string, unknown>, param: string, where: string): void {
@@ -68,6 +96,9 @@ function checkKeywords(node: unknown, root: Record<string, unknown>, param: stri
   for (const [key, value] of Object.entries(node)) {
     if (!SUPPORTED.has(key)) throw new UnsupportedSchemaError(key, param);
     if (key === 'format' && typeof value === 'string' && !FORMATS.has(value)) throw new UnsupportedSchemaError(`format: ${value}`, param);
+    // xgrammar enforces allOf of one schema; of several it warns and falls back to any JSON value.
+    if (key === 'allOf' && Array.isArray(value) && value.length > 1) throw new UnsupportedSchemaError('allOf with more than one schema', param);
+    if (NUMERIC_BOUNDS.includes(key) && node.type !== 'integer') throw new UnsupportedSchemaError(`${key} (on a type other than integer)`, param);
     if (key === '$ref' && (typeof value !== 'string' || !value.startsWith('#'))) {
       throw new UnsupportedSchemaError(`$ref to ${JSON.stringify(String(value).slice(0, 80))} (only local references starting with #)`, param);
     }

@@ -24,8 +24,8 @@ export class ByteTokenizer implements TextTokenizer {
     return this.decoder.decode(Uint8Array.from(bytes));
   }
 
-  tokenBytes(id: number): Uint8Array {
-    return id >= 0 && id < 256 ? Uint8Array.of(id) : new Uint8Array(0);
+  tokenBytes(id: number): Uint8Array | null {
+    return id >= 0 && id < 256 ? Uint8Array.of(id) : null;
   }
 
   renderChat(messages: ChatMessage[]): string {

@@ -248,6 +248,12 @@ class GgufSpmTokenizer implements TextTokenizer {
     }
   }
 
+  tokenBytes(id: number): Uint8Array | null {
+    if (id < 0 || id >= this.vocabSize) return null;
+    const type = this.types[id];
+    return type === TokenType.Control || type === TokenType.Unused || type === TokenType.Unknown ? null : this.pieceBytes[id];
+  }
+
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string {
     const skipSpecial = options?.skipSpecialTokens ?? false;
     const parts: Uint8Array[] = [];
@@ -272,10 +278,6 @@ class GgufSpmTokenizer implements TextTokenizer {
       at += p.length;
     }
     return this.textDecoder.decode(all);
-  }
-
-  tokenBytes(id: number): Uint8Array {
-    return (id >= 0 && id < this.vocabSize && this.pieceBytes[id]) || new Uint8Array(0);
   }
 
   get chatTemplateTakesTools(): boolean {

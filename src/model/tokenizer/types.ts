@@ -29,12 +29,15 @@ export interface TextTokenizer {
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   /** Decode ids; an empty list gives ''. */
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
-  /** The raw bytes one token stands for (a lone byte of a multi-byte character included); empty for unknown ids. */
-  tokenBytes(id: number): Uint8Array;
   /** Render messages to the prompt string (the model's chat template, or a plain fallback when it has none). */
   renderChat(messages: ChatMessage[], tools?: ChatTool[]): string;
   /** True when the chat template reads the `tools` variable (and so renders tools and tool turns itself). */
   readonly chatTemplateTakesTools: boolean;
   /** True when the rendered chat prompt already contains BOS (so encode must not add another). */
   readonly chatTemplateAddsBos: boolean;
+  /**
+   * The raw bytes a token stands for in generated text, or null for special and control tokens, which never stand
+   * for text (a grammar must never allow them inside the output).
+   */
+  tokenBytes(id: number): Uint8Array | null;
 }

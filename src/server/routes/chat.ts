@@ -5,11 +5,12 @@ import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js'
 import { collectToolOutput, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
 import { argumentsOf, toolSetupOf, type ToolSetup } from '../tools/request.js';
-import { toolConstraint, toolTurn } from '../tools/turn.js';
+import { outputConstraint, toolTurn } from '../tools/turn.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
 import { readJson, sessionIdOf, tenantOf } from '../request.js';
+import { constraintOfResponseFormat } from '../response-format.js';
 import { generate, type ResponseShape } from '../respond.js';
 import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
 import { tokenText } from './token-text.js';
@@ -21,12 +22,11 @@ export function chatCompletions(deps: ServerDeps) {
     if (forwarded) return forwarded;
     const body = chatRequestSchema.parse(raw);
     rejectUnsupported(body);
-
     const tools = toolSetupOf(body, 'chat');
+    const constraint = outputConstraint(tools, constraintOfResponseFormat(body.response_format), 'response_format');
     const tok = deps.engine.tokenizer(body.model);
     const messages = body.messages.map(chatMessageOf);
     const promptIds = tok.encode(renderWithTools(tok, messages, tools), { addSpecialTokens: !tok.chatTemplateAddsBos });
-    const constraint = toolConstraint(tools);
     const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
     const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
     const requested = [body.max_tokens, body.max_completion_tokens].filter((v): v is number => typeof v === 'number');
@@ -59,9 +59,6 @@ export function chatCompletions(deps: ServerDeps) {
 function rejectUnsupported(body: ChatRequest): void {
   if (body.top_logprobs != null && !body.logprobs) {
     throw new InvalidRequestError('top_logprobs requires logprobs to be true', 'top_logprobs');
-  }
-  if (body.response_format && body.response_format.type !== 'text') {
-    throw new InvalidRequestError(`response_format ${body.response_format.type} is not supported by this server`, 'response_format');
   }
 }
 
@@ -104,7 +101,8 @@ function textOf(content: ContentField | null | undefined, param: string): string
 function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   const entry = (token: number, logprob: number) => {
     const text = tokenText(tok, token);
-    return { token: text, logprob, bytes: [...tok.tokenBytes(token)] };
+    // Special tokens stand for no bytes of text; OpenAI gives their text's.
+    return { token: text, logprob, bytes: [...(tok.tokenBytes(token) ?? Buffer.from(text, 'utf8'))] };
   };
   return {
     content: lps.map((lp) => ({ ...entry(lp.token, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.token, t.logprob)) })),

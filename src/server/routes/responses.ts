@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { AbortedError, InvalidRequestError } from '../../errors.js';
+import { AbortedError } from '../../errors.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { mapError } from '../errors.js';
 import { collect, lookaheadOf, samplingOf, usageOf, type ChoiceJob, type GenerationPlan } from '../generation.js';
@@ -22,7 +22,7 @@ import { SseStream } from '../sse.js';
 import { collectToolOutput, type ParsedCall, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
 import { toolSetupOf } from '../tools/request.js';
-import { toolConstraint, toolTurn } from '../tools/turn.js';
+import { outputConstraint, toolTurn } from '../tools/turn.js';
 
 /**
  * `POST /v1/responses`, stateless (store: false): one generation whose output becomes a message item and/or
@@ -37,13 +37,7 @@ export function responses(deps: ServerDeps) {
     const body = responsesRequestSchema.parse(raw);
     rejectUnsupported(body);
     const tools = toolSetupOf(body, 'responses');
-    const textConstraint = textConstraintOf(body);
-    const callConstraint = toolConstraint(tools);
-    if (textConstraint && tools && tools.choice !== 'none') {
-      // One grammar per generation: a JSON answer or a call, not a choice between them.
-      throw new InvalidRequestError('text.format with tools is not supported by this server unless tool_choice is "none"', 'text.format');
-    }
-    const constraint = callConstraint ?? textConstraint;
+    const constraint = outputConstraint(tools, textConstraintOf(body), 'text.format');
 
     const tok = deps.engine.tokenizer(body.model);
     const tenant = tenantOf(c);

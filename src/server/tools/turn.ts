@@ -1,4 +1,5 @@
 import type { OutputConstraint } from '../../engine/types.js';
+import { InvalidRequestError } from '../../errors.js';
 import { constrainedCallSchema, newCallId, parseRequiredCalls, ToolCallStream, type ToolEvent, type ToolTurn } from './parse.js';
 import type { ToolSetup } from './request.js';
 
@@ -60,8 +61,14 @@ class RequiredCallsTurn implements ToolTurn {
   }
 }
 
-/** The grammar a call must follow when the client demands one (vLLM's approach); none for auto and none. */
-export function toolConstraint(setup: ToolSetup | null): OutputConstraint | undefined {
-  if (!setup || setup.choice === 'auto' || setup.choice === 'none') return undefined;
-  return { type: 'json_schema', schema: constrainedCallSchema(setup.tools, setup.choice) };
+/**
+ * The one grammar a generation follows: the call(s) when the client demands one (tool_choice required or named,
+ * vLLM's approach), else the requested output format. A format and callable tools together are refused: one
+ * grammar cannot leave the model the choice between a JSON answer and a call.
+ */
+export function outputConstraint(setup: ToolSetup | null, format: OutputConstraint | null | undefined, formatParam: string): OutputConstraint | undefined {
+  const choice = setup?.choice ?? 'none';
+  if (format && choice !== 'none') throw new InvalidRequestError(`${formatParam} with tools is not supported by this server unless tool_choice is "none"`, formatParam);
+  if (setup && choice !== 'none' && choice !== 'auto') return { type: 'json_schema', schema: constrainedCallSchema(setup.tools, choice) };
+  return format ?? undefined;
 }
