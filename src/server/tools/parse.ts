@@ -198,11 +198,16 @@ export function parseRequiredCalls(text: string, names: ReadonlySet<string>): Pa
 }
 
 /** The JSON schema a constrained call's output must match (a named function's arguments, or what parseRequiredCalls reads). */
-export function constrainedCallSchema(tools: { function: { name: string; parameters: Record<string, unknown> } }[], choice: Exclude<ToolChoice, 'auto' | 'none'>): Record<string, unknown> {
+export function constrainedCallSchema(
+  tools: { function: { name: string; parameters: Record<string, unknown> } }[],
+  choice: Exclude<ToolChoice, 'auto' | 'none'>,
+  parallel: boolean,
+): Record<string, unknown> {
   if (typeof choice === 'object') return tools.find((t) => t.function.name === choice.name)!.function.parameters;
   return {
     type: 'array',
     minItems: 1,
+    ...(!parallel && { maxItems: 1 }),
     items: {
       anyOf: tools.map((t) => ({
         type: 'object',

@@ -9,6 +9,8 @@ export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
 export interface ToolSetup {
   tools: ChatTool[];
   choice: ToolChoice;
+  /** `parallel_tool_calls` (default true): false allows one call per answer. */
+  parallel: boolean;
 }
 
 /** The two places a function's fields sit: chat nests them under `function`, the Responses API does not. */
@@ -25,17 +27,21 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * names the offending field.
  */
 export function toolSetupOf(
-  body: { tools?: unknown; tool_choice?: unknown; functions?: unknown; function_call?: unknown },
+  body: { tools?: unknown; tool_choice?: unknown; functions?: unknown; function_call?: unknown; parallel_tool_calls?: unknown },
   layout: Layout,
 ): ToolSetup | null {
   // The deprecated form would need answers in its own shape (message.function_call); refused, not half-served.
   for (const field of ['functions', 'function_call'] as const) {
     if (body[field] != null) throw new InvalidRequestError(`${field} is deprecated and not supported by this server; use tools and tool_choice`, field);
   }
-  return parse(body.tools, body.tool_choice, layout);
+  if (body.parallel_tool_calls != null && typeof body.parallel_tool_calls !== 'boolean') {
+    throw new InvalidRequestError('parallel_tool_calls must be a boolean', 'parallel_tool_calls');
+  }
+  const setup = parse(body.tools, body.tool_choice, layout);
+  return setup && { ...setup, parallel: body.parallel_tool_calls !== false };
 }
 
-function parse(rawTools: unknown, rawChoice: unknown, layout: Layout): ToolSetup | null {
+function parse(rawTools: unknown, rawChoice: unknown, layout: Layout): Omit<ToolSetup, 'parallel'> | null {
   const toolsParam = 'tools';
   const choiceParam = 'tool_choice';
   const hasTools = Array.isArray(rawTools) && rawTools.length > 0;

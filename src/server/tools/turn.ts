@@ -69,6 +69,6 @@ class RequiredCallsTurn implements ToolTurn {
 export function outputConstraint(setup: ToolSetup | null, format: OutputConstraint | null | undefined, formatParam: string): OutputConstraint | undefined {
   const choice = setup?.choice ?? 'none';
   if (format && choice !== 'none') throw new InvalidRequestError(`${formatParam} with tools is not supported by this server unless tool_choice is "none"`, formatParam);
-  if (setup && choice !== 'none' && choice !== 'auto') return { type: 'json_schema', schema: constrainedCallSchema(setup.tools, choice) };
+  if (setup && choice !== 'none' && choice !== 'auto') return { type: 'json_schema', schema: constrainedCallSchema(setup.tools, choice, setup.parallel) };
   return format ?? undefined;
 }

@@ -63,17 +63,19 @@ describe('tool call parsing', () => {
   });
 
   it('constrained calls: a named function streams its arguments from the first token; required reads a list', () => {
-    const named = toolTurn({ tools: [], choice: { name: 'get_weather' } });
+    const named = toolTurn({ tools: [], choice: { name: 'get_weather' }, parallel: true });
     const events = [...named.push('{"city": '), ...named.push('"Oslo"}'), ...named.end()];
     expect(events.map((e) => e.type)).toEqual(['call_begin', 'arguments', 'arguments', 'call_end']);
     expect(collectToolOutput(events).calls[0]).toMatchObject({ name: 'get_weather', arguments: '{"city": "Oslo"}' });
     expect(parseRequiredCalls('[{"name": "add", "parameters": {"a": 1}}]', names)!.map((c) => c.name)).toEqual(['add']);
     expect(parseRequiredCalls('[]', names)).toBeNull();
-    const required = toolTurn({ tools: [{ type: 'function', function: { name: 'add', parameters: {} } }], choice: 'required' });
+    const required = toolTurn({ tools: [{ type: 'function', function: { name: 'add', parameters: {} } }], choice: 'required', parallel: true });
     expect(collectToolOutput([...required.push('[{"name": "add", "parame'), ...required.end()])).toEqual({ content: '[{"name": "add", "parame', calls: [] });
     const tools = [{ function: { name: 'add', parameters: { type: 'object', properties: { a: { type: 'number' } } } } }];
-    expect(constrainedCallSchema(tools, { name: 'add' })).toBe(tools[0].function.parameters);
-    expect(constrainedCallSchema(tools, 'required')).toMatchObject({ type: 'array', minItems: 1, items: { anyOf: [{ properties: { name: { const: 'add' } } }] } });
+    expect(constrainedCallSchema(tools, { name: 'add' }, true)).toBe(tools[0].function.parameters);
+    expect(constrainedCallSchema(tools, 'required', true)).toMatchObject({ type: 'array', minItems: 1, items: { anyOf: [{ properties: { name: { const: 'add' } } }] } });
+    expect(constrainedCallSchema(tools, 'required', true)).not.toHaveProperty('maxItems');
+    expect(constrainedCallSchema(tools, 'required', false)).toMatchObject({ minItems: 1, maxItems: 1 });
   });
 
   it('gives every call its own id', () => {
