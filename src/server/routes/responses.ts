@@ -25,8 +25,9 @@ import { toolSetupOf } from '../tools/request.js';
 import { outputConstraint, toolTurn } from '../tools/turn.js';
 
 /**
- * `POST /v1/responses`, stateless (store: false): one generation whose output becomes a message item and/or
- * function_call items; streamed as the documented typed events.
+ * `POST /v1/responses`: one generation whose output becomes a message item and/or function_call items, streamed
+ * as the documented typed events. No response is stored (previous_response_id is refused); output items are kept
+ * briefly for clients that refer back to them (item_reference).
  */
 export function responses(deps: ServerDeps) {
   const store = new ItemStore();

@@ -42,23 +42,21 @@ export function toolSetupOf(
 }
 
 function parse(rawTools: unknown, rawChoice: unknown, layout: Layout): Omit<ToolSetup, 'parallel'> | null {
-  const toolsParam = 'tools';
-  const choiceParam = 'tool_choice';
   const hasTools = Array.isArray(rawTools) && rawTools.length > 0;
-  if (rawTools != null && !Array.isArray(rawTools)) throw new InvalidRequestError(`${toolsParam} must be an array`, toolsParam);
+  if (rawTools != null && !Array.isArray(rawTools)) throw new InvalidRequestError('tools must be an array', 'tools');
   if (!hasTools) {
-    if (rawChoice != null && rawChoice !== 'none') throw new InvalidRequestError(`${choiceParam} is only allowed when ${toolsParam} are specified`, choiceParam);
+    if (rawChoice != null && rawChoice !== 'none') throw new InvalidRequestError('tool_choice is only allowed when tools are specified', 'tool_choice');
     return null;
   }
-  const choice = choiceOf(rawChoice, choiceParam, layout);
-  const tools = (rawTools as unknown[]).map((t, i) => toolOf(t, `${toolsParam}[${i}]`, layout, choice));
+  const choice = choiceOf(rawChoice, 'tool_choice', layout);
+  const tools = (rawTools as unknown[]).map((t, i) => toolOf(t, `tools[${i}]`, layout, choice));
   const names = new Set<string>();
   tools.forEach((t, i) => {
-    if (names.has(t.function.name)) throw new InvalidRequestError(`duplicate function name '${t.function.name}'`, `${toolsParam}[${i}]`);
+    if (names.has(t.function.name)) throw new InvalidRequestError(`duplicate function name '${t.function.name}'`, `tools[${i}]`);
     names.add(t.function.name);
   });
   if (typeof choice === 'object' && !names.has(choice.name)) {
-    throw new InvalidRequestError(`${choiceParam} names function '${choice.name}', which is not among the ${toolsParam}`, choiceParam);
+    throw new InvalidRequestError(`tool_choice names function '${choice.name}', which is not among the tools`, 'tool_choice');
   }
   return { tools, choice };
 }
