@@ -1,5 +1,6 @@
 import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
+import { GrammarCompilers } from '../src/engine/grammar/compiler.js';
 import { createEngine } from '../src/engine/index.js';
 import { readJsonl } from '../src/engine/jsonl.js';
 import type { Engine, JobResult, JobSpec, LookaheadOptions, OutputConstraint } from '../src/engine/types.js';
@@ -54,6 +55,8 @@ export interface StructuredResult {
   speedup: number;
   tokensPerStep: number;
   maskMicrosPerToken: { off: number; on: number };
+  /** A full mask alone (computed and applied), replaying the answers through a fresh matcher with no model running. */
+  replayMicrosPerMask: number;
   identical: number;
 }
 
@@ -65,6 +68,8 @@ export async function runStructured(opts: StructuredOptions, log: (line: string)
   const off: ArmTotals = zero();
   const on: ArmTotals = zero();
   let identical = 0;
+  const answers: number[][] = [];
+  let replayMicrosPerMask = 0;
   try {
     const modelId = engine.models[0].id;
     const tok = engine.tokenizer(modelId);
@@ -88,8 +93,10 @@ export async function runStructured(opts: StructuredOptions, log: (line: string)
       add(off, a.result);
       add(on, b.result);
       if (a.ids.join() === b.ids.join()) identical++;
+      if (a.result.finishReason === 'stop') answers.push(a.ids);
       log(`${i + 1}/${articles.length}: ${b.result.completionTokens} tokens, ${b.result.lookahead.tokensPerStep.toFixed(2)} per step: ${b.text.slice(0, 100)}`);
     }
+    replayMicrosPerMask = await replayMasks(engine, modelId, constraint, answers);
   } finally {
     await engine.close(1000);
   }
@@ -101,8 +108,32 @@ export async function runStructured(opts: StructuredOptions, log: (line: string)
     speedup: rate(on) / rate(off),
     tokensPerStep: on.decodeTokens / Math.max(1, on.steps),
     maskMicrosPerToken: { off: (off.maskSeconds / Math.max(1, off.tokens)) * 1e6, on: (on.maskSeconds / Math.max(1, on.tokens)) * 1e6 },
+    replayMicrosPerMask,
     identical,
   };
+}
+
+/** Time of one full mask on this thread, over the tokens of the given answers (the grammar's real states). */
+async function replayMasks(engine: Engine, modelId: string, constraint: OutputConstraint, answers: number[][]): Promise<number> {
+  const tok = engine.tokenizer(modelId);
+  const vocab = tok.vocabSize;
+  const grammars = new GrammarCompilers(vocab, tok.eosTokenIds);
+  grammars.setVocab(Array.from({ length: vocab }, (_, id) => tok.tokenBytes(id)));
+  const row = new Float32Array(vocab);
+  let seconds = 0;
+  let masks = 0;
+  for (const ids of answers) {
+    const filter = await grammars.filter(constraint);
+    for (const id of ids) {
+      const t0 = performance.now();
+      filter.mask(row);
+      seconds += (performance.now() - t0) / 1000;
+      masks++;
+      if (!filter.accept(id)) break;
+    }
+    filter.dispose();
+  }
+  return (seconds / Math.max(1, masks)) * 1e6;
 }
 
 export function renderStructured(r: StructuredResult, command: string): string {
@@ -119,6 +150,8 @@ export function renderStructured(r: StructuredResult, command: string): string {
     row('on', r.on),
     '',
     `decode speed-up on/off: **${r.speedup.toFixed(2)}×**; tokens per step: **${r.tokensPerStep.toFixed(2)}**; identical outputs: ${r.identical}/${r.requests}`,
+    '',
+    `one full grammar mask alone (replayed over the answers, no model running): ${r.replayMicrosPerMask.toFixed(1)} µs`,
     '',
   ].join('\n');
 }

@@ -29,9 +29,11 @@ export function createVerifyResult(maxDepth: number): VerifyResult {
  * holding that token if there is one, else stops. For greedy picks this is the longest path that plain decoding
  * would produce; for sampled picks it is speculative sampling with a one-hot proposal, hence distribution-exact.
  * The caller ends generation at EOS (drafts never contain it, so it can only be the bonus token).
- * With a filter, each row is masked before the pick and the filter advances past each target: the walk follows one
- * path, every target on it is committed, so the filter never needs rolling back and its state after the walk is
- * that of the committed tokens. Masked picks need the logits rows, not in-graph argmax ids.
+ * With a filter, each target is picked under it (pickUnder: masked, or unmasked when the filter cheaply allows that
+ * pick) and the filter advances past it: the walk follows one path and every target on it is committed, so the
+ * filter never needs rolling back and its state after the walk is that of the committed tokens; a draft token it
+ * forbids can never equal a target. The walk ends where the filter does. Filtered picks need the logits rows, not
+ * in-graph argmax ids.
  */
 export function verifyDraft(
   draft: DraftTree,

@@ -55,6 +55,17 @@ describe('structured outputs through the OpenAI SDK', () => {
     expect(Person.safeParse(JSON.parse(text)).success).toBe(true);
   });
 
+  it('sampling (temperature, top_p, seed) under the grammar gives valid, reproducible objects', async () => {
+    const request = { model, messages, temperature: 0.9, top_p: 0.95, seed: 7, n: 2, max_tokens: 120, response_format: zodResponseFormat(Person, 'person') };
+    const a = await client.chat.completions.parse(request);
+    const b = await client.chat.completions.parse(request);
+    for (const choice of a.choices) {
+      expect(choice.finish_reason).toBe('stop');
+      expect(Person.safeParse(choice.message.parsed).success).toBe(true);
+    }
+    expect(a.choices.map((c) => c.message.content)).toEqual(b.choices.map((c) => c.message.content));
+  });
+
   it('json_object gives a JSON object (cut only by max_tokens)', async () => {
     const res = await client.chat.completions.create({ model, messages, temperature: 0, max_tokens: 48, response_format: { type: 'json_object' } });
     const content = res.choices[0].message.content!;
