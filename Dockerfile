@@ -2,7 +2,8 @@
 # CPU image (default):   docker build -t lookahead-proxy .
 # CUDA image:            docker build --target cuda -t lookahead-proxy:cuda .
 # Run:                   docker run -p 8000:8000 -v lookahead-cache:/cache [-v /models:/models -e LOOKAHEAD_MODEL=/models/x] lookahead-proxy
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 22 LTS: Node 20 reached end of life in April 2026 (CI still tests on 20, the oldest the code supports).
+ARG NODE_IMAGE=node:22-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 # --- dependencies without onnxruntime-node's CUDA download (the CPU provider ships inside the package) ---
@@ -30,6 +31,7 @@ COPY --from=deps-cuda /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY src ./src
 COPY config ./config
+COPY models ./models
 ENV NODE_ENV=production \
     LOOKAHEAD_HOST=0.0.0.0 \
     LOOKAHEAD_PORT=8000 \
@@ -38,8 +40,9 @@ ENV NODE_ENV=production \
 USER lookahead
 VOLUME ["/cache"]
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Healthy once the model is loaded (/ready 200), and while busy (503 "saturated"); not while loading or draining.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/ready').then(async r=>process.exit(r.ok||(await r.json()).status==='saturated'?0:1),()=>process.exit(1))"]
 CMD ["node", "--import", "tsx", "src/main.ts"]
 
 # --- CPU runtime (the default target, so it comes last) ---
@@ -50,6 +53,7 @@ COPY --from=deps-cpu /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY src ./src
 COPY config ./config
+COPY models ./models
 ENV NODE_ENV=production \
     LOOKAHEAD_HOST=0.0.0.0 \
     LOOKAHEAD_PORT=8000 \
@@ -58,7 +62,8 @@ ENV NODE_ENV=production \
 USER node
 VOLUME ["/cache"]
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Healthy once the model is loaded (/ready 200), and while busy (503 "saturated"); not while loading or draining.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.LOOKAHEAD_PORT||8000)+'/ready').then(async r=>process.exit(r.ok||(await r.json()).status==='saturated'?0:1),()=>process.exit(1))"]
 # node directly (not npm) so SIGTERM reaches the server and it shuts down cleanly.
 CMD ["node", "--import", "tsx", "src/main.ts"]

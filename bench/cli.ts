@@ -15,6 +15,7 @@ import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
 import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
 import { renderSoak, runSoak } from './soak.js';
+import { renderStructured, runStructured } from './structured.js';
 import { loadWorkload, type WorkloadShape } from './workload.js';
 
 const USAGE = `usage: npm run bench -- <command> [flags]
@@ -36,6 +37,9 @@ commands:
                  k=1..64, decode tok/s lookahead off vs hier, bytes moved host<->device per step, op placement:
                  [--models DIR,DIR] [--execution-providers webgpu,cuda] [--max-tokens 32] [--prompts N]
                  [--ks ...] [--rounds 3] [--out DIR (device-check.json)]
+  structured     json_schema extraction ({title, date, people[]}) from articles, lookahead off vs on interleaved,
+                 in process: [--model PATH] --workload FILE (e.g. llma/cnndm.jsonl) [--requests 40]
+                 [--max-tokens 160] [--decoding-length N] [--branch-length N] [--out DIR]
   graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
                  --model FILE.gguf|HF_DIR --peer-model EXPORT_DIR [--max-tokens 256] [--rounds 6]
   peer-llamacpp  llama.cpp (node-llama-cpp) greedy, plain and with its prompt-lookup predictor, vs our engine
@@ -143,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
       return deviceCheckCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
+import { renderStructured, runStructured } from './structured.js';
     case 'peer-llamacpp':
       return peerLlamaCppCommand(f);
     case 'write-gguf': {
@@ -198,12 +203,37 @@ async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string):
     forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
   };
   const maxErrorRate = optNum(f['max-error-rate'], '--max-error-rate', 1) ?? 0;
-  if (spawn && f.model === undefined && !options.quiet) process.stderr.write('no --model: the spawned server uses its embedded synthetic default\n');
+  if (spawn && f.model === undefined && !options.quiet) process.stderr.write('no --model: the spawned server uses its shipped default, chat-llama-5m\n');
   const { report, failed, total } = await runBench(options);
   emit(report, f.out);
   if (total > 0 && failed / total > maxErrorRate) {
     const kinds = [...new Set(report.runs.flatMap((r) => Object.keys(r.errors)))].join(', ');
     throw new BenchError(`${failed} of ${total} requests failed (${kinds}); see the errors column`, 3);
+  }
+  return 0;
+}
+
+async function structuredCommand(f: Flags, commandLine: string): Promise<number> {
+  if (!f.workload) throw new BenchError('--workload FILE is required', 2);
+  const drafting = draftingParams(f);
+  const result = await runStructured(
+    {
+      model: f.model ?? null,
+      workload: f.workload,
+      requests: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 40,
+      maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 2048) ?? 160,
+      lookahead: { enabled: true, layout: 'hier', decodingLength: drafting.decoding_length ?? 16, branchLength: drafting.branch_length ?? 8 },
+    },
+    (line) => {
+      if (!f.quiet) process.stderr.write(`${line}\n`);
+    },
+  );
+  const markdown = renderStructured(result, commandLine);
+  process.stdout.write(markdown);
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'structured.json'), `${JSON.stringify({ command: commandLine, machine: machineInfo(), ...result }, null, 2)}\n`);
+    writeFileSync(join(f.out, 'structured.md'), markdown);
   }
   return 0;
 }
@@ -227,7 +257,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     created_at: new Date().toISOString(),
     command: commandLine,
     machine: machineInfo(),
-    model: { id: vocab ? `synthetic-vocab-${vocab}` : (f.model ?? 'embedded-default'), path: vocab ? null : (f.model ?? null) },
+    model: { id: vocab ? `synthetic-vocab-${vocab}` : (f.model ?? 'chat-llama-5m'), path: vocab ? null : (f.model ?? null) },
     config: {
       base_url: null,
       server: 'in-process',

@@ -21,7 +21,7 @@ export interface BenchOptions {
   command: string;
   /** null: start our own server as a child process. */
   baseUrl: string | null;
-  /** Model path for a spawned server (null = its embedded default). */
+  /** Model path for a spawned server (null = its shipped default, chat-llama-5m). */
   modelPath: string | null;
   modelId: string | null;
   serverArgs: string[];
@@ -76,7 +76,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   let target: Target | null = null;
   try {
     if (o.baseUrl === null) {
-      if (!o.quiet) process.stderr.write(`starting the server${o.modelPath ? ` on ${o.modelPath}` : ' (embedded default model)'}…\n`);
+      if (!o.quiet) process.stderr.write(`starting the server${o.modelPath ? ` on ${o.modelPath}` : ' (shipped default model)'}…\n`);
       server = await spawnServer({ model: o.modelPath, extraArgs: o.serverArgs, startupTimeoutMs: o.startupTimeoutMs });
     }
     target = resolveTarget(server?.baseUrl ?? o.baseUrl!, { allowRemote: o.allowRemote, apiKey: o.apiKey, requestTimeoutMs: o.requestTimeoutMs, connections: maxConcurrency + 4 });

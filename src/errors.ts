@@ -34,6 +34,20 @@ export class InvalidRequestError extends AppError {
   }
 }
 
+/** A `response_format` / `text.format` JSON schema that is not a valid schema. */
+export class InvalidSchemaError extends InvalidRequestError {
+  constructor(message: string, param: string) {
+    super(message, param, 'invalid_json_schema');
+  }
+}
+
+/** A valid JSON schema using a feature constrained decoding cannot enforce: refused by name, never ignored. */
+export class UnsupportedSchemaError extends InvalidRequestError {
+  constructor(readonly feature: string, param: string) {
+    super(`JSON schema feature '${feature}' is not supported for structured outputs on this server`, param, 'unsupported_schema_feature');
+  }
+}
+
 /** Prompt plus requested tokens do not fit the model's context window. */
 export class ContextLengthError extends InvalidRequestError {
   constructor(message: string, param: string | null = 'messages') {

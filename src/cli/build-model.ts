@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { InvalidRequestError } from '../errors.js';
 import { buildModel } from '../model/builder/build.js';
 import type { AttentionKind, BuildOptions, GraphLayout, WeightDType } from '../model/builder/options.js';
-import { TOKENIZER_SOURCE_FILE, resolveModel, weightSource, type TokenizerSource } from '../model/load.js';
+import { SYNTHETIC_MODEL, TOKENIZER_SOURCE_FILE, resolveModel, weightSource, type TokenizerSource } from '../model/load.js';
 
 const HF_SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json'];
 
@@ -28,7 +28,7 @@ export async function buildModelCommand(argv: string[]): Promise<number> {
     attention: oneOf(values.attention, ['onnx', 'mha', 'gqa'], '--attention') as AttentionKind,
     layout: oneOf(values.layout, ['tree', 'standard'], '--layout') as GraphLayout,
   };
-  const resolved = resolveModel(values.from === 'default' ? null : values.from);
+  const resolved = resolveModel(values.from === 'default' ? SYNTHETIC_MODEL : values.from);
   if (resolved.kind === 'built' || resolved.kind === 'foreign') {
     throw new InvalidRequestError(`${values.from} is already an ONNX model; build from HF safetensors, a GGUF file or "default"`);
   }

@@ -6,7 +6,7 @@ import type { Config } from './schema.js';
 export function defaultConfig(env: NodeJS.ProcessEnv): Config {
   const cacheRoot = env.XDG_CACHE_HOME ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
   return {
-    server: { host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000 },
+    server: { host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000, corsOrigins: [] },
     auth: { apiKey: null, apiKeys: [], adminKey: null },
     hub: { endpoint: 'https://huggingface.co', token: env.HF_TOKEN || null },
     model: null,

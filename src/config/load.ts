@@ -100,6 +100,7 @@ function coerce(raw: string, kind: OptionKind): unknown {
   const trimmed = raw.trim();
   if ((kind === 'nullable' || kind === 'nullableInt') && (trimmed === '' || trimmed === 'null')) return null;
   if (kind === 'int' || kind === 'nullableInt') return /^-?\d+$/.test(trimmed) ? Number(trimmed) : raw;
+  if (kind === 'list') return trimmed === '' ? [] : trimmed.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (kind === 'bool') return trimmed === 'true' ? true : trimmed === 'false' ? false : raw;
   return raw;
 }

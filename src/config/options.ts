@@ -2,7 +2,7 @@
  * The settings reachable from env vars and CLI flags. One table drives parsing, source tracking and --help,
  * so a setting cannot exist as a flag and be forgotten as an env var.
  */
-export type OptionKind = 'string' | 'nullable' | 'int' | 'nullableInt' | 'bool';
+export type OptionKind = 'string' | 'nullable' | 'int' | 'nullableInt' | 'bool' | 'list';
 
 export interface OptionSpec {
   /** Dotted path in Config. */
@@ -15,13 +15,14 @@ export interface OptionSpec {
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { path: 'model', env: 'LOOKAHEAD_MODEL', flag: 'model', kind: 'nullable', help: 'model directory, .gguf file, ONNX dir or Hugging Face id org/name (unset: embedded synthetic default)' },
+  { path: 'model', env: 'LOOKAHEAD_MODEL', flag: 'model', kind: 'nullable', help: 'model directory, .gguf file, ONNX dir, Hugging Face id org/name, or builtin:synthetic (unset: the shipped chat-llama-5m)' },
   { path: 'modelId', env: 'LOOKAHEAD_MODEL_ID', flag: 'model-id', kind: 'nullable', help: 'name the model is served under' },
   { path: 'server.host', env: 'LOOKAHEAD_HOST', flag: 'host', kind: 'string', help: 'listen address (default 127.0.0.1)' },
   { path: 'server.port', env: 'LOOKAHEAD_PORT', flag: 'port', kind: 'int', help: 'listen port (default 8000; 0 = any free port)' },
   { path: 'server.bodyLimitBytes', env: 'LOOKAHEAD_BODY_LIMIT_BYTES', flag: 'body-limit-bytes', kind: 'int', help: 'largest request body' },
   { path: 'server.requestTimeoutMs', env: 'LOOKAHEAD_REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', help: 'abort a generation after this long' },
   { path: 'server.shutdownGraceMs', env: 'LOOKAHEAD_SHUTDOWN_GRACE_MS', flag: 'shutdown-grace-ms', kind: 'int', help: 'on SIGTERM, time running requests get to finish' },
+  { path: 'server.corsOrigins', env: 'LOOKAHEAD_CORS_ORIGINS', flag: 'cors-origins', kind: 'list', help: 'comma-separated origins browsers may call from, or * (default: none, CORS off)' },
   { path: 'auth.apiKey', env: 'LOOKAHEAD_API_KEY', flag: 'api-key', kind: 'nullable', help: 'require this Bearer key (single tenant "default"); tenants: auth.apiKeys in --config' },
   { path: 'auth.adminKey', env: 'LOOKAHEAD_ADMIN_KEY', flag: 'admin-key', kind: 'nullable', help: 'Bearer key for the /v1/lookahead admin routes' },
   { path: 'hub.endpoint', env: 'LOOKAHEAD_HF_ENDPOINT', flag: 'hf-endpoint', kind: 'string', help: 'Hugging Face hub (or mirror) for --model org/name (default https://huggingface.co)' },

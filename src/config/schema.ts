@@ -16,6 +16,8 @@ export const configSchema = z.strictObject({
     requestTimeoutMs: positiveInt,
     /** On SIGTERM/SIGINT, how long running requests get to finish before their jobs are aborted. */
     shutdownGraceMs: z.number().int().min(0),
+    /** Origins browsers may call from (`*` = any); empty = no CORS headers, preflights go unanswered. */
+    corsOrigins: z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })])),
   }),
   /** No keys at all = auth off: every caller is tenant "default" and may use the admin routes. */
   auth: z.strictObject({
@@ -27,7 +29,10 @@ export const configSchema = z.strictObject({
   }),
   /** Where `--model org/name` is downloaded from (a mirror may stand in for the hub). */
   hub: z.strictObject({ endpoint: z.url({ protocol: /^https?$/ }), token: z.string().min(1).nullable() }),
-  /** null = the embedded synthetic default model; a path, or a Hugging Face repo id (`org/name`) to download. */
+  /**
+   * null = the shipped chat-llama-5m (models/); `builtin:synthetic` = the embedded synthetic model (noise, no files);
+   * a path, or a Hugging Face repo id (`org/name`) to download.
+   */
   model: nullablePath,
   modelId: z.string().min(1).nullable(),
   contextLength: positiveInt.nullable(),

@@ -79,7 +79,12 @@ export class DraftingState {
   /** Drafting for a job, or null when its lookahead is off. */
   start(job: WorkerJob): { source: DraftSource; budget: BudgetController } | null {
     if (!job.lookahead.enabled || job.lookahead.decodingLength <= 1 || job.lookahead.branchLength <= 0) return null;
-    const scope = new RequestScope({ ...this.settings, gramLength: job.lookahead.branchLength + 1 }, job.promptIds, job.predictionIds);
+    const scope = new RequestScope(
+      { ...this.settings, gramLength: job.lookahead.branchLength + 1 },
+      job.promptIds,
+      job.predictionIds,
+      job.constraintHints,
+    );
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const proposer = new Proposer(
       { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)] },

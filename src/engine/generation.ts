@@ -1,6 +1,7 @@
 import type { ForwardInput, LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
-import { clearTreeMask, createVerifyResult, DraftCounters, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import type { GrammarFilter } from './grammar/filter.js';
+import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -59,7 +60,7 @@ export class Generation {
   private readonly verified: VerifyResult;
   private readonly sampler: Sampler;
   /**
-   * Whether steps must bring back logits: to sample, apply a penalty or report logprobs. Otherwise the model's
+   * Whether steps must bring back logits: to sample, apply a penalty or bias, mask by a grammar or report logprobs. Otherwise the model's
    * in-graph argmax ids suffice and no S × vocab floats move or get scanned.
    */
   private readonly needsLogits: boolean;
@@ -67,7 +68,11 @@ export class Generation {
   private stepLogits: Float32Array = new Float32Array(0);
   private stepIds: Int32Array = new Int32Array(0);
   /** Pickers bound once, not a closure per step. */
-  private readonly pickFromLogits = (node: number): number => this.pick(this.stepLogits.subarray(node * this.vocab, (node + 1) * this.vocab));
+  private readonly pickFromLogits = (node: number): number => {
+    const row = this.stepLogits.subarray(node * this.vocab, (node + 1) * this.vocab);
+    return this.filter ? pickUnder(this.filter, row, this.pickRow) : this.pick(row);
+  };
+  private readonly pickRow = (row: Float32Array): number => this.pick(row);
   private readonly pickFromIds = (node: number): number => this.take(this.stepIds[node]);
   private readonly presence: TokenPresence;
   private readonly eos: Set<number>;
@@ -82,6 +87,8 @@ export class Generation {
     private readonly job: WorkerJob,
     private readonly drafts: DraftSource | null,
     private readonly budget: DraftSizer | null,
+    /** The job's structured-output grammar: masks every pick, in plain steps and in the verification walk alike. */
+    private readonly filter: GrammarFilter | null = null,
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
@@ -97,15 +104,22 @@ export class Generation {
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
-    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null;
+    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
+    // A greedy pick with nothing recorded per pick can be tried unmasked first (see TokenFilter.allows).
+    if (filter && this.sampler.greedy && job.logprobs === null && job.sampling.repetitionPenalty === 1) filter.enableFastPath();
   }
 
   /** The job's decode statistics so far. */
   get stats(): StepStats {
     const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
-    return { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+    const stats: StepStats = { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+    if (this.filter) {
+      stats.maskSeconds = this.filter.maskSeconds;
+      stats.masks = this.filter.masks;
+    }
+    return stats;
   }
 
   get finished(): boolean {
@@ -127,7 +141,7 @@ export class Generation {
       await this.run({ tokens, positions, mask: null });
       if (start + n < prompt.length) continue;
       if (this.job.logprobs !== null) this.stepLogprobs = [];
-      const first = this.picker(n - 1);
+      const first = this.pickCommitted(n - 1);
       this.timing.prefillSeconds = (performance.now() - t0) / 1000;
       this.decodeStart = performance.now();
       return this.commit(this.verifiedSingle(first));
@@ -173,13 +187,13 @@ export class Generation {
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     let result: VerifyResult;
     if (draft && s > 1) {
-      result = verifyDraft(draft, this.picker, this.verified);
+      result = verifyDraft(draft, this.picker, this.verified, this.filter);
       // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
       this.keepRows[0] = past;
       for (let i = 0; i < result.acceptedCount; i++) this.keepRows[i + 1] = past + result.acceptedNodes[i];
       this.seq.keep(past, this.keepRows.subarray(0, result.acceptedCount + 1));
     } else {
-      result = this.verifiedSingle(this.picker(0));
+      result = this.verifiedSingle(this.pickCommitted(0));
     }
     this.counters.record(s - 1, result.acceptedCount);
     this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
@@ -194,6 +208,7 @@ export class Generation {
 
   dispose(): void {
     this.seq.dispose();
+    this.filter?.dispose();
   }
 
   /** The generated tokens so far (a view into the context buffer). */
@@ -219,6 +234,13 @@ export class Generation {
     else this.stepIds = await this.seq.forwardIds(input);
   }
 
+  /** A pick outside the verification walk (prefill, undrafted steps): committed at once, so the grammar advances. */
+  private pickCommitted(node: number): number {
+    const token = this.picker(node);
+    this.filter?.accept(token);
+    return token;
+  }
+
   private pick(row: Float32Array): number {
     const token = this.take(this.sampler.pick(row, this.presence));
     if (this.job.logprobs !== null) this.stepLogprobs.push(topLogprobs(row, token, this.job.logprobs));
@@ -226,7 +248,7 @@ export class Generation {
   }
 
   private take(token: number): number {
-    this.presence.add(token);
+    this.presence.addOutput(token);
     return token;
   }
 

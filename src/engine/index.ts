@@ -7,6 +7,7 @@ import { readCorpus } from './corpus.js';
 import type { ModelInfo } from '../model/types.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
 import { EngineJob } from './job.js';
+import { constraintHints } from './grammar/hints.js';
 import type { FromWorker, ToWorker, TrieStats, WorkerData } from './protocol.js';
 import type { Engine, EngineOptions, EngineStats, Job, JobSpec, ServedModel } from './types.js';
 
@@ -58,6 +59,7 @@ class WorkerEngine implements Engine {
   private nextId = 1;
   private readonly replies = new Map<number, (value: unknown) => void>();
   private closing = false;
+  private grammarVocabSent = false;
   /** Trie sizes as of the last finished job (the worker reports them with each job's end). */
   private lastTrieStats: TrieStats = { global: 0, sessions: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
@@ -101,6 +103,8 @@ class WorkerEngine implements Engine {
         1,
       );
     }
+    const hints = spec.constraint ? constraintHints(spec.constraint).map((text) => this.tok.encode(text, { addSpecialTokens: false })) : [];
+    if (spec.constraint) this.sendGrammarVocab();
     const jobId = this.nextId++;
     const job = new EngineJob(randomUUID(), jobId, this.tok, spec.stop, spec.promptIds, () => this.stopJob(jobId));
     this.jobs.set(jobId, job);
@@ -117,6 +121,8 @@ class WorkerEngine implements Engine {
           logprobs: spec.logprobs,
           lookahead: spec.lookahead,
           predictionIds: spec.predictionIds ?? [],
+          constraint: spec.constraint ?? null,
+          constraintHints: hints,
           sessionId: spec.sessionId ?? null,
           tenant: spec.tenant ?? 'default',
         },
@@ -176,6 +182,15 @@ class WorkerEngine implements Engine {
     const deadline = Date.now() + 2000;
     while (this.inWorker > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     await this.worker.terminate();
+  }
+
+  /** The grammar engine's vocabulary, built from the tokenizer on first need (most servers never constrain). */
+  private sendGrammarVocab(): void {
+    if (this.grammarVocabSent) return;
+    const tokens: (Uint8Array | null)[] = [];
+    for (let id = 0; id < this.info.vocabSize; id++) tokens.push(id < this.tok.vocabSize ? this.tok.tokenBytes(id) : null);
+    this.post({ type: 'grammar-vocab', tokens });
+    this.grammarVocabSent = true;
   }
 
   private requireModel(modelId: string): void {

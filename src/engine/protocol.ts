@@ -3,7 +3,7 @@
  * Only plain data crosses: token ids, numbers, strings.
  */
 import type { ModelInfo } from '../model/types.js';
-import type { EngineOptions, LookaheadOptions, LookaheadStats, SamplingParams, TokenLogprob } from './types.js';
+import type { EngineOptions, LookaheadOptions, LookaheadStats, OutputConstraint, SamplingParams, TokenLogprob } from './types.js';
 
 export interface WorkerJob {
   jobId: number;
@@ -13,6 +13,9 @@ export interface WorkerJob {
   logprobs: number | null;
   lookahead: LookaheadOptions;
   predictionIds: number[];
+  /** Structured output the grammar forces, and the schema's own text (keys, enum values) tokenized as drafts. */
+  constraint?: OutputConstraint | null;
+  constraintHints?: number[][];
   sessionId: string | null;
   tenant: string;
 }
@@ -24,6 +27,8 @@ export type EndReason = 'eos' | 'length' | 'aborted';
 export type ToWorker =
   | { type: 'start'; job: WorkerJob }
   | { type: 'abort'; jobId: number }
+  /** Each token's bytes (null = special), sent once before the first constrained job: the grammar's vocabulary. */
+  | { type: 'grammar-vocab'; tokens: (Uint8Array | null)[] }
   | { type: 'documents'; requestId: number; tenant: string; docs: number[][] }
   | { type: 'drop-session'; requestId: number; tenant: string; sessionId: string }
   | { type: 'close'; requestId: number };

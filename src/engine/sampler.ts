@@ -1,6 +1,6 @@
 /**
- * Next-token choice from one logits row, with Hugging Face semantics: repetition penalty, temperature, top-k,
- * top-p, then one seeded draw. Every buffer is sized to the vocabulary once; a call allocates nothing.
+ * Next-token choice from one logits row: OpenAI's logit bias and presence/frequency penalties on the raw logits,
+ * then Hugging Face semantics: repetition penalty, temperature, top-k, top-p, then one seeded draw. Every buffer is sized to the vocabulary once; a call allocates nothing.
  *
  * Determinism contract: a sampled pick consumes exactly one draw from the RNG and a greedy pick none, so verifying
  * a draft path node by node (lookahead) replays the same random sequence as plain decoding with the same seed.
@@ -13,15 +13,44 @@ const SMALL_RANGE = 16;
 /** OpenAI allows up to 20 `top_logprobs`. */
 const MAX_TOP_LOGPROBS = 20;
 
-/** The distinct tokens seen so far (prompt + output), updated as tokens are accepted: the repetition-penalty context. */
+/**
+ * The distinct tokens seen so far (prompt + output), updated as tokens are accepted: the repetition-penalty context;
+ * and how often each occurs in the output: the presence/frequency-penalty context.
+ */
 export class TokenPresence {
   private readonly seen: Uint8Array;
   private readonly list: Int32Array;
   private count = 0;
+  private readonly outputCounts: Int32Array;
+  private readonly outputList: Int32Array;
+  private outputCount = 0;
 
   constructor(readonly vocabSize: number) {
     this.seen = new Uint8Array(vocabSize);
     this.list = new Int32Array(vocabSize);
+    this.outputCounts = new Int32Array(vocabSize);
+    this.outputList = new Int32Array(vocabSize);
+  }
+
+  /** Distinct output ids in first-seen order: entries [0, outputSize) are valid. */
+  get outputIds(): Int32Array {
+    return this.outputList;
+  }
+
+  get outputSize(): number {
+    return this.outputCount;
+  }
+
+  /** Times `id` occurs in the output. */
+  occurrences(id: number): number {
+    return this.outputCounts[id];
+  }
+
+  /** A generated token: seen, and counted for the output penalties. */
+  addOutput(id: number): void {
+    if (id < 0 || id >= this.vocabSize) return;
+    this.add(id);
+    if (this.outputCounts[id]++ === 0) this.outputList[this.outputCount++] = id;
   }
 
   get size(): number {
@@ -50,6 +79,8 @@ export class TokenPresence {
   clear(): void {
     for (let i = 0; i < this.count; i++) this.seen[this.list[i]] = 0;
     this.count = 0;
+    for (let i = 0; i < this.outputCount; i++) this.outputCounts[this.outputList[i]] = 0;
+    this.outputCount = 0;
   }
 }
 
@@ -63,6 +94,12 @@ export class Sampler {
   private readonly topK: number;
   private readonly topP: number;
   private readonly penalty: number;
+  private readonly presencePenalty: number;
+  private readonly frequencyPenalty: number;
+  private readonly biasIds: Int32Array;
+  private readonly biasValues: Float32Array;
+  /** The row after bias and output penalties; null when the request asks for neither (the row is used as is). */
+  private readonly adjusted: Float32Array | null;
   /** Logits, then softmax weights, of the row being processed. */
   private readonly weights: Float32Array;
   private readonly probs: Float32Array;
@@ -83,7 +120,14 @@ export class Sampler {
     this.topK = params.topK > 0 && params.topK < vocabSize ? Math.floor(params.topK) : 0;
     this.topP = params.topP < 1 ? Math.max(params.topP, 0) : 1;
     this.penalty = params.repetitionPenalty > 0 ? params.repetitionPenalty : 1;
-    this.plainArgmax = this.greedy && this.penalty === 1;
+    this.presencePenalty = params.presencePenalty ?? 0;
+    this.frequencyPenalty = params.frequencyPenalty ?? 0;
+    const bias = Object.entries(params.logitBias ?? {}).filter(([id, v]) => Number(id) < vocabSize && v !== 0);
+    this.biasIds = Int32Array.from(bias, ([id]) => Number(id));
+    this.biasValues = Float32Array.from(bias, ([, v]) => v);
+    const adjusts = bias.length > 0 || this.presencePenalty !== 0 || this.frequencyPenalty !== 0;
+    this.adjusted = adjusts ? new Float32Array(vocabSize) : null;
+    this.plainArgmax = this.greedy && this.penalty === 1 && !adjusts;
     this.rng = new Rng(params.seed);
     this.weights = new Float32Array(vocabSize);
     this.probs = new Float32Array(vocabSize);
@@ -92,7 +136,7 @@ export class Sampler {
 
   /** The next token for this row; `context` feeds the repetition penalty. */
   pick(row: Float32Array, context: TokenPresence | null): number {
-    if (this.greedy) return this.argmax(row, context);
+    if (this.greedy) return this.argmax(this.adjust(row, context), context);
     return this.draw(this.processedDistribution(row, context));
   }
 
@@ -103,6 +147,7 @@ export class Sampler {
    */
   processedDistribution(row: Float32Array, context: TokenPresence | null, out: Float32Array = this.probs): Float32Array {
     const n = this.vocabSize;
+    row = this.adjust(row, context);
     if (this.greedy) {
       out.fill(0);
       out[this.argmax(row, context)] = 1;
@@ -160,6 +205,26 @@ export class Sampler {
       }
     }
     return last; // rounding left the sum just under u
+  }
+
+  /**
+   * The row with logit bias and presence/frequency penalties applied (vLLM's order: before the repetition penalty
+   * and temperature). The penalties see only the output so far, which along a draft path is exactly what plain
+   * decoding had there: verification picks in path order and each pick is counted before the next.
+   */
+  private adjust(row: Float32Array, context: TokenPresence | null): Float32Array {
+    const a = this.adjusted;
+    if (a === null) return row;
+    a.set(row.length === this.vocabSize ? row : row.subarray(0, this.vocabSize));
+    for (let j = 0; j < this.biasIds.length; j++) a[this.biasIds[j]] += this.biasValues[j];
+    if (context !== null && (this.presencePenalty !== 0 || this.frequencyPenalty !== 0)) {
+      const ids = context.outputIds;
+      for (let j = 0; j < context.outputSize; j++) {
+        const id = ids[j];
+        a[id] -= this.presencePenalty + this.frequencyPenalty * context.occurrences(id);
+      }
+    }
+    return a;
   }
 
   private penalize(logit: number): number {

@@ -13,6 +13,12 @@ export interface SamplingParams {
   repetitionPenalty: number;
   /** null = nondeterministic. */
   seed: number | null;
+  /** OpenAI's: subtracted once from the logit of every token the output already holds (absent = 0). */
+  presencePenalty?: number;
+  /** OpenAI's: subtracted from a token's logit once per time the output already holds it (absent = 0). */
+  frequencyPenalty?: number;
+  /** OpenAI's `logit_bias`: token id → value added to its logit (-100..100). */
+  logitBias?: Record<number, number>;
 }
 
 export type DraftLayout = 'hier' | 'par' | 'one';
@@ -26,6 +32,14 @@ export interface LookaheadOptions {
   layout: DraftLayout;
 }
 
+/**
+ * What the output must be, enforced by constrained decoding (a grammar token mask in sampling and verification):
+ * any JSON object, or JSON matching a schema. Check client-given ones with validateConstraint before submitting.
+ */
+export type OutputConstraint =
+  | { type: 'json_object' }
+  | { type: 'json_schema'; schema: Record<string, unknown>; name?: string; strict?: boolean };
+
 export interface JobSpec {
   promptIds: number[];
   maxTokens: number;
@@ -37,6 +51,8 @@ export interface JobSpec {
   lookahead: LookaheadOptions;
   /** Client-predicted output text (OpenAI `prediction`), tokenized: drafted from for this request only. */
   predictionIds?: number[];
+  /** Output the grammar engine forces; absent = free text. */
+  constraint?: OutputConstraint;
   /** Conversation scope for the session trie. */
   sessionId?: string;
   tenant?: string;
@@ -71,6 +87,9 @@ export interface LookaheadStats {
   acceptedByPosition: number[];
   /** How often the adaptive budget chose each draft size (tokens per forward incl. the root). */
   budgets: Record<number, number>;
+  /** Time the grammar cost (masks, and checks of greedy picks), and how many full masks it computed (structured outputs only). */
+  maskSeconds?: number;
+  masks?: number;
 }
 
 export interface JobResult {

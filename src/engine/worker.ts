@@ -7,6 +7,7 @@ import { loadModel } from '../model/load.js';
 import { measureForwardCost } from '../model/runtime/forward-cost.js';
 import type { LoadedModel } from '../model/types.js';
 import { DraftingState } from './drafting.js';
+import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
 import type { FromWorker, ToWorker, WorkerData, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
@@ -39,25 +40,38 @@ class DecodeLoop {
   private looping = false;
   private lastFlush = 0;
 
+  /** Constrained jobs whose grammar is compiling, and whether they were aborted meanwhile. */
+  private readonly preparing = new Map<number, { aborted: boolean }>();
+
   constructor(
     private readonly model: LoadedModel,
     private readonly drafting: DraftingState,
+    readonly grammars: GrammarCompilers,
   ) {}
 
-  start(job: WorkerJob): void {
+  async start(job: WorkerJob): Promise<void> {
     let gen: Generation;
+    const state = { aborted: false };
     try {
+      let filter = null;
+      if (job.constraint) {
+        this.preparing.set(job.jobId, state);
+        filter = await this.grammars.filter(job.constraint).finally(() => this.preparing.delete(job.jobId));
+      }
       const session = this.drafting.start(job);
-      gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null);
+      gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter);
     } catch (err) {
       send({ type: 'failed', jobId: job.jobId, name: (err as Error).name, message: (err as Error).message });
       return;
     }
+    if (state.aborted) gen.abort();
     this.running.set(job.jobId, { job, gen, started: false, pending: [], pendingLogprobs: [] });
     if (!this.looping) void this.loop();
   }
 
   abort(jobId: number): void {
+    const preparing = this.preparing.get(jobId);
+    if (preparing) preparing.aborted = true;
     this.running.get(jobId)?.gen.abort();
   }
 
@@ -130,11 +144,14 @@ async function main(): Promise<void> {
   const drafting = new DraftingState(options, model.info, costCurve);
   const restored = drafting.restore();
   if (restored) send({ type: 'log', message: restored });
-  const loop = new DecodeLoop(model, drafting);
+  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds));
   port.on('message', async (msg: ToWorker) => {
     switch (msg.type) {
       case 'start':
-        loop.start(msg.job);
+        void loop.start(msg.job);
+        break;
+      case 'grammar-vocab':
+        loop.grammars.setVocab(msg.tokens);
         break;
       case 'abort':
         loop.abort(msg.jobId);

@@ -13,8 +13,8 @@ export type TrieSettings = Omit<TrieOptions, 'maxNodes'>;
 const ANSWER_TAIL = 16;
 
 /**
- * The request scope: the prompt (RAG context included), the client's predicted output, and the request's own
- * output as it streams. Dropped with the request; `finish` hands what is worth keeping to the longer-lived scopes.
+ * The request scope: the prompt (RAG context included), the client's predicted output, text the output is known to
+ * contain (a structured output's keys and enum values), and the request's own output as it streams. Dropped with the request; `finish` hands what is worth keeping to the longer-lived scopes.
  */
 export class RequestScope {
   readonly trie: TokenTrie;
@@ -28,6 +28,7 @@ export class RequestScope {
     settings: TrieSettings,
     private readonly prompt: ArrayLike<number>,
     prediction?: ArrayLike<number>,
+    hints: readonly ArrayLike<number>[] = [],
   ) {
     this.trie = new TokenTrie(settings);
     this.stream = new OutputStreamInserter(this.trie);
@@ -35,7 +36,16 @@ export class RequestScope {
     this.tail = lastTwo(prompt);
     if (prediction && prediction.length > 0) this.trie.insert(withPrefix(this.tail, prediction));
     const predicted = prediction?.length ?? 0;
-    this.copy = new CopyIndex(2 * (prompt.length + predicted) + 8192, prompt.length + predicted + 1024);
+    let hinted = 0;
+    for (const hint of hints) {
+      this.trie.insert(hint);
+      hinted += hint.length + 1;
+    }
+    this.copy = new CopyIndex(2 * (prompt.length + predicted + hinted) + 8192, prompt.length + predicted + hinted + 1024);
+    for (const hint of hints) {
+      this.copy.append(hint);
+      this.copy.endSequence();
+    }
     if (predicted > 0) {
       this.copy.append(withPrefix(this.tail, prediction!));
       this.copy.endSequence();

@@ -1,4 +1,4 @@
-import type { DraftTree } from './types.js';
+import type { DraftTree, TokenFilter } from './types.js';
 
 /** Outcome of verifying one draft; reused step after step (see createVerifyResult). */
 export interface VerifyResult {
@@ -32,14 +32,20 @@ export function createVerifyResult(maxDepth: number): VerifyResult {
  * holding that token if there is one, else stops. For greedy picks this is the longest path that plain decoding
  * would produce; for sampled picks it is speculative sampling with a one-hot proposal, hence distribution-exact.
  * The caller ends generation at EOS (drafts never contain it, so it can only be the bonus token).
+ * With a filter, `pick` must pick under it (pickUnder: masked, or unmasked when the filter cheaply allows that
+ * pick) and the walk advances the filter past each target: the walk follows one path and every target on it is committed, so the
+ * filter never needs rolling back and its state after the walk is that of the committed tokens; a draft token it
+ * forbids can never equal a target. The walk ends where the filter does. Filtered picks need the logits rows, not
+ * in-graph argmax ids.
  */
-export function verifyDraft(draft: DraftTree, pick: PickToken, out: VerifyResult): VerifyResult {
+export function verifyDraft(draft: DraftTree, pick: PickToken, out: VerifyResult, filter: TokenFilter | null = null): VerifyResult {
   const { size, tokens, parent, depth } = draft;
   let node = 0;
   let accepted = 0;
   for (;;) {
     const target = pick(node);
     out.targets[accepted] = target;
+    if (filter && !filter.accept(target)) break;
     // Pre-order: node's children lie in its subtree range, which ends at the first node no deeper than it.
     let next = -1;
     for (let j = node + 1; j < size && depth[j] > depth[node]; j++) {
@@ -55,6 +61,19 @@ export function verifyDraft(draft: DraftTree, pick: PickToken, out: VerifyResult
   out.acceptedCount = accepted;
   out.targetCount = accepted + 1;
   return out;
+}
+
+/**
+ * A pick from a logits row under a filter, not yet accepted: the unmasked pick when the filter cheaply allows it,
+ * else the masked one. A filtered job's PickToken reads its row through this.
+ */
+export function pickUnder(filter: TokenFilter, row: Float32Array, pick: (row: Float32Array) => number): number {
+  if (filter.allows) {
+    const quick = pick(row);
+    if (filter.allows(quick)) return quick;
+  }
+  filter.mask(row);
+  return pick(row);
 }
 
 /** True when the accepted nodes are 1..m, the first-child chain: the caller may truncate the KV instead of copying. */

@@ -4,6 +4,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ModelLoadError } from '../errors.js';
 import { META_FILE, MODEL_FILE } from './builder/build.js';
 import { ensureBuilt } from './builder/cache.js';
@@ -21,7 +22,24 @@ import { loadHfTokenizer } from './tokenizer/hf-tokenizer.js';
 import type { TextTokenizer } from './tokenizer/types.js';
 import type { LoadedModel } from './types.js';
 
-export const DEFAULT_MODEL_ID = 'lookahead-default-synthetic';
+/** The `--model` value naming the embedded synthetic model: noise output, but no files at all (tests use it). */
+export const SYNTHETIC_MODEL = 'builtin:synthetic';
+export const SYNTHETIC_MODEL_ID = 'lookahead-default-synthetic';
+/** What a first `npm start` serves with no model configured: a real (tiny) chat model shipped in the repository. */
+export const SHIPPED_MODEL_ID = 'chat-llama-5m';
+
+/** `models/chat-llama-5m` at the package root, found from this file whether it runs from src/ or dist/src/. */
+export function shippedModelDir(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json'))) {
+      const model = join(dir, 'models', SHIPPED_MODEL_ID);
+      return existsSync(join(model, 'config.json')) ? model : null;
+    }
+    dir = dirname(dir);
+  }
+  return null;
+}
 
 /** Written beside a graph built from a source without tokenizer.json, saying where its tokenizer lives. */
 export const TOKENIZER_SOURCE_FILE = 'tokenizer-source.json';
@@ -44,7 +62,7 @@ export function defaultModelSource(): WeightSource {
   );
 }
 
-export type ModelKind = 'default' | 'gguf' | 'hf' | 'built' | 'foreign';
+export type ModelKind = 'synthetic' | 'gguf' | 'hf' | 'built' | 'foreign';
 
 export interface ResolvedModel {
   kind: ModelKind;
@@ -52,8 +70,13 @@ export interface ResolvedModel {
   id: string;
 }
 
+/** null = the shipped chat model (or the synthetic one where the package was installed without it). */
 export function resolveModel(spec: string | null, id?: string): ResolvedModel {
-  if (spec === null) return { kind: 'default', path: null, id: id ?? DEFAULT_MODEL_ID };
+  if (spec === null) {
+    const shipped = shippedModelDir();
+    return shipped ? { kind: 'hf', path: shipped, id: id ?? SHIPPED_MODEL_ID } : { kind: 'synthetic', path: null, id: id ?? SYNTHETIC_MODEL_ID };
+  }
+  if (spec === SYNTHETIC_MODEL) return { kind: 'synthetic', path: null, id: id ?? SYNTHETIC_MODEL_ID };
   const path = resolve(spec);
   if (!existsSync(path)) throw new ModelLoadError(`model not found: ${spec} (expected a .gguf file or a model directory)`);
   const name = id ?? basename(path).replace(/\.(gguf|onnx)$/i, '');
@@ -74,7 +97,7 @@ export function resolveModel(spec: string | null, id?: string): ResolvedModel {
 }
 
 export interface LoadOptions {
-  /** A path (HF dir, .gguf, built dir, foreign ONNX dir) or null for the embedded synthetic default. */
+  /** A path (HF dir, .gguf, built dir, foreign ONNX dir), SYNTHETIC_MODEL, or null for the shipped default. */
   model: string | null;
   /** Name the model is served under; defaults to the directory/file name. */
   modelId?: string;
@@ -102,9 +125,13 @@ export async function loadModel(options: LoadOptions, log: (message: string) => 
   }
   if (resolved.kind === 'built') return openBuiltModel(resolved.path!, runtime);
   const source = weightSource(resolved, options.contextLength);
-  if (resolved.kind === 'default') {
-    log('no model configured: serving the embedded synthetic default, whose output is noise. ' +
-      'Serve a real model with `npm start -- --model <hf-dir|file.gguf>`.');
+  if (options.model === null) {
+    log(resolved.kind === 'synthetic'
+      ? 'no model configured: serving the embedded synthetic default, whose output is noise. '
+      : `no model configured: serving the shipped ${SHIPPED_MODEL_ID}, a 5M-parameter test model (weak answers, research/testing terms). `);
+    log('Serve a real model with `npm start -- --model <hf-dir|file.gguf|org/name>`.');
+  } else if (resolved.kind === 'synthetic') {
+    log('serving the embedded synthetic model, whose output is noise.');
   }
   const dir = await ensureBuilt(source, treeBuildOptions(ep, options.dtype), join(options.cacheDir, 'models'), log);
   return openBuiltModel(dir, runtime);
@@ -122,7 +149,7 @@ export function treeBuildOptions(ep: ExecutionProvider, dtype: BuildOptions['dty
 
 export function weightSource(resolved: ResolvedModel, contextLength: number | undefined): WeightSource {
   switch (resolved.kind) {
-    case 'default':
+    case 'synthetic':
       return defaultModelSource();
     case 'gguf':
       return withContextLength(openGguf(resolved.path!), contextLength);
@@ -135,7 +162,7 @@ export function weightSource(resolved: ResolvedModel, contextLength: number | un
 export async function loadTokenizer(spec: string | null): Promise<TextTokenizer> {
   const resolved = resolveModel(spec);
   switch (resolved.kind) {
-    case 'default':
+    case 'synthetic':
       return new ByteTokenizer();
     case 'gguf':
       return createGgufTokenizer(openGguf(resolved.path!).metadata);

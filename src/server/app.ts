@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../engine/types.js';
 import { UnavailableError } from '../errors.js';
@@ -12,6 +13,7 @@ import { errorBody, mapError } from './errors.js';
 import { observeRequest } from './observe.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
+import { responses } from './routes/responses.js';
 import { healthRoutes } from './routes/health.js';
 import { lookaheadRoutes } from './routes/lookahead.js';
 import { modelRoutes } from './routes/models.js';
@@ -51,6 +53,19 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     c.res.headers.set('x-request-id', requestId);
   });
   app.use(observeRequest(deps));
+  const origins = config.server.corsOrigins;
+  if (origins.length > 0) {
+    // Before auth: a browser's preflight carries no Authorization header and must still be answered. The allowed
+    // request headers are those the preflight asks for (the SDKs send several x-stainless-* ones).
+    app.use(
+      '/v1/*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        exposeHeaders: ['X-Request-Id', 'Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
   app.route('/', healthRoutes(deps));
 
   app.use('/v1/*', async (c, next) => {
@@ -71,6 +86,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   );
   app.post('/v1/chat/completions', chatCompletions(deps));
   app.post('/v1/completions', completions(deps));
+  app.post('/v1/responses', responses(deps));
   app.route('/', modelRoutes(deps));
   app.route('/', lookaheadRoutes(deps));
 

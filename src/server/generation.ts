@@ -4,7 +4,7 @@ import { ContextLengthError, InvalidRequestError } from '../errors.js';
 import type { ServerDeps } from './deps.js';
 
 /** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
-export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId'> {
+export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId' | 'constraint'> {
   modelId: string;
   prompts: number[][];
   n: number;
@@ -52,13 +52,11 @@ interface SamplingFields {
  * selects the greedy (bit-exact lossless) path.
  */
 export function samplingOf(body: SamplingFields): SamplingParams {
-  // Penalties and biases change the target distribution; the engine does not implement them, so refuse rather
-  // than pretend.
-  for (const field of ['presence_penalty', 'frequency_penalty'] as const) {
-    if (body[field]) throw new InvalidRequestError(`${field} is not supported by this server; use repetition_penalty`, field);
-  }
-  if (body.logit_bias && Object.keys(body.logit_bias).length > 0) {
-    throw new InvalidRequestError('logit_bias is not supported by this server', 'logit_bias');
+  const logitBias: Record<number, number> = {};
+  for (const [key, value] of Object.entries(body.logit_bias ?? {})) {
+    if (!/^\d+$/.test(key)) throw new InvalidRequestError(`logit_bias keys must be token ids; got ${JSON.stringify(key)}`, 'logit_bias');
+    if (!(value >= -100 && value <= 100)) throw new InvalidRequestError(`logit_bias values must lie in [-100, 100]; got ${value} for token ${key}`, 'logit_bias');
+    logitBias[Number(key)] = value;
   }
   return {
     temperature: body.temperature ?? 1,
@@ -66,6 +64,9 @@ export function samplingOf(body: SamplingFields): SamplingParams {
     topK: body.top_k ?? 0,
     repetitionPenalty: body.repetition_penalty ?? 1,
     seed: body.seed ?? null,
+    ...(body.presence_penalty && { presencePenalty: body.presence_penalty }),
+    ...(body.frequency_penalty && { frequencyPenalty: body.frequency_penalty }),
+    ...(Object.keys(logitBias).length > 0 && { logitBias }),
   };
 }
 
@@ -103,8 +104,16 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
   }
   const budgets = plan.prompts.map((ids) => {
     const room = contextLength - ids.length;
+    if (plan.maxTokens === null && room < 1) {
+      // Nothing was asked for, so there is no completion size to quote: the prompt alone is too long.
+      throw new ContextLengthError(
+        `This model's maximum context length is ${contextLength} tokens. However, your ${plan.promptParam} resulted in ` +
+          `${ids.length} tokens, which leaves no room for the completion. Please reduce the length of the ${plan.promptParam}.`,
+        plan.promptParam,
+      );
+    }
     const maxTokens = plan.maxTokens ?? Math.min(config.limits.maxTokens, room);
-    if (maxTokens > room || room < 1) {
+    if (maxTokens > room) {
       throw new ContextLengthError(
         `This model's maximum context length is ${contextLength} tokens. However, you requested ` +
           `${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). ` +
@@ -129,6 +138,7 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
           logprobs: plan.logprobs,
           lookahead: plan.lookahead,
           ...(plan.predictionIds && { predictionIds: plan.predictionIds }),
+          ...(plan.constraint && { constraint: plan.constraint }),
           ...(plan.sessionId && { sessionId: plan.sessionId }),
           tenant: plan.tenant,
           signal,

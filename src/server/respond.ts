@@ -18,8 +18,11 @@ export interface ResponseShape<State> {
   newState(): State;
   /** The choice sent before any text when streaming (chat's role delta), or null. */
   opening(index: number): object | null;
-  delta(index: number, text: string, logprobs: TokenLogprob[] | undefined, state: State): object;
-  closing(index: number, finishReason: string): object;
+  /** The chunk for newly generated text, or null when nothing can be shown yet (held back, e.g. a tool call). */
+  delta(index: number, text: string, logprobs: TokenLogprob[] | undefined, state: State): object | null;
+  /** Chunks for output held back until the end (tool calls), sent before the closing one. */
+  flush?(index: number, state: State): object[];
+  closing(index: number, finishReason: string, state: State): object;
   choice(output: ChoiceOutput, state: State): object;
 }
 
@@ -42,17 +45,21 @@ export function generate<S>(
   plan: GenerationPlan,
   body: { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean | null } | null },
 ): Promise<Response> {
+  const { choices, abort } = startJobs(c, deps, plan);
+  const stream = body.stream === true;
+  return respond(c, deps, shape, { choices, abort, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true });
+}
+
+/** Submits the plan's jobs under one request abort (client gone, timeout); the caller disposes of the abort. */
+export function startJobs(c: Context<AppEnv>, deps: ServerDeps, plan: GenerationPlan): { choices: ChoiceJob[]; abort: RequestAbort } {
   const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
-  let choices: ChoiceJob[];
   try {
-    choices = submitJobs(deps, plan, abort.signal);
+    return { choices: submitJobs(deps, plan, abort.signal), abort };
   } catch (err) {
     abort.abort(err as Error);
     abort.dispose();
     throw err;
   }
-  const stream = body.stream === true;
-  return respond(c, deps, shape, { choices, abort, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true });
 }
 
 export function newCompletionId(prefix: string): string {
@@ -101,10 +108,14 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
     const tokens: number[] = [];
     for await (const part of choice.job) {
       for (const t of part.tokens) tokens.push(t);
-      if (part.text || part.logprobs?.length) sse.send(chunk(shape.delta(choice.index, part.text, part.logprobs, state)));
+      if (part.text || part.logprobs?.length) {
+        const delta = shape.delta(choice.index, part.text, part.logprobs, state);
+        if (delta) sse.send(chunk(delta));
+      }
     }
     const result = await choice.job.result;
-    sse.send(chunk(shape.closing(choice.index, result.finishReason)));
+    for (const held of shape.flush?.(choice.index, state) ?? []) sse.send(chunk(held));
+    sse.send(chunk(shape.closing(choice.index, result.finishReason, state)));
     return { promptIndex: choice.promptIndex, tokens, result };
   };
 
@@ -134,7 +145,7 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
 }
 
 /** Feeds /metrics with each finished job and leaves the numbers for the request's log line. */
-function record(c: Context<AppEnv>, deps: ServerDeps, opts: RespondOptions, finished: readonly FinishedChoice[], promptTokens: number, tokensPerStep: number): void {
+export function record(c: Context<AppEnv>, deps: ServerDeps, opts: Pick<RespondOptions, 'model' | 'stream'>, finished: readonly FinishedChoice[], promptTokens: number, tokensPerStep: number): void {
   let completionTokens = 0;
   for (const f of finished) {
     const r = f.result;

@@ -15,16 +15,27 @@ const message = z.looseObject({
   // Assistant turns that only carried tool calls have null content.
   content: content.nullable().optional(),
   name: z.string().optional(),
+  tool_calls: z
+    .array(z.looseObject({ id: z.string().optional(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string(), arguments: z.string() }) }))
+    .nullish(),
+  tool_call_id: z.string().nullish(),
 });
 
-const stop = z.union([z.string(), z.array(z.string().min(1)).max(4, 'at most 4 stop sequences are allowed')]).nullish();
+// A refinement rather than `.max` inside a union: a union that fails reports "Invalid input", not the reason.
+const stop = z
+  .union([z.string(), z.array(z.string().min(1))])
+  .refine((s) => typeof s === 'string' || s.length <= 4, 'at most 4 stop sequences are allowed')
+  .nullish();
 
-const lookahead = z.looseObject({
+export const lookaheadSchema = z.looseObject({
   enabled: z.boolean().optional(),
   decoding_length: z.number().int().min(1).max(256).optional(),
   branch_length: z.number().int().min(1).max(64).optional(),
   layout: z.enum(['hier', 'par', 'one']).optional(),
 });
+
+/** Checked further (and turned into the engine's constraint) by server/response-format.ts. */
+const responseFormat = z.looseObject({ type: z.string() }).nullish();
 
 /** Fields shared by chat and legacy completions. */
 const common = {
@@ -44,7 +55,7 @@ const common = {
   // Extensions (SDKs pass them through `extra_body`).
   top_k: z.number().int().min(0).nullish(),
   repetition_penalty: z.number().gt(0).nullish(),
-  lookahead: lookahead.nullish(),
+  lookahead: lookaheadSchema.nullish(),
 };
 
 export const chatRequestSchema = z.looseObject({
@@ -57,7 +68,7 @@ export const chatRequestSchema = z.looseObject({
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   prompt_cache_key: z.string().nullish(),
   prediction: z.looseObject({ type: z.literal('content'), content }).nullish(),
-  response_format: z.looseObject({ type: z.string() }).nullish(),
+  response_format: responseFormat,
   tools: z.array(z.unknown()).nullish(),
 });
 
@@ -73,6 +84,8 @@ export const completionRequestSchema = z.looseObject({
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
   best_of: z.number().int().min(1).nullish(),
+  // An extension here (vLLM has it too): structured output for raw prompts.
+  response_format: responseFormat,
 });
 
 export const documentsRequestSchema = z.looseObject({

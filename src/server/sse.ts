@@ -32,6 +32,11 @@ export class SseStream {
     this.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
+  /** A named event, as the Responses API streams them (`event: response.created`). */
+  sendEvent(event: string, data: unknown): void {
+    this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
   /** Ends a successful stream the way OpenAI does. */
   done(): void {
     this.write('data: [DONE]\n\n');

@@ -16,7 +16,7 @@ afterAll(() => {
 function start(): { child: ChildProcess; url: Promise<string>; stderr: () => string; exit: Promise<number | null> } {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/main.ts', '--port', '0', '--threads', '1', '--context-length', '512', '--max-tokens', '400', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '20000'],
+    ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--context-length', '512', '--max-tokens', '400', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '20000'],
     { env: { ...process.env, LOOKAHEAD_CACHE_DIR: join(dir, 'cache'), LOOKAHEAD_HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   children.push(child);

@@ -1,40 +1,86 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
-/** The Docker image's CMD, run outside Docker: it must come up, answer /health and stop cleanly on SIGTERM. */
-describe('node --import tsx src/main.ts', () => {
-  it('serves /health and exits 0 on SIGTERM', async () => {
-    const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-start-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--threads', '1'], {
-      env: { ...process.env, LOOKAHEAD_CACHE_DIR: cacheDir, LOOKAHEAD_HOST: '127.0.0.1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-start-'));
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(cacheDir, { recursive: true, force: true });
+});
+
+const env = { ...process.env, LOOKAHEAD_CACHE_DIR: cacheDir, LOOKAHEAD_HOST: '127.0.0.1' };
+
+/** Starts a command and resolves with the URL the server logs once it serves (or rejects if it exits first). */
+function serve(command: string, args: string[]) {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const url = new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(stderr);
+      if (m) resolve(m[1]);
     });
-    let stderr = '';
-    try {
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          const m = /"url":"(http:\/\/[^"]+)"/.exec(stderr);
-          if (m) resolve(m[1]);
-        });
-        child.once('exit', (code) => reject(new Error(`exited with ${code} before serving:\n${stderr}`)));
-      });
-      // Whoever starts it without a model learns that the output is noise and how to serve a real one.
-      expect(stderr).toMatch(/synthetic default.*noise/);
-      expect(stderr).toMatch(/npm start -- --model /);
-      const health = await fetch(`${url}/health`);
-      expect(health.status).toBe(200);
-      expect(((await health.json()) as { status: string }).status).toBe('ok');
-      const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      expect(await exit).toBe(0);
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      rmSync(cacheDir, { recursive: true, force: true });
-    }
+    void exit.then((code) => reject(new Error(`exited with ${code} before serving:\n${stderr}`)));
+  });
+  return { child, url, exit, stderr: () => stderr };
+}
+
+/** The Dockerfile's HEALTHCHECK command, run as Docker would (exit status 0 = healthy). */
+function healthcheck(port: string): number {
+  const match = /HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])/.exec(readFileSync('Dockerfile', 'utf8'));
+  const [cmd, ...args] = JSON.parse(match![1]) as string[];
+  try {
+    execFileSync(cmd === 'node' ? process.execPath : cmd, args, { env: { ...process.env, LOOKAHEAD_PORT: port }, stdio: 'ignore', timeout: 10_000 });
+    return 0;
+  } catch (err) {
+    return (err as { status: number }).status;
+  }
+}
+
+describe('node --import tsx src/main.ts (the Docker CMD)', () => {
+  it('with no model serves the shipped chat-llama-5m: words, lookahead stats; healthy once ready; exits 0 on SIGTERM', async () => {
+    const run = serve(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--threads', '1']);
+    const url = await run.url;
+    expect(run.stderr()).toMatch(/serving the shipped chat-llama-5m/);
+    expect(run.stderr()).toMatch(/npm start -- --model /);
+    expect(healthcheck(new URL(url).port)).toBe(0);
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chat-llama-5m', messages: [{ role: 'user', content: 'What is a virus?' }], max_tokens: 24, temperature: 0 }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { choices: { message: { content: string } }[]; lookahead: { tokens_per_step: number } };
+    // A trained model answers in (English-looking) words, unlike the synthetic one's byte noise.
+    expect(body.choices[0].message.content).toMatch(/\b[a-z]{3,}\b.*\b[a-z]{3,}\b/i);
+    expect(body.lookahead.tokens_per_step).toBeGreaterThanOrEqual(1);
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(healthcheck(new URL(url).port)).not.toBe(0);
+  });
+
+  it('the healthcheck fails while the model is still loading', async () => {
+    // A fresh cache makes the server build the graph first; it listens (loading) meanwhile.
+    const run = serve(process.execPath, ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--cache-dir', join(cacheDir, 'fresh')]);
+    const port = await new Promise<string>((resolve) => {
+      const poll = () => {
+        const m = /"address":"http:\/\/[^:]+:(\d+)"/.exec(run.stderr());
+        if (m) resolve(m[1]);
+        else setTimeout(poll, 10);
+      };
+      poll();
+    });
+    const loading = await fetch(`http://127.0.0.1:${port}/ready`);
+    if (loading.status === 503) expect(healthcheck(port)).not.toBe(0);
+    await run.url;
+    expect(healthcheck(port)).toBe(0);
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
   });
 
   it('refuses an invalid setting with a message naming it', async () => {
@@ -44,5 +90,19 @@ describe('node --import tsx src/main.ts', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(2);
     expect(stderr).toMatch(/server\.port.*flag --port/);
+  });
+});
+
+describe('npm start', () => {
+  it('passes SIGTERM to the server, which drains and exits: nothing keeps listening after npm is gone', async () => {
+    const run = serve('npm', ['start', '--', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1']);
+    const url = await run.url;
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    run.child.kill('SIGTERM');
+    await run.exit;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(run.stderr()).toMatch(/SIGTERM: taking no new requests/);
+    expect(run.stderr()).toMatch(/"msg":"stopped"/);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createEngine } from '../../src/engine/index.js';
+import { SYNTHETIC_MODEL } from '../../src/model/load.js';
 import type { Engine, JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
 
 export { SHARED_DATA as SHARED } from './paths.js';
@@ -20,10 +21,10 @@ export interface TestEngine {
 
 export const LOOKAHEAD_OFF: LookaheadOptions = { enabled: false, decodingLength: 1, branchLength: 0, layout: 'hier' };
 
-/** The real engine (worker thread + ORT) on a model, with its build cache in a temp folder. */
+/** The real engine (worker thread + ORT) on a model (the synthetic one unless --model), build cache in a temp folder. */
 export async function startEngine(flags: string[] = []): Promise<TestEngine> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-engine-'));
-  const config = loadConfig(['--cache-dir', cacheDir, '--threads', '1', ...flags], {});
+  const config = loadConfig(['--cache-dir', cacheDir, '--threads', '1', ...withModel(flags)], {});
   const options = toEngineOptions(config);
   const engine = await createEngine(options, () => {});
   const modelId = engine.models[0].id;
@@ -53,4 +54,9 @@ export async function startEngine(flags: string[] = []): Promise<TestEngine> {
       rmSync(cacheDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Tests run on the synthetic model (no files) unless they name one: the shipped default takes longer to build. */
+export function withModel(flags: string[]): string[] {
+  return flags.includes('--model') ? flags : ['--model', SYNTHETIC_MODEL, ...flags];
 }

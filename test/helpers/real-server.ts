@@ -7,6 +7,7 @@ import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { createApp } from '../../src/server/app.js';
 import { listen } from '../../src/server/serve.js';
+import { withModel } from './engine.js';
 import { createUpstream } from '../../src/server/upstream.js';
 
 export interface RealServer {
@@ -24,7 +25,7 @@ export interface RealServer {
  */
 export async function startRealServer(flags: string[] = []): Promise<RealServer> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-e2e-'));
-  const config = loadConfig(['--port', '0', '--cache-dir', cacheDir, '--threads', '1', '--log-level', 'silent', ...flags], {});
+  const config = loadConfig(['--port', '0', '--cache-dir', cacheDir, '--threads', '1', '--log-level', 'silent', ...withModel(flags)], {});
   const engine = await createEngine(toEngineOptions(config), () => {});
   const app = createApp({ engine, config, upstream: createUpstream(config.upstream) });
   const server = await listen(app, '127.0.0.1', 0);

@@ -14,8 +14,10 @@ const byteTokenizer: TextTokenizer = {
   bosTokenId: null,
   eosTokenIds: [],
   chatTemplateAddsBos: false,
+  chatTemplateTakesTools: false,
   encode: (text) => [...Buffer.from(text, 'utf8')],
   decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
+  tokenBytes: (id) => Uint8Array.of(id),
   // Template variables show in the prompt so route tests can see that they arrived.
   renderChat: (messages: ChatMessage[], options?: ChatRenderOptions) =>
     messages.map((m) => `${m.role}: ${m.content}\n`).join('') + (options?.templateKwargs ? `${JSON.stringify(options.templateKwargs)}\n` : '') + 'assistant: ',

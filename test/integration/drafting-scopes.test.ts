@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DraftingState } from '../../src/engine/drafting.js';
 import type { WorkerJob } from '../../src/engine/protocol.js';
 import type { EngineOptions } from '../../src/engine/types.js';
+import { SYNTHETIC_MODEL } from '../../src/model/load.js';
 import type { ModelInfo } from '../../src/model/types.js';
 
 /**
@@ -10,7 +11,7 @@ import type { ModelInfo } from '../../src/model/types.js';
  */
 const info: ModelInfo = { id: 'm', contextLength: 1024, vocabSize: 5000, bosTokenId: null, eosTokenIds: [0], treeMask: true, executionProvider: 'cpu', kvPlacement: 'host' };
 const options: EngineOptions = {
-  model: null,
+  model: SYNTHETIC_MODEL,
   cacheDir: '/nonexistent',
   threads: 1,
   executionProvider: 'cpu',

@@ -25,7 +25,7 @@ function errorOf(fn: () => unknown): string {
 describe('loadConfig', () => {
   it('gives the documented defaults with nothing set', () => {
     const c = loadConfig([], { XDG_CACHE_HOME: '/xdg' });
-    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000 });
+    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000, corsOrigins: [] });
     expect(c.auth).toEqual({ apiKey: null, apiKeys: [], adminKey: null });
     expect(c.hub).toEqual({ endpoint: 'https://huggingface.co', token: null });
     expect(c.model).toBeNull();

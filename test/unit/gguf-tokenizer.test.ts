@@ -21,6 +21,15 @@ function metadata(overrides: Record<string, unknown> = {}, scores: Record<string
 }
 
 describe('GGUF SentencePiece tokenizer', () => {
+  it('gives token bytes for text and byte tokens, none for control or unknown ones', () => {
+    const tok = createGgufTokenizer(metadata());
+    expect([...tok.tokenBytes(id('▁ab'))!]).toEqual([0x20, 0x61, 0x62]);
+    expect([...tok.tokenBytes(id('<0xC3>'))!]).toEqual([0xc3]);
+    expect(tok.tokenBytes(id('<|im_start|>'))).toBeNull();
+    expect(tok.tokenBytes(id('<unk>'))).toBeNull();
+    expect([...tok.tokenBytes(id('<tool>'))!]).toEqual([...Buffer.from('<tool>')]);
+  });
+
   it('merges the highest-scoring pair first, the leftmost on ties', () => {
     const noPrefix = { 'tokenizer.ggml.add_space_prefix': false };
     expect(createGgufTokenizer(metadata(noPrefix)).encode('abc', { addSpecialTokens: false })).toEqual([id('a'), id('bc')]);

@@ -232,3 +232,40 @@ describe('topLogprobs', () => {
     expect(topLogprobs(row, 0, 50).top.length).toBe(5);
   });
 });
+
+describe('Sampler, OpenAI logit adjustments', () => {
+  /** A context whose output holds these tokens (with repeats), after a prompt of `prompt`. */
+  function output(vocab: number, prompt: number[], generated: number[]): TokenPresence {
+    const p = presence(vocab, prompt);
+    for (const id of generated) p.addOutput(id);
+    return p;
+  }
+
+  it('frequency penalty counts output occurrences, presence penalty applies once; prompt tokens are not penalized', () => {
+    const logits = [1, 2, 0.5, -1, 3];
+    const s = new Sampler(params({ temperature: 1, frequencyPenalty: 0.5, presencePenalty: 0.25 }), 5);
+    const dist = s.processedDistribution(Float32Array.from(logits), output(5, [0], [4, 4, 1]));
+    const expected = softmax([1, 2 - 0.5 - 0.25, 0.5, -1, 3 - 2 * 0.5 - 0.25]);
+    dist.forEach((p, i) => expect(p).toBeCloseTo(expected[i], 6));
+  });
+
+  it('logit_bias shifts logits before greedy argmax; -100 bans a token; ids past the vocabulary are ignored', () => {
+    const s = new Sampler(params({ temperature: 0, logitBias: { 4: -100, 2: 1, 99: 50 } }), 5);
+    expect(s.pick(Float32Array.of(1, 2, 1.5, -1, 3), null)).toBe(2);
+    const free = new Sampler(params({ temperature: 0 }), 5);
+    expect(free.pick(Float32Array.of(1, 2, 1.5, -1, 3), null)).toBe(4);
+  });
+
+  it('greedy with penalties moves off a repeated token; the input row is left untouched', () => {
+    const s = new Sampler(params({ temperature: 0, frequencyPenalty: 1 }), 3);
+    const row = Float32Array.of(2, 1.5, -1);
+    const ctx = new TokenPresence(3);
+    expect(s.pick(row, ctx)).toBe(0);
+    ctx.addOutput(0);
+    expect(s.pick(row, ctx)).toBe(1); // 2 - 1 = 1 < 1.5
+    expect(Array.from(row)).toEqual([2, 1.5, -1]);
+    ctx.clear();
+    expect(ctx.occurrences(0)).toBe(0);
+    expect(s.pick(row, ctx)).toBe(0);
+  });
+});

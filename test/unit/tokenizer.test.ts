@@ -47,6 +47,27 @@ describe('loadHfTokenizer on a hand-made byte-level BPE', () => {
     expect(tok.renderChat([{ role: 'user', content: 'hi' }])).toBe('<s><|user|>hi</s><|assistant|>');
     expect(tok.chatTemplateAddsBos).toBe(true);
   });
+
+  it('gives each token\'s raw bytes (GPT-2 stand-ins mapped back), and none for special tokens', () => {
+    expect(tok.tokenBytes(1)).toBeNull();
+    expect([...tok.tokenBytes(3 + 0x20)!]).toEqual([0x20]);
+    expect([...tok.tokenBytes(261)!]).toEqual([...Buffer.from('hell')]);
+    // The merged F0 9F: half of an emoji, not text on its own.
+    const emoji = tok.encode('😀', { addSpecialTokens: false });
+    expect(Buffer.concat(emoji.map((id) => tok.tokenBytes(id)!)).toString('utf8')).toBe('😀');
+    expect([...tok.tokenBytes(emoji[0])!]).toEqual([0xf0, 0x9f]);
+  });
+});
+
+describe('tokenBytes of a SentencePiece-style (byte fallback) tokenizer.json', () => {
+  const tok = loadHfTokenizer(writeTokenizerDir({ tokenizer: byteFallbackTokenizerJson(), config: defaultConfig() }));
+
+  it('maps ▁ to a space and <0xNN> to its byte', () => {
+    const ids = tok.encode('hello wé', { addSpecialTokens: false });
+    expect(Buffer.concat(ids.map((id) => tok.tokenBytes(id)!)).toString('utf8')).toBe(' hello wé');
+    expect([...tok.tokenBytes(3 + 0xc3)!]).toEqual([0xc3]);
+    expect(tok.tokenBytes(0)).toBeNull();
+  });
 });
 
 describe('loadHfTokenizer special cases', () => {

@@ -9,6 +9,7 @@ export class ByteTokenizer implements TextTokenizer {
   readonly bosTokenId = 256;
   readonly eosTokenIds = [257] as const;
   readonly chatTemplateAddsBos = false;
+  readonly chatTemplateTakesTools = false;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
@@ -21,6 +22,10 @@ export class ByteTokenizer implements TextTokenizer {
     const bytes: number[] = [];
     for (let i = 0; i < ids.length; i++) if (ids[i] < 256) bytes.push(ids[i]);
     return this.decoder.decode(Uint8Array.from(bytes));
+  }
+
+  tokenBytes(id: number): Uint8Array | null {
+    return id >= 0 && id < 256 ? Uint8Array.of(id) : null;
   }
 
   renderChat(messages: ChatMessage[]): string {

@@ -4,7 +4,7 @@
  */
 import { Template } from '@huggingface/jinja';
 import { InvalidRequestError } from '../../errors.js';
-import type { ChatMessage } from './types.js';
+import type { ChatMessage, ChatRenderOptions } from './types.js';
 
 export interface ChatTemplateSource {
   /** Jinja source; null when the model has no chat template. */
@@ -52,16 +52,22 @@ export class ChatTemplate {
     return this.source.template !== null;
   }
 
-  /** `kwargs` are extra template variables; they cannot replace the messages or the special-token strings. */
-  render(messages: readonly ChatMessage[], kwargs: Record<string, unknown> = {}): string {
+  /** Templates written for tool use (Qwen, Hermes, Llama 3.1, Mistral) read `tools`; plain ChatML ignores it. */
+  get takesTools(): boolean {
+    return this.compiled !== null && /\btools\b/.test(this.source.template!);
+  }
+
+  /** Template kwargs are extra variables; they cannot replace the messages, the tools or the special-token strings. */
+  render(messages: readonly ChatMessage[], options: ChatRenderOptions = {}): string {
     if (this.source.template === null) return renderFallbackChat(messages);
     if (this.compiled === null) {
       throw new InvalidRequestError(`The model's chat template cannot be parsed: ${this.parseError}`, 'messages');
     }
     try {
       return this.compiled.render({
-        ...kwargs,
+        ...options.templateKwargs,
         messages,
+        ...(options.tools && options.tools.length > 0 && { tools: options.tools }),
         add_generation_prompt: true,
         bos_token: this.source.bosToken ?? '',
         eos_token: this.source.eosToken ?? '',

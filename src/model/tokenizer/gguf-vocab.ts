@@ -220,7 +220,19 @@ export abstract class GgufTokenizer implements TextTokenizer {
     return this.textDecoder.decode(all);
   }
 
+  /** Control, unknown and unused tokens stand for no text of the answer; the rest for the bytes they decode to. */
+  tokenBytes(id: number): Uint8Array | null {
+    if (!(id >= 0 && id < this.vocabSize)) return null;
+    const type = this.types[id];
+    if (type === TokenType.Control || type === TokenType.Unknown || type === TokenType.Unused) return null;
+    return this.bytesCache[id] ?? (this.bytesCache[id] = this.bytesOfToken(id));
+  }
+
+  get chatTemplateTakesTools(): boolean {
+    return this.chat.takesTools;
+  }
+
   renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string {
-    return this.chat.render(messages, options?.templateKwargs);
+    return this.chat.render(messages, options);
   }
 }

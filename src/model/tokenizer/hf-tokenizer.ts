@@ -41,7 +41,8 @@ export function loadHfTokenizer(dir: string): TextTokenizer {
   for (const id of tokenizer.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
 
   const template = typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : null;
-  return new HfTokenizer(tokenizer, vocabSize, bosTokenId, [...eos], new ChatTemplate({ template, bosToken, eosToken }));
+  const vocab = new TokenVocab(tokenizer, tokenizerJson, vocabSize);
+  return new HfTokenizer(tokenizer, vocabSize, bosTokenId, [...eos], new ChatTemplate({ template, bosToken, eosToken }), vocab);
 }
 
 class HfTokenizer implements TextTokenizer {
@@ -53,6 +54,7 @@ class HfTokenizer implements TextTokenizer {
     readonly bosTokenId: number | null,
     readonly eosTokenIds: readonly number[],
     private readonly chat: ChatTemplate,
+    private readonly vocab: TokenVocab,
   ) {
     this.chatTemplateAddsBos = chat.addsBos;
   }
@@ -72,9 +74,98 @@ class HfTokenizer implements TextTokenizer {
     return this.tokenizer.decode(known, { skip_special_tokens: options?.skipSpecialTokens ?? false });
   }
 
-  renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string {
-    return this.chat.render(messages, options?.templateKwargs);
+  get chatTemplateTakesTools(): boolean {
+    return this.chat.takesTools;
   }
+
+  renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string {
+    return this.chat.render(messages, options);
+  }
+
+  tokenBytes(id: number): Uint8Array | null {
+    return this.vocab.bytes(id);
+  }
+}
+
+/**
+ * Each token's raw bytes, from its vocabulary string and the decoder tokenizer.json names: byte-level BPE writes bytes
+ * as GPT-2's printable stand-ins, SentencePiece-style vocabularies write spaces as ▁ and bytes as <0xNN>. Built on
+ * first use (only structured outputs need it).
+ */
+class TokenVocab {
+  private table: (Uint8Array | null)[] | null = null;
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly json: Json,
+    private readonly size: number,
+  ) {}
+
+  bytes(id: number): Uint8Array | null {
+    this.table ??= this.build();
+    return this.table[id] ?? null;
+  }
+
+  private build(): (Uint8Array | null)[] {
+    const table: (Uint8Array | null)[] = new Array(this.size).fill(null);
+    const special = new Set<number>();
+    for (const t of Array.isArray(this.json.added_tokens) ? (this.json.added_tokens as Json[]) : []) {
+      if (t.special === true && typeof t.id === 'number') special.add(t.id);
+    }
+    const decoders = decoderTypes(this.json.decoder);
+    const utf8 = new TextEncoder();
+    const toBytes = decoders.has('ByteLevel')
+      ? byteLevelBytes
+      : decoders.has('ByteFallback') || decoders.has('Metaspace')
+        ? (piece: string) => pieceBytes(piece, utf8)
+        : (piece: string) => utf8.encode(piece);
+    for (const [piece, id] of this.tokenizer.get_vocab(true)) {
+      if (id >= 0 && id < this.size && !special.has(id)) table[id] = toBytes(piece);
+    }
+    return table;
+  }
+}
+
+function decoderTypes(decoder: unknown): Set<string> {
+  const types = new Set<string>();
+  const visit = (d: unknown) => {
+    if (d === null || typeof d !== 'object') return;
+    const { type, decoders } = d as Json;
+    if (typeof type === 'string') types.add(type);
+    if (Array.isArray(decoders)) decoders.forEach(visit);
+  };
+  visit(decoder);
+  return types;
+}
+
+/** GPT-2's byte ↔ printable character table, inverted: printable bytes stand for themselves, the rest for 256 + n. */
+const BYTE_OF_CHAR = (() => {
+  const map = new Map<number, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    map.set(printable ? b : 256 + extra++, b);
+  }
+  return map;
+})();
+
+function byteLevelBytes(piece: string): Uint8Array {
+  const out = new Uint8Array(piece.length);
+  let n = 0;
+  for (const ch of piece) {
+    const b = BYTE_OF_CHAR.get(ch.codePointAt(0)!);
+    // A character outside the table (an added, non-special token) stands for its own UTF-8.
+    if (b === undefined) return new TextEncoder().encode(piece);
+    out[n++] = b;
+  }
+  return out.subarray(0, n);
+}
+
+const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
+
+function pieceBytes(piece: string, utf8: { encode(text: string): Uint8Array }): Uint8Array {
+  const byte = BYTE_PIECE.exec(piece);
+  return byte ? Uint8Array.of(parseInt(byte[1], 16)) : utf8.encode(piece.replaceAll('▁', ' '));
 }
 
 function readJson(dir: string, name: string, required: boolean): Json | null {

@@ -2,10 +2,15 @@ import type { Context } from 'hono';
 import type { TokenLogprob } from '../../engine/types.js';
 import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
+import { collectToolOutput, type ToolEvent, type ToolTurn } from '../tools/parse.js';
+import { renderWithTools } from '../tools/prompt.js';
+import { argumentsOf, toolSetupOf, type ToolSetup } from '../tools/request.js';
+import { outputConstraint, toolTurn } from '../tools/turn.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
 import { readJson, sessionIdOf, tenantOf } from '../request.js';
+import { constraintOfResponseFormat } from '../response-format.js';
 import { generate, type ResponseShape } from '../respond.js';
 import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
 import { tokenText } from './token-text.js';
@@ -17,10 +22,11 @@ export function chatCompletions(deps: ServerDeps) {
     if (forwarded) return forwarded;
     const body = chatRequestSchema.parse(raw);
     rejectUnsupported(body);
-
+    const tools = toolSetupOf(body, 'chat');
+    const constraint = outputConstraint(tools, constraintOfResponseFormat(body.response_format), 'response_format');
     const tok = deps.engine.tokenizer(body.model);
-    const messages: ChatMessage[] = body.messages.map((m, i) => ({ role: m.role, content: textOf(m.content, `messages[${i}].content`) }));
-    const prompt = tok.renderChat(messages, { templateKwargs: body.chat_template_kwargs ?? undefined });
+    const messages = body.messages.map(chatMessageOf);
+    const prompt = renderWithTools(tok, messages, tools, body.chat_template_kwargs ?? undefined);
     const promptIds = tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
     const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
     const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
@@ -29,7 +35,7 @@ export function chatCompletions(deps: ServerDeps) {
     return generate(
       c,
       deps,
-      chatShape(tok),
+      chatShape(tok, tools),
       {
         modelId: body.model,
         prompts: [promptIds],
@@ -42,6 +48,7 @@ export function chatCompletions(deps: ServerDeps) {
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
         lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
         ...(predictionIds && { predictionIds }),
+        ...(constraint && { constraint }),
         sessionId: sessionIdOf(c, body),
         tenant: tenantOf(c),
       },
@@ -54,11 +61,29 @@ function rejectUnsupported(body: ChatRequest): void {
   if (body.top_logprobs != null && !body.logprobs) {
     throw new InvalidRequestError('top_logprobs requires logprobs to be true', 'top_logprobs');
   }
-  if (body.response_format && body.response_format.type !== 'text') {
-    throw new InvalidRequestError(`response_format ${body.response_format.type} is not supported by this server`, 'response_format');
-  }
-  if (body.tools && body.tools.length > 0) throw new InvalidRequestError('tools are not supported by this server', 'tools');
 }
+
+type RequestMessage = ChatRequest['messages'][number];
+
+/** A request message as the template sees it: text content; an assistant's calls with their arguments parsed. */
+function chatMessageOf(m: RequestMessage, i: number): ChatMessage {
+  const message: ChatMessage = { role: m.role, content: textOf(m.content, `messages[${i}].content`) };
+  if (m.name) message.name = m.name;
+  if (m.role === 'tool') {
+    if (!m.tool_call_id) throw new InvalidRequestError('a tool message needs the tool_call_id of the call it answers', `messages[${i}].tool_call_id`);
+    message.tool_call_id = m.tool_call_id;
+  }
+  if (m.tool_calls && m.tool_calls.length > 0) {
+    if (m.role !== 'assistant') throw new InvalidRequestError('only assistant messages carry tool_calls', `messages[${i}].tool_calls`);
+    message.tool_calls = m.tool_calls.map((call, j) => ({
+      ...(call.id && { id: call.id }),
+      type: 'function' as const,
+      function: { name: call.function.name, arguments: argumentsOf(call.function.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) },
+    }));
+  }
+  return message;
+}
+
 
 /** Text parts only: images, audio and files cannot reach a text-only local model. */
 function textOf(content: ContentField | null | undefined, param: string): string {
@@ -77,7 +102,8 @@ function textOf(content: ContentField | null | undefined, param: string): string
 function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   const entry = (token: number, logprob: number) => {
     const text = tokenText(tok, token);
-    return { token: text, logprob, bytes: [...Buffer.from(text, 'utf8')] };
+    // Special tokens stand for no bytes of text; OpenAI gives their text's.
+    return { token: text, logprob, bytes: [...(tok.tokenBytes(token) ?? Buffer.from(text, 'utf8'))] };
   };
   return {
     content: lps.map((lp) => ({ ...entry(lp.token, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.token, t.logprob)) })),
@@ -85,25 +111,76 @@ function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   };
 }
 
-function chatShape(tok: TextTokenizer): ResponseShape<null> {
+/** Per choice: what the tools make of the output, and the stream index of each call begun. */
+interface ChatState {
+  turn: ToolTurn;
+  callIndex: Map<string, number>;
+}
+
+/** OpenAI reports `tool_calls` as the finish reason of an answer that called tools and was not cut off. */
+function finishOf(reason: string, calls: number): string {
+  return calls > 0 && reason === 'stop' ? 'tool_calls' : reason;
+}
+
+/**
+ * One streamed delta from tool events: text as content; a call as its first `tool_calls` entry (id, name, empty
+ * arguments) followed by argument pieces, as OpenAI streams them. A call that completes without having begun
+ * goes out whole.
+ */
+function deltaOf(events: readonly ToolEvent[], state: ChatState): { content?: string; tool_calls?: object[] } | null {
+  let content = '';
+  const calls: object[] = [];
+  const begin = (id: string, name: string) => {
+    state.callIndex.set(id, state.callIndex.size);
+    calls.push({ index: state.callIndex.get(id), id, type: 'function', function: { name, arguments: '' } });
+  };
+  for (const e of events) {
+    if (e.type === 'text') content += e.text;
+    else if (e.type === 'call_begin') begin(e.id, e.name);
+    else if (e.type === 'arguments') calls.push({ index: state.callIndex.get(e.id), function: { arguments: e.delta } });
+    else if (!state.callIndex.has(e.call.id)) {
+      begin(e.call.id, e.call.name);
+      calls.push({ index: state.callIndex.get(e.call.id), function: { arguments: e.call.arguments } });
+    }
+  }
+  if (!content && calls.length === 0) return null;
+  return { ...(content && { content }), ...(calls.length > 0 && { tool_calls: calls }) };
+}
+
+function chatShape(tok: TextTokenizer, tools: ToolSetup | null): ResponseShape<ChatState> {
   return {
     idPrefix: 'chatcmpl-',
     object: 'chat.completion',
     chunkObject: 'chat.completion.chunk',
-    newState: () => null,
+    newState: () => ({ turn: toolTurn(tools), callIndex: new Map() }),
     opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
-    delta: (index, text, logprobs) => ({
-      index,
-      delta: { content: text },
-      logprobs: logprobs ? chatLogprobs(tok, logprobs) : null,
-      finish_reason: null,
-    }),
-    closing: (index, finishReason) => ({ index, delta: {}, logprobs: null, finish_reason: finishReason }),
-    choice: (o) => ({
-      index: o.index,
-      message: { role: 'assistant', content: o.text, refusal: null, annotations: [] },
-      logprobs: o.logprobs.length > 0 ? chatLogprobs(tok, o.logprobs) : null,
-      finish_reason: o.result.finishReason,
-    }),
+    delta: (index, text, logprobs, state) => {
+      const lp = logprobs ? chatLogprobs(tok, logprobs) : null;
+      const delta = deltaOf(state.turn.push(text), state);
+      return delta || lp ? { index, delta: delta ?? {}, logprobs: lp, finish_reason: null } : null;
+    },
+    flush: (index, state) => {
+      const delta = deltaOf(state.turn.end(), state);
+      return delta ? [{ index, delta, logprobs: null, finish_reason: null }] : [];
+    },
+    closing: (index, finishReason, state) => ({ index, delta: {}, logprobs: null, finish_reason: finishOf(finishReason, state.callIndex.size) }),
+    choice: (o, state) => {
+      const { content, calls } = collectToolOutput([...state.turn.push(o.text), ...state.turn.end()]);
+      const message = {
+        role: 'assistant',
+        content: calls.length > 0 && content === '' ? null : content,
+        refusal: null,
+        annotations: [],
+        ...(calls.length > 0 && {
+          tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+        }),
+      };
+      return {
+        index: o.index,
+        message,
+        logprobs: o.logprobs.length > 0 ? chatLogprobs(tok, o.logprobs) : null,
+        finish_reason: finishOf(o.result.finishReason, calls.length),
+      };
+    },
   };
 }

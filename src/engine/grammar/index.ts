@@ -1,0 +1,1 @@
+export { validateConstraint } from './validate.js';
