@@ -147,7 +147,6 @@ async function main(argv: string[]): Promise<number> {
       return deviceCheckCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
-import { renderStructured, runStructured } from './structured.js';
     case 'peer-llamacpp':
       return peerLlamaCppCommand(f);
     case 'write-gguf': {

@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { DraftTree, TokenFilter } from '../../../src/lookahead/types.js';
-import { createVerifyResult, verifyDraft } from '../../../src/lookahead/verify.js';
+import { createVerifyResult, pickUnder, verifyDraft, type PickToken } from '../../../src/lookahead/verify.js';
 import { randomTree, rng } from './fixtures.js';
 
 function argmax(row: Float32Array): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
+}
+
+/** How the engine picks for a filtered job: each node's logits row, under the filter. */
+function filteredPick(logits: Float32Array, vocab: number, filter: TokenFilter): PickToken {
+  return (node) => pickUnder(filter, logits.subarray(node * vocab, (node + 1) * vocab), argmax);
 }
 
 /** A toy grammar over token ids: after token t only (t + 1) % vocab, (t + 2) % vocab and `end` may follow. */
@@ -51,7 +56,7 @@ describe('verifyDraft with a token filter', () => {
     logits[0 * vocab + 9] = 5;
     logits[0 * vocab + 6] = 1;
     const filter = new StepGrammar(4, vocab, 3);
-    const r = verifyDraft(tree, logits, vocab, argmax, createVerifyResult(8), filter);
+    const r = verifyDraft(tree, filteredPick(logits, vocab, filter), createVerifyResult(8), filter);
     expect(r.acceptedCount).toBe(0);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([6]);
     expect(filter.accepted).toEqual([6]);
@@ -65,7 +70,7 @@ describe('verifyDraft with a token filter', () => {
     logits[2 * vocab + 7] = 1; // 6 → 7 (node 3)
     logits[3 * vocab + 3] = 1; // bonus: the end token
     const filter = new StepGrammar(4, vocab, 3);
-    const r = verifyDraft(tree, logits, vocab, argmax, createVerifyResult(8), filter);
+    const r = verifyDraft(tree, filteredPick(logits, vocab, filter), createVerifyResult(8), filter);
     expect([...r.acceptedNodes.subarray(0, r.acceptedCount)]).toEqual([1, 2, 3]);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([5, 6, 7, 3]);
     expect(filter.accepted).toEqual([5, 6, 7, 3]);
@@ -83,7 +88,7 @@ describe('verifyDraft with a token filter', () => {
     logits[0 * vocab + 5] = 1;
     logits[1 * vocab + 3] = 1;
     const filter = new StepGrammar(4, vocab, 3);
-    const r = verifyDraft(draft, logits, vocab, argmax, createVerifyResult(8), filter);
+    const r = verifyDraft(draft, filteredPick(logits, vocab, filter), createVerifyResult(8), filter);
     expect([...r.acceptedNodes.subarray(0, r.acceptedCount)]).toEqual([1]);
     expect([...r.targets.subarray(0, r.targetCount)]).toEqual([5, 3]);
     expect(filter.masks).toBe(2);
@@ -102,7 +107,7 @@ describe('verifyDraft with a token filter', () => {
       const logits = Float32Array.from({ length: draft.size * vocab }, () => random());
       // Plain filtered decoding along the same rows: pick from the row of the node whose token was committed.
       const walk = new StepGrammar(draft.tokens[0], vocab, 3);
-      const r = verifyDraft(draft, logits.slice(), vocab, argmax, createVerifyResult(16), walk);
+      const r = verifyDraft(draft, filteredPick(logits.slice(), vocab, walk), createVerifyResult(16), walk);
       const plain = new StepGrammar(draft.tokens[0], vocab, 3);
       const expected: number[] = [];
       let node = 0;

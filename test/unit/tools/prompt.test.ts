@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../../src/model/tokenizer/chat-template.js';
-import type { ChatMessage, ChatTool, TextTokenizer } from '../../../src/model/tokenizer/types.js';
+import type { ChatMessage, ChatRenderOptions, ChatTool, TextTokenizer } from '../../../src/model/tokenizer/types.js';
 import { renderWithTools } from '../../../src/server/tools/prompt.js';
 
 /** A Qwen2.5-style template, reduced to what matters here: it reads `tools` and renders tool turns itself. */
@@ -21,7 +21,7 @@ function tokenizer(template: string): TextTokenizer {
     encode: () => [],
     decode: () => '',
     tokenBytes: () => null,
-    renderChat: (messages: ChatMessage[], tools?: ChatTool[]) => chat.render(messages, tools),
+    renderChat: (messages: ChatMessage[], options?: ChatRenderOptions) => chat.render(messages, options),
   };
 }
 
