@@ -8,9 +8,9 @@ import type { ModelInfo } from '../model/types.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
 import { EngineJob } from './job.js';
 import type { FromWorker, ToWorker, TrieStats, WorkerData } from './protocol.js';
-import type { Engine, EngineOptions, EngineStats, Job, JobSpec, ServedModel } from './types.js';
+import type { Engine, EngineOptions, EngineStats, Exchange, Job, JobSpec, ReplicaTries, ServedModel } from './types.js';
 
-export type { Engine, EngineOptions } from './types.js';
+export type { Engine, EngineOptions, ReplicaTries } from './types.js';
 
 type Log = (message: string) => void;
 
@@ -18,7 +18,7 @@ type Log = (message: string) => void;
  * Starts the worker that loads the model, waits until it is ready, and returns the engine the server talks to.
  * The tokenizer is loaded on this thread too: chat rendering, encoding and detokenizing never wait behind a forward.
  */
-export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine> {
+export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine & ReplicaTries> {
   // A hub id becomes the directory it was downloaded to, served under the id the user gave.
   const local = await ensureModelLocal(requested.model, requested.cacheDir, requested.hub ?? { endpoint: 'https://huggingface.co', token: null }, log);
   const options: EngineOptions =
@@ -49,7 +49,7 @@ export async function createEngine(requested: EngineOptions, log: Log = (m) => c
   return engine;
 }
 
-class WorkerEngine implements Engine {
+class WorkerEngine implements Engine, ReplicaTries {
   readonly models: readonly ServedModel[];
   private readonly jobs = new Map<number, EngineJob>();
   /** Jobs handed to the worker, in order; the worker runs at most maxRunning and queues the rest. */
@@ -61,6 +61,7 @@ class WorkerEngine implements Engine {
   /** Trie sizes as of the last finished job (the worker reports them with each job's end). */
   private lastTrieStats: TrieStats = { global: 0, sessions: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
+  private readonly learnedListeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
 
   constructor(
     private readonly worker: Worker,
@@ -140,6 +141,22 @@ class WorkerEngine implements Engine {
   dropSession(tenant: string, sessionId: string): boolean {
     this.post({ type: 'drop-session', requestId: 0, tenant, sessionId });
     return true;
+  }
+
+  onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void {
+    this.learnedListeners.push(listener);
+  }
+
+  async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
+    await this.ask({ type: 'exchanges', requestId: 0, tenant, sessionId, exchanges });
+  }
+
+  async exportGlobalTries(): Promise<Uint8Array> {
+    return (await this.ask({ type: 'export-tries', requestId: 0 })) as Uint8Array;
+  }
+
+  async importGlobalTries(bytes: Uint8Array): Promise<string | null> {
+    return (await this.ask({ type: 'import-tries', requestId: 0, bytes })) as string | null;
   }
 
   stats(): EngineStats {
@@ -248,6 +265,9 @@ class WorkerEngine implements Engine {
         break;
       case 'tries':
         this.lastTrieStats = msg.tries;
+        break;
+      case 'learned':
+        for (const listener of this.learnedListeners) listener(msg.tenant, msg.sessionId, msg.exchange);
         break;
       default:
         break;

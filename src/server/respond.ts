@@ -35,13 +35,14 @@ export interface RespondOptions {
  * Submits a request's jobs and answers with them. Jobs queued before a later submit was refused (queue full,
  * tenant limit) are aborted, so they never run for nobody.
  */
-export function generate<S>(
+export async function generate<S>(
   c: Context<AppEnv>,
   deps: ServerDeps,
   shape: ResponseShape<S>,
   plan: GenerationPlan,
   body: { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean | null } | null },
 ): Promise<Response> {
+  if (plan.sessionId && deps.replication) await deps.replication.prepareSession(plan.tenant, plan.sessionId);
   const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
   let choices: ChoiceJob[];
   try {

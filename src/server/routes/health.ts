@@ -15,7 +15,9 @@ export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
     const s = deps.engine.stats();
     const { maxRunning, maxQueued } = deps.config.queue;
     const status = deps.lifecycle.draining ? 'draining' : s.running >= maxRunning && s.queued >= maxQueued ? 'saturated' : 'ready';
-    return c.json({ status, models: models(), running: s.running, queued: s.queued }, status === 'ready' ? 200 : 503);
+    // Replication never makes a replica unready: without Redis it serves from its local tries.
+    const sync = deps.replication && { sync: deps.replication.status() };
+    return c.json({ status, models: models(), running: s.running, queued: s.queued, ...sync }, status === 'ready' ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => c.body(await deps.metrics.text(), 200, { 'content-type': deps.metrics.contentType }));

@@ -1,0 +1,148 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnServer, type SpawnedServer } from '../../bench/server-process.js';
+import { SHARED_DATA } from '../helpers/paths.js';
+import { REDIS_SERVER_PRESENT, startRedis, type RedisProcess } from '../helpers/redis-server.js';
+
+/**
+ * Replicas sharing tries through a real redis-server: two (and later three) real server processes of a real
+ * trained model, each tenant its own key so every case starts from empty tries.
+ */
+const MODEL_DIR = join(SHARED_DATA, 'models/chat-llama-5m');
+const DEV = join(SHARED_DATA, 'datasets/rag-eval/dev.jsonl');
+const present = existsSync(`${MODEL_DIR}/config.json`) && existsSync(DEV);
+if (!present) console.warn(`SKIPPED test/e2e/replicas.test.ts: ${MODEL_DIR} or ${DEV} is absent`);
+if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/e2e/replicas.test.ts: redis-server is not installed (.ci/install-redis.sh installs it)');
+
+const TENANTS = ['docs', 'other', 'base', 'alone', 'warm', 'late', 'outage', 'sess'] as const;
+type Tenant = (typeof TENANTS)[number];
+const ADMIN = 'sk-admin';
+const key = (t: Tenant) => `sk-${t}`;
+
+interface Message {
+  role: string;
+  content: string;
+}
+interface Answer {
+  text: string;
+  completion: number;
+  accepted: number;
+  steps: number;
+}
+
+const QUESTION = 'Tell me a story about a little dog.';
+
+describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries through Redis', () => {
+  let redis: RedisProcess;
+  let a: SpawnedServer;
+  let b: SpawnedServer;
+  let dir: string;
+  let serverArgs: string[];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    dir = mkdtempSync(join(tmpdir(), 'lookahead-replicas-'));
+    const config = join(dir, 'config.yaml');
+    const keys = TENANTS.map((t) => `    - { key: ${key(t)}, tenant: ${t} }`).join('\n');
+    writeFileSync(config, `auth:\n  adminKey: ${ADMIN}\n  apiKeys:\n${keys}\n`);
+    serverArgs = ['--config', config, '--model-id', 'chat-llama-5m', '--threads', '1', '--redis-url', redis.url, '--sync-snapshot-ms', '500'];
+    [a, b] = await Promise.all([0, 1].map(() => spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: 90_000 })));
+    await Promise.all([a, b].map((s) => until(async () => (await ready(s)).sync.connected, 10_000)));
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a document posted to A is drafted from on B within 1 s, for its tenant only, with unchanged output', async () => {
+    const baseline = await ask(b, 'base', [{ role: 'user', content: QUESTION }]);
+    expect(baseline.completion).toBeGreaterThan(16);
+    const posted = Date.now();
+    await postDocument(a, 'docs', [baseline.text]);
+    await sleep(1000 - (Date.now() - posted));
+    const onB = await ask(b, 'docs', [{ role: 'user', content: QUESTION }]);
+    const otherTenant = await ask(b, 'other', [{ role: 'user', content: QUESTION }]);
+    const plain = await ask(b, 'docs', [{ role: 'user', content: QUESTION }], false);
+    console.log(`replicas: accepted on B baseline ${baseline.accepted}/${baseline.completion}, with A's document ${onB.accepted}/${onB.completion}, other tenant ${otherTenant.accepted}/${otherTenant.completion}`);
+    expect(onB.text).toBe(baseline.text);
+    expect(plain.text).toBe(baseline.text);
+    expect(otherTenant.text).toBe(baseline.text);
+    expect(onB.accepted).toBeGreaterThan(onB.completion / 2);
+    expect(otherTenant.accepted).toBeLessThanOrEqual(baseline.accepted + 2);
+  });
+
+  it("answers on A raise B's tokens per step on held-out prompts (warm-up on A, measured on B)", async () => {
+    const prompts = readFileSync(DEV, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { messages: Message[] }).messages);
+    const warmUp = prompts.filter((_, i) => i % 2 === 0).slice(0, 12);
+    const heldOut = prompts.filter((_, i) => i % 2 === 1).slice(0, 6);
+    const alone: Answer[] = [];
+    for (const p of heldOut) alone.push(await ask(b, 'alone', p));
+    const before = (await ready(b)).sync.applied;
+    for (const p of warmUp) await ask(a, 'warm', p);
+    await until(async () => (await ready(b)).sync.applied >= before + warmUp.length, 5000);
+    const warm: Answer[] = [];
+    for (const p of heldOut) warm.push(await ask(b, 'warm', p));
+    const perStep = (xs: Answer[]) => xs.reduce((n, x) => n + x.completion, 0) / xs.reduce((n, x) => n + x.steps, 0);
+    console.log(`replicas: tokens per step on B over ${heldOut.length} held-out prompts: alone ${perStep(alone).toFixed(3)}, after A's ${warmUp.length} answers ${perStep(warm).toFixed(3)}`);
+    expect(warm.map((x) => x.text)).toEqual(alone.map((x) => x.text));
+    expect(perStep(warm)).toBeGreaterThan(perStep(alone));
+  });
+});
+
+async function ask(server: SpawnedServer, tenant: Tenant, messages: Message[], lookahead = true, session?: string): Promise<Answer> {
+  const res = await fetch(`${server.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key(tenant)}`, ...(session && { 'x-session-id': session }) },
+    body: JSON.stringify({ model: 'chat-llama-5m', messages, max_tokens: 64, temperature: 0, lookahead: { enabled: lookahead } }),
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as {
+    choices: { message: { content: string } }[];
+    usage: { completion_tokens: number; completion_tokens_details: { accepted_prediction_tokens: number } };
+    lookahead: { steps: number };
+  };
+  return {
+    text: body.choices[0].message.content,
+    completion: body.usage.completion_tokens,
+    accepted: body.usage.completion_tokens_details.accepted_prediction_tokens,
+    steps: body.lookahead.steps,
+  };
+}
+
+async function postDocument(server: SpawnedServer, tenant: Tenant, documents: string[]): Promise<void> {
+  const res = await fetch(`${server.baseUrl}/lookahead/documents`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key(tenant)}` },
+    body: JSON.stringify({ documents }),
+  });
+  expect(res.status).toBe(200);
+}
+
+interface SyncStatus {
+  connected: boolean;
+  outbox: number;
+  applied: number;
+  skipped_invalid: number;
+  sessions_fetched: number;
+  snapshot_restored: { at: number } | null;
+}
+
+async function ready(server: SpawnedServer): Promise<{ status: string; sync: SyncStatus }> {
+  const res = await fetch(`${server.baseUrl.replace(/\/v1$/, '')}/ready`);
+  return (await res.json()) as { status: string; sync: SyncStatus };
+}
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
