@@ -33,6 +33,7 @@ interface Answer {
 }
 
 const QUESTION = 'Tell me a story about a little dog.';
+const user = (content: string): Message[] => [{ role: 'user', content }];
 
 describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries through Redis', () => {
   let redis: RedisProcess;
@@ -47,7 +48,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     const config = join(dir, 'config.yaml');
     const keys = TENANTS.map((t) => `    - { key: ${key(t)}, tenant: ${t} }`).join('\n');
     writeFileSync(config, `auth:\n  adminKey: ${ADMIN}\n  apiKeys:\n${keys}\n`);
-    serverArgs = ['--config', config, '--model-id', 'chat-llama-5m', '--threads', '1', '--redis-url', redis.url, '--sync-snapshot-ms', '500'];
+    serverArgs = ['--config', config, '--model-id', 'chat-llama-5m', '--threads', '1', '--redis-url', redis.url, '--sync-snapshot-ms', '500', '--sync-session-turns', '3'];
     [a, b] = await Promise.all([0, 1].map(() => spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: 90_000 })));
     await Promise.all([a, b].map((s) => until(async () => (await ready(s)).sync.connected, 10_000)));
   });
@@ -89,6 +90,95 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     console.log(`replicas: tokens per step on B over ${heldOut.length} held-out prompts: alone ${perStep(alone).toFixed(3)}, after A's ${warmUp.length} answers ${perStep(warm).toFixed(3)}`);
     expect(warm.map((x) => x.text)).toEqual(alone.map((x) => x.text));
     expect(perStep(warm)).toBeGreaterThan(perStep(alone));
+  });
+
+  it('skips malformed and foreign stream entries with a log line, and keeps serving', async () => {
+    const before = await Promise.all([a, b].map(async (s) => (await ready(s)).sync.skipped_invalid));
+    const stream = 'lookahead:t:docs:stream';
+    await redis.client.xadd(stream, '*', 'x', 'y');
+    await redis.client.xadd(stream, '*', 'v', '1', 'm', 'some-other-model', 'o', 'elsewhere', 'k', 'doc', 't', '1', 'text', 'not for us');
+    await redis.client.xadd(stream, '*', 'v', '2', 'k', 'answer');
+    await until(async () => (await Promise.all([a, b].map(async (s, i) => (await ready(s)).sync.skipped_invalid >= before[i] + 3))).every(Boolean), 5000);
+    for (const s of [a, b]) expect(s.stderr()).toContain('skipped a stream entry');
+    expect((await ask(b, 'docs', user(QUESTION))).completion).toBeGreaterThan(0);
+  });
+
+  it("a session's earlier turns on A reach B when the session moves there (bounded, expiring)", async () => {
+    const stats = async () => ((await (await fetch(`${b.baseUrl}/lookahead/stats`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { trie_nodes: { sessions: number } }).trie_nodes.sessions;
+    await ask(a, 'sess', user('Tell me a story about a brave knight and a dragon.'), true, 's1');
+    const list = 'lookahead:t:sess:session:s1';
+    expect(await redis.client.llen(list)).toBe(1);
+    expect(await redis.client.ttl(list)).toBeGreaterThan(0);
+    const fetched = (await ready(b)).sync.sessions_fetched;
+    const n0 = await stats();
+    await ask(b, 'sess', user('What did the cat eat?'), true, 's1');
+    const n1 = await stats();
+    await ask(b, 'sess', user('What did the cat eat?'), true, 's2');
+    const n2 = await stats();
+    expect((await ready(b)).sync.sessions_fetched).toBe(fetched + 1);
+    // s1 on B holds A's turn besides its own; s2 only its own.
+    expect(n1 - n0).toBeGreaterThan(n2 - n1);
+    for (const q of ['one', 'two', 'three', 'four']) await ask(a, 'sess', user(`Tell me about number ${q}.`), true, 's3');
+    expect(await redis.client.llen('lookahead:t:sess:session:s3')).toBe(3);
+  });
+
+  it('a replica started late catches up from the snapshot in Redis plus the stream after it', async () => {
+    const [story1, story2] = [await ask(b, 'base', user('Tell me a story about a red ball.')), await ask(b, 'base', user('Tell me a story about a big tree.'))];
+    await postDocument(a, 'late', [story1.text]);
+    const stream = 'lookahead:t:late:stream';
+    const [[first]] = await redis.client.xrange(stream, '-', '+');
+    await until(async () => {
+      const meta = JSON.parse((await redis.client.get('lookahead:snapshot:meta')) ?? '{}') as { cursors?: Record<string, string> };
+      return meta.cursors?.late !== undefined && compareIds(meta.cursors.late, first) >= 0;
+    }, 10_000);
+    // No replica writes a newer snapshot now: the second document lives only in the stream, the first only in the
+    // snapshot once the stream is trimmed past it.
+    expect(await redis.client.set('lookahead:snapshot:lock', 'test', 'PX', 120_000, 'NX')).toBe('OK');
+    await postDocument(a, 'late', [story2.text]);
+    await until(async () => (await redis.client.xlen(stream)) === 2, 5000);
+    const [, [second]] = await redis.client.xrange(stream, '-', '+');
+    await redis.client.xtrim(stream, 'MINID', second);
+    const c = await spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: 90_000 });
+    try {
+      await until(async () => (await ready(c)).sync.applied >= 1, 10_000);
+      const status = (await ready(c)).sync;
+      expect(status.snapshot_restored).not.toBeNull();
+      // Exactly once: the one entry after the snapshot, nothing the snapshot already held.
+      expect(status.applied).toBe(1);
+      const [late1, late2] = [await ask(c, 'late', user('Tell me a story about a red ball.')), await ask(c, 'late', user('Tell me a story about a big tree.'))];
+      console.log(`replicas: late replica accepted ${late1.accepted}/${late1.completion} (snapshot) and ${late2.accepted}/${late2.completion} (stream)`);
+      expect(late1.text).toBe(story1.text);
+      expect(late2.text).toBe(story2.text);
+      expect(late1.accepted).toBeGreaterThan(late1.completion / 2);
+      expect(late2.accepted).toBeGreaterThan(late2.completion / 2);
+    } finally {
+      await c.stop();
+      await redis.client.del('lookahead:snapshot:lock');
+    }
+  });
+
+  it('Redis killed mid-run: both replicas keep answering, then catch up when it is back', async () => {
+    const [story3, story4] = [await ask(b, 'base', user('Tell me a story about a funny frog.')), await ask(b, 'base', user('Tell me a story about a shiny star.'))];
+    await redis.kill();
+    await until(async () => !(await ready(a)).sync.connected && !(await ready(b)).sync.connected, 5000);
+    for (const s of [a, b]) {
+      expect((await ready(s)).status).toBe('ready');
+      expect((await ask(s, 'other', user(QUESTION))).completion).toBeGreaterThan(0);
+      expect(await (await fetch(`${s.baseUrl.replace(/\/v1$/, '')}/metrics`)).text()).toMatch(/^lookahead_sync_connected 0$/m);
+    }
+    await postDocument(a, 'outage', [story3.text]);
+    expect((await ready(a)).sync.outbox).toBeGreaterThan(0);
+    await redis.restart();
+    await until(async () => (await ready(a)).sync.connected && (await ready(b)).sync.connected && (await ready(a)).sync.outbox === 0, 15_000);
+    await sleep(1000);
+    const onB = await ask(b, 'outage', user('Tell me a story about a funny frog.'));
+    await postDocument(b, 'outage', [story4.text]);
+    await sleep(1000);
+    const onA = await ask(a, 'outage', user('Tell me a story about a shiny star.'));
+    console.log(`replicas: after the outage B accepted ${onB.accepted}/${onB.completion} from A's document, A ${onA.accepted}/${onA.completion} from B's`);
+    expect(onB.accepted).toBeGreaterThan(onB.completion / 2);
+    expect(onA.accepted).toBeGreaterThan(onA.completion / 2);
+    for (const s of [a, b]) expect(s.stderr().match(/lost Redis/g)?.length).toBe(1);
   });
 });
 
@@ -141,6 +231,12 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
     await sleep(50);
   }
+}
+
+function compareIds(x: string, y: string): number {
+  const [xm, xs] = x.split('-').map(BigInt);
+  const [ym, ys] = y.split('-').map(BigInt);
+  return xm !== ym ? (xm < ym ? -1 : 1) : xs === ys ? 0 : xs < ys ? -1 : 1;
 }
 
 function sleep(ms: number): Promise<void> {
