@@ -145,9 +145,9 @@ export class DraftingState {
     }
   }
 
-  /** Every tenant's global trie as one blob (the snapshot file's format). */
-  exportGlobals(): Uint8Array {
-    return this.globals.snapshot();
+  /** Every tenant's global trie as one blob (the snapshot file's format), and which tenants it holds. */
+  exportGlobals(): { bytes: Uint8Array; tenants: string[] } {
+    return { bytes: this.globals.snapshot(), tenants: this.globals.tenants() };
   }
 
   /** Replaces the tenants found in `bytes` (from exportGlobals); others are left alone. */

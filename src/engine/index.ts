@@ -151,8 +151,8 @@ class WorkerEngine implements Engine, ReplicaTries {
     await this.ask({ type: 'exchanges', requestId: 0, tenant, sessionId, exchanges });
   }
 
-  async exportGlobalTries(): Promise<Uint8Array> {
-    return (await this.ask({ type: 'export-tries', requestId: 0 })) as Uint8Array;
+  async exportGlobalTries(): Promise<{ bytes: Uint8Array; tenants: string[] }> {
+    return (await this.ask({ type: 'export-tries', requestId: 0 })) as { bytes: Uint8Array; tenants: string[] };
   }
 
   async importGlobalTries(bytes: Uint8Array): Promise<string | null> {

@@ -122,7 +122,8 @@ export interface ReplicaTries {
   onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void;
   /** Teaches exchanges to the tenant's global trie, or to the session's trie; resolves once they are in. */
   addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void>;
-  exportGlobalTries(): Promise<Uint8Array>;
+  /** Every tenant's global trie as one blob, and the tenants it holds (importing it replaces exactly those). */
+  exportGlobalTries(): Promise<{ bytes: Uint8Array; tenants: string[] }>;
   /** Replaces the tenants in `bytes`; resolves null, or why the bytes were refused (then nothing changed). */
   importGlobalTries(bytes: Uint8Array): Promise<string | null>;
 }

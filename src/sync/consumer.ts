@@ -5,6 +5,7 @@ import { decodeEntry, EntryError, type Entry, type EntryContext } from './entrie
 import type { SyncKeys } from './keys.js';
 import type { RedisLink } from './link.js';
 import type { Publisher } from './publisher.js';
+import { compareStreamIds } from './stream-ids.js';
 
 /** What the consumer has applied, per tenant: shared with the snapshot writer, replaced by a snapshot restore. */
 export interface AppliedState {
@@ -14,6 +15,11 @@ export interface AppliedState {
   corpus: Map<string, Set<string>>;
   /** Ids the restored snapshot already holds although they lie after its cursor (its writer's own entries). */
   skip: Map<string, Set<string>>;
+  /**
+   * Per tenant, the stream's last id when a snapshot was restored: this replica's own entries up to it were wiped
+   * with its tries and are applied from the stream like anyone's; its own entries after it never left its tries.
+   */
+  ownUntil: Map<string, string>;
 }
 
 const BLOCK_MS = 200;
@@ -21,8 +27,9 @@ const COUNT = 256;
 
 /**
  * Reads every tenant's stream after this replica's cursor and applies each entry once: own entries were applied
- * when they were learnt and are skipped, entries a restored snapshot holds are skipped, corpus documents are
- * applied once by hash, and anything malformed or written for another model is skipped with a log line.
+ * when they were learnt and are skipped (unless a restore wiped them, see ownUntil), entries a restored snapshot
+ * holds are skipped, corpus documents are applied once by hash, and anything malformed or written for another
+ * model is skipped with a log line.
  */
 export class Consumer {
   private stopped = false;
@@ -75,7 +82,8 @@ export class Consumer {
     }
     const ids = tenants.map((t) => this.state.cursors.get(t)!);
     const reply = await this.link.reader.xreadBuffer('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...tenants.map((t) => this.keys.stream(t)), ...ids);
-    if (!reply || this.stopped) return;
+    // A restore began while this read was blocked: it sets the cursors, this batch is read again after it.
+    if (!reply || this.stopped || !this.ready()) return;
     const pending: Promise<void>[] = [];
     for (const [key, entries] of reply) {
       const tenant = this.keys.tenantOfStream(key.toString('utf8'));
@@ -103,7 +111,7 @@ export class Consumer {
       this.log.warn({ component: 'sync', tenant, id, reason: err.message }, 'skipped a stream entry');
       return null;
     }
-    if (entry.origin === this.replicaId) {
+    if (entry.origin === this.replicaId && compareStreamIds(id, this.state.ownUntil.get(tenant) ?? '0-0') > 0) {
       this.metrics.count('skipped_own');
       this.publisher.forgetThrough(tenant, id);
       return null;

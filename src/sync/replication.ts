@@ -11,6 +11,7 @@ import { modelTag } from './model-tag.js';
 import { Publisher } from './publisher.js';
 import { SessionTurns } from './sessions.js';
 import { readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshots.js';
+import { compareStreamIds } from './stream-ids.js';
 
 export interface ReplicationOptions {
   redisUrl: string;
@@ -56,9 +57,11 @@ export class Replication {
   private readonly publisher: Publisher;
   private readonly consumer: Consumer;
   private readonly sessions: SessionTurns;
-  private readonly state: AppliedState = { cursors: new Map(), corpus: new Map(), skip: new Map() };
+  private readonly state: AppliedState = { cursors: new Map(), corpus: new Map(), skip: new Map(), ownUntil: new Map() };
   private readonly model: string;
+  /** False until the first snapshot check, and during a restore: nothing is read or written meanwhile. */
   private bootstrapped = false;
+  private everBootstrapped = false;
   private bootstrapping = false;
   private restored: SnapshotInfo | null = null;
   private writtenAt: number | null = null;
@@ -174,54 +177,92 @@ export class Replication {
     this.publisher.add(tenant, { ...body, origin: this.id, at: Date.now() } as Entry);
   }
 
-  /** Every (re)connection: the first restores the snapshot; each then writes what waited and resumes reading. */
+  /**
+   * Every (re)connection. The first restores the snapshot; a later one too if a stream lost entries after this
+   * replica's cursor while it was away (trimmed, or Redis restarted empty) and the snapshot covers that position.
+   * Then what waited is written and reading resumes.
+   */
   private async onUp(): Promise<void> {
-    if (!this.bootstrapped && !this.bootstrapping) {
-      this.bootstrapping = true;
-      try {
-        await this.bootstrap();
-        this.bootstrapped = true;
-      } catch (err) {
-        this.log.warn({ component: 'sync', err: (err as Error).message }, 'could not read the snapshot from Redis; retrying on the next connection');
-      } finally {
-        this.bootstrapping = false;
+    if (this.bootstrapping) return;
+    this.bootstrapping = true;
+    this.bootstrapped = false;
+    try {
+      if (!this.everBootstrapped) await this.bootstrap([]);
+      else {
+        const lost = await this.lostPastCursor();
+        if (lost.length > 0 && !(await this.bootstrap(lost))) {
+          this.log.warn({ component: 'sync', tenants: lost }, 'streams lost entries this replica had not read (trimmed while it was away, or Redis restarted empty) and no snapshot covers them');
+        }
       }
+      this.everBootstrapped = true;
+    } catch (err) {
+      this.log.warn({ component: 'sync', err: (err as Error).message }, 'could not read the snapshot from Redis; retrying on the next connection');
+    } finally {
+      this.bootstrapped = this.everBootstrapped;
+      this.bootstrapping = false;
     }
     void this.publisher.flush();
   }
 
+  /** Tenants whose stream now starts after this replica's cursor: what lay in between is gone. */
+  private async lostPastCursor(): Promise<string[]> {
+    const lost: string[] = [];
+    for (const [tenant, cursor] of this.state.cursors) {
+      if (cursor === '0-0') continue;
+      const [first] = await this.link.cmd.xrange(this.keys.stream(tenant), '-', '+', 'COUNT', 1);
+      if (first && compareStreamIds(first[0], cursor) > 0) lost.push(tenant);
+    }
+    return lost;
+  }
+
   /**
-   * The snapshot replaces this replica's global tries (those of the tenants it holds), so what it learnt before
-   * (its corpus, inputs learnt while Redis was unreachable: all still waiting in the publisher) is applied again
-   * on top; then the consumer reads each stream after the snapshot's cursors.
+   * Restores the snapshot unless it stands before this replica's cursor on one of `mustCover`'s streams.
+   * The snapshot replaces this replica's global tries (those of the tenants it holds), so what it learnt and has
+   * not written yet (its corpus, inputs learnt while Redis was unreachable) is applied again on top; its own
+   * entries already in the streams after the snapshot's cursors are applied from there (ownUntil). Then the
+   * consumer reads each stream after the snapshot's cursors.
    */
-  private async bootstrap(): Promise<void> {
+  private async bootstrap(mustCover: string[]): Promise<boolean> {
     const found = await readSnapshot(this.link, this.keys, this.model, this.log);
-    if (!found) return;
+    if (!found) return false;
+    const { meta } = found;
+    // A snapshot older than where this replica stands would take back what it has.
+    for (const tenant of mustCover) if (compareStreamIds(meta.cursors[tenant] ?? '0-0', this.state.cursors.get(tenant) ?? '0-0') < 0) return false;
+    const replaced = new Set(meta.tenants);
+    const heads = new Map<string, string>();
+    for (const tenant of replaced) {
+      const [last] = await this.link.cmd.xrevrange(this.keys.stream(tenant), '+', '-', 'COUNT', 1);
+      if (last) heads.set(tenant, last[0]);
+    }
     const refused = await this.engine.importGlobalTries(found.bytes);
     if (refused) {
       this.log.warn({ component: 'sync', reason: refused }, 'the trie snapshot in Redis does not fit this model: ignored');
-      return;
+      return false;
     }
-    // Synchronously after the import: everything learnt before it is in `waiting`, nothing after it is.
+    // Synchronously after the import: everything learnt before it is in `waiting`, nothing learnt after it is.
     const ownCorpus = this.state.corpus.get('default') ?? new Set<string>();
-    this.state.cursors.clear();
-    this.state.corpus.clear();
-    this.state.skip.clear();
-    for (const [tenant, id] of Object.entries(found.meta.cursors)) this.state.cursors.set(tenant, id);
-    for (const [tenant, ids] of Object.entries(found.meta.also)) this.state.skip.set(tenant, new Set(ids));
-    for (const [tenant, hashes] of Object.entries(found.meta.corpus)) this.state.corpus.set(tenant, new Set(hashes));
-    const snapshotCorpus = this.state.corpus.get('default') ?? new Set<string>();
-    this.state.corpus.set('default', snapshotCorpus);
+    // The tenants it replaced now stand where the snapshot stands; the others keep their tries and cursors.
+    for (const tenant of replaced) {
+      this.state.cursors.set(tenant, meta.cursors[tenant] ?? '0-0');
+      this.state.skip.set(tenant, new Set(meta.also[tenant] ?? []));
+      this.state.corpus.set(tenant, new Set(meta.corpus[tenant] ?? []));
+      const head = heads.get(tenant);
+      if (head) this.state.ownUntil.set(tenant, head);
+    }
     for (const { tenant, entry } of this.publisher.waiting) {
+      if (!replaced.has(tenant)) continue;
       if (entry.kind === 'answer') void this.engine.addExchanges(tenant, null, [{ prompt: entry.prompt, answer: entry.answer }]);
       else if (entry.kind === 'doc') this.engine.addDocuments(tenant, [entry.text]);
     }
-    const missing = this.options.corpus.filter((text) => !snapshotCorpus.has(corpusHash(text)));
-    if (missing.length > 0) this.engine.addDocuments('default', missing);
-    for (const hash of ownCorpus) snapshotCorpus.add(hash);
+    if (replaced.has('default')) {
+      const inSnapshot = this.state.corpus.get('default')!;
+      const missing = this.options.corpus.filter((text) => !inSnapshot.has(corpusHash(text)));
+      if (missing.length > 0) this.engine.addDocuments('default', missing);
+      for (const hash of ownCorpus) inSnapshot.add(hash);
+    }
     this.restored = found.info;
     this.log.info({ component: 'sync', ...found.info }, 'global tries restored from the snapshot in Redis; reading the streams after it');
+    return true;
   }
 }
 

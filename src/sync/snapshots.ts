@@ -23,6 +23,8 @@ const metaSchema = z.object({
   also: z.record(z.string(), z.array(z.string().regex(/^\d+-\d+$/))),
   /** Corpus document hashes it holds, per tenant. */
   corpus: z.record(z.string(), z.array(z.string())),
+  /** The tenants whose tries it holds: restoring it replaces exactly these. */
+  tenants: z.array(z.string()),
 });
 export type SnapshotMeta = z.infer<typeof metaSchema>;
 
@@ -61,7 +63,7 @@ export async function writeSnapshot(w: SnapshotWriter): Promise<SnapshotInfo | n
     const corpus = Object.fromEntries([...w.state.corpus].map(([tenant, hashes]) => [tenant, [...hashes]]));
     // Documents are applied locally before they are queued; answers are queued when the worker reports them.
     const documentsCut = publisher.lastSeq;
-    const bytes = await w.engine.exportGlobalTries();
+    const { bytes, tenants } = await w.engine.exportGlobalTries();
     const answersCut = publisher.lastSeq;
     const deadline = Date.now() + FLUSH_WAIT_MS;
     while (publisher.doneSeq < answersCut) {
@@ -75,7 +77,7 @@ export async function writeSnapshot(w: SnapshotWriter): Promise<SnapshotInfo | n
       if (compareStreamIds(own.id, cursors[own.tenant] ?? '0-0') <= 0) continue;
       (also[own.tenant] ??= []).push(own.id);
     }
-    const meta: SnapshotMeta = { v: 1, model: w.model, at: Date.now(), by: w.replica, cursors, also, corpus };
+    const meta: SnapshotMeta = { v: 1, model: w.model, at: Date.now(), by: w.replica, cursors, also, corpus, tenants };
     await link.cmd.multi().set(keys.snapshot, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).set(keys.snapshotMeta, JSON.stringify(meta)).exec();
     return { at: meta.at, by: meta.by, bytes: bytes.byteLength };
   } finally {
