@@ -196,7 +196,8 @@ export class Replication {
       }
       this.everBootstrapped = true;
     } catch (err) {
-      this.log.warn({ component: 'sync', err: (err as Error).message }, 'could not read the snapshot from Redis; retrying on the next connection');
+      this.log.warn({ component: 'sync', err: (err as Error).message }, 'could not read the snapshot from Redis; retrying');
+      if (!this.everBootstrapped) setTimeout(() => this.link.connected && void this.onUp(), 1000).unref();
     } finally {
       this.bootstrapped = this.everBootstrapped;
       this.bootstrapping = false;
