@@ -33,9 +33,11 @@ interface Answer {
 }
 
 const QUESTION = 'Tell me a story about a little dog.';
+const STARTUP_MS = 240_000;
 const user = (content: string): Message[] => [{ role: 'user', content }];
 
-describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries through Redis', () => {
+// Up to three model servers at once: generous bounds, so a loaded machine makes the file slow, not red.
+describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries through Redis', { timeout: 300_000 }, () => {
   let redis: RedisProcess;
   let a: SpawnedServer;
   let b: SpawnedServer;
@@ -49,9 +51,9 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     const keys = TENANTS.map((t) => `    - { key: ${key(t)}, tenant: ${t} }`).join('\n');
     writeFileSync(config, `auth:\n  adminKey: ${ADMIN}\n  apiKeys:\n${keys}\n`);
     serverArgs = ['--config', config, '--model-id', 'chat-llama-5m', '--threads', '1', '--redis-url', redis.url, '--sync-snapshot-ms', '500', '--sync-session-turns', '3'];
-    [a, b] = await Promise.all([0, 1].map(() => spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: 90_000 })));
+    [a, b] = await Promise.all([0, 1].map(() => spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: STARTUP_MS })));
     await Promise.all([a, b].map((s) => until(async () => (await ready(s)).sync.connected, 10_000)));
-  });
+  }, 2 * STARTUP_MS);
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await redis?.stop();
@@ -83,7 +85,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     for (const p of heldOut) alone.push(await ask(b, 'alone', p));
     const before = (await ready(b)).sync.applied;
     for (const p of warmUp) await ask(a, 'warm', p);
-    await until(async () => (await ready(b)).sync.applied >= before + warmUp.length, 5000);
+    await until(async () => (await ready(b)).sync.applied >= before + warmUp.length, 30_000);
     const warm: Answer[] = [];
     for (const p of heldOut) warm.push(await ask(b, 'warm', p));
     const perStep = (xs: Answer[]) => xs.reduce((n, x) => n + x.completion, 0) / xs.reduce((n, x) => n + x.steps, 0);
@@ -98,7 +100,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     await redis.client.xadd(stream, '*', 'x', 'y');
     await redis.client.xadd(stream, '*', 'v', '1', 'm', 'some-other-model', 'o', 'elsewhere', 'k', 'doc', 't', '1', 'text', 'not for us');
     await redis.client.xadd(stream, '*', 'v', '2', 'k', 'answer');
-    await until(async () => (await Promise.all([a, b].map(async (s, i) => (await ready(s)).sync.skipped_invalid >= before[i] + 3))).every(Boolean), 5000);
+    await until(async () => (await Promise.all([a, b].map(async (s, i) => (await ready(s)).sync.skipped_invalid >= before[i] + 3))).every(Boolean), 30_000);
     for (const s of [a, b]) expect(s.stderr()).toContain('skipped a stream entry');
     expect((await ask(b, 'docs', user(QUESTION))).completion).toBeGreaterThan(0);
   });
@@ -130,15 +132,15 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     await until(async () => {
       const meta = JSON.parse((await redis.client.get('lookahead:snapshot:meta')) ?? '{}') as { cursors?: Record<string, string> };
       return meta.cursors?.late !== undefined && compareIds(meta.cursors.late, first) >= 0;
-    }, 10_000);
+    }, 30_000);
     // No replica writes a newer snapshot now: the second document lives only in the stream, the first only in the
     // snapshot once the stream is trimmed past it.
     expect(await redis.client.set('lookahead:snapshot:lock', 'test', 'PX', 120_000, 'NX')).toBe('OK');
     await postDocument(a, 'late', [story2.text]);
-    await until(async () => (await redis.client.xlen(stream)) === 2, 5000);
+    await until(async () => (await redis.client.xlen(stream)) === 2, 30_000);
     const [, [second]] = await redis.client.xrange(stream, '-', '+');
     await redis.client.xtrim(stream, 'MINID', second);
-    const c = await spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: 90_000 });
+    const c = await spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: STARTUP_MS });
     try {
       await until(async () => (await ready(c)).sync.applied >= 1, 10_000);
       const status = (await ready(c)).sync;
@@ -160,7 +162,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
   it('Redis killed mid-run: both replicas keep answering, one more starts without it, all catch up when it is back', async () => {
     const [story3, story4] = [await ask(b, 'base', user('Tell me a story about a funny frog.')), await ask(b, 'base', user('Tell me a story about a shiny star.'))];
     await redis.kill();
-    await until(async () => !(await ready(a)).sync.connected && !(await ready(b)).sync.connected, 5000);
+    await until(async () => !(await ready(a)).sync.connected && !(await ready(b)).sync.connected, 30_000);
     for (const s of [a, b]) {
       expect((await ready(s)).status).toBe('ready');
       expect((await ask(s, 'other', user(QUESTION))).completion).toBeGreaterThan(0);
@@ -169,12 +171,12 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     await postDocument(a, 'outage', [story3.text]);
     expect((await ready(a)).sync.outbox).toBeGreaterThan(0);
     // A replica starting while Redis is down starts and serves all the same.
-    const c = await spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: 90_000 });
+    const c = await spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: STARTUP_MS });
     try {
       expect((await ready(c)).sync.connected).toBe(false);
       expect((await ask(c, 'other', user(QUESTION))).completion).toBeGreaterThan(0);
       await redis.restart();
-      await until(async () => (await Promise.all([a, b, c].map(async (s) => (await ready(s)).sync.connected))).every(Boolean) && (await ready(a)).sync.outbox === 0, 15_000);
+      await until(async () => (await Promise.all([a, b, c].map(async (s) => (await ready(s)).sync.connected))).every(Boolean) && (await ready(a)).sync.outbox === 0, 30_000);
       await sleep(1000);
       const onC = await ask(c, 'outage', user('Tell me a story about a funny frog.'));
       expect(onC.accepted).toBeGreaterThan(onC.completion / 2);
