@@ -52,7 +52,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     writeFileSync(config, `auth:\n  adminKey: ${ADMIN}\n  apiKeys:\n${keys}\n`);
     serverArgs = ['--config', config, '--model-id', 'chat-llama-5m', '--threads', '1', '--redis-url', redis.url, '--sync-snapshot-ms', '500', '--sync-session-turns', '3'];
     [a, b] = await Promise.all([0, 1].map(() => spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: STARTUP_MS })));
-    await Promise.all([a, b].map((s) => until(async () => (await ready(s)).sync.connected, 10_000)));
+    await Promise.all([a, b].map((s) => until(async () => (await ready(s)).sync.connected, 30_000)));
   }, 2 * STARTUP_MS);
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
@@ -142,7 +142,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     await redis.client.xtrim(stream, 'MINID', second);
     const c = await spawnServer({ model: MODEL_DIR, extraArgs: serverArgs, startupTimeoutMs: STARTUP_MS });
     try {
-      await until(async () => (await ready(c)).sync.applied >= 1, 10_000);
+      await until(async () => (await ready(c)).sync.applied >= 1, 30_000);
       const status = (await ready(c)).sync;
       expect(status.snapshot_restored).not.toBeNull();
       // Exactly once: the one entry after the snapshot, nothing the snapshot already held.
