@@ -135,7 +135,7 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     }, 30_000);
     // No replica writes a newer snapshot now: the second document lives only in the stream, the first only in the
     // snapshot once the stream is trimmed past it.
-    expect(await redis.client.set('lookahead:snapshot:lock', 'test', 'PX', 120_000, 'NX')).toBe('OK');
+    await until(async () => (await redis.client.set('lookahead:snapshot:lock', 'test', 'PX', 300_000, 'NX')) === 'OK', 30_000);
     await postDocument(a, 'late', [story2.text]);
     await until(async () => (await redis.client.xlen(stream)) === 2, 30_000);
     const [, [second]] = await redis.client.xrange(stream, '-', '+');
