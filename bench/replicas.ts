@@ -25,7 +25,8 @@ export interface ReplicasResult {
   /** From an answer's end on A to its n-grams in B's trie, while both replicas decode at `concurrency`. */
   lagSeconds: { p50: number | null; p99: number | null; count: number };
   tokensPerStepOnB: { alone: number | null; withAnswersOfA: number | null };
-  redis: { streamTokens: number; streamBytes: number; bytesPerMillionTokens: number | null; snapshotBytes: number };
+  /** Tokens = prompt tails + answers in the streams; the snapshot holds the tries all of them (and nothing else) built. */
+  redis: { streamTokens: number; streamBytes: number; bytesPerMillionTokens: number | null; snapshotBytes: number; snapshotBytesPerMillionTokens: number | null };
 }
 
 const TENANTS = ['alone', 'warm', 'busy'] as const;
@@ -123,10 +124,7 @@ async function redisMemory(client: Redis): Promise<ReplicasResult['redis']> {
       }
     }
   }
-  return {
-    streamTokens,
-    streamBytes,
-    bytesPerMillionTokens: streamTokens > 0 ? (streamBytes / streamTokens) * 1e6 : null,
-    snapshotBytes: await client.strlen('lookahead:snapshot'),
-  };
+  const snapshotBytes = await client.strlen('lookahead:snapshot');
+  const perMillion = (bytes: number) => (streamTokens > 0 ? Math.round((bytes / streamTokens) * 1e6) : null);
+  return { streamTokens, streamBytes, bytesPerMillionTokens: perMillion(streamBytes), snapshotBytes, snapshotBytesPerMillionTokens: perMillion(snapshotBytes) };
 }
