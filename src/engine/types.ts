@@ -124,7 +124,7 @@ export interface ReplicaTries {
   addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void>;
   /** Every tenant's global trie as one blob, and the tenants it holds (importing it replaces exactly those). */
   exportGlobalTries(): Promise<{ bytes: Uint8Array; tenants: string[] }>;
-  /** Replaces the tenants in `bytes`; resolves null, or why the bytes were refused (then nothing changed). */
+  /** Replaces the tenants in `bytes`; resolves null, or why the bytes were refused. */
   importGlobalTries(bytes: Uint8Array): Promise<string | null>;
 }
 
