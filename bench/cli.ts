@@ -40,6 +40,9 @@ commands:
   structured     json_schema extraction ({title, date, people[]}) from articles, lookahead off vs on interleaved,
                  in process: [--model PATH] --workload FILE (e.g. llma/cnndm.jsonl) [--requests 40]
                  [--max-tokens 160] [--decoding-length N] [--branch-length N] [--out DIR]
+  replicas       two replicas sharing tries through a redis-server it starts: sync lag under load, tokens per
+                 step on B alone vs after A's answers, Redis memory: [--model PATH] --workload FILE
+                 [--warmup 60] [--requests 16] [--concurrency 4] [--out DIR]
   graph-vs-export  plain greedy tokens/s through our graph vs a foreign export fed its present tensors:
                  --model FILE.gguf|HF_DIR --peer-model EXPORT_DIR [--max-tokens 256] [--rounds 6]
   peer-llamacpp  llama.cpp (node-llama-cpp) greedy, plain and with its prompt-lookup predictor, vs our engine
@@ -145,6 +148,8 @@ async function main(argv: string[]): Promise<number> {
       return soakCommand(f);
     case 'device-check':
       return deviceCheckCommand(f);
+    case 'replicas':
+      return replicasCommand(f);
     case 'graph-vs-export':
       return graphVsExportCommand(f);
     case 'peer-llamacpp':
@@ -157,7 +162,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, device-check, soak, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
   }
 }
 
@@ -405,6 +410,26 @@ async function soakCommand(f: Flags): Promise<number> {
   }
   process.stdout.write(renderSoak(result));
   return result.failed > 0 || result.after.running !== 0 || result.after.queued !== 0 ? 3 : 0;
+}
+
+async function replicasCommand(f: Flags): Promise<number> {
+  if (!f.workload) throw new BenchError('replicas needs --workload FILE', 2);
+  const { runReplicas } = await import('./replicas.js');
+  const result = await runReplicas({
+    modelPath: f.model ?? null,
+    workload: f.workload,
+    warmup: optInt(f.warmup, '--warmup', 1, MAX_REQUESTS) ?? 60,
+    measured: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 16,
+    concurrency: optInt(f.concurrency, '--concurrency', 1, 256) ?? 4,
+    maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 1_000_000) ?? 64,
+    startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 600) * 1000,
+  });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'replicas.json'), `${JSON.stringify(result, null, 2)}\n`);
+  }
+  return 0;
 }
 
 function warmupFromOf(value: string | undefined): 'answers' | 'references' {

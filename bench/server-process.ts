@@ -10,6 +10,8 @@ const STDERR_TAIL = 4000;
 export interface SpawnedServer {
   baseUrl: string;
   pid: number;
+  /** The last of what the server wrote to stderr (its log). */
+  stderr(): string;
   stop(): Promise<void>;
 }
 
@@ -51,7 +53,7 @@ export async function spawnServer(opts: { model: string | null; extraArgs: strin
     if (await healthy(baseUrl)) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { baseUrl: `${baseUrl}/v1`, pid: child.pid!, stop: () => stopChild(child, exited) };
+  return { baseUrl: `${baseUrl}/v1`, pid: child.pid!, stderr: () => stderr, stop: () => stopChild(child, exited) };
 }
 
 async function healthy(baseUrl: string): Promise<boolean> {
@@ -74,7 +76,7 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
   clearTimeout(timer);
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

@@ -4,11 +4,13 @@ import { usage } from './config/options.js';
 import { createEngine } from './engine/index.js';
 import type { Engine } from './engine/types.js';
 import { createLogger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
 import { createApp } from './server/app.js';
 import type { Lifecycle } from './server/deps.js';
 import { loadingApp } from './server/loading.js';
 import { listen, type FetchHandler } from './server/serve.js';
 import { createUpstream } from './server/upstream.js';
+import { startReplication, type Replication } from './sync/index.js';
 
 /** After the last job ends, how long its stream gets to send its final events before connections are cut. */
 const FLUSH_MS = 2000;
@@ -32,6 +34,7 @@ async function main(argv: string[]): Promise<void> {
   let handler: FetchHandler = loadingApp();
   const server = await listen({ fetch: (request, env) => handler.fetch(request, env) }, config.server.host, config.server.port);
   let engine: Engine | null = null;
+  let replication: Replication | undefined;
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -52,6 +55,8 @@ async function main(argv: string[]): Promise<void> {
       // Aborts whatever is still running, then snapshots the tries.
       await engine.close(Math.max(0, deadline - Date.now()));
     }
+    // After the engine: answers of the last jobs are written to Redis before the connection closes.
+    await replication?.close();
     await Promise.race([server.close(), sleep(FLUSH_MS)]);
     await server.close(true);
     log.info('stopped');
@@ -63,8 +68,10 @@ async function main(argv: string[]): Promise<void> {
   log.info({ address: server.url }, 'listening; loading the model');
   const loaded = await createEngine(toEngineOptions(config), (message) => log.info({ component: 'engine' }, message));
   if (stopping) return; // a signal came while loading; stop() exits
-  engine = loaded;
-  handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle });
+  const metrics = new Metrics(() => loaded.stats());
+  if (config.sync.redisUrl) ({ engine, replication } = startReplication(loaded, config, metrics.registry, log));
+  else engine = loaded;
+  handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle, metrics, ...(replication && { replication }) });
   const models = engine.models.map((m) => m.id);
   log.info({ url: server.url, models, upstream: config.upstream.baseUrl }, `serving ${models.join(', ')} at ${server.url}/v1`);
 }

@@ -17,5 +17,6 @@ export function toEngineOptions(config: Config): EngineOptions {
     globalTrie: { ...config.globalTrie },
     corpus: config.corpus,
     hub: { ...config.hub },
+    shareAnswers: config.sync.redisUrl !== null,
   };
 }

@@ -57,6 +57,18 @@ export const configSchema = z.strictObject({
   sessions: z.strictObject({ max: z.number().int().min(0), ttlSeconds: positiveInt }),
   globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath }),
   corpus: nullablePath,
+  /** Replicas sharing each tenant's global trie and sessions' turns through Redis; redisUrl null = off. */
+  sync: z.strictObject({
+    redisUrl: z.url({ protocol: /^rediss?$/ }).nullable(),
+    /** Namespace of every key: replicas of one model share it; another model needs another prefix. */
+    keyPrefix: z.string().min(1).max(100),
+    /** Entries kept per tenant stream (trimmed approximately); older ones live on in the snapshot. */
+    streamMaxLen: positiveInt,
+    /** How often a replica (one at a time) writes the global tries' snapshot to Redis. */
+    snapshotIntervalMs: positiveInt,
+    /** Earlier turns kept per session for a replica the session moves to. */
+    sessionTurns: positiveInt,
+  }),
   upstream: z.strictObject({
     /** An OpenAI-compatible base URL including its version prefix, e.g. https://api.openai.com/v1. */
     baseUrl: z.url({ protocol: /^https?$/ }).nullable(),

@@ -15,7 +15,7 @@ import {
 } from '../lookahead/index.js';
 import type { ModelInfo } from '../model/types.js';
 import type { DraftSource } from './generation.js';
-import type { TrieStats, WorkerJob } from './protocol.js';
+import type { Exchange, TrieStats, WorkerJob } from './protocol.js';
 import type { EngineOptions } from './types.js';
 
 /** One job's view of the tries: its request scope plus its session's and tenant's tries, merged by a Proposer. */
@@ -136,6 +136,28 @@ export class DraftingState {
 
   dropSession(tenant: string, sessionId: string): boolean {
     return this.sessions.delete(tenant, sessionId);
+  }
+
+  /**
+   * Exchanges finished elsewhere (another replica), taught exactly as `finish` teaches a local one: to the tenant's
+   * global trie and copy index, or, for a session's earlier turns, to that session's trie.
+   */
+  addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): void {
+    const session = sessionId ? this.sessions.acquire(tenant, sessionId) : null;
+    for (const { prompt, answer } of exchanges) {
+      if (session) recordExchange(prompt, answer, session);
+      else recordExchange(prompt, answer, null, this.globals.get(tenant), this.globals.copyIndex(tenant));
+    }
+  }
+
+  /** Every tenant's global trie as one blob (the snapshot file's format), and which tenants it holds. */
+  exportGlobals(): { bytes: Uint8Array; tenants: string[] } {
+    return { bytes: this.globals.snapshot(), tenants: this.globals.tenants() };
+  }
+
+  /** Replaces the tenants found in `bytes` (from exportGlobals); others are left alone. */
+  importGlobals(bytes: Uint8Array): void {
+    this.globals.restore(bytes);
   }
 
   trieStats(): TrieStats {

@@ -9,9 +9,9 @@ import type { TextTokenizer } from '../model/tokenizer/types.js';
 import { EngineJob } from './job.js';
 import { constraintHints } from './grammar/hints.js';
 import type { FromWorker, ToWorker, TrieStats, WorkerData } from './protocol.js';
-import type { Engine, EngineOptions, EngineStats, Job, JobSpec, ServedModel } from './types.js';
+import type { Engine, EngineOptions, EngineStats, Exchange, Job, JobSpec, ReplicaTries, ServedModel } from './types.js';
 
-export type { Engine, EngineOptions } from './types.js';
+export type { Engine, EngineOptions, ReplicaTries } from './types.js';
 
 type Log = (message: string) => void;
 
@@ -19,7 +19,7 @@ type Log = (message: string) => void;
  * Starts the worker that loads the model, waits until it is ready, and returns the engine the server talks to.
  * The tokenizer is loaded on this thread too: chat rendering, encoding and detokenizing never wait behind a forward.
  */
-export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine> {
+export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine & ReplicaTries> {
   // A hub id becomes the directory it was downloaded to, served under the id the user gave.
   const local = await ensureModelLocal(requested.model, requested.cacheDir, requested.hub ?? { endpoint: 'https://huggingface.co', token: null }, log);
   const options: EngineOptions =
@@ -50,7 +50,7 @@ export async function createEngine(requested: EngineOptions, log: Log = (m) => c
   return engine;
 }
 
-class WorkerEngine implements Engine {
+class WorkerEngine implements Engine, ReplicaTries {
   readonly models: readonly ServedModel[];
   private readonly jobs = new Map<number, EngineJob>();
   /** Jobs handed to the worker, in order; the worker runs at most maxRunning and queues the rest. */
@@ -63,6 +63,7 @@ class WorkerEngine implements Engine {
   /** Trie sizes as of the last finished job (the worker reports them with each job's end). */
   private lastTrieStats: TrieStats = { global: 0, sessions: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
+  private readonly learnedListeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
 
   constructor(
     private readonly worker: Worker,
@@ -146,6 +147,22 @@ class WorkerEngine implements Engine {
   dropSession(tenant: string, sessionId: string): boolean {
     this.post({ type: 'drop-session', requestId: 0, tenant, sessionId });
     return true;
+  }
+
+  onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void {
+    this.learnedListeners.push(listener);
+  }
+
+  async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
+    await this.ask({ type: 'exchanges', requestId: 0, tenant, sessionId, exchanges });
+  }
+
+  async exportGlobalTries(): Promise<{ bytes: Uint8Array; tenants: string[] }> {
+    return (await this.ask({ type: 'export-tries', requestId: 0 })) as { bytes: Uint8Array; tenants: string[] };
+  }
+
+  async importGlobalTries(bytes: Uint8Array): Promise<string | null> {
+    return (await this.ask({ type: 'import-tries', requestId: 0, bytes })) as string | null;
   }
 
   stats(): EngineStats {
@@ -263,6 +280,9 @@ class WorkerEngine implements Engine {
         break;
       case 'tries':
         this.lastTrieStats = msg.tries;
+        break;
+      case 'learned':
+        for (const listener of this.learnedListeners) listener(msg.tenant, msg.sessionId, msg.exchange);
         break;
       default:
         break;

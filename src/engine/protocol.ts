@@ -31,7 +31,17 @@ export type ToWorker =
   | { type: 'grammar-vocab'; tokens: (Uint8Array | null)[] }
   | { type: 'documents'; requestId: number; tenant: string; docs: number[][] }
   | { type: 'drop-session'; requestId: number; tenant: string; sessionId: string }
+  /** Exchanges learnt elsewhere (another replica): taught to the tenant's global trie, or to a session's trie. */
+  | { type: 'exchanges'; requestId: number; tenant: string; sessionId: string | null; exchanges: Exchange[] }
+  | { type: 'export-tries'; requestId: number }
+  | { type: 'import-tries'; requestId: number; bytes: Uint8Array }
   | { type: 'close'; requestId: number };
+
+/** A prompt and the answer given to it, as token ids. */
+export interface Exchange {
+  prompt: number[];
+  answer: number[];
+}
 
 export interface TrieStats {
   global: number;
@@ -46,6 +56,8 @@ export type FromWorker =
   | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats; tries: TrieStats }
   | { type: 'failed'; jobId: number; name: string; message: string }
   | { type: 'reply'; requestId: number; value: unknown }
+  /** A finished job taught its tenant's global trie (sent only when EngineOptions.shareAnswers is on). */
+  | { type: 'learned'; tenant: string; sessionId: string | null; exchange: Exchange }
   /** After documents are added or a session dropped, so stats stay current between jobs. */
   | { type: 'tries'; tries: TrieStats };
 

@@ -1,4 +1,7 @@
 import type { LoadOptions } from '../model/load.js';
+import type { Exchange } from './protocol.js';
+
+export type { Exchange };
 
 /**
  * What the server sees of the engine: submit a job, read its token batches, get its result.
@@ -127,6 +130,23 @@ export interface EngineOptions extends LoadOptions {
   corpus: string | null;
   /** Where a model named by Hugging Face id (`org/name`) is downloaded from; absent = https://huggingface.co. */
   hub?: { endpoint: string; token: string | null };
+  /** Report every answer taught to a global trie to ReplicaTries.onLearned listeners (replication on). */
+  shareAnswers?: boolean;
+}
+
+/**
+ * What replication across server processes (src/sync) needs from an engine: the exchanges it learns, a way to
+ * teach it exchanges learnt elsewhere, and its global tries whole, for snapshots.
+ */
+export interface ReplicaTries {
+  /** Called for every finished answer taught to a tenant's global trie (only with EngineOptions.shareAnswers). */
+  onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void;
+  /** Teaches exchanges to the tenant's global trie, or to the session's trie; resolves once they are in. */
+  addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void>;
+  /** Every tenant's global trie as one blob, and the tenants it holds (importing it replaces exactly those). */
+  exportGlobalTries(): Promise<{ bytes: Uint8Array; tenants: string[] }>;
+  /** Replaces the tenants in `bytes`; resolves null, or why the bytes were refused. */
+  importGlobalTries(bytes: Uint8Array): Promise<string | null>;
 }
 
 export interface EngineStats {

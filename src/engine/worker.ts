@@ -125,7 +125,12 @@ class DecodeLoop {
   private finish(jobId: number, run: Running): void {
     this.running.delete(jobId);
     run.gen.dispose();
-    this.drafting.finish(run.job, run.gen.answer, run.gen.endReason === 'aborted');
+    const aborted = run.gen.endReason === 'aborted';
+    this.drafting.finish(run.job, run.gen.answer, aborted);
+    if (options.shareAnswers && !aborted) {
+      const { tenant, sessionId, promptIds } = run.job;
+      send({ type: 'learned', tenant, sessionId, exchange: { prompt: promptIds, answer: Array.from(run.gen.answer) } });
+    }
   }
 }
 
@@ -158,6 +163,22 @@ async function main(): Promise<void> {
         break;
       case 'documents':
         drafting.addDocuments(msg.tenant, msg.docs);
+        send({ type: 'tries', tries: drafting.trieStats() });
+        break;
+      case 'exchanges':
+        drafting.addExchanges(msg.tenant, msg.sessionId, msg.exchanges);
+        send({ type: 'reply', requestId: msg.requestId, value: true });
+        break;
+      case 'export-tries':
+        send({ type: 'reply', requestId: msg.requestId, value: drafting.exportGlobals() });
+        break;
+      case 'import-tries':
+        try {
+          drafting.importGlobals(msg.bytes);
+          send({ type: 'reply', requestId: msg.requestId, value: null });
+        } catch (err) {
+          send({ type: 'reply', requestId: msg.requestId, value: (err as Error).message });
+        }
         send({ type: 'tries', tries: drafting.trieStats() });
         break;
       case 'drop-session':

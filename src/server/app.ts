@@ -8,7 +8,7 @@ import { UnavailableError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { createAuthenticator } from './auth.js';
-import type { AppEnv, Lifecycle, ServerDeps } from './deps.js';
+import type { AppEnv, Lifecycle, ReplicaSync, ServerDeps } from './deps.js';
 import { errorBody, mapError } from './errors.js';
 import { observeRequest } from './observe.js';
 import { chatCompletions } from './routes/chat.js';
@@ -30,6 +30,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** main.ts keeps a reference to flip `draining` on SIGTERM. */
   lifecycle?: Lifecycle;
+  /** Replication across replicas (--redis-url); absent = this process learns alone. */
+  replication?: ReplicaSync;
 }
 
 export function createApp(options: AppOptions): Hono<AppEnv> {
@@ -43,6 +45,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     lifecycle: options.lifecycle ?? { draining: false },
     authenticate: createAuthenticator(config.auth),
     tenantJobs: new TenantJobs(config.limits.maxJobsPerTenant),
+    ...(options.replication && { replication: options.replication }),
   };
   const app = new Hono<AppEnv>();
 

@@ -11,6 +11,14 @@ export interface Lifecycle {
   draining: boolean;
 }
 
+/** Replicas sharing tries and sessions through Redis (src/sync), when configured: what the routes use of it. */
+export interface ReplicaSync {
+  /** Before a session's jobs: its turns served by other replicas are taught here first. Never throws. */
+  prepareSession(tenant: string, sessionId: string): Promise<void>;
+  /** For /ready's body: connected or not, lag, what was applied. */
+  status(): object;
+}
+
 /** What every route may use. */
 export interface ServerDeps {
   engine: Engine;
@@ -21,6 +29,7 @@ export interface ServerDeps {
   lifecycle: Lifecycle;
   authenticate: Authenticate;
   tenantJobs: TenantJobs;
+  replication?: ReplicaSync;
 }
 
 /** What a generation route learnt, for the request's log line (never the prompt or the answer text). */

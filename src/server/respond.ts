@@ -38,20 +38,24 @@ export interface RespondOptions {
  * Submits a request's jobs and answers with them. Jobs queued before a later submit was refused (queue full,
  * tenant limit) are aborted, so they never run for nobody.
  */
-export function generate<S>(
+export async function generate<S>(
   c: Context<AppEnv>,
   deps: ServerDeps,
   shape: ResponseShape<S>,
   plan: GenerationPlan,
   body: { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean | null } | null },
 ): Promise<Response> {
-  const { choices, abort } = startJobs(c, deps, plan);
+  const { choices, abort } = await startJobs(c, deps, plan);
   const stream = body.stream === true;
   return respond(c, deps, shape, { choices, abort, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true });
 }
 
-/** Submits the plan's jobs under one request abort (client gone, timeout); the caller disposes of the abort. */
-export function startJobs(c: Context<AppEnv>, deps: ServerDeps, plan: GenerationPlan): { choices: ChoiceJob[]; abort: RequestAbort } {
+/**
+ * Submits the plan's jobs under one request abort (client gone, timeout); the caller disposes of the abort. A
+ * session new to this replica first gets its earlier turns from the other replicas (bounded wait).
+ */
+export async function startJobs(c: Context<AppEnv>, deps: ServerDeps, plan: GenerationPlan): Promise<{ choices: ChoiceJob[]; abort: RequestAbort }> {
+  if (plan.sessionId && deps.replication) await deps.replication.prepareSession(plan.tenant, plan.sessionId);
   const abort = new RequestAbort(c.req.raw.signal, deps.config.server.requestTimeoutMs);
   try {
     return { choices: submitJobs(deps, plan, abort.signal), abort };

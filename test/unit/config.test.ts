@@ -35,6 +35,16 @@ describe('loadConfig', () => {
     expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4 });
     expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32 });
     expect(c.upstream.baseUrl).toBeNull();
+    expect(c.sync).toEqual({ redisUrl: null, keyPrefix: 'lookahead', streamMaxLen: 100_000, snapshotIntervalMs: 60_000, sessionTurns: 16 });
+    expect(toEngineOptions(c).shareAnswers).toBe(false);
+  });
+
+  it('turns replication on with --redis-url or LOOKAHEAD_REDIS_URL, and refuses a URL that is not redis://', () => {
+    expect(loadConfig([], { LOOKAHEAD_REDIS_URL: 'redis://cache:6380/2' }).sync.redisUrl).toBe('redis://cache:6380/2');
+    const c = loadConfig(['--redis-url', 'rediss://cache:6380', '--redis-prefix', 'qwen', '--sync-snapshot-ms', '5000'], {});
+    expect(c.sync).toMatchObject({ redisUrl: 'rediss://cache:6380', keyPrefix: 'qwen', snapshotIntervalMs: 5000 });
+    expect(toEngineOptions(c).shareAnswers).toBe(true);
+    expect(errorOf(() => loadConfig(['--redis-url', 'http://cache:6379'], {}))).toMatch(/sync\.redisUrl.*flag --redis-url/);
   });
 
   it('reads tenant keys from the file, the single key and admin key from env/flags, HF_TOKEN for the hub', () => {

@@ -17,7 +17,12 @@ export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
     const status = deps.lifecycle.draining ? 'draining' : s.running >= maxRunning && s.queued >= maxQueued ? 'saturated' : 'ready';
     // The EP each model really runs on: a GPU request that ended up elsewhere is visible to probes and operators.
     const executionProviders = Object.fromEntries(deps.engine.models.map((m) => [m.id, m.executionProvider]));
-    return c.json({ status, models: models(), execution_providers: executionProviders, running: s.running, queued: s.queued }, status === 'ready' ? 200 : 503);
+    // Replication never makes a replica unready: without Redis it serves from its local tries.
+    const sync = deps.replication && { sync: deps.replication.status() };
+    return c.json(
+      { status, models: models(), execution_providers: executionProviders, running: s.running, queued: s.queued, ...sync },
+      status === 'ready' ? 200 : 503,
+    );
   });
 
   app.get('/metrics', async (c) => c.body(await deps.metrics.text(), 200, { 'content-type': deps.metrics.contentType }));

@@ -60,7 +60,7 @@ export function responses(deps: ServerDeps) {
       sessionId: sessionIdOf(c, body),
       tenant,
     };
-    const { choices, abort } = startJobs(c, deps, plan);
+    const { choices, abort } = await startJobs(c, deps, plan);
     const head: ResponseHead = { id: itemId('resp'), createdAt: Math.floor(Date.now() / 1000), body };
     if (body.stream === true) return streamed(c, deps, head, choices[0], abort, toolTurn(tools), keep);
 
