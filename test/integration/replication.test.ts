@@ -97,7 +97,7 @@ describe.skipIf(!REDIS_SERVER_PRESENT)('replication exactly once (counted)', () 
 
 /** Global tries reduced to what matters here: the multiset of inputs taught to them, per tenant. */
 class RecordingEngine implements Engine, ReplicaTries {
-  readonly models = [{ id: 'm', contextLength: 1024, created: 0 }];
+  readonly models = [{ id: 'm', contextLength: 1024, created: 0, executionProvider: 'cpu' as const }];
   private readonly tries = new Map<string, string[]>();
   private readonly listeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
 
@@ -179,6 +179,8 @@ const TOKENIZER: TextTokenizer = {
   decode: (ids) => String.fromCharCode(...Array.from(ids)),
   renderChat: (messages) => messages.map((m) => m.content).join('\n'),
   chatTemplateAddsBos: false,
+  chatTemplateTakesTools: false,
+  tokenBytes: () => null,
 };
 
 /** A TCP relay to Redis that the test can cut (connections dropped, new ones refused) and restore. */
