@@ -32,12 +32,15 @@ export class TrieSnapshotError extends AppError {
 const NONE = -1;
 /** A deleted run-head slot: lookups probe past it. */
 const TOMB = -2;
-const MIN_SLOTS = 2048;
+/** Hash slots of an empty trie: small, since every session and tenant starts with one (they grow at half load). */
+const MIN_SLOTS = 256;
 const MAX_COUNT = 0x7fffffff;
 /** After a squeeze the trie holds at most this share of maxNodes, so squeezes stay rare. */
 const LOW_WATER = 0.75;
 const SNAPSHOT_MAGIC = 0x5254414c; // 'LATR' little-endian
 const SNAPSHOT_VERSION = 1;
+/** Longest n-gram a trie stores: branch length (at most 64) + 1. Bounds every recursion over a trie's depth. */
+export const MAX_GRAM_LENGTH = 65;
 
 export class TokenTrie {
   readonly gramLength: number;
@@ -65,7 +68,7 @@ export class TokenTrie {
   private epochs = 0;
 
   constructor(options: TrieOptions) {
-    if (!Number.isInteger(options.gramLength) || options.gramLength < 1) {
+    if (!Number.isInteger(options.gramLength) || options.gramLength < 1 || options.gramLength > MAX_GRAM_LENGTH) {
       throw new RangeError(`gramLength must be a positive integer, got ${options.gramLength}`);
     }
     this.gramLength = options.gramLength;
@@ -73,7 +76,7 @@ export class TokenTrie {
     if (!(this.maxNodes > this.gramLength + 1)) throw new RangeError(`maxNodes must exceed gramLength + 1`);
     this.eos = new Set(options.eosIds ?? []);
     this.stops = new Set(options.stopWords ?? []);
-    const initial = Math.min(1024, Number.isFinite(this.maxNodes) ? this.maxNodes + this.gramLength + 1 : 1024);
+    const initial = Math.min(64, Number.isFinite(this.maxNodes) ? this.maxNodes + this.gramLength + 1 : 64);
     this.tokenOf = new Int32Array(initial);
     this.countOf = new Int32Array(initial);
     this.parentOf = new Int32Array(initial);
@@ -250,28 +253,47 @@ export class TokenTrie {
     return bytes;
   }
 
-  /** Rebuilds a trie from `snapshot()` bytes; gramLength comes from the snapshot, the rest from `options`. */
-  static restore(bytes: Uint8Array, options: Omit<TrieOptions, 'gramLength'> = {}): TokenTrie {
+  /**
+   * Rebuilds a trie from `snapshot()` bytes; the rest of the options from `options`. Without `gramLength` the
+   * snapshot's n-gram length is kept; with a shorter one, deeper nodes are dropped (counts stay exact: a node counts
+   * the n-grams through its prefix), with a longer one the stored n-grams are simply shorter than new ones.
+   * Tokens at or past `vocabSize` (when given) make the snapshot invalid: they would index past the embedding.
+   * Nesting deeper than the snapshot's own n-gram length is refused before it can exhaust the stack.
+   */
+  static restore(bytes: Uint8Array, options: Omit<TrieOptions, 'gramLength'> & { gramLength?: number; vocabSize?: number } = {}): TokenTrie {
     if (bytes.byteLength < 20) throw new TrieSnapshotError('trie snapshot is truncated');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw new TrieSnapshotError('not a trie snapshot');
     const version = view.getUint32(4, true);
     if (version !== SNAPSHOT_VERSION) throw new TrieSnapshotError(`unsupported trie snapshot version ${version}`);
+    const stored = view.getUint32(8, true);
+    if (stored < 1 || stored > MAX_GRAM_LENGTH) throw new TrieSnapshotError(`trie snapshot n-gram length ${stored} is out of range`);
     const keys = view.getUint32(12, true);
     const nodes = view.getUint32(16, true);
     if (bytes.byteLength !== 4 * (5 + 3 * nodes)) throw new TrieSnapshotError('trie snapshot is truncated');
-    const trie = new TokenTrie({ ...options, gramLength: view.getUint32(8, true) });
+    const { vocabSize, ...trieOptions } = options;
+    const trie = new TokenTrie({ ...trieOptions, gramLength: options.gramLength ?? stored });
     let at = 20;
-    const read = (parent: number): number => {
+    const read = (parent: number, depth: number): number => {
       if (at >= bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
-      const node = trie.alloc(view.getInt32(at, true));
-      trie.countOf[node] = view.getInt32(at + 4, true);
-      trie.parentOf[node] = parent;
+      if (depth > stored) throw new TrieSnapshotError(`trie snapshot nests deeper than its n-gram length ${stored}`);
+      const token = view.getInt32(at, true);
+      if (token < 0 || (vocabSize !== undefined && token >= vocabSize)) {
+        throw new TrieSnapshotError(`trie snapshot holds token id ${token}, outside the vocabulary (${vocabSize ?? 'any'} ids)`);
+      }
+      const count = view.getInt32(at + 4, true);
       let children = view.getUint32(at + 8, true);
       at += 12;
+      // Past the wanted n-gram length the subtree is read (to stay in step) but not kept.
+      const node = depth <= trie.gramLength ? trie.alloc(token) : NONE;
+      if (node !== NONE) {
+        trie.countOf[node] = count;
+        trie.parentOf[node] = parent;
+      }
       let last = NONE;
       for (; children > 0; children--) {
-        const child = read(node);
+        const child = read(node, depth + 1);
+        if (child === NONE) continue;
         if (last === NONE) trie.childOf[node] = child;
         else trie.siblingOf[last] = child;
         last = child;
@@ -279,7 +301,7 @@ export class TokenTrie {
       return node;
     };
     for (let k = 0; k < keys; k++) {
-      const root = read(NONE);
+      const root = read(NONE, 0);
       trie.roots.set(trie.tokenOf[root], root);
     }
     if (at !== bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
