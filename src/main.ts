@@ -8,10 +8,15 @@ import { createApp } from './server/app.js';
 import type { Lifecycle } from './server/deps.js';
 import { loadingApp } from './server/loading.js';
 import { listen, type FetchHandler } from './server/serve.js';
-import { createUpstream } from './server/upstream.js';
+import { createUpstream, redactUrl } from './server/upstream.js';
 
 /** After the last job ends, how long its stream gets to send its final events before connections are cut. */
 const FLUSH_MS = 2000;
+/**
+ * Shutdown takes at most the grace period plus this: saving the tries (bounded in the engine), stopping the worker
+ * and the final flush. Past it the process exits anyway, whatever is stuck.
+ */
+const SHUTDOWN_BOUND_MS = 20_000;
 
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -44,6 +49,10 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     lifecycle.draining = true;
     const grace = config.server.shutdownGraceMs;
+    setTimeout(() => {
+      log.error({ boundMs: grace + SHUTDOWN_BOUND_MS }, 'shutdown ran past its bound: exiting now');
+      process.exit(1);
+    }, grace + SHUTDOWN_BOUND_MS).unref();
     log.info({ graceMs: grace }, `${signal}: taking no new requests (503); letting running ones finish`);
     if (engine) {
       const deadline = Date.now() + grace;
@@ -66,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
   engine = loaded;
   handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle });
   const models = engine.models.map((m) => m.id);
-  log.info({ url: server.url, models, upstream: config.upstream.baseUrl }, `serving ${models.join(', ')} at ${server.url}/v1`);
+  log.info({ url: server.url, models, upstream: config.upstream.baseUrl && redactUrl(config.upstream.baseUrl) }, `serving ${models.join(', ')} at ${server.url}/v1`);
 }
 
 function busy(engine: Engine): boolean {

@@ -16,6 +16,8 @@ export const configSchema = z.strictObject({
     requestTimeoutMs: positiveInt,
     /** On SIGTERM/SIGINT, how long running requests get to finish before their jobs are aborted. */
     shutdownGraceMs: z.number().int().min(0),
+    /** A decode step or slice of trie work running longer than this: the engine worker is replaced. */
+    workerWatchdogMs: positiveInt,
   }),
   /** No keys at all = auth off: every caller is tenant "default" and may use the admin routes. */
   auth: z.strictObject({
@@ -47,9 +49,14 @@ export const configSchema = z.strictObject({
     maxTokens: positiveInt,
     /** Jobs (running or queued) one tenant may have at once; more answer 429 with Retry-After. */
     maxJobsPerTenant: positiveInt,
+    /** Text bytes one POST /v1/lookahead/documents may carry (413 past it). */
+    maxDocumentBytes: positiveInt,
+    /** Document bytes one tenant may post per minute (429 with Retry-After past it). */
+    documentBytesPerMinute: positiveInt,
   }),
-  sessions: z.strictObject({ max: z.number().int().min(0), ttlSeconds: positiveInt }),
-  globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath }),
+  sessions: z.strictObject({ max: z.number().int().min(0), ttlSeconds: positiveInt, maxPerTenant: positiveInt }),
+  /** maxTenants bounds memory whatever tenant names arrive: the least recently used tenant's trie goes first. */
+  globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath, maxTenants: positiveInt }),
   corpus: nullablePath,
   upstream: z.strictObject({
     /** An OpenAI-compatible base URL including its version prefix, e.g. https://api.openai.com/v1. */

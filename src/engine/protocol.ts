@@ -2,6 +2,7 @@
  * Messages between the engine's HTTP-side thread and the worker that owns the ORT session and the KV caches.
  * Only plain data crosses: token ids, numbers, strings.
  */
+import type { WireError } from '../errors.js';
 import type { ModelInfo } from '../model/types.js';
 import type { EngineOptions, LookaheadOptions, LookaheadStats, SamplingParams, TokenLogprob } from './types.js';
 
@@ -24,13 +25,25 @@ export type EndReason = 'eos' | 'length' | 'aborted';
 export type ToWorker =
   | { type: 'start'; job: WorkerJob }
   | { type: 'abort'; jobId: number }
-  | { type: 'documents'; requestId: number; tenant: string; docs: number[][] }
+  /** Part of a document (tokenized on the main thread, piece by piece); `end` closes the document. */
+  | { type: 'document-piece'; tenant: string; ids: Int32Array; end: boolean }
+  /** Answered once every piece posted before it is in the tries. */
+  | { type: 'documents-done'; requestId: number }
   | { type: 'drop-session'; requestId: number; tenant: string; sessionId: string }
-  | { type: 'close'; requestId: number };
+  | { type: 'close'; requestId: number }
+  /** Test-only (honoured only when WorkerData.testFaults): break the worker the way a bug would. */
+  | { type: 'fault'; kind: WorkerFault };
+
+export type WorkerFault = 'crash' | 'wedge';
 
 export interface TrieStats {
   global: number;
   sessions: number;
+  /** Tenants with a global trie held, and sessions held (bounded by config). */
+  tenants: number;
+  sessionCount: number;
+  /** Tenants evicted to stay within maxTenants since the worker started. */
+  evictedTenants: number;
 }
 
 export type FromWorker =
@@ -39,11 +52,20 @@ export type FromWorker =
   | { type: 'log'; message: string }
   | { type: 'tokens'; jobId: number; tokens: number[]; logprobs?: TokenLogprob[] }
   | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats; tries: TrieStats }
-  | { type: 'failed'; jobId: number; name: string; message: string }
-  | { type: 'reply'; requestId: number; value: unknown }
+  | { type: 'failed'; jobId: number; error: WireError }
+  | { type: 'reply'; requestId: number; value: unknown; error?: WireError }
   /** After documents are added or a session dropped, so stats stay current between jobs. */
   | { type: 'tries'; tries: TrieStats };
 
 export interface WorkerData {
   options: EngineOptions;
+  /** Identifies the model's token ids in trie snapshots (see snapshot-file.ts). */
+  fingerprint: string;
+  /**
+   * [0] = Date.now() when the worker began its current unit of work (a decode step, a slice of bulk work), 0 when
+   * idle: the main thread's watchdog reads it without a message.
+   */
+  heartbeat: SharedArrayBuffer;
+  /** Honour `fault` messages: set by tests only, never from configuration. */
+  testFaults?: boolean;
 }
