@@ -32,7 +32,7 @@ export interface TestHooks {
 }
 
 /** Characters of a document tokenized at a time on this thread, so a large post never blocks it for long. */
-const PIECE_CHARS = 8192;
+const PIECE_CHARS = 2048;
 /** How long shutdown waits for the worker to save the tries and release the model. */
 const CLOSE_BOUND_MS = 10_000;
 /** How long terminating a worker may take before it is left behind (it may be inside native code). */
@@ -187,6 +187,7 @@ export class WorkerEngine implements Engine {
 
   /** Forgets a session's trie; false when there was none. */
   async dropSession(tenant: string, sessionId: string): Promise<boolean> {
+    this.requireWorker();
     return (await this.ask({ type: 'drop-session', requestId: 0, tenant, sessionId })) === true;
   }
 
@@ -399,7 +400,8 @@ export class WorkerEngine implements Engine {
   }
 
   private ask(msg: Extract<ToWorker, { requestId: number }>): Promise<unknown> {
-    const worker = this.requireWorker();
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new EngineRestartingError('The engine is restarting after a worker failure; retry shortly.', 2));
     const requestId = this.nextId++;
     return new Promise((resolve, reject) => {
       this.replies.set(requestId, { resolve, reject });
