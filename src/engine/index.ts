@@ -17,7 +17,7 @@ import type { ModelInfo } from '../model/types.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
 import { splitText } from './split-text.js';
 import { EngineJob } from './job.js';
-import type { FromWorker, ToWorker, TrieStats, WorkerData, WorkerFault } from './protocol.js';
+import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_BYTES, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type TrieStats, type WorkerData, type WorkerFault } from './protocol.js';
 import { modelFingerprint } from './snapshot-file.js';
 import type { Engine, EngineOptions, EngineState, EngineStats, Job, JobSpec, ServedModel } from './types.js';
 
@@ -33,6 +33,11 @@ export interface TestHooks {
 
 /** Characters of a document tokenized at a time on this thread, so a large post never blocks it for long. */
 const PIECE_CHARS = 2048;
+/**
+ * Document pieces posted to the worker ahead of its ingestion: tokenizing runs at the pace the worker inserts (which
+ * decode steps have priority over), instead of taking a core from the streams for the whole post at once.
+ */
+const PIECES_AHEAD = 4;
 /** How long shutdown waits for the worker to save the tries and release the model. */
 const CLOSE_BOUND_MS = 10_000;
 /** How long terminating a worker may take before it is left behind (it may be inside native code). */
@@ -74,7 +79,9 @@ export class WorkerEngine implements Engine {
   private loading: Worker | null = null;
   private state: EngineState = 'starting';
   /** See WorkerData.heartbeat; a fresh buffer per worker, so a wedged old one cannot write into the new one's. */
-  private busySince = new Float64Array(new SharedArrayBuffer(8));
+  private beat = new Float64Array(new SharedArrayBuffer(HEARTBEAT_BYTES));
+  /** Document pieces posted to the current worker (compared with its HEARTBEAT_PIECES_DONE). */
+  private piecesPosted = 0;
   private watchdog: NodeJS.Timeout | null = null;
   private restarts = 0;
   private readonly jobs = new Map<number, EngineJob>();
@@ -176,8 +183,10 @@ export class WorkerEngine implements Engine {
       for (let i = 0; i < pieces.length; i++) {
         const ids = Int32Array.from(this.tok.encode(pieces[i], { addSpecialTokens: false }));
         tokens += ids.length;
+        while (this.worker === worker && this.piecesPosted - this.beat[HEARTBEAT_PIECES_DONE] >= PIECES_AHEAD) await sleep(2);
         if (this.worker !== worker) throw new EngineRestartingError('The engine restarted while these documents were being added; post them again.', 2);
         worker.postMessage({ type: 'document-piece', tenant, ids, end: i === pieces.length - 1 } satisfies ToWorker, [ids.buffer]);
+        this.piecesPosted++;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
@@ -253,7 +262,7 @@ export class WorkerEngine implements Engine {
 
   /** A new worker with the model loaded (and the tries restored), listened to only once it is ready. */
   private spawn(): Promise<{ info: ModelInfo }> {
-    const heartbeat = new SharedArrayBuffer(8);
+    const heartbeat = new SharedArrayBuffer(HEARTBEAT_BYTES);
     const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
       workerData: { options: this.options, fingerprint: this.fingerprint, heartbeat, ...(this.testFaults && { testFaults: true }) } satisfies WorkerData,
     });
@@ -264,7 +273,8 @@ export class WorkerEngine implements Engine {
         else if (msg.type === 'ready') {
           cleanup();
           this.loading = null;
-          this.busySince = new Float64Array(heartbeat);
+          this.beat = new Float64Array(heartbeat);
+          this.piecesPosted = 0;
           this.attach(worker);
           resolve(msg);
         } else if (msg.type === 'load-failed') {
@@ -303,7 +313,7 @@ export class WorkerEngine implements Engine {
   }
 
   private checkWatchdog(): void {
-    const since = this.busySince[0];
+    const since = this.beat[HEARTBEAT_BUSY_SINCE];
     if (!this.worker || since === 0 || Date.now() - since <= this.options.watchdogMs) return;
     this.workerDown(this.worker, `is wedged: one unit of work has run for ${Date.now() - since} ms, past the ${this.options.watchdogMs} ms watchdog`);
   }

@@ -19,6 +19,7 @@ export class IngestQueue {
   constructor(
     private readonly drafting: DraftingState,
     private readonly onMarker: (requestId: number) => void,
+    private readonly onPieceDone: () => void,
   ) {}
 
   get pending(): boolean {
@@ -42,7 +43,10 @@ export class IngestQueue {
       const to = Math.min(this.at + SPAN, item.ids.length);
       this.drafting.addDocumentSpan(item.tenant, item.ids, this.at, to, item.end);
       this.at = to;
-      if (to >= item.ids.length) this.advance();
+      if (to >= item.ids.length) {
+        this.advance();
+        this.onPieceDone();
+      }
     } while (this.pending && performance.now() < until);
   }
 

@@ -62,10 +62,15 @@ export interface WorkerData {
   /** Identifies the model's token ids in trie snapshots (see snapshot-file.ts). */
   fingerprint: string;
   /**
-   * [0] = Date.now() when the worker began its current unit of work (a decode step, a slice of bulk work), 0 when
-   * idle: the main thread's watchdog reads it without a message.
+   * Float64 slots the main thread reads without a message: [HEARTBEAT_BUSY_SINCE] = Date.now() when the worker
+   * began its current unit of work (a decode step, a slice of bulk work), 0 when idle (the watchdog reads it);
+   * [HEARTBEAT_PIECES_DONE] = document pieces ingested so far (the main thread keeps only a few posted ahead).
    */
   heartbeat: SharedArrayBuffer;
   /** Honour `fault` messages: set by tests only, never from configuration. */
   testFaults?: boolean;
 }
+
+export const HEARTBEAT_BUSY_SINCE = 0;
+export const HEARTBEAT_PIECES_DONE = 1;
+export const HEARTBEAT_BYTES = 16;

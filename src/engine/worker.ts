@@ -10,13 +10,13 @@ import type { LoadedModel } from '../model/types.js';
 import { DraftingState } from './drafting.js';
 import { Generation, type StepOutput } from './generation.js';
 import { IngestQueue } from './ingest.js';
-import type { FromWorker, ToWorker, WorkerData, WorkerFault, WorkerJob } from './protocol.js';
+import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type WorkerData, type WorkerFault, type WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
 const { options, fingerprint, heartbeat, testFaults } = workerData as WorkerData;
-/** See WorkerData.heartbeat: the main thread's watchdog reads when the current unit of work began. */
-const busySince = new Float64Array(heartbeat);
+/** See WorkerData.heartbeat. */
+const beat = new Float64Array(heartbeat);
 
 function send(msg: FromWorker): void {
   port.postMessage(msg);
@@ -43,7 +43,7 @@ const FLUSH_MS = 20;
  * steps took (within the bounds below), so other tenants' streams slow by at most about this factor; with nothing to
  * decode, slices are IDLE_SLICE_MS long, and messages (aborts, new jobs, close) are read between any two slices.
  */
-const BULK_SHARE = 0.5;
+const BULK_SHARE = 0.25;
 const MIN_SLICE_MS = 0.2;
 const MAX_SLICE_MS = 4;
 const IDLE_SLICE_MS = 10;
@@ -90,7 +90,7 @@ class DecodeLoop {
         if (this.bulk.pending) {
           const decoding = this.running.size > 0;
           const budget = decoding ? Math.min(MAX_SLICE_MS, Math.max(MIN_SLICE_MS, (performance.now() - roundStart) * BULK_SHARE)) : IDLE_SLICE_MS;
-          busySince[0] = Date.now();
+          beat[HEARTBEAT_BUSY_SINCE] = Date.now();
           this.bulk.runSlice(budget);
           // Let aborts, new jobs and close in: bulk work alone never yields otherwise.
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -101,7 +101,7 @@ class DecodeLoop {
         }
       }
     } finally {
-      busySince[0] = 0;
+      beat[HEARTBEAT_BUSY_SINCE] = 0;
       this.looping = false;
     }
   }
@@ -112,7 +112,7 @@ class DecodeLoop {
       if (!run.gen.finished) {
         try {
           const first = !run.started;
-          busySince[0] = Date.now();
+          beat[HEARTBEAT_BUSY_SINCE] = Date.now();
           const out: StepOutput = first ? await run.gen.prefill() : await run.gen.step();
           run.started = true;
           // An abort that arrived during the forward wins: its tokens go nowhere.
@@ -170,10 +170,14 @@ async function main(): Promise<void> {
   send({ type: 'log', message: `forward cost at past ${past}: ${costCurve.map((p) => `k=${p.k} ${p.ms.toFixed(2)} ms`).join(', ')}` });
   const drafting = new DraftingState(options, model.info, costCurve, fingerprint);
   for (const message of drafting.restore()) send({ type: 'log', message });
-  const bulk = new IngestQueue(drafting, (requestId) => {
-    send({ type: 'reply', requestId, value: true });
-    send({ type: 'tries', tries: drafting.trieStats() });
-  });
+  const bulk = new IngestQueue(
+    drafting,
+    (requestId) => {
+      send({ type: 'reply', requestId, value: true });
+      send({ type: 'tries', tries: drafting.trieStats() });
+    },
+    () => beat[HEARTBEAT_PIECES_DONE]++,
+  );
   const loop = new DecodeLoop(model, drafting, bulk);
   port.on('message', (msg: ToWorker) => {
     // A throwing handler must not take the worker (and every running job) down with it.
@@ -228,7 +232,7 @@ function injectFault(kind: WorkerFault): void {
     });
     return;
   }
-  busySince[0] = Date.now();
+  beat[HEARTBEAT_BUSY_SINCE] = Date.now();
   for (;;) {
     // Spins until the main thread terminates the worker.
   }

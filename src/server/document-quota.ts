@@ -16,8 +16,10 @@ export class DocumentQuota {
 
   /** Takes `bytes` from the tenant's budget, or throws (and takes nothing). */
   take(tenant: string, bytes: number): void {
-    if (bytes > this.maxPerPost) {
-      throw new PayloadTooLargeError(`The documents hold ${bytes} bytes of text; this server takes at most ${this.maxPerPost} per request.`, 'documents');
+    // A post bigger than a whole minute's budget could never be taken: 413, not a 429 to retry forever.
+    const cap = Math.min(this.maxPerPost, this.perMinute);
+    if (bytes > cap) {
+      throw new PayloadTooLargeError(`The documents hold ${bytes} bytes of text; this server takes at most ${cap} per request.`, 'documents');
     }
     const now = this.now();
     const bucket = this.buckets.get(tenant) ?? { bytes: this.perMinute, at: now };
