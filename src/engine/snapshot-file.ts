@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TrieSnapshotError } from '../lookahead/index.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
@@ -105,10 +105,15 @@ export function writeSnapshotFile(path: string, bytes: Uint8Array): void {
 /** Removes temp files that writers which died mid-write left beside `path` (`<name>.tmp-<pid>`, pid gone or ours). */
 export function removeStaleTemps(path: string): string[] {
   const dir = dirname(path);
-  if (!existsSync(dir)) return [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return []; // no such directory (yet), or not a directory: nothing left behind there
+  }
   const prefix = `${basename(path)}.tmp-`;
   const removed: string[] = [];
-  for (const name of readdirSync(dir)) {
+  for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length));
     if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) continue;
