@@ -20,6 +20,7 @@ export class IngestQueue {
     private readonly drafting: DraftingState,
     private readonly onMarker: (requestId: number) => void,
     private readonly onPieceDone: () => void,
+    private readonly onPieceFailed: (err: Error) => void,
   ) {}
 
   get pending(): boolean {
@@ -41,7 +42,14 @@ export class IngestQueue {
         continue;
       }
       const to = Math.min(this.at + SPAN, item.ids.length);
-      this.drafting.addDocumentSpan(item.tenant, item.ids, this.at, to, item.end);
+      try {
+        this.drafting.addDocumentSpan(item.tenant, item.ids, this.at, to, item.end);
+      } catch (err) {
+        // One bad piece is skipped, not retried forever nor allowed to take the worker down.
+        this.advance();
+        this.onPieceFailed(err as Error);
+        continue;
+      }
       this.at = to;
       if (to >= item.ids.length) {
         this.advance();

@@ -177,6 +177,10 @@ async function main(): Promise<void> {
       send({ type: 'tries', tries: drafting.trieStats() });
     },
     () => beat[HEARTBEAT_PIECES_DONE]++,
+    (err) => {
+      beat[HEARTBEAT_PIECES_DONE]++;
+      send({ type: 'log', message: `a document piece was skipped: ${err.message}` });
+    },
   );
   const loop = new DecodeLoop(model, drafting, bulk);
   port.on('message', (msg: ToWorker) => {
