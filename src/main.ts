@@ -39,8 +39,11 @@ async function main(argv: string[]): Promise<void> {
   let engine: Engine | null = null;
 
   let stopping = false;
+  /** Set by a second signal: the draining path must then not exit 0 behind its back. */
+  let forcing = false;
   const stop = async (signal: string) => {
     if (stopping) {
+      forcing = true;
       log.warn(`${signal} again: exiting now`);
       // The worker goes first: exiting while it is inside an ORT forward aborts the process (SIGABRT).
       await Promise.race([engine?.terminate(), sleep(1000)]);
@@ -61,8 +64,10 @@ async function main(argv: string[]): Promise<void> {
       // Aborts whatever is still running, then snapshots the tries.
       await engine.close(Math.max(0, deadline - Date.now()));
     }
+    if (forcing) return;
     await Promise.race([server.close(), sleep(FLUSH_MS)]);
     await server.close(true);
+    if (forcing) return;
     log.info('stopped');
     process.exit(0);
   };

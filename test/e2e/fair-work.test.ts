@@ -24,7 +24,7 @@ beforeAll(async () => {
   writeFileSync(config, `auth:\n  apiKeys:\n    - { key: ${KEYS.a}, tenant: a }\n    - { key: ${KEYS.b}, tenant: b }\n`);
   server = await startRealServer([
     '--config', config, '--context-length', '1024', '--max-tokens', '1000', '--branch-length', '4',
-    '--body-limit-bytes', String(8 * 1024 * 1024), '--max-document-bytes', String(5 * 1024 * 1024),
+    '--body-limit-bytes', String(16 * 1024 * 1024), '--max-document-bytes', String(6 * 1024 * 1024),
     '--document-bytes-per-minute', String(6 * 1024 * 1024),
   ]);
 });
@@ -109,7 +109,7 @@ function p99(values: number[]): number {
 describe('fair work between tenants', () => {
   it("tenant A's 4 MB of documents keep tenant B's p99 inter-token latency within ×2 of its baseline", async () => {
     // Over the size cap: refused outright, nothing queued.
-    expect((await post(KEYS.b, documents(5.5 * 1024 * 1024, 1))).status).toBe(413);
+    expect((await post(KEYS.b, documents(6.5 * 1024 * 1024, 1))).status).toBe(413);
 
     await measureB([], 0); // warm-up: first-request costs stay out of the baseline
 
@@ -144,9 +144,9 @@ describe('fair work between tenants', () => {
   }, 300_000);
 
   it('past its byte budget per minute a tenant gets 429 with Retry-After', async () => {
-    // B has 6 MB per minute: of a 4 MB and a 3 MB post sent together, whichever comes second is refused at once
-    // (the other one is answered only when ingested, long after).
-    const both = [post(KEYS.b, documents(4 * 1024 * 1024, 1, 99)), post(KEYS.b, documents(3 * 1024 * 1024, 1, 98))];
+    // B has 6 MB per minute: of two 5 MB posts sent together, whichever comes second is refused at once (it would
+    // need 40 s of refill; the other one is answered only when ingested, long after).
+    const both = [post(KEYS.b, documents(5 * 1024 * 1024, 1, 99)), post(KEYS.b, documents(5 * 1024 * 1024, 1, 98))];
     for (const p of both) void p.catch(() => {});
     const res = await Promise.race(both);
     expect(res.status).toBe(429);
