@@ -72,7 +72,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     spawned = await spawnServer({ model: opts.modelPath, extraArgs, startupTimeoutMs: opts.startupTimeoutMs });
   }
   try {
-    const target = resolveTarget(spawned?.baseUrl ?? opts.baseUrl!, { allowRemote: opts.allowRemote, apiKey: opts.apiKey, requestTimeoutMs: 120_000, connections: opts.clients + 4 });
+    const target = resolveTarget(spawned?.baseUrl ?? opts.baseUrl!, { allowRemote: opts.allowRemote, apiKey: opts.apiKey ?? keys[0] ?? null, requestTimeoutMs: 120_000, connections: opts.clients + 4 });
     const model = await firstModel(target);
     const sampler = new RssSampler(target, spawned?.pid ?? null, 5000, 10_000);
     sampler.begin();
