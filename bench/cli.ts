@@ -31,6 +31,7 @@ commands:
                  [--compare-logits: also time the logits output + JS argmax scan, side by side]
   soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
+                 [--tenants N] [--document-every N] [--session-ids N]   (tenants, documents, sessions mixed in)
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
   device-check   which EPs load, then per model and GPU EP: greedy agreement with the CPU EP, ms per forward
@@ -113,6 +114,9 @@ const FLAGS = {
   'context-length': { type: 'string' },
   clients: { type: 'string' },
   'abort-fraction': { type: 'string' },
+  tenants: { type: 'string' },
+  'document-every': { type: 'string' },
+  'session-ids': { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -403,6 +407,9 @@ async function soakCommand(f: Flags): Promise<number> {
     seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
     startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 300) * 1000,
     quiet: f.quiet ?? false,
+    tenants: optInt(f.tenants, '--tenants', 0, 10_000) ?? 0,
+    documentEvery: optInt(f['document-every'], '--document-every', 0, 1_000_000) ?? 0,
+    sessionIds: optInt(f['session-ids'], '--session-ids', 0, 10_000_000) ?? 0,
   });
   if (f.out) {
     mkdirSync(f.out, { recursive: true });

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Target } from './client.js';
 import { streamChat } from './client.js';
 import { RssSampler, type RssPoint } from './rss.js';
@@ -19,6 +22,14 @@ export interface SoakOptions {
   seed: number;
   startupTimeoutMs: number;
   quiet: boolean;
+  /**
+   * Tenants mixed in (0 = none): our spawned server gets one API key per tenant and each client uses one; with
+   * `documentEvery` > 0 a client's every n-th request posts a document to its tenant instead, and with
+   * `sessionIds` > 0 chats carry an X-Session-Id drawn from that many.
+   */
+  tenants: number;
+  documentEvery: number;
+  sessionIds: number;
 }
 
 export interface SoakResult {
@@ -29,6 +40,8 @@ export interface SoakResult {
   abortedByClient: number;
   failed: number;
   errors: Record<string, number>;
+  /** Documents posted (and refused by the per-tenant rate limit, which is not a failure). */
+  documents: { posted: number; rateLimited: number };
   rss: { startBytes: number | null; endBytes: number | null; maxBytes: number | null; points: number };
   /** Engine state after the clients stopped and the queue had time to drain. */
   after: { running: number | null; queued: number | null };
@@ -47,15 +60,23 @@ const PROMPTS = [
  */
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   let spawned: SpawnedServer | null = null;
+  const keys = Array.from({ length: opts.tenants }, (_, i) => `sk-soak-tenant-${i}`);
   if (opts.baseUrl === null) {
-    spawned = await spawnServer({ model: opts.modelPath, extraArgs: opts.serverArgs, startupTimeoutMs: opts.startupTimeoutMs });
+    const extraArgs = [...opts.serverArgs];
+    if (keys.length > 0) {
+      const dir = mkdtempSync(join(tmpdir(), 'lookahead-soak-'));
+      const config = join(dir, 'tenants.yaml');
+      writeFileSync(config, `auth:\n  apiKeys:\n${keys.map((k, i) => `    - { key: ${k}, tenant: soak-${i} }`).join('\n')}\n`);
+      extraArgs.push('--config', config);
+    }
+    spawned = await spawnServer({ model: opts.modelPath, extraArgs, startupTimeoutMs: opts.startupTimeoutMs });
   }
   try {
-    const target = resolveTarget(spawned?.baseUrl ?? opts.baseUrl!, { allowRemote: opts.allowRemote, apiKey: opts.apiKey, requestTimeoutMs: 120_000, connections: opts.clients + 4 });
+    const target = resolveTarget(spawned?.baseUrl ?? opts.baseUrl!, { allowRemote: opts.allowRemote, apiKey: opts.apiKey ?? keys[0] ?? null, requestTimeoutMs: 120_000, connections: opts.clients + 4 });
     const model = await firstModel(target);
     const sampler = new RssSampler(target, spawned?.pid ?? null, 5000, 10_000);
     sampler.begin();
-    const result = await drive(target, model, opts);
+    const result = await drive(target, model, opts, keys);
     // Give aborted jobs a moment to end before the last reading.
     const after = await settle(target);
     const points = (await sampler.end()) ?? [];
@@ -65,18 +86,31 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   }
 }
 
-async function drive(target: Target, model: string, opts: SoakOptions) {
+async function drive(target: Target, model: string, opts: SoakOptions, keys: string[]) {
   const stop = new AbortController();
   const deadline = performance.now() + opts.durationS * 1000;
   const stopTimer = setTimeout(() => stop.abort(), opts.durationS * 1000 + 120_000);
   let seed = opts.seed >>> 0 || 1;
   const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const counts = { requests: 0, completed: 0, abortedByClient: 0, failed: 0, errors: {} as Record<string, number> };
+  const counts = { requests: 0, completed: 0, abortedByClient: 0, failed: 0, errors: {} as Record<string, number>, documents: { posted: 0, rateLimited: 0 } };
+  const fail = (kind: string) => {
+    counts.failed++;
+    counts.errors[kind] = (counts.errors[kind] ?? 0) + 1;
+  };
   let lastReport = performance.now();
   // Hang-ups land anywhere in a request's life: the delay is drawn from 0 .. the typical full duration so far.
   let typicalMs = 500;
   const client = async (i: number) => {
-    while (performance.now() < deadline) {
+    const auth: Record<string, string> = keys.length > 0 ? { authorization: `Bearer ${keys[i % keys.length]}` } : {};
+    for (let n = 1; performance.now() < deadline; n++) {
+      if (opts.documentEvery > 0 && n % opts.documentEvery === 0) {
+        const res = await call(target, `${target.apiBase}/lookahead/documents`, { method: 'POST', json: { documents: [soakDocument(random)] }, headers: auth, timeoutMs: 120_000 }).catch(() => null);
+        if (res?.status === 200) counts.documents.posted++;
+        else if (res?.status === 429) counts.documents.rateLimited++;
+        else fail(`documents ${res?.status ?? 'unreachable'}`);
+        continue;
+      }
+      const headers = opts.sessionIds > 0 ? { ...auth, 'x-session-id': `soak-session-${Math.floor(random() * opts.sessionIds)}` } : auth;
       const hangUp = random() < opts.abortFraction;
       const own = new AbortController();
       const timer = hangUp ? setTimeout(() => own.abort(), Math.floor(random() * typicalMs)) : null;
@@ -84,7 +118,7 @@ async function drive(target: Target, model: string, opts: SoakOptions) {
       const sample = await streamChat(
         target,
         { model, messages: [{ role: 'user', content: PROMPTS[(i + counts.requests) % PROMPTS.length] }], max_tokens: opts.maxTokens },
-        {},
+        headers,
         AbortSignal.any([own.signal, stop.signal]),
       );
       if (timer) clearTimeout(timer);
@@ -93,10 +127,7 @@ async function drive(target: Target, model: string, opts: SoakOptions) {
         typicalMs = 0.9 * typicalMs + 0.1 * sample.e2eMs;
       }
       else if (own.signal.aborted) counts.abortedByClient++;
-      else {
-        counts.failed++;
-        counts.errors[sample.errorType ?? 'unknown'] = (counts.errors[sample.errorType ?? 'unknown'] ?? 0) + 1;
-      }
+      else fail(sample.errorType ?? 'unknown');
       if (!opts.quiet && performance.now() - lastReport > 30_000) {
         lastReport = performance.now();
         const left = Math.max(0, Math.round((deadline - performance.now()) / 1000));
@@ -108,6 +139,19 @@ async function drive(target: Target, model: string, opts: SoakOptions) {
   await Promise.all(Array.from({ length: opts.clients }, (_, i) => client(i)));
   clearTimeout(stopTimer);
   return { durationS: (performance.now() - started) / 1000, clients: opts.clients, ...counts };
+}
+
+const WORDS = ['harbor', 'lantern', 'signal', 'keeper', 'storm', 'north', 'granite', 'tide', 'beacon', 'salt', 'winter', 'ledger'];
+
+/** About 16 KB of word salad: a RAG document as far as the tries are concerned. */
+function soakDocument(random: () => number): string {
+  const parts: string[] = [];
+  for (let bytes = 0; bytes < 16_384; ) {
+    const w = `${WORDS[Math.floor(random() * WORDS.length)]} `;
+    parts.push(w);
+    bytes += w.length;
+  }
+  return parts.join('');
 }
 
 async function firstModel(target: Target): Promise<string> {
@@ -143,9 +187,9 @@ export function renderSoak(r: SoakResult): string {
   return [
     `# soak: ${r.clients} streaming clients for ${r.durationS.toFixed(0)} s, with disconnects`,
     '',
-    `| requests | completed | cut by client | failed | RSS start | RSS end | RSS max | after: running / queued |`,
-    `|---|---|---|---|---|---|---|---|`,
-    `| ${r.requests} | ${r.completed} | ${r.abortedByClient} | ${r.failed} | ${mib(r.rss.startBytes)} | ${mib(r.rss.endBytes)} | ${mib(r.rss.maxBytes)} | ${r.after.running ?? '?'} / ${r.after.queued ?? '?'} |`,
+    `| requests | completed | cut by client | failed | documents (429) | RSS start | RSS end | RSS max | after: running / queued |`,
+    `|---|---|---|---|---|---|---|---|---|`,
+    `| ${r.requests} | ${r.completed} | ${r.abortedByClient} | ${r.failed} | ${r.documents.posted} (${r.documents.rateLimited}) | ${mib(r.rss.startBytes)} | ${mib(r.rss.endBytes)} | ${mib(r.rss.maxBytes)} | ${r.after.running ?? '?'} / ${r.after.queued ?? '?'} |`,
     '',
     Object.keys(r.errors).length > 0 ? `errors: ${JSON.stringify(r.errors)}` : 'errors: none',
     '',

@@ -45,7 +45,11 @@ export interface HttpResult {
 }
 
 /** A small bounded request for admin and discovery endpoints. Connection failures throw BenchError with the reason. */
-export async function call(target: Target, url: string, init: { method?: string; json?: unknown; timeoutMs?: number } = {}): Promise<HttpResult> {
+export async function call(
+  target: Target,
+  url: string,
+  init: { method?: string; json?: unknown; timeoutMs?: number; headers?: Record<string, string> } = {},
+): Promise<HttpResult> {
   try {
     const res = await request(url, {
       method: (init.method ?? 'GET') as 'GET',
@@ -54,6 +58,7 @@ export async function call(target: Target, url: string, init: { method?: string;
       headers: {
         ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
         ...(target.apiKey ? { authorization: `Bearer ${target.apiKey}` } : {}),
+        ...init.headers,
       },
       ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
     });

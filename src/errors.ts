@@ -115,3 +115,69 @@ export class RequestTimeoutError extends AppError {
   override readonly status = 504;
   override readonly code = 'request_timeout';
 }
+
+/** The engine's worker died or wedged: the job is lost, the engine is restarting; retrying shortly will work. */
+export class EngineRestartingError extends RetryLaterError {
+  override readonly status = 503;
+  override readonly code = 'engine_restarting';
+}
+
+/** A request body part over a configured size (documents per post): 413 like an over-long body. */
+export class PayloadTooLargeError extends AppError {
+  override readonly status = 413;
+  override readonly type = 'invalid_request_error' as const;
+  override readonly code = 'request_too_large';
+  override readonly param: string | null;
+  constructor(message: string, param: string | null = null) {
+    super(message);
+    this.param = param;
+  }
+}
+
+/** A tenant fed more document bytes per minute than it may. */
+export class DocumentRateError extends RetryLaterError {
+  override readonly status = 429;
+  override readonly type = 'rate_limit_error' as const;
+  override readonly code = 'documents_rate_limit';
+}
+
+/** An error as it crosses a thread boundary (structured clone keeps no class): the fields the client sees. */
+export interface WireError {
+  name: string;
+  message: string;
+  status?: number;
+  type?: ErrorType;
+  code?: string | null;
+  param?: string | null;
+}
+
+export function toWire(err: unknown): WireError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (!(e instanceof AppError)) return { name: e.name, message: e.message };
+  return { name: e.name, message: e.message, status: e.status, type: e.type, code: e.code, param: e.param };
+}
+
+/** A typed error from the other side of a thread: same status, type, code and param as the one thrown there. */
+class RemoteAppError extends AppError {
+  override readonly status: number;
+  override readonly type: ErrorType;
+  override readonly code: string | null;
+  override readonly param: string | null;
+  constructor(wire: Required<WireError>) {
+    super(wire.message);
+    this.name = wire.name;
+    this.status = wire.status;
+    this.type = wire.type;
+    this.code = wire.code;
+    this.param = wire.param;
+  }
+}
+
+export function fromWire(wire: WireError): Error {
+  if (wire.status === undefined || wire.type === undefined) {
+    const err = new Error(wire.message);
+    err.name = wire.name;
+    return err;
+  }
+  return new RemoteAppError({ code: null, param: null, ...wire } as Required<WireError>);
+}

@@ -9,11 +9,16 @@ import { createApp } from './server/app.js';
 import type { Lifecycle } from './server/deps.js';
 import { loadingApp } from './server/loading.js';
 import { listen, type FetchHandler } from './server/serve.js';
-import { createUpstream } from './server/upstream.js';
+import { createUpstream, redactUrl } from './server/upstream.js';
 import { startReplication, type Replication } from './sync/index.js';
 
 /** After the last job ends, how long its stream gets to send its final events before connections are cut. */
 const FLUSH_MS = 2000;
+/**
+ * Shutdown takes at most the grace period plus this: saving the tries (bounded in the engine), stopping the worker
+ * and the final flush. Past it the process exits anyway, whatever is stuck.
+ */
+const SHUTDOWN_BOUND_MS = 20_000;
 
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -37,8 +42,11 @@ async function main(argv: string[]): Promise<void> {
   let replication: Replication | undefined;
 
   let stopping = false;
+  /** Set by a second signal: the draining path must then not exit 0 behind its back. */
+  let forcing = false;
   const stop = async (signal: string) => {
     if (stopping) {
+      forcing = true;
       log.warn(`${signal} again: exiting now`);
       // The worker goes first: exiting while it is inside an ORT forward aborts the process (SIGABRT).
       await Promise.race([engine?.terminate(), sleep(1000)]);
@@ -47,6 +55,10 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     lifecycle.draining = true;
     const grace = config.server.shutdownGraceMs;
+    setTimeout(() => {
+      log.error({ boundMs: grace + SHUTDOWN_BOUND_MS }, 'shutdown ran past its bound: exiting now');
+      process.exit(1);
+    }, grace + SHUTDOWN_BOUND_MS).unref();
     log.info({ graceMs: grace }, `${signal}: taking no new requests (503); letting running ones finish`);
     if (engine) {
       const deadline = Date.now() + grace;
@@ -57,8 +69,10 @@ async function main(argv: string[]): Promise<void> {
     }
     // After the engine: answers of the last jobs are written to Redis before the connection closes.
     await replication?.close();
+    if (forcing) return;
     await Promise.race([server.close(), sleep(FLUSH_MS)]);
     await server.close(true);
+    if (forcing) return;
     log.info('stopped');
     process.exit(0);
   };
@@ -73,7 +87,7 @@ async function main(argv: string[]): Promise<void> {
   else engine = loaded;
   handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle, metrics, ...(replication && { replication }) });
   const models = engine.models.map((m) => m.id);
-  log.info({ url: server.url, models, upstream: config.upstream.baseUrl }, `serving ${models.join(', ')} at ${server.url}/v1`);
+  log.info({ url: server.url, models, upstream: config.upstream.baseUrl && redactUrl(config.upstream.baseUrl) }, `serving ${models.join(', ')} at ${server.url}/v1`);
 }
 
 function busy(engine: Engine): boolean {

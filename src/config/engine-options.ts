@@ -15,6 +15,7 @@ export function toEngineOptions(config: Config): EngineOptions {
     maxRunning: config.queue.maxRunning,
     sessions: { ...config.sessions },
     globalTrie: { ...config.globalTrie },
+    watchdogMs: config.server.workerWatchdogMs,
     corpus: config.corpus,
     hub: { ...config.hub },
     shareAnswers: config.sync.redisUrl !== null,

@@ -39,7 +39,21 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error.issues, origins));
+  rejectDuplicateKeys(parsed.data.auth);
   return parsed.data;
+}
+
+/** One key naming two tenants (or a tenant and the admin) would silently mean whichever came last. */
+function rejectDuplicateKeys(auth: Config['auth']): void {
+  const seen = new Map<string, string>();
+  const entries: [string, string][] = auth.apiKeys.map((k, i) => [k.key, `auth.apiKeys[${i}] (tenant ${k.tenant})`]);
+  if (auth.apiKey) entries.push([auth.apiKey, 'auth.apiKey']);
+  if (auth.adminKey) entries.push([auth.adminKey, 'auth.adminKey']);
+  for (const [key, where] of entries) {
+    const first = seen.get(key);
+    if (first) throw new ConfigError(`${where}: the same API key is already given by ${first}; each key must be unique`);
+    seen.set(key, where);
+  }
 }
 
 function parseFlags(argv: readonly string[]): Record<string, string | undefined> {

@@ -18,6 +18,8 @@ export const configSchema = z.strictObject({
     shutdownGraceMs: z.number().int().min(0),
     /** Origins browsers may call from (`*` = any); empty = no CORS headers, preflights go unanswered. */
     corsOrigins: z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })])),
+    /** A decode step or slice of trie work running longer than this: the engine worker is replaced. */
+    workerWatchdogMs: positiveInt,
   }),
   /** No keys at all = auth off: every caller is tenant "default" and may use the admin routes. */
   auth: z.strictObject({
@@ -53,9 +55,14 @@ export const configSchema = z.strictObject({
     maxTokens: positiveInt,
     /** Jobs (running or queued) one tenant may have at once; more answer 429 with Retry-After. */
     maxJobsPerTenant: positiveInt,
+    /** Text bytes one POST /v1/lookahead/documents may carry (413 past it). */
+    maxDocumentBytes: positiveInt,
+    /** Document bytes one tenant may post per minute (429 with Retry-After past it). */
+    documentBytesPerMinute: positiveInt,
   }),
-  sessions: z.strictObject({ max: z.number().int().min(0), ttlSeconds: positiveInt }),
-  globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath }),
+  sessions: z.strictObject({ max: z.number().int().min(0), ttlSeconds: positiveInt, maxPerTenant: positiveInt }),
+  /** maxTenants bounds memory whatever tenant names arrive: the least recently used tenant's trie goes first. */
+  globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath, maxTenants: positiveInt }),
   corpus: nullablePath,
   /** Replicas sharing each tenant's global trie and sessions' turns through Redis; redisUrl null = off. */
   sync: z.strictObject({

@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   BudgetController,
   CostCurve,
@@ -16,6 +15,7 @@ import {
 import type { ModelInfo } from '../model/types.js';
 import type { DraftSource } from './generation.js';
 import type { Exchange, TrieStats, WorkerJob } from './protocol.js';
+import { decodeSnapshot, encodeSnapshot, identityMismatch, removeStaleTemps, setAside, writeSnapshotFile, type SnapshotIdentity } from './snapshot-file.js';
 import type { EngineOptions } from './types.js';
 
 /** One job's view of the tries: its request scope plus its session's and tenant's tries, merged by a Proposer. */
@@ -61,17 +61,23 @@ export class DraftingState {
    * Jobs step one at a time, so each next() is followed by its own observe().
    */
   private readonly budgets = new Map<string, BudgetController>();
+  /** Set when a rejected snapshot could not be moved aside: it must not be overwritten. */
+  private snapshotsDisabled = false;
 
   constructor(
     private readonly options: EngineOptions,
     private readonly info: ModelInfo,
     costCurve: CostPoint[],
+    private readonly fingerprint: string,
   ) {
     this.settings = { gramLength: options.lookahead.branchLength + 1, eosIds: info.eosTokenIds };
-    this.globals = new GlobalTries({ ...this.settings, maxNodes: options.globalTrie.maxNodes });
+    // A trie needs room for one n-gram and its key; tiny configured budgets are raised to that, not a crash.
+    const floor = 4 * (this.settings.gramLength + 1);
+    const maxNodes = Math.max(options.globalTrie.maxNodes, floor);
+    this.globals = new GlobalTries({ ...this.settings, maxNodes, maxTenants: options.globalTrie.maxTenants });
     this.sessions = new SessionStore(
-      { ...this.settings, maxNodes: Math.max(1, Math.floor(options.globalTrie.maxNodes / 16)) },
-      { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000 },
+      { ...this.settings, maxNodes: Math.max(Math.floor(maxNodes / 16), floor) },
+      { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000, maxPerTenant: options.sessions.maxPerTenant },
     );
     this.curve = new CostCurve(costCurve);
   }
@@ -121,17 +127,21 @@ export class DraftingState {
     else recordExchange(job.promptIds, answer, session, global, copy);
   }
 
-  /** Documents (token ids) for a tenant's global trie; returns the n-grams inserted. */
-  addDocuments(tenant: string, docs: number[][]): number {
+  /**
+   * Part of a document for a tenant's global trie, inserted in spans so bulk ingestion can be sliced between
+   * decode steps (see IngestQueue): n-grams keyed at positions [from, to) of `ids`, each running on past `to` up to
+   * the piece's end. The piece goes to the copy index when its first span does.
+   */
+  addDocumentSpan(tenant: string, ids: Int32Array, from: number, to: number, endOfDocument: boolean): void {
     const trie = this.globals.get(tenant);
-    const copy = this.globals.copyIndex(tenant);
-    let grams = 0;
-    for (const doc of docs) {
-      grams += trie.insert(doc);
-      copy.append(doc);
-      copy.endSequence();
+    if (from === 0) {
+      const copy = this.globals.copyIndex(tenant);
+      copy.append(ids);
+      if (endOfDocument) copy.endSequence();
     }
-    return grams;
+    const cut = trie.eosCut(ids, 0, ids.length);
+    const last = Math.min(to, cut - 1);
+    for (let i = from; i < last; i++) trie.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + trie.gramLength, cut));
   }
 
   dropSession(tenant: string, sessionId: string): boolean {
@@ -157,29 +167,72 @@ export class DraftingState {
 
   /** Replaces the tenants found in `bytes` (from exportGlobals); others are left alone. */
   importGlobals(bytes: Uint8Array): void {
-    this.globals.restore(bytes);
+    this.globals.restore(bytes, this.info.vocabSize);
   }
 
   trieStats(): TrieStats {
-    return { global: this.globals.nodeCount(), sessions: this.sessions.nodeCount() };
+    return {
+      global: this.globals.nodeCount(),
+      sessions: this.sessions.nodeCount(),
+      tenants: this.globals.size,
+      sessionCount: this.sessions.size,
+      evictedTenants: this.globals.evicted,
+    };
   }
 
-  /** Restores the global tries from the snapshot file, if configured and present. */
-  restore(): string | null {
+  private identity(): SnapshotIdentity {
+    return { fingerprint: this.fingerprint, vocabSize: this.info.vocabSize, gramLength: this.settings.gramLength };
+  }
+
+  /**
+   * Restores the global tries from the snapshot file, if configured and present; returns what to log. A snapshot
+   * that is unreadable, of another format, or of another model is set aside (renamed, never loaded nor
+   * overwritten) and the server starts with empty tries; one of another n-gram length is rebuilt to this one.
+   * Temp files that a writer killed mid-write left behind are removed.
+   */
+  restore(): string[] {
     const path = this.options.globalTrie.snapshotPath;
-    if (!path || !existsSync(path)) return null;
-    this.globals.restore(readFileSync(path));
-    return `global tries restored from ${path} (${this.globals.nodeCount()} nodes)`;
+    if (!path) return [];
+    const lines = removeStaleTemps(path).map((name) => `removed stale snapshot temp file ${name}`);
+    if (!existsSync(path)) return lines;
+    const ours = this.identity();
+    let problem: string | null;
+    try {
+      const { identity, body } = decodeSnapshot(readFileSync(path));
+      problem = identityMismatch(identity, ours);
+      if (!problem) {
+        this.globals.restore(body, this.info.vocabSize);
+        if (identity.gramLength !== ours.gramLength) {
+          lines.push(`global trie snapshot ${path}: n-grams were ${identity.gramLength} tokens long, now ${ours.gramLength} (branch length changed); rebuilt to the new length`);
+        }
+        lines.push(`global tries restored from ${path} (${this.globals.nodeCount()} nodes)`);
+        return lines;
+      }
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    let where: string;
+    try {
+      where = `set aside as ${setAside(path)}`;
+    } catch (err) {
+      // It cannot be moved: then it must not be overwritten either.
+      this.snapshotsDisabled = true;
+      where = `left in place (could not be moved: ${(err as Error).message}); snapshots are off for this run`;
+    }
+    lines.push(`global trie snapshot ${path} not loaded: ${problem}; ${where}; starting with empty tries`);
+    return lines;
   }
 
-  /** Writes the global tries atomically (temp file + rename), so a crash never leaves half a snapshot. */
+
+  /** Writes the global tries with their identity header (see snapshot-file.ts); returns what to log. */
   snapshot(): string | null {
     const path = this.options.globalTrie.snapshotPath;
-    if (!path) return null;
-    mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, this.globals.snapshot());
-    renameSync(tmp, path);
+    if (!path || this.snapshotsDisabled) return null;
+    try {
+      writeSnapshotFile(path, encodeSnapshot(this.identity(), this.globals.snapshot()));
+    } catch (err) {
+      return `global trie snapshot ${path} could not be written: ${(err as Error).message}`;
+    }
     return `global tries saved to ${path}`;
   }
 }

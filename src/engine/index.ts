@@ -1,84 +1,121 @@
 import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { AbortedError, ContextLengthError, ModelLoadError, NotFoundError, QueueFullError, UnavailableError } from '../errors.js';
+import {
+  AbortedError,
+  ContextLengthError,
+  EngineRestartingError,
+  fromWire,
+  ModelLoadError,
+  NotFoundError,
+  QueueFullError,
+  UnavailableError,
+} from '../errors.js';
 import { ensureModelLocal } from '../model/download.js';
 import { loadTokenizer } from '../model/load.js';
 import { readCorpus } from './corpus.js';
 import type { ModelInfo } from '../model/types.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
+import { splitText } from './split-text.js';
 import { EngineJob } from './job.js';
 import { constraintHints } from './grammar/hints.js';
-import type { FromWorker, ToWorker, TrieStats, WorkerData } from './protocol.js';
-import type { Engine, EngineOptions, EngineStats, Exchange, Job, JobSpec, ReplicaTries, ServedModel } from './types.js';
+import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_BYTES, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type TrieStats, type WorkerData, type WorkerFault } from './protocol.js';
+import { modelFingerprint } from './snapshot-file.js';
+import type { Engine, EngineOptions, EngineState, EngineStats, Exchange, Job, JobSpec, ReplicaTries, ServedModel } from './types.js';
 
 export type { Engine, EngineOptions, ReplicaTries } from './types.js';
 
 type Log = (message: string) => void;
 
+/** What tests may add to EngineOptions; nothing here is reachable from configuration. */
+export interface TestHooks {
+  /** Lets `injectFault` break the worker (crash, wedge). */
+  faults?: boolean;
+}
+
+/** Characters of a document tokenized at a time on this thread, so a large post never blocks it for long. */
+const PIECE_CHARS = 2048;
+/**
+ * Document pieces posted to the worker ahead of its ingestion: tokenizing runs at the pace the worker inserts (which
+ * decode steps have priority over), instead of taking a core from the streams for the whole post at once.
+ */
+const PIECES_AHEAD = 4;
+/** How long shutdown waits for the worker to save the tries and release the model. */
+const CLOSE_BOUND_MS = 10_000;
+/** How long terminating a worker may take before it is left behind (it may be inside native code). */
+const TERMINATE_BOUND_MS = 2000;
+/** First wait before loading the model again after a failed restart; doubles up to the max. */
+const RESTART_BACKOFF_MS = 500;
+const RESTART_BACKOFF_MAX_MS = 30_000;
+
 /**
  * Starts the worker that loads the model, waits until it is ready, and returns the engine the server talks to.
  * The tokenizer is loaded on this thread too: chat rendering, encoding and detokenizing never wait behind a forward.
  */
-export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m)): Promise<Engine & ReplicaTries> {
+export async function createEngine(requested: EngineOptions, log: Log = (m) => console.error(m), hooks: TestHooks = {}): Promise<Engine & ReplicaTries> {
   // A hub id becomes the directory it was downloaded to, served under the id the user gave.
   const local = await ensureModelLocal(requested.model, requested.cacheDir, requested.hub ?? { endpoint: 'https://huggingface.co', token: null }, log);
   const options: EngineOptions =
     local === requested.model ? requested : { ...requested, model: local, modelId: requested.modelId ?? requested.model! };
   const tokenizer = await loadTokenizer(options.model);
-  const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
-    workerData: { options } satisfies WorkerData,
-  });
-  const ready = await new Promise<{ info: ModelInfo; costCurve: { k: number; ms: number }[] }>((resolve, reject) => {
-    const onMessage = (msg: FromWorker) => {
-      if (msg.type === 'log') log(msg.message);
-      else if (msg.type === 'ready') {
-        worker.off('message', onMessage);
-        resolve(msg);
-      } else if (msg.type === 'load-failed') {
-        worker.off('message', onMessage);
-        reject(new ModelLoadError(msg.message));
-      }
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-  });
-  const engine = new WorkerEngine(worker, ready.info, tokenizer, options, log);
-  if (options.corpus) {
-    const texts = readCorpus(options.corpus);
-    log(`global trie: fed ${engine.addDocuments('default', texts)} tokens from ${texts.length} documents in ${options.corpus}`);
-  }
+  const engine = new WorkerEngine(tokenizer, options, modelFingerprint(tokenizer), log, hooks.faults === true);
+  await engine.boot();
   return engine;
 }
 
-class WorkerEngine implements Engine, ReplicaTries {
-  readonly models: readonly ServedModel[];
+type Reply = { resolve: (value: unknown) => void; reject: (err: Error) => void };
+
+/**
+ * The engine on the HTTP thread: owns the queue and the jobs' HTTP-side halves, and supervises the worker that
+ * owns the model. A worker that exits, throws, or spends longer than the watchdog on one unit of work is replaced:
+ * its jobs fail with EngineRestartingError (503), the engine reports `restarting` (so /ready says 503), a new worker
+ * loads the model and restores the tries from the last snapshot, and jobs still queued then start on it. Tries are
+ * not mirrored on this thread: a crashed worker's state is not trusted, and doubling every trie's memory to keep
+ * what was learnt since the last snapshot is not worth it (replication, when configured, refills them).
+ */
+export class WorkerEngine implements Engine, ReplicaTries {
+  models: readonly ServedModel[] = [];
+  info!: ModelInfo;
+  private worker: Worker | null = null;
+  /** A worker still loading the model (first start or restart), so shutdown can stop it too. */
+  private loading: Worker | null = null;
+  private state: EngineState = 'starting';
+  /** See WorkerData.heartbeat; a fresh buffer per worker, so a wedged old one cannot write into the new one's. */
+  private beat = new Float64Array(new SharedArrayBuffer(HEARTBEAT_BYTES));
+  /** Document pieces posted to the current worker (compared with its HEARTBEAT_PIECES_DONE). */
+  private piecesPosted = 0;
+  private watchdog: NodeJS.Timeout | null = null;
+  private restarts = 0;
   private readonly jobs = new Map<number, EngineJob>();
   /** Jobs handed to the worker, in order; the worker runs at most maxRunning and queues the rest. */
   private inWorker = 0;
   private readonly pending: { job: EngineJob; start: () => void }[] = [];
   private nextId = 1;
-  private readonly replies = new Map<number, (value: unknown) => void>();
+  private readonly replies = new Map<number, Reply>();
   private closing = false;
   private grammarVocabSent = false;
   /** Trie sizes as of the last finished job (the worker reports them with each job's end). */
-  private lastTrieStats: TrieStats = { global: 0, sessions: 0 };
+  private lastTrieStats: TrieStats = { global: 0, sessions: 0, tenants: 0, sessionCount: 0, evictedTenants: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
   private readonly learnedListeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
 
   constructor(
-    private readonly worker: Worker,
-    readonly info: ModelInfo,
     private readonly tok: TextTokenizer,
     private readonly options: EngineOptions,
+    private readonly fingerprint: string,
     private readonly log: Log,
-  ) {
-    this.models = [{ id: info.id, contextLength: info.contextLength, created: Math.floor(Date.now() / 1000), executionProvider: info.executionProvider }];
-    worker.on('message', (msg: FromWorker) => this.onMessage(msg));
-    worker.on('error', (err) => {
-      this.log(`engine worker crashed: ${err.message}`);
-      for (const job of this.jobs.values()) job.fail(err);
-      this.jobs.clear();
-    });
+    private readonly testFaults: boolean,
+  ) {}
+
+  /** Loads the model in a first worker; throws ModelLoadError when it cannot. */
+  async boot(): Promise<void> {
+    const ready = await this.spawn();
+    this.info = ready.info;
+    this.models = [{ id: ready.info.id, contextLength: ready.info.contextLength, created: Math.floor(Date.now() / 1000), executionProvider: ready.info.executionProvider }];
+    this.state = 'ready';
+    this.feedCorpus();
+    const period = Math.max(50, Math.min(1000, this.options.watchdogMs / 4));
+    this.watchdog = setInterval(() => this.checkWatchdog(), period);
+    this.watchdog.unref();
   }
 
   tokenizer(modelId: string): TextTokenizer {
@@ -89,6 +126,7 @@ class WorkerEngine implements Engine, ReplicaTries {
   submit(modelId: string, spec: JobSpec): Job {
     this.requireModel(modelId);
     if (this.closing) throw new UnavailableError('the server is shutting down', 1);
+    if (this.state !== 'ready') throw new EngineRestartingError('The engine is restarting after a worker failure; retry shortly.', 2);
     const context = this.info.contextLength;
     if (spec.promptIds.length === 0) throw new ContextLengthError('the prompt is empty', 'messages');
     if (spec.promptIds.length + spec.maxTokens > context) {
@@ -105,13 +143,14 @@ class WorkerEngine implements Engine, ReplicaTries {
       );
     }
     const hints = spec.constraint ? constraintHints(spec.constraint).map((text) => this.tok.encode(text, { addSpecialTokens: false })) : [];
-    if (spec.constraint) this.sendGrammarVocab();
     const jobId = this.nextId++;
     const job = new EngineJob(randomUUID(), jobId, this.tok, spec.stop, spec.promptIds, () => this.stopJob(jobId));
     this.jobs.set(jobId, job);
     this.totals.jobs++;
     const start = () => {
       this.inWorker++;
+      // Here, not at submit: a queued job may start on a worker that replaced the one it was submitted to.
+      if (spec.constraint) this.sendGrammarVocab();
       this.post({
         type: 'start',
         job: {
@@ -132,21 +171,41 @@ class WorkerEngine implements Engine, ReplicaTries {
     if (this.inWorker < this.options.maxRunning) start();
     else this.pending.push({ job, start });
     if (spec.signal) {
-      if (spec.signal.aborted) this.abortJob(jobId);
-      else spec.signal.addEventListener('abort', () => this.abortJob(jobId), { once: true });
+      const signal = spec.signal;
+      if (signal.aborted) this.abortJob(jobId, signal.reason);
+      else signal.addEventListener('abort', () => this.abortJob(jobId, signal.reason), { once: true });
     }
     return job;
   }
 
-  addDocuments(tenant: string, texts: string[]): number {
-    const docs = texts.map((t) => this.tok.encode(t, { addSpecialTokens: false }));
-    this.post({ type: 'documents', requestId: 0, tenant, docs });
-    return docs.reduce((n, d) => n + d.length, 0);
+  /**
+   * The one entry point for documents into a tenant's global trie (the corpus at start uses it too). Text is
+   * tokenized here a piece at a time, yielding between pieces, and the worker inserts the pieces in slices between
+   * decode steps; resolves with the tokens inserted once all of them are in the tries.
+   */
+  async addDocuments(tenant: string, texts: string[]): Promise<number> {
+    const worker = this.requireWorker();
+    let tokens = 0;
+    for (const text of texts) {
+      const pieces = splitText(text, PIECE_CHARS);
+      for (let i = 0; i < pieces.length; i++) {
+        const ids = Int32Array.from(this.tok.encode(pieces[i], { addSpecialTokens: false }));
+        tokens += ids.length;
+        while (this.worker === worker && this.piecesPosted - this.beat[HEARTBEAT_PIECES_DONE] >= PIECES_AHEAD) await sleep(2);
+        if (this.worker !== worker) throw new EngineRestartingError('The engine restarted while these documents were being added; post them again.', 2);
+        worker.postMessage({ type: 'document-piece', tenant, ids, end: i === pieces.length - 1 } satisfies ToWorker, [ids.buffer]);
+        this.piecesPosted++;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    await this.ask({ type: 'documents-done', requestId: 0 });
+    return tokens;
   }
 
-  dropSession(tenant: string, sessionId: string): boolean {
-    this.post({ type: 'drop-session', requestId: 0, tenant, sessionId });
-    return true;
+  /** Forgets a session's trie; false when there was none. */
+  async dropSession(tenant: string, sessionId: string): Promise<boolean> {
+    this.requireWorker();
+    return (await this.ask({ type: 'drop-session', requestId: 0, tenant, sessionId })) === true;
   }
 
   onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void {
@@ -167,13 +226,23 @@ class WorkerEngine implements Engine, ReplicaTries {
 
   stats(): EngineStats {
     return {
+      state: this.state,
+      restarts: this.restarts,
       running: this.inWorker,
       queued: this.pending.length,
-      trieNodes: this.lastTrieStats,
+      trieNodes: { global: this.lastTrieStats.global, sessions: this.lastTrieStats.sessions },
+      tenants: this.lastTrieStats.tenants,
+      sessions: this.lastTrieStats.sessionCount,
+      evictedTenants: this.lastTrieStats.evictedTenants,
       totals: { ...this.totals },
     };
   }
 
+  /** Test-only (see TestHooks): breaks the worker the way a bug would. */
+  injectFault(kind: WorkerFault): void {
+    if (!this.testFaults) throw new Error('fault injection is off (a test-only hook)');
+    this.post({ type: 'fault', kind });
+  }
 
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
@@ -182,10 +251,13 @@ class WorkerEngine implements Engine, ReplicaTries {
       this.jobs.delete(job.numericId);
     }
     const deadline = Date.now() + graceMs;
-    while (this.jobs.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const id of this.jobs.keys()) this.abortJob(id);
-    await this.ask({ type: 'close', requestId: 0 });
-    await this.worker.terminate();
+    while (this.jobs.size > 0 && Date.now() < deadline) await sleep(20);
+    for (const id of this.jobs.keys()) this.abortJob(id, new AbortedError('the server is shutting down'));
+    if (this.worker && this.state === 'ready') {
+      // Saves the tries; bounded, so a wedged worker cannot hold shutdown.
+      await Promise.race([this.ask({ type: 'close', requestId: 0 }).catch((err: Error) => this.log(`engine worker close: ${err.message}`)), sleep(CLOSE_BOUND_MS)]);
+    }
+    await this.stop();
   }
 
   async terminate(): Promise<void> {
@@ -197,8 +269,134 @@ class WorkerEngine implements Engine, ReplicaTries {
     }
     // Terminating the worker inside an ORT forward aborts the whole process: wait (briefly) for the step to end.
     const deadline = Date.now() + 2000;
-    while (this.inWorker > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    await this.worker.terminate();
+    while (this.inWorker > 0 && this.worker && Date.now() < deadline) await sleep(5);
+    await this.stop();
+  }
+
+  /** Ends supervision and the worker(s), each within TERMINATE_BOUND_MS. */
+  private async stop(): Promise<void> {
+    this.state = 'closed';
+    if (this.watchdog) clearInterval(this.watchdog);
+    const workers = [this.worker, this.loading].filter((w): w is Worker => w !== null);
+    this.worker = null;
+    this.loading = null;
+    this.failReplies(new UnavailableError('the server is shutting down', 1));
+    await Promise.race([Promise.all(workers.map((w) => w.terminate().catch(() => 0))), sleep(TERMINATE_BOUND_MS)]);
+  }
+
+  /** A new worker with the model loaded (and the tries restored), listened to only once it is ready. */
+  private spawn(): Promise<{ info: ModelInfo }> {
+    const heartbeat = new SharedArrayBuffer(HEARTBEAT_BYTES);
+    const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+      workerData: { options: this.options, fingerprint: this.fingerprint, heartbeat, ...(this.testFaults && { testFaults: true }) } satisfies WorkerData,
+    });
+    this.loading = worker;
+    return new Promise<{ info: ModelInfo }>((resolve, reject) => {
+      const onMessage = (msg: FromWorker) => {
+        if (msg.type === 'log') this.log(msg.message);
+        else if (msg.type === 'ready') {
+          cleanup();
+          this.loading = null;
+          this.beat = new Float64Array(heartbeat);
+          this.piecesPosted = 0;
+          this.attach(worker);
+          resolve(msg);
+        } else if (msg.type === 'load-failed') {
+          cleanup();
+          void worker.terminate();
+          reject(new ModelLoadError(msg.message));
+        }
+      };
+      const onError = (err: Error) => {
+        cleanup();
+        reject(err);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new ModelLoadError(`the engine worker exited with code ${code} while loading the model`));
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        if (this.loading === worker) this.loading = null;
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+  }
+
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    this.grammarVocabSent = false;
+    worker.on('message', (msg: FromWorker) => {
+      if (this.worker === worker) this.onMessage(msg);
+    });
+    worker.on('error', (err) => this.workerDown(worker, `crashed: ${err.message}`));
+    worker.on('exit', (code) => this.workerDown(worker, `exited (code ${code})`));
+  }
+
+  private checkWatchdog(): void {
+    const since = this.beat[HEARTBEAT_BUSY_SINCE];
+    if (!this.worker || since === 0 || Date.now() - since <= this.options.watchdogMs) return;
+    this.workerDown(this.worker, `is wedged: one unit of work has run for ${Date.now() - since} ms, past the ${this.options.watchdogMs} ms watchdog`);
+  }
+
+  /**
+   * The worker is gone or useless: fail what it held, say so, replace it. Jobs still waiting in the queue keep
+   * their place and start on the new worker.
+   */
+  private workerDown(worker: Worker, why: string): void {
+    if (worker !== this.worker) return;
+    this.worker = null;
+    void worker.terminate().catch(() => 0);
+    if (this.state === 'closed') return;
+    const waiting = new Set(this.pending.map((p) => p.job));
+    const lost = [...this.jobs].filter(([, job]) => !waiting.has(job));
+    this.log(`engine worker ${why}; failing its ${lost.length} jobs and restarting it`);
+    const err = new EngineRestartingError('The engine worker failed while running this request and is being restarted; retry shortly.', 5);
+    for (const [id, job] of lost) {
+      job.fail(err);
+      this.jobs.delete(id);
+    }
+    this.inWorker = 0;
+    this.failReplies(err);
+    this.state = 'restarting';
+    void this.restart();
+  }
+
+  private async restart(): Promise<void> {
+    for (let wait = RESTART_BACKOFF_MS; this.state === 'restarting'; wait = Math.min(2 * wait, RESTART_BACKOFF_MAX_MS)) {
+      try {
+        await this.spawn();
+      } catch (err) {
+        this.log(`engine worker restart failed: ${(err as Error).message}; trying again in ${wait} ms`);
+        await sleep(wait);
+        continue;
+      }
+      if (this.state !== 'restarting') {
+        // Shut down while the model was loading.
+        await this.stop();
+        return;
+      }
+      this.state = 'ready';
+      this.restarts++;
+      this.log(`engine worker restarted (${this.restarts} restart${this.restarts === 1 ? '' : 's'} since start); serving again`);
+      this.feedCorpus();
+      while (this.inWorker < this.options.maxRunning && this.pending.length > 0) this.pending.shift()!.start();
+      return;
+    }
+  }
+
+  private feedCorpus(): void {
+    const path = this.options.corpus;
+    if (!path) return;
+    const texts = readCorpus(path);
+    this.addDocuments('default', texts).then(
+      (tokens) => this.log(`global trie: fed ${tokens} tokens from ${texts.length} documents in ${path}`),
+      (err: Error) => this.log(`global trie: corpus ${path} not fed: ${err.message}`),
+    );
   }
 
   /** The grammar engine's vocabulary, built from the tokenizer on first need (most servers never constrain). */
@@ -216,33 +414,52 @@ class WorkerEngine implements Engine, ReplicaTries {
     }
   }
 
+  private requireWorker(): Worker {
+    if (this.closing || this.state === 'closed') throw new UnavailableError('the server is shutting down', 1);
+    if (!this.worker) throw new EngineRestartingError('The engine is restarting after a worker failure; retry shortly.', 2);
+    return this.worker;
+  }
+
   private stopJob(jobId: number): void {
     this.post({ type: 'abort', jobId });
   }
 
-  private abortJob(jobId: number): void {
+  /**
+   * Cancels a job for its request (client gone, timeout): the job fails here at once with the request's reason, so
+   * the client gets its 504 or its stream end even when the worker does not answer; the worker is told to stop.
+   */
+  private abortJob(jobId: number, reason?: unknown): void {
     const job = this.jobs.get(jobId);
     if (!job || job.done) return;
+    const error = reason instanceof Error ? reason : new AbortedError('the job was cancelled');
     const waiting = this.pending.findIndex((p) => p.job === job);
     if (waiting >= 0) {
       this.pending.splice(waiting, 1);
       this.jobs.delete(jobId);
-      job.fail(new AbortedError('the job was cancelled before it started'));
+      job.fail(error);
       return;
     }
     this.post({ type: 'abort', jobId });
+    job.fail(error);
   }
 
   private ask(msg: Extract<ToWorker, { requestId: number }>): Promise<unknown> {
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new EngineRestartingError('The engine is restarting after a worker failure; retry shortly.', 2));
     const requestId = this.nextId++;
-    return new Promise((resolve) => {
-      this.replies.set(requestId, resolve);
-      this.post({ ...msg, requestId });
+    return new Promise((resolve, reject) => {
+      this.replies.set(requestId, { resolve, reject });
+      worker.postMessage({ ...msg, requestId });
     });
   }
 
+  private failReplies(err: Error): void {
+    for (const reply of this.replies.values()) reply.reject(err);
+    this.replies.clear();
+  }
+
   private post(msg: ToWorker): void {
-    this.worker.postMessage(msg);
+    this.worker?.postMessage(msg);
   }
 
   private onMessage(msg: FromWorker): void {
@@ -255,12 +472,10 @@ class WorkerEngine implements Engine, ReplicaTries {
         const job = this.jobs.get(msg.jobId);
         this.jobs.delete(msg.jobId);
         this.inWorker--;
-        this.pending.shift()?.start();
+        if (!this.closing) this.pending.shift()?.start();
         if (!job) break;
         if (msg.type === 'failed') {
-          const err = new Error(msg.message);
-          err.name = msg.name;
-          job.fail(err);
+          job.fail(fromWire(msg.error));
         } else {
           this.totals.steps += msg.stats.steps;
           this.totals.draftTokens += msg.stats.draftTokens;
@@ -271,10 +486,13 @@ class WorkerEngine implements Engine, ReplicaTries {
         }
         break;
       }
-      case 'reply':
-        this.replies.get(msg.requestId)?.(msg.value);
+      case 'reply': {
+        const reply = this.replies.get(msg.requestId);
         this.replies.delete(msg.requestId);
+        if (msg.error) reply?.reject(fromWire(msg.error));
+        else reply?.resolve(msg.value);
         break;
+      }
       case 'log':
         this.log(msg.message);
         break;
@@ -288,4 +506,8 @@ class WorkerEngine implements Engine, ReplicaTries {
         break;
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

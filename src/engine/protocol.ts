@@ -2,6 +2,7 @@
  * Messages between the engine's HTTP-side thread and the worker that owns the ORT session and the KV caches.
  * Only plain data crosses: token ids, numbers, strings.
  */
+import type { WireError } from '../errors.js';
 import type { ModelInfo } from '../model/types.js';
 import type { EngineOptions, LookaheadOptions, LookaheadStats, OutputConstraint, SamplingParams, TokenLogprob } from './types.js';
 
@@ -29,13 +30,20 @@ export type ToWorker =
   | { type: 'abort'; jobId: number }
   /** Each token's bytes (null = special), sent once before the first constrained job: the grammar's vocabulary. */
   | { type: 'grammar-vocab'; tokens: (Uint8Array | null)[] }
-  | { type: 'documents'; requestId: number; tenant: string; docs: number[][] }
+  /** Part of a document (tokenized on the main thread, piece by piece); `end` closes the document. */
+  | { type: 'document-piece'; tenant: string; ids: Int32Array; end: boolean }
+  /** Answered once every piece posted before it is in the tries. */
+  | { type: 'documents-done'; requestId: number }
   | { type: 'drop-session'; requestId: number; tenant: string; sessionId: string }
   /** Exchanges learnt elsewhere (another replica): taught to the tenant's global trie, or to a session's trie. */
   | { type: 'exchanges'; requestId: number; tenant: string; sessionId: string | null; exchanges: Exchange[] }
   | { type: 'export-tries'; requestId: number }
   | { type: 'import-tries'; requestId: number; bytes: Uint8Array }
-  | { type: 'close'; requestId: number };
+  | { type: 'close'; requestId: number }
+  /** Test-only (honoured only when WorkerData.testFaults): break the worker the way a bug would. */
+  | { type: 'fault'; kind: WorkerFault };
+
+export type WorkerFault = 'crash' | 'wedge';
 
 /** A prompt and the answer given to it, as token ids. */
 export interface Exchange {
@@ -46,6 +54,11 @@ export interface Exchange {
 export interface TrieStats {
   global: number;
   sessions: number;
+  /** Tenants with a global trie held, and sessions held (bounded by config). */
+  tenants: number;
+  sessionCount: number;
+  /** Tenants evicted to stay within maxTenants since the worker started. */
+  evictedTenants: number;
 }
 
 export type FromWorker =
@@ -54,8 +67,8 @@ export type FromWorker =
   | { type: 'log'; message: string }
   | { type: 'tokens'; jobId: number; tokens: number[]; logprobs?: TokenLogprob[] }
   | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats; tries: TrieStats }
-  | { type: 'failed'; jobId: number; name: string; message: string }
-  | { type: 'reply'; requestId: number; value: unknown }
+  | { type: 'failed'; jobId: number; error: WireError }
+  | { type: 'reply'; requestId: number; value: unknown; error?: WireError }
   /** A finished job taught its tenant's global trie (sent only when EngineOptions.shareAnswers is on). */
   | { type: 'learned'; tenant: string; sessionId: string | null; exchange: Exchange }
   /** After documents are added or a session dropped, so stats stay current between jobs. */
@@ -63,4 +76,18 @@ export type FromWorker =
 
 export interface WorkerData {
   options: EngineOptions;
+  /** Identifies the model's token ids in trie snapshots (see snapshot-file.ts). */
+  fingerprint: string;
+  /**
+   * Float64 slots the main thread reads without a message: [HEARTBEAT_BUSY_SINCE] = Date.now() when the worker
+   * began its current unit of work (a decode step, a slice of bulk work), 0 when idle (the watchdog reads it);
+   * [HEARTBEAT_PIECES_DONE] = document pieces ingested so far (the main thread keeps only a few posted ahead).
+   */
+  heartbeat: SharedArrayBuffer;
+  /** Honour `fault` messages: set by tests only, never from configuration. */
+  testFaults?: boolean;
 }
+
+export const HEARTBEAT_BUSY_SINCE = 0;
+export const HEARTBEAT_PIECES_DONE = 1;
+export const HEARTBEAT_BYTES = 16;

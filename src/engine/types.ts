@@ -124,8 +124,12 @@ export interface EngineOptions extends LoadOptions {
   maxQueued: number;
   /** Jobs decoded concurrently (interleaved step by step). */
   maxRunning: number;
-  sessions: { max: number; ttlSeconds: number };
-  globalTrie: { maxNodes: number; snapshotPath: string | null };
+  /** Session tries held in all, and per tenant (a tenant's new sessions evict its own oldest). */
+  sessions: { max: number; ttlSeconds: number; maxPerTenant: number };
+  /** maxTenants: global tries held; past it the least recently used tenant's trie is dropped. */
+  globalTrie: { maxNodes: number; snapshotPath: string | null; maxTenants: number };
+  /** A decode step (or slice of bulk work) running longer than this means the worker is wedged: it is replaced. */
+  watchdogMs: number;
   /** Documents (JSONL with a "text" field, or a directory of .txt/.md) fed to the global trie at start. */
   corpus: string | null;
   /** Where a model named by Hugging Face id (`org/name`) is downloaded from; absent = https://huggingface.co. */
@@ -149,10 +153,20 @@ export interface ReplicaTries {
   importGlobalTries(bytes: Uint8Array): Promise<string | null>;
 }
 
+/** starting → ready; ready → restarting (worker died or wedged) → ready; any → closed. */
+export type EngineState = 'starting' | 'ready' | 'restarting' | 'closed';
+
 export interface EngineStats {
+  state: EngineState;
+  /** Worker restarts since start. */
+  restarts: number;
   running: number;
   queued: number;
   trieNodes: { global: number; sessions: number };
+  /** Tenants with a global trie held, session tries held, tenants evicted to stay within the bound. */
+  tenants: number;
+  sessions: number;
+  evictedTenants: number;
   totals: { jobs: number; steps: number; draftTokens: number; acceptedTokens: number; generatedTokens: number };
 }
 
@@ -161,9 +175,13 @@ export interface Engine {
   tokenizer(modelId: string): import('../model/tokenizer/types.js').TextTokenizer;
   /** Throws ContextLengthError, QueueFullError or NotFoundError before any work is queued. */
   submit(modelId: string, spec: JobSpec): Job;
-  /** Feed RAG documents to a tenant's global trie. Returns the number of tokens inserted. */
-  addDocuments(tenant: string, texts: string[]): number;
-  dropSession(tenant: string, sessionId: string): boolean;
+  /**
+   * Feed RAG documents to a tenant's global trie (the one entry point for documents). Resolves with the number of
+   * tokens inserted once they are all in; the work is sliced so running streams keep their pace.
+   */
+  addDocuments(tenant: string, texts: string[]): Promise<number>;
+  /** Forget a session's trie; resolves false when there was none. */
+  dropSession(tenant: string, sessionId: string): Promise<boolean>;
   stats(): EngineStats;
   /** Stops accepting jobs, lets running ones finish (or aborts them after graceMs), snapshots tries. */
   close(graceMs?: number): Promise<void>;

@@ -3,17 +3,21 @@
  * decode loop. Jobs are interleaved one step at a time, so concurrent requests share the model fairly.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { toWire } from '../errors.js';
 import { loadModel } from '../model/load.js';
 import { measureForwardCost } from '../model/runtime/forward-cost.js';
 import type { LoadedModel } from '../model/types.js';
 import { DraftingState } from './drafting.js';
 import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
-import type { FromWorker, ToWorker, WorkerData, WorkerJob } from './protocol.js';
+import { IngestQueue } from './ingest.js';
+import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type WorkerData, type WorkerFault, type WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
-const { options } = workerData as WorkerData;
+const { options, fingerprint, heartbeat, testFaults } = workerData as WorkerData;
+/** See WorkerData.heartbeat. */
+const beat = new Float64Array(heartbeat);
 
 function send(msg: FromWorker): void {
   port.postMessage(msg);
@@ -35,6 +39,16 @@ interface Running {
  */
 const FLUSH_MS = 20;
 
+/**
+ * While jobs decode, a slice of bulk work (document ingestion) gets this share of the time the last round of decode
+ * steps took (within the bounds below), so other tenants' streams slow by at most about this factor; with nothing to
+ * decode, slices are IDLE_SLICE_MS long, and messages (aborts, new jobs, close) are read between any two slices.
+ */
+const BULK_SHARE = 0.25;
+const MIN_SLICE_MS = 0.2;
+const MAX_SLICE_MS = 4;
+const IDLE_SLICE_MS = 10;
+
 class DecodeLoop {
   private readonly running = new Map<number, Running>();
   private looping = false;
@@ -47,6 +61,7 @@ class DecodeLoop {
     private readonly model: LoadedModel,
     private readonly drafting: DraftingState,
     readonly grammars: GrammarCompilers,
+    readonly bulk: IngestQueue,
   ) {}
 
   async start(job: WorkerJob): Promise<void> {
@@ -61,12 +76,12 @@ class DecodeLoop {
       const session = this.drafting.start(job);
       gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter);
     } catch (err) {
-      send({ type: 'failed', jobId: job.jobId, name: (err as Error).name, message: (err as Error).message });
+      send({ type: 'failed', jobId: job.jobId, error: toWire(err) });
       return;
     }
     if (state.aborted) gen.abort();
     this.running.set(job.jobId, { job, gen, started: false, pending: [], pendingLogprobs: [] });
-    if (!this.looping) void this.loop();
+    this.wake();
   }
 
   abort(jobId: number): void {
@@ -75,34 +90,24 @@ class DecodeLoop {
     this.running.get(jobId)?.gen.abort();
   }
 
+  /** Starts the loop if it is not running (new job, new bulk work). */
+  wake(): void {
+    if (!this.looping) void this.loop();
+  }
+
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      while (this.running.size > 0) {
-        for (const [jobId, run] of this.running) {
-          if (!run.gen.finished) {
-            try {
-              const first = !run.started;
-              const out: StepOutput = first ? await run.gen.prefill() : await run.gen.step();
-              run.started = true;
-              // An abort that arrived during the forward wins: its tokens go nowhere.
-              if (run.gen.endReason !== 'aborted') {
-                for (const t of out.tokens) run.pending.push(t);
-                if (out.logprobs) for (const l of out.logprobs) run.pendingLogprobs.push(l);
-                // The first token goes at once (time to first token); later ones in batches.
-                if (first) this.flush(jobId, run);
-              }
-            } catch (err) {
-              this.finish(jobId, run);
-              send({ type: 'failed', jobId, name: (err as Error).name, message: (err as Error).message });
-              continue;
-            }
-          }
-          if (run.gen.finished) {
-            if (run.gen.endReason !== 'aborted') this.flush(jobId, run);
-            this.finish(jobId, run);
-            send({ type: 'done', jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats() });
-          }
+      while (this.running.size > 0 || this.bulk.pending) {
+        const roundStart = performance.now();
+        if (this.running.size > 0) await this.round();
+        if (this.bulk.pending) {
+          const decoding = this.running.size > 0;
+          const budget = decoding ? Math.min(MAX_SLICE_MS, Math.max(MIN_SLICE_MS, (performance.now() - roundStart) * BULK_SHARE)) : IDLE_SLICE_MS;
+          beat[HEARTBEAT_BUSY_SINCE] = Date.now();
+          this.bulk.runSlice(budget);
+          // Let aborts, new jobs and close in: bulk work alone never yields otherwise.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
         if (performance.now() - this.lastFlush >= FLUSH_MS) {
           for (const [jobId, run] of this.running) this.flush(jobId, run);
@@ -110,7 +115,38 @@ class DecodeLoop {
         }
       }
     } finally {
+      beat[HEARTBEAT_BUSY_SINCE] = 0;
       this.looping = false;
+    }
+  }
+
+  /** One decode step (or the prefill) of every running job. */
+  private async round(): Promise<void> {
+    for (const [jobId, run] of this.running) {
+      if (!run.gen.finished) {
+        try {
+          const first = !run.started;
+          beat[HEARTBEAT_BUSY_SINCE] = Date.now();
+          const out: StepOutput = first ? await run.gen.prefill() : await run.gen.step();
+          run.started = true;
+          // An abort that arrived during the forward wins: its tokens go nowhere.
+          if (run.gen.endReason !== 'aborted') {
+            for (const t of out.tokens) run.pending.push(t);
+            if (out.logprobs) for (const l of out.logprobs) run.pendingLogprobs.push(l);
+            // The first token goes at once (time to first token); later ones in batches.
+            if (first) this.flush(jobId, run);
+          }
+        } catch (err) {
+          this.finish(jobId, run);
+          send({ type: 'failed', jobId, error: toWire(err) });
+          continue;
+        }
+      }
+      if (run.gen.finished) {
+        if (run.gen.endReason !== 'aborted') this.flush(jobId, run);
+        this.finish(jobId, run);
+        send({ type: 'done', jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats() });
+      }
     }
   }
 
@@ -122,14 +158,19 @@ class DecodeLoop {
     run.pendingLogprobs = [];
   }
 
+  /** The job leaves the loop; a failure to learn from its answer is logged, never fatal to the worker. */
   private finish(jobId: number, run: Running): void {
     this.running.delete(jobId);
-    run.gen.dispose();
-    const aborted = run.gen.endReason === 'aborted';
-    this.drafting.finish(run.job, run.gen.answer, aborted);
-    if (options.shareAnswers && !aborted) {
-      const { tenant, sessionId, promptIds } = run.job;
-      send({ type: 'learned', tenant, sessionId, exchange: { prompt: promptIds, answer: Array.from(run.gen.answer) } });
+    try {
+      run.gen.dispose();
+      const aborted = run.gen.endReason === 'aborted';
+      this.drafting.finish(run.job, run.gen.answer, aborted);
+      if (options.shareAnswers && !aborted) {
+        const { tenant, sessionId, promptIds } = run.job;
+        send({ type: 'learned', tenant, sessionId, exchange: { prompt: promptIds, answer: Array.from(run.gen.answer) } });
+      }
+    } catch (err) {
+      send({ type: 'log', message: `job ${jobId}: its answer could not be added to the tries: ${(err as Error).message}` });
     }
   }
 }
@@ -146,11 +187,29 @@ async function main(): Promise<void> {
   const past = Math.max(0, Math.min(256, model.info.contextLength - 64));
   const costCurve = await measureForwardCost(model, [1, 2, 4, 8, 16, 32, 64].filter((k) => past + k <= model.info.contextLength), past, 5);
   send({ type: 'log', message: `forward cost at past ${past}: ${costCurve.map((p) => `k=${p.k} ${p.ms.toFixed(2)} ms`).join(', ')}` });
-  const drafting = new DraftingState(options, model.info, costCurve);
-  const restored = drafting.restore();
-  if (restored) send({ type: 'log', message: restored });
-  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds));
-  port.on('message', async (msg: ToWorker) => {
+  const drafting = new DraftingState(options, model.info, costCurve, fingerprint);
+  for (const message of drafting.restore()) send({ type: 'log', message });
+  const bulk = new IngestQueue(
+    drafting,
+    (requestId) => {
+      send({ type: 'reply', requestId, value: true });
+      send({ type: 'tries', tries: drafting.trieStats() });
+    },
+    () => beat[HEARTBEAT_PIECES_DONE]++,
+    (err) => {
+      beat[HEARTBEAT_PIECES_DONE]++;
+      send({ type: 'log', message: `a document piece was skipped: ${err.message}` });
+    },
+  );
+  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk);
+  port.on('message', (msg: ToWorker) => {
+    // A throwing handler must not take the worker (and every running job) down with it.
+    handle(msg).catch((err: unknown) => {
+      if ('requestId' in msg) send({ type: 'reply', requestId: msg.requestId, value: null, error: toWire(err) });
+      else send({ type: 'log', message: `worker: ${msg.type} failed: ${(err as Error).message}` });
+    });
+  });
+  const handle = async (msg: ToWorker): Promise<void> => {
     switch (msg.type) {
       case 'start':
         void loop.start(msg.job);
@@ -161,10 +220,20 @@ async function main(): Promise<void> {
       case 'abort':
         loop.abort(msg.jobId);
         break;
-      case 'documents':
-        drafting.addDocuments(msg.tenant, msg.docs);
+      case 'document-piece':
+        bulk.push({ kind: 'piece', tenant: msg.tenant, ids: msg.ids, end: msg.end });
+        loop.wake();
+        break;
+      case 'documents-done':
+        bulk.push({ kind: 'marker', requestId: msg.requestId });
+        loop.wake();
+        break;
+      case 'drop-session': {
+        const deleted = drafting.dropSession(msg.tenant, msg.sessionId);
+        send({ type: 'reply', requestId: msg.requestId, value: deleted });
         send({ type: 'tries', tries: drafting.trieStats() });
         break;
+      }
       case 'exchanges':
         drafting.addExchanges(msg.tenant, msg.sessionId, msg.exchanges);
         send({ type: 'reply', requestId: msg.requestId, value: true });
@@ -181,21 +250,34 @@ async function main(): Promise<void> {
         }
         send({ type: 'tries', tries: drafting.trieStats() });
         break;
-      case 'drop-session':
-        drafting.dropSession(msg.tenant, msg.sessionId);
-        send({ type: 'tries', tries: drafting.trieStats() });
-        break;
-      case 'close':
-        {
-          const saved = drafting.snapshot();
-          if (saved) send({ type: 'log', message: saved });
-        }
+      case 'close': {
+        for (const requestId of bulk.clear()) send({ type: 'reply', requestId, value: false });
+        const saved = drafting.snapshot();
+        if (saved) send({ type: 'log', message: saved });
         await model.dispose();
         send({ type: 'reply', requestId: msg.requestId, value: true });
         break;
+      }
+      case 'fault':
+        if (testFaults) injectFault(msg.kind);
+        break;
     }
-  });
+  };
   send({ type: 'ready', info: model.info, costCurve });
+}
+
+/** Test-only: a crash (an exception no handler catches) or a wedge (a unit of work that never ends). */
+function injectFault(kind: WorkerFault): void {
+  if (kind === 'crash') {
+    setImmediate(() => {
+      throw new Error('injected worker crash');
+    });
+    return;
+  }
+  beat[HEARTBEAT_BUSY_SINCE] = Date.now();
+  for (;;) {
+    // Spins until the main thread terminates the worker.
+  }
 }
 
 void main();

@@ -20,6 +20,9 @@ const MAX_CHAIN = 16;
 /** A backward match this long is taken at once (and `matched` never exceeds it). */
 export const GOOD_MATCH = 32;
 
+const MIN_BUCKETS = 1024;
+const MAX_BUCKETS = 1 << 20;
+
 export class CopyIndex {
   private store: Int32Array;
   private length = 0;
@@ -27,6 +30,7 @@ export class CopyIndex {
   private head: Int32Array;
   /** Position → previous position with the same bucket (the chain). */
   private prev: Int32Array;
+  private readonly maxBuckets: number;
   /** Result of the last `find`: backward match length. */
   matched = 0;
 
@@ -34,9 +38,11 @@ export class CopyIndex {
     const size = Math.max(16, Math.min(initial, capacity + 1));
     this.store = new Int32Array(size);
     this.prev = new Int32Array(size);
-    let buckets = 1024;
-    while (buckets < capacity / 2 && buckets < 1 << 20) buckets *= 2;
-    this.head = new Int32Array(buckets).fill(NONE);
+    let buckets = MIN_BUCKETS;
+    while (buckets < capacity / 2 && buckets < MAX_BUCKETS) buckets *= 2;
+    this.maxBuckets = buckets;
+    // The hash heads grow with what is stored (see reserve), so an index that holds little costs little.
+    this.head = new Int32Array(MIN_BUCKETS).fill(NONE);
   }
 
   get size(): number {
@@ -125,6 +131,12 @@ export class CopyIndex {
     const prev = new Int32Array(size);
     prev.set(this.prev.subarray(0, this.length));
     this.prev = prev;
+    if (this.head.length < this.maxBuckets && size > 2 * this.head.length) {
+      let buckets = this.head.length;
+      while (buckets < this.maxBuckets && size > 2 * buckets) buckets *= 2;
+      this.head = new Int32Array(buckets).fill(NONE);
+      for (let i = 0; i < this.length; i++) this.index(i);
+    }
   }
 
   /** Keeps the newest half (or less, to make room for `incoming`) and re-indexes it. */

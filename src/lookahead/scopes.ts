@@ -106,16 +106,31 @@ function withPrefix(prefix: Int32Array, ids: ArrayLike<number>): Int32Array {
   return out;
 }
 
-/** Conversation tries, per tenant and session id; least recently used ones go first, idle ones expire. */
+/**
+ * Conversation tries, per tenant and session id; least recently used ones go first, idle ones expire. Besides the
+ * total, each tenant may hold at most `maxPerTenant`: one tenant inventing session ids evicts its own oldest
+ * sessions, not everyone's.
+ */
 export class SessionStore {
   private readonly cache: LRUCache<string, TokenTrie> | null;
+  /** Per tenant, its session ids oldest-used first (a Map keeps insertion order; use re-inserts). */
+  private readonly byTenant = new Map<string, Map<string, true>>();
+  private readonly maxPerTenant: number;
 
   constructor(
     private readonly settings: TrieSettings & { maxNodes: number },
-    limits: { maxSessions: number; ttlMs: number },
+    limits: { maxSessions: number; ttlMs: number; maxPerTenant?: number },
   ) {
+    this.maxPerTenant = limits.maxPerTenant ?? Infinity;
     this.cache =
-      limits.maxSessions > 0 ? new LRUCache({ max: limits.maxSessions, ttl: limits.ttlMs, updateAgeOnGet: true }) : null;
+      limits.maxSessions > 0
+        ? new LRUCache({
+            max: limits.maxSessions,
+            ttl: limits.ttlMs,
+            updateAgeOnGet: true,
+            dispose: (_trie, key) => this.forget(key),
+          })
+        : null;
   }
 
   /** The session's trie, created on first use; null when sessions are disabled (maxSessions 0). */
@@ -123,9 +138,17 @@ export class SessionStore {
     if (!this.cache) return null;
     const key = sessionKey(tenant, id);
     let trie = this.cache.get(key);
+    let ids = this.byTenant.get(tenant);
+    if (!ids) {
+      ids = new Map();
+      this.byTenant.set(tenant, ids);
+    }
+    ids.delete(id);
+    ids.set(id, true);
     if (!trie) {
       trie = new TokenTrie(this.settings);
       this.cache.set(key, trie);
+      while (ids.size > this.maxPerTenant) this.cache.delete(sessionKey(tenant, ids.keys().next().value!));
     }
     return trie;
   }
@@ -147,6 +170,15 @@ export class SessionStore {
     if (this.cache) for (const trie of this.cache.values()) nodes += trie.nodeCount;
     return nodes;
   }
+
+  private forget(key: string): void {
+    const cut = key.indexOf('\u0000');
+    const tenant = key.slice(0, cut);
+    const ids = this.byTenant.get(tenant);
+    if (!ids) return;
+    ids.delete(key.slice(cut + 1));
+    if (ids.size === 0) this.byTenant.delete(tenant);
+  }
 }
 
 /** NUL cannot appear in a tenant name from an API key map, so keys of different tenants never collide. */
@@ -154,20 +186,27 @@ function sessionKey(tenant: string, id: string): string {
   return `${tenant}\u0000${id}`;
 }
 
-/** One global trie per tenant: documents and every answer, each bounded by maxNodes. */
+/**
+ * One global trie per tenant: documents and every answer, each bounded by maxNodes. At most `maxTenants` tenants
+ * are held; a new one evicts the least recently used (its trie and copy index are dropped), so memory stays bounded
+ * by maxTenants × one tenant's bound however many names callers invent.
+ */
 export class GlobalTries {
+  /** Least recently used first: a Map keeps insertion order, and a use re-inserts. */
   private readonly tries = new Map<string, TokenTrie>();
   /** Per tenant, earlier answers and documents to copy from; not part of the snapshot (rebuilt by traffic). */
   private readonly copies = new Map<string, CopyIndex>();
+  /** Tenants dropped to make room for others since start. */
+  evicted = 0;
 
-  constructor(private readonly settings: TrieSettings & { maxNodes: number }) {}
+  constructor(private readonly settings: TrieSettings & { maxNodes: number; maxTenants?: number }) {}
 
   get(tenant: string): TokenTrie {
     let trie = this.tries.get(tenant);
-    if (!trie) {
-      trie = new TokenTrie(this.settings);
-      this.tries.set(tenant, trie);
-    }
+    if (trie) this.tries.delete(tenant);
+    else trie = new TokenTrie(this.settings);
+    this.tries.set(tenant, trie);
+    this.evictBeyondLimit();
     return trie;
   }
 
@@ -175,14 +214,29 @@ export class GlobalTries {
     return this.tries.get(tenant);
   }
 
-  /** The tenant's copy index, bounded like its trie (maxNodes tokens). */
+  /** The tenant's copy index, bounded like its trie (maxNodes tokens); it lives and goes with the tenant's trie. */
   copyIndex(tenant: string): CopyIndex {
+    this.get(tenant);
     let index = this.copies.get(tenant);
     if (!index) {
       index = new CopyIndex(Math.max(1024, Math.min(this.settings.maxNodes, 1 << 22)));
       this.copies.set(tenant, index);
     }
     return index;
+  }
+
+  get size(): number {
+    return this.tries.size;
+  }
+
+  private evictBeyondLimit(): void {
+    const max = this.settings.maxTenants ?? Infinity;
+    while (this.tries.size > max) {
+      const oldest = this.tries.keys().next().value!;
+      this.tries.delete(oldest);
+      this.copies.delete(oldest);
+      this.evicted++;
+    }
   }
 
   tenants(): string[] {
@@ -215,8 +269,12 @@ export class GlobalTries {
     return out;
   }
 
-  /** Replaces the tenants found in `bytes` (from `snapshot()`); others are left alone. */
-  restore(bytes: Uint8Array): void {
+  /**
+   * Replaces the tenants found in `bytes` (from `snapshot()`); others are left alone. Tries are rebuilt to this
+   * store's n-gram length (see TokenTrie.restore) and every token id is checked against `vocabSize`. Nothing is
+   * kept unless the whole blob is valid.
+   */
+  restore(bytes: Uint8Array, vocabSize?: number): void {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const decoder = new TextDecoder();
     const need = (at: number, n: number): void => {
@@ -225,6 +283,7 @@ export class GlobalTries {
     need(0, 4);
     const count = view.getUint32(0, true);
     let at = 4;
+    const restored: [string, TokenTrie][] = [];
     for (let t = 0; t < count; t++) {
       need(at, 4);
       const nameLength = view.getUint32(at, true);
@@ -233,12 +292,14 @@ export class GlobalTries {
       at += 4 + nameLength;
       const length = view.getUint32(at, true);
       need(at + 4, length);
-      const trie = TokenTrie.restore(bytes.subarray(at + 4, at + 4 + length), this.settings);
-      if (trie.gramLength !== this.settings.gramLength) {
-        throw new TrieSnapshotError(`snapshot n-grams are ${trie.gramLength} long, the model's tries use ${this.settings.gramLength}`);
-      }
-      this.tries.set(name, trie);
+      restored.push([name, TokenTrie.restore(bytes.subarray(at + 4, at + 4 + length), { ...this.settings, vocabSize })]);
       at += 4 + length;
     }
+    if (at !== bytes.byteLength) throw new TrieSnapshotError('global trie snapshot has trailing bytes');
+    for (const [name, trie] of restored) {
+      this.tries.delete(name);
+      this.tries.set(name, trie);
+    }
+    this.evictBeyondLimit();
   }
 }

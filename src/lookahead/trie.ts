@@ -32,12 +32,15 @@ export class TrieSnapshotError extends AppError {
 const NONE = -1;
 /** A deleted run-head slot: lookups probe past it. */
 const TOMB = -2;
-const MIN_SLOTS = 2048;
+/** Hash slots of an empty trie: small, since every session and tenant starts with one (they grow at half load). */
+const MIN_SLOTS = 256;
 const MAX_COUNT = 0x7fffffff;
 /** After a squeeze the trie holds at most this share of maxNodes, so squeezes stay rare. */
 const LOW_WATER = 0.75;
 const SNAPSHOT_MAGIC = 0x5254414c; // 'LATR' little-endian
 const SNAPSHOT_VERSION = 1;
+/** Longest n-gram a trie stores: branch length (at most 64) + 1. Bounds every recursion over a trie's depth. */
+export const MAX_GRAM_LENGTH = 65;
 
 export class TokenTrie {
   readonly gramLength: number;
@@ -65,7 +68,7 @@ export class TokenTrie {
   private epochs = 0;
 
   constructor(options: TrieOptions) {
-    if (!Number.isInteger(options.gramLength) || options.gramLength < 1) {
+    if (!Number.isInteger(options.gramLength) || options.gramLength < 1 || options.gramLength > MAX_GRAM_LENGTH) {
       throw new RangeError(`gramLength must be a positive integer, got ${options.gramLength}`);
     }
     this.gramLength = options.gramLength;
@@ -73,7 +76,7 @@ export class TokenTrie {
     if (!(this.maxNodes > this.gramLength + 1)) throw new RangeError(`maxNodes must exceed gramLength + 1`);
     this.eos = new Set(options.eosIds ?? []);
     this.stops = new Set(options.stopWords ?? []);
-    const initial = Math.min(1024, Number.isFinite(this.maxNodes) ? this.maxNodes + this.gramLength + 1 : 1024);
+    const initial = Math.min(64, Number.isFinite(this.maxNodes) ? this.maxNodes + this.gramLength + 1 : 64);
     this.tokenOf = new Int32Array(initial);
     this.countOf = new Int32Array(initial);
     this.parentOf = new Int32Array(initial);
@@ -250,28 +253,47 @@ export class TokenTrie {
     return bytes;
   }
 
-  /** Rebuilds a trie from `snapshot()` bytes; gramLength comes from the snapshot, the rest from `options`. */
-  static restore(bytes: Uint8Array, options: Omit<TrieOptions, 'gramLength'> = {}): TokenTrie {
+  /**
+   * Rebuilds a trie from `snapshot()` bytes; the rest of the options from `options`. Without `gramLength` the
+   * snapshot's n-gram length is kept; with a shorter one, deeper nodes are dropped (counts stay exact: a node counts
+   * the n-grams through its prefix), with a longer one the stored n-grams are simply shorter than new ones.
+   * Tokens at or past `vocabSize` (when given) make the snapshot invalid: they would index past the embedding.
+   * Nesting deeper than the snapshot's own n-gram length is refused before it can exhaust the stack.
+   */
+  static restore(bytes: Uint8Array, options: Omit<TrieOptions, 'gramLength'> & { gramLength?: number; vocabSize?: number } = {}): TokenTrie {
     if (bytes.byteLength < 20) throw new TrieSnapshotError('trie snapshot is truncated');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw new TrieSnapshotError('not a trie snapshot');
     const version = view.getUint32(4, true);
     if (version !== SNAPSHOT_VERSION) throw new TrieSnapshotError(`unsupported trie snapshot version ${version}`);
+    const stored = view.getUint32(8, true);
+    if (stored < 1 || stored > MAX_GRAM_LENGTH) throw new TrieSnapshotError(`trie snapshot n-gram length ${stored} is out of range`);
     const keys = view.getUint32(12, true);
     const nodes = view.getUint32(16, true);
     if (bytes.byteLength !== 4 * (5 + 3 * nodes)) throw new TrieSnapshotError('trie snapshot is truncated');
-    const trie = new TokenTrie({ ...options, gramLength: view.getUint32(8, true) });
+    const { vocabSize, ...trieOptions } = options;
+    const trie = new TokenTrie({ ...trieOptions, gramLength: options.gramLength ?? stored });
     let at = 20;
-    const read = (parent: number): number => {
+    const read = (parent: number, depth: number): number => {
       if (at >= bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
-      const node = trie.alloc(view.getInt32(at, true));
-      trie.countOf[node] = view.getInt32(at + 4, true);
-      trie.parentOf[node] = parent;
+      if (depth > stored) throw new TrieSnapshotError(`trie snapshot nests deeper than its n-gram length ${stored}`);
+      const token = view.getInt32(at, true);
+      if (token < 0 || (vocabSize !== undefined && token >= vocabSize)) {
+        throw new TrieSnapshotError(`trie snapshot holds token id ${token}, outside the vocabulary (${vocabSize ?? 'any'} ids)`);
+      }
+      const count = view.getInt32(at + 4, true);
       let children = view.getUint32(at + 8, true);
       at += 12;
+      // Past the wanted n-gram length the subtree is read (to stay in step) but not kept.
+      const node = depth <= trie.gramLength ? trie.alloc(token) : NONE;
+      if (node !== NONE) {
+        trie.countOf[node] = count;
+        trie.parentOf[node] = parent;
+      }
       let last = NONE;
       for (; children > 0; children--) {
-        const child = read(node);
+        const child = read(node, depth + 1);
+        if (child === NONE) continue;
         if (last === NONE) trie.childOf[node] = child;
         else trie.siblingOf[last] = child;
         last = child;
@@ -279,7 +301,7 @@ export class TokenTrie {
       return node;
     };
     for (let k = 0; k < keys; k++) {
-      const root = read(NONE);
+      const root = read(NONE, 0);
       trie.roots.set(trie.tokenOf[root], root);
     }
     if (at !== bytes.byteLength) throw new TrieSnapshotError('trie snapshot is inconsistent');
@@ -322,10 +344,7 @@ export class TokenTrie {
       this.prevOf[x] = last;
       this.prevOf[first] = x;
     }
-    if (2 * this.live > this.slots.length) {
-      this.rebuild();
-      return x;
-    }
+    if (2 * this.live > this.slots.length) this.growSlots();
     const mask = this.slots.length - 1;
     let h = hash(parent, token) & mask;
     while (this.slots[h] !== NONE) h = (h + 1) & mask;
@@ -350,10 +369,7 @@ export class TokenTrie {
   }
 
   private addRun(x: number): void {
-    if (2 * (this.runsUsed + 1) > this.runs.length) {
-      this.rebuild();
-      return;
-    }
+    if (2 * (this.runsUsed + 1) > this.runs.length) this.rehashRuns();
     const mask = this.runs.length - 1;
     let h = hash(this.parentOf[x], this.countOf[x]) & mask;
     while (this.runs[h] >= 0) h = (h + 1) & mask;
@@ -418,6 +434,43 @@ export class TokenTrie {
       if (prev !== NONE) this.prevOf[this.childOf[parent]] = prev;
     };
     for (const root of this.roots.values()) visit(root);
+  }
+
+  /**
+   * Doubles the child hash by re-inserting its own entries: a scan of the table, not a walk of the tree (which
+   * stalled a decode step for ~100 ms per rebuild at 10^5 nodes).
+   */
+  private growSlots(): void {
+    const old = this.slots;
+    this.slots = new Int32Array(old.length * 2).fill(NONE);
+    const mask = this.slots.length - 1;
+    for (let i = 0; i < old.length; i++) {
+      const c = old[i];
+      if (c < 0) continue;
+      let h = hash(this.parentOf[c], this.tokenOf[c]) & mask;
+      while (this.slots[h] !== NONE) h = (h + 1) & mask;
+      this.slots[h] = c;
+    }
+  }
+
+  /** Clears the run hash's tombstones (growing it if the live heads need room), from its own entries. */
+  private rehashRuns(): void {
+    const old = this.runs;
+    let heads = 0;
+    for (let i = 0; i < old.length; i++) if (old[i] >= 0) heads++;
+    let size = old.length;
+    while (4 * (heads + 1) > size) size *= 2;
+    this.runs = new Int32Array(size).fill(NONE);
+    this.runsUsed = 0;
+    const mask = size - 1;
+    for (let i = 0; i < old.length; i++) {
+      const n = old[i];
+      if (n < 0) continue;
+      let h = hash(this.parentOf[n], this.countOf[n]) & mask;
+      while (this.runs[h] !== NONE) h = (h + 1) & mask;
+      this.runs[h] = n;
+      this.runsUsed++;
+    }
   }
 
   private decayChildren(parent: number): void {

@@ -41,6 +41,11 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
   };
 }
 
+/** Every tenant a key can name, plus the default one. */
+export function tenantNames(auth: Config['auth']): Set<string> {
+  return new Set([DEFAULT_TENANT, ...auth.apiKeys.map((k) => k.tenant)]);
+}
+
 export function authEnabled(auth: Config['auth']): boolean {
   return auth.apiKeys.length > 0 || auth.apiKey !== null || auth.adminKey !== null;
 }

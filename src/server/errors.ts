@@ -1,6 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
-import { AbortedError, AppError, RequestTimeoutError, RetryLaterError, UnavailableError, type ErrorType } from '../errors.js';
+import { AbortedError, AppError, RequestTimeoutError, RetryLaterError, type ErrorType } from '../errors.js';
 
 /** OpenAI's error object; the SDKs read type/param/code from it and pick the error class from the status. */
 export interface OpenAIErrorBody {
@@ -52,7 +52,7 @@ export function mapError(err: unknown, requestId: string): MappedError {
 
 /** Server-side outcomes that are not failures of ours: said plainly to the client, not logged with a stack. */
 function isExpected(err: AppError): boolean {
-  return err instanceof UnavailableError || err instanceof RequestTimeoutError || err instanceof AbortedError;
+  return err instanceof RetryLaterError || err instanceof RequestTimeoutError || err instanceof AbortedError || err.status === 504;
 }
 
 /** `messages[0].content` rather than `messages.0.content`: the form OpenAI's messages use. */

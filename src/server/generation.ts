@@ -124,7 +124,17 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
     return maxTokens;
   });
 
-  const release = deps.tenantJobs.reserve(plan.tenant, plan.prompts.length * plan.n);
+  const count = plan.prompts.length * plan.n;
+  // A request that could never fit is the client's error, not a reason to retry (which SDKs would do forever).
+  const fits = Math.min(config.limits.maxJobsPerTenant, config.queue.maxRunning + config.queue.maxQueued);
+  if (count > fits) {
+    throw new InvalidRequestError(
+      `This request needs ${count} jobs (${plan.prompts.length} prompts × n=${plan.n}); this server runs at most ${fits} at once for one caller. Lower n or send fewer prompts.`,
+      plan.n > 1 ? 'n' : plan.promptParam,
+      'too_many_choices',
+    );
+  }
+  const release = deps.tenantJobs.reserve(plan.tenant, count);
   const choices: ChoiceJob[] = [];
   try {
     plan.prompts.forEach((promptIds, promptIndex) => {

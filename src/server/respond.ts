@@ -111,6 +111,8 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
     if (opening) sse.send(chunk(opening));
     const tokens: number[] = [];
     for await (const part of choice.job) {
+      // A client that does not read holds up its own stream, not the server's memory.
+      await sse.ready(opts.abort.signal);
       for (const t of part.tokens) tokens.push(t);
       if (part.text || part.logprobs?.length) {
         const delta = shape.delta(choice.index, part.text, part.logprobs, state);

@@ -1,6 +1,12 @@
 const encoder = new TextEncoder();
 
 /**
+ * Bytes queued for a client before the producer waits (`ready`): a stream nobody reads holds this much here, and
+ * its job at most its max_tokens of token batches, instead of every chunk as JSON.
+ */
+const HIGH_WATER_BYTES = 64 * 1024;
+
+/**
  * A server-sent-events body written by hand rather than through a helper: we need the exact `data:` framing
  * OpenAI clients parse, and a cancel hook that fires the moment the client goes away.
  */
@@ -8,17 +14,23 @@ export class SseStream {
   readonly response: Response;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private open = true;
+  private drained: (() => void) | null = null;
 
   constructor(onCancel: () => void, headers: Record<string, string> = {}) {
-    const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.controller = controller;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+        },
+        pull: () => this.wakeWriter(),
+        cancel: () => {
+          this.open = false;
+          this.wakeWriter();
+          onCancel();
+        },
       },
-      cancel: () => {
-        this.open = false;
-        onCancel();
-      },
-    });
+      new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_BYTES }),
+    );
     this.response = new Response(body, {
       headers: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', ...headers },
     });
@@ -26,6 +38,26 @@ export class SseStream {
 
   get closed(): boolean {
     return !this.open;
+  }
+
+  /** Resolves once the client has read enough that more may be queued (or the stream ended, or `signal` fired). */
+  async ready(signal: AbortSignal): Promise<void> {
+    while (this.open && !signal.aborted && (this.controller.desiredSize ?? 1) <= 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.drained = done;
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  private wakeWriter(): void {
+    const wake = this.drained;
+    this.drained = null;
+    wake?.();
   }
 
   send(data: unknown): void {

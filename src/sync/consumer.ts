@@ -132,9 +132,8 @@ export class Consumer {
     this.applied++;
     this.metrics.count('applied');
     if (entry.kind !== 'answer') {
-      this.engine.addDocuments(tenant, [entry.text]);
-      this.observeLag(entry);
-      return null;
+      const doc = entry;
+      return this.engine.addDocuments(tenant, [doc.text]).then(() => this.observeLag(doc));
     }
     const learnt = entry;
     return this.engine.addExchanges(tenant, null, [{ prompt: learnt.prompt, answer: learnt.answer }]).then(() => this.observeLag(learnt));

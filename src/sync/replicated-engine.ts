@@ -23,13 +23,13 @@ export class ReplicatedEngine implements Engine {
     return this.inner.submit(modelId, spec);
   }
 
-  addDocuments(tenant: string, texts: string[]): number {
-    const tokens = this.inner.addDocuments(tenant, texts);
+  async addDocuments(tenant: string, texts: string[]): Promise<number> {
+    const tokens = await this.inner.addDocuments(tenant, texts);
     this.share(tenant, texts);
     return tokens;
   }
 
-  dropSession(tenant: string, sessionId: string): boolean {
+  dropSession(tenant: string, sessionId: string): Promise<boolean> {
     return this.inner.dropSession(tenant, sessionId);
   }
 

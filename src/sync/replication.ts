@@ -253,17 +253,22 @@ export class Replication {
     for (const { tenant, entry } of this.publisher.waiting) {
       if (!replaced.has(tenant)) continue;
       if (entry.kind === 'answer') void this.engine.addExchanges(tenant, null, [{ prompt: entry.prompt, answer: entry.answer }]);
-      else if (entry.kind === 'doc') this.engine.addDocuments(tenant, [entry.text]);
+      else if (entry.kind === 'doc') void this.engine.addDocuments(tenant, [entry.text]).catch((err: Error) => this.relearnFailed(err));
     }
     if (replaced.has('default')) {
       const inSnapshot = this.state.corpus.get('default')!;
       const missing = this.options.corpus.filter((text) => !inSnapshot.has(corpusHash(text)));
-      if (missing.length > 0) this.engine.addDocuments('default', missing);
+      if (missing.length > 0) void this.engine.addDocuments('default', missing).catch((err: Error) => this.relearnFailed(err));
       for (const hash of ownCorpus) inSnapshot.add(hash);
     }
     this.restored = found.info;
     this.log.info({ component: 'sync', ...found.info }, 'global tries restored from the snapshot in Redis; reading the streams after it');
     return true;
+  }
+
+  /** The engine refused to take back a document after a restore (it is restarting): the replica drafts without it. */
+  private relearnFailed(err: Error): void {
+    this.log.warn({ component: 'sync', err: err.message }, 'a document learnt before the snapshot restore could not be applied again');
   }
 }
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { loadConfig } from '../../src/config/load.js';
-import { createEngine } from '../../src/engine/index.js';
+import { createEngine, type TestHooks } from '../../src/engine/index.js';
+import type { Logger } from '../../src/observability/logger.js';
 import type { Engine } from '../../src/engine/types.js';
 import { createApp } from '../../src/server/app.js';
 import { listen } from '../../src/server/serve.js';
@@ -23,11 +24,11 @@ export interface RealServer {
  * The real thing, in-process: config from flags exactly as main.ts reads them, the real engine (worker thread +
  * ORT), the real app on a free loopback port. The cache lives in a temp folder removed on close.
  */
-export async function startRealServer(flags: string[] = []): Promise<RealServer> {
+export async function startRealServer(flags: string[] = [], extras: { hooks?: TestHooks; log?: Logger; engineLog?: (m: string) => void } = {}): Promise<RealServer> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-e2e-'));
   const config = loadConfig(['--port', '0', '--cache-dir', cacheDir, '--threads', '1', '--log-level', 'silent', ...withModel(flags)], {});
-  const engine = await createEngine(toEngineOptions(config), () => {});
-  const app = createApp({ engine, config, upstream: createUpstream(config.upstream) });
+  const engine = await createEngine(toEngineOptions(config), extras.engineLog ?? (() => {}), extras.hooks);
+  const app = createApp({ engine, config, upstream: createUpstream(config.upstream), ...(extras.log && { log: extras.log }) });
   const server = await listen(app, '127.0.0.1', 0);
   return {
     url: server.url,

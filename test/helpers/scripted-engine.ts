@@ -126,17 +126,27 @@ export class ScriptedEngine implements Engine {
     }
   }
 
-  addDocuments(tenant: string, texts: string[]): number {
+  async addDocuments(tenant: string, texts: string[]): Promise<number> {
     this.documents.push({ tenant, texts });
     return texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
   }
 
-  dropSession(): boolean {
+  async dropSession(): Promise<boolean> {
     return true;
   }
 
   stats(): EngineStats {
-    return { running: this.running, queued: 0, trieNodes: { global: 0, sessions: 0 }, totals: { jobs: this.submitted.length, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 } };
+    return {
+      state: 'ready',
+      restarts: 0,
+      running: this.running,
+      queued: 0,
+      trieNodes: { global: 0, sessions: 0 },
+      tenants: 0,
+      sessions: 0,
+      evictedTenants: 0,
+      totals: { jobs: this.submitted.length, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 },
+    };
   }
 
   async close(): Promise<void> {}

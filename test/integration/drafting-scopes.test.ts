@@ -19,8 +19,9 @@ const options: EngineOptions = {
   lookahead: { enabled: true, decodingLength: 16, branchLength: 8, layout: 'hier' },
   maxQueued: 1,
   maxRunning: 1,
-  sessions: { max: 10, ttlSeconds: 60 },
-  globalTrie: { maxNodes: 100_000, snapshotPath: null },
+  sessions: { max: 10, ttlSeconds: 60, maxPerTenant: 10 },
+  globalTrie: { maxNodes: 100_000, snapshotPath: null, maxTenants: 16 },
+  watchdogMs: 60_000,
   corpus: null,
 };
 
@@ -52,7 +53,7 @@ function draftedAfterDocumentStart(state: DraftingState, spec: WorkerJob): numbe
 }
 
 describe('drafting scopes across requests', () => {
-  const state = new DraftingState(options, info, [{ k: 1, ms: 1 }, { k: 16, ms: 1.5 }]);
+  const state = new DraftingState(options, info, [{ k: 1, ms: 1 }, { k: 16, ms: 1.5 }], 'fingerprint');
   // Turn 1 of session s1 (tenant a) carries the document in its prompt.
   const turn1 = job('a', 's1', [5, 6, ...DOCUMENT, 7, 8]);
   state.start(turn1);
@@ -81,7 +82,9 @@ describe('drafting scopes across requests', () => {
   });
 
   it('documents posted for a tenant are drafted from by that tenant only', () => {
-    state.addDocuments('c', [DOCUMENT]);
+    const doc = Int32Array.from(DOCUMENT);
+    state.addDocumentSpan('c', doc, 0, 10, true);
+    state.addDocumentSpan('c', doc, 10, doc.length, true);
     expect(draftedAfterDocumentStart(state, job('c', null, unrelatedPrompt)).slice(0, 6)).toEqual(DOCUMENT.slice(2, 8));
     expect(draftedAfterDocumentStart(state, job('d', null, unrelatedPrompt)).filter((t) => DOCUMENT.includes(t))).toEqual([]);
   });

@@ -130,17 +130,27 @@ class RecordingEngine implements Engine, ReplicaTries {
     throw new Error('not used');
   }
 
-  addDocuments(tenant: string, texts: string[]): number {
+  async addDocuments(tenant: string, texts: string[]): Promise<number> {
     for (const t of texts) this.teach(tenant, `doc ${t}`);
     return texts.length;
   }
 
-  dropSession(): boolean {
+  async dropSession(): Promise<boolean> {
     return false;
   }
 
   stats(): EngineStats {
-    return { running: 0, queued: 0, trieNodes: { global: 0, sessions: 0 }, totals: { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 } };
+    return {
+      state: 'ready',
+      restarts: 0,
+      running: 0,
+      queued: 0,
+      trieNodes: { global: 0, sessions: 0 },
+      tenants: 0,
+      sessions: 0,
+      evictedTenants: 0,
+      totals: { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 },
+    };
   }
 
   async close(): Promise<void> {}

@@ -25,7 +25,7 @@ function errorOf(fn: () => unknown): string {
 describe('loadConfig', () => {
   it('gives the documented defaults with nothing set', () => {
     const c = loadConfig([], { XDG_CACHE_HOME: '/xdg' });
-    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000, corsOrigins: [] });
+    expect(c.server).toEqual({ host: '127.0.0.1', port: 8000, bodyLimitBytes: 4 * 1024 * 1024, requestTimeoutMs: 600_000, shutdownGraceMs: 10_000, corsOrigins: [], workerWatchdogMs: 120_000 });
     expect(c.auth).toEqual({ apiKey: null, apiKeys: [], adminKey: null });
     expect(c.hub).toEqual({ endpoint: 'https://huggingface.co', token: null });
     expect(c.model).toBeNull();
@@ -33,7 +33,9 @@ describe('loadConfig', () => {
     expect(c.threads).toBeGreaterThan(0);
     expect(c.lookahead).toEqual({ enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' });
     expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4 });
-    expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32 });
+    expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32, maxDocumentBytes: 4 * 1024 * 1024, documentBytesPerMinute: 64 * 1024 * 1024 });
+    expect(c.sessions).toEqual({ max: 1000, ttlSeconds: 3600, maxPerTenant: 100 });
+    expect(c.globalTrie).toEqual({ maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 });
     expect(c.upstream.baseUrl).toBeNull();
     expect(c.sync).toEqual({ redisUrl: null, keyPrefix: 'lookahead', streamMaxLen: 100_000, snapshotIntervalMs: 60_000, sessionTurns: 16 });
     expect(toEngineOptions(c).shareAnswers).toBe(false);
@@ -53,6 +55,9 @@ describe('loadConfig', () => {
     expect(c.auth).toEqual({ apiKey: 'sk-one', apiKeys: [{ key: 'sk-a', tenant: 'acme' }, { key: 'sk-b', tenant: 'beta' }], adminKey: 'sk-admin' });
     expect(c.hub).toEqual({ endpoint: 'http://mirror:8080', token: 'hf_x' });
     expect(errorOf(() => loadConfig(['--config', file('bad-auth.yaml', 'auth:\n  apiKeys:\n    - { key: sk-a }\n')], {}))).toMatch(/auth\.apiKeys\.0\.tenant/);
+    // One key naming two tenants would silently mean the last one.
+    const dup = file('dup-auth.yaml', 'auth:\n  apiKeys:\n    - { key: sk-a, tenant: acme }\n    - { key: sk-a, tenant: beta }\n');
+    expect(errorOf(() => loadConfig(['--config', dup], {}))).toMatch(/auth\.apiKeys\[1\] \(tenant beta\): the same API key is already given by auth\.apiKeys\[0\]/);
   });
 
   it('layers file < env < flags', () => {

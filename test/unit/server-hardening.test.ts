@@ -172,3 +172,25 @@ describe('/metrics', () => {
     expect(text).toMatch(/lookahead_requests_total\{route="unmatched",method="GET",status="404"\} 2/);
   });
 });
+
+describe('requests that can never fit', () => {
+  it('more choices than one caller may run at once is a 400, not a 429 an SDK would retry forever', async () => {
+    const { call } = setup(['--max-jobs-per-tenant', '2']);
+    const res = await call('POST', '/v1/chat/completions', 'sk-acme', chat({ n: 3 }));
+    expect(res.status).toBe(400);
+    expect(res.headers.get('retry-after')).toBeNull();
+    expect(await error(res)).toMatchObject({ type: 'invalid_request_error', code: 'too_many_choices' });
+    expect((await call('POST', '/v1/chat/completions', 'sk-acme', chat({ n: 2 }))).status).toBe(200);
+  });
+});
+
+describe('engine restarting', () => {
+  it('/ready says 503 while the engine restarts a failed worker', async () => {
+    const { app, engine } = setup();
+    const stats = engine.stats.bind(engine);
+    engine.stats = () => ({ ...stats(), state: 'restarting' });
+    const res = await app.request('/ready');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { status: string }).status).toBe('restarting');
+  });
+});

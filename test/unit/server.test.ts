@@ -278,9 +278,11 @@ describe('models, health and lookahead admin routes', () => {
 
   it('feeds documents, reports stats and drops sessions', async () => {
     const { app, post, engine } = setup();
-    const res = await post('/v1/lookahead/documents', { documents: ['abc', { text: 'de' }], tenant: 't1' });
-    expect(await res.json()).toMatchObject({ tenant: 't1', documents: 2, tokens: 5 });
-    expect(engine.documents).toEqual([{ tenant: 't1', texts: ['abc', 'de'] }]);
+    const res = await post('/v1/lookahead/documents', { documents: ['abc', { text: 'de' }], tenant: 'default' });
+    expect(await res.json()).toMatchObject({ tenant: 'default', documents: 2, tokens: 5 });
+    expect(engine.documents).toEqual([{ tenant: 'default', texts: ['abc', 'de'] }]);
+    // With auth off everyone is admin: the tenant field must not create tenants out of thin air.
+    await expectError(await post('/v1/lookahead/documents', { documents: ['x'], tenant: 'invented' }), 400, 'tenant', 'unknown_tenant');
     await expectError(await post('/v1/lookahead/documents', { documents: [] }), 400, 'documents');
     expect(await (await app.request('/v1/lookahead/stats')).json()).toMatchObject({ running: 0, queued: 0, totals: { jobs: 0 } });
     expect(await (await app.request('/v1/lookahead/sessions/s1', { method: 'DELETE' })).json()).toMatchObject({ id: 's1', deleted: true });

@@ -3,7 +3,8 @@ import type { AppEnv, ServerDeps } from '../deps.js';
 
 /**
  * Probes and the Prometheus scrape, outside auth: `/health` says the process is alive, `/ready` whether it should
- * get traffic now (not while draining for shutdown, nor while every decode slot and queue place is taken).
+ * get traffic now (not while draining for shutdown, nor while the engine restarts a failed worker, nor while every
+ * decode slot and queue place is taken).
  */
 export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -14,7 +15,13 @@ export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
   app.get('/ready', (c) => {
     const s = deps.engine.stats();
     const { maxRunning, maxQueued } = deps.config.queue;
-    const status = deps.lifecycle.draining ? 'draining' : s.running >= maxRunning && s.queued >= maxQueued ? 'saturated' : 'ready';
+    const status = deps.lifecycle.draining
+      ? 'draining'
+      : s.state !== 'ready'
+        ? s.state
+        : s.running >= maxRunning && s.queued >= maxQueued
+          ? 'saturated'
+          : 'ready';
     // The EP each model really runs on: a GPU request that ended up elsewhere is visible to probes and operators.
     const executionProviders = Object.fromEntries(deps.engine.models.map((m) => [m.id, m.executionProvider]));
     // Replication never makes a replica unready: without Redis it serves from its local tries.

@@ -1,7 +1,9 @@
 import { Hono } from 'hono';
-import { requireAdmin } from '../auth.js';
+import { InvalidRequestError } from '../../errors.js';
+import { requireAdmin, tenantNames } from '../auth.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { readJson, tenantOf } from '../request.js';
+import { DocumentQuota } from '../document-quota.js';
 import { documentsRequestSchema } from '../schemas.js';
 
 /**
@@ -11,14 +13,21 @@ import { documentsRequestSchema } from '../schemas.js';
  */
 export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const tenants = tenantNames(deps.config.auth);
+  const quota = new DocumentQuota(deps.config.limits.maxDocumentBytes, deps.config.limits.documentBytesPerMinute);
 
   app.post('/v1/lookahead/documents', async (c) => {
     const body = documentsRequestSchema.parse((await readJson(c)).body);
     const own = tenantOf(c);
-    if (body.tenant !== undefined && body.tenant !== own) requireAdmin(c.get('caller'), "Feeding another tenant's documents");
+    if (body.tenant !== undefined && body.tenant !== own) {
+      requireAdmin(c.get('caller'), "Feeding another tenant's documents");
+      // Tenants come from the key map: an invented name would only grow memory (and with auth off anyone is admin).
+      if (!tenants.has(body.tenant)) throw new InvalidRequestError(`Unknown tenant '${body.tenant.slice(0, 128)}': tenants are the ones named in auth.apiKeys.`, 'tenant', 'unknown_tenant');
+    }
     const tenant = body.tenant ?? own;
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
-    const tokens = deps.engine.addDocuments(tenant, texts);
+    quota.take(tenant, texts.reduce((n, t) => n + Buffer.byteLength(t), 0));
+    const tokens = await deps.engine.addDocuments(tenant, texts);
     return c.json({ object: 'lookahead.documents', tenant, documents: texts.length, tokens });
   });
 
@@ -29,7 +38,12 @@ export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
       object: 'lookahead.stats',
       running: s.running,
       queued: s.queued,
+      state: s.state,
+      restarts: s.restarts,
       trie_nodes: s.trieNodes,
+      tenants: s.tenants,
+      sessions: s.sessions,
+      evicted_tenants: s.evictedTenants,
       totals: {
         jobs: s.totals.jobs,
         steps: s.totals.steps,
@@ -40,9 +54,9 @@ export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
     });
   });
 
-  app.delete('/v1/lookahead/sessions/:id', (c) => {
+  app.delete('/v1/lookahead/sessions/:id', async (c) => {
     const id = c.req.param('id');
-    const deleted = deps.engine.dropSession(tenantOf(c), id);
+    const deleted = await deps.engine.dropSession(tenantOf(c), id);
     return c.json({ id, object: 'lookahead.session', deleted });
   });
 

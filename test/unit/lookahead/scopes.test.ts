@@ -84,7 +84,36 @@ describe('GlobalTries', () => {
     expect(drafts(new Proposer({ request: restored.get('ünïcode') }, 16), [7])).toEqual(['8', '8,9']);
     expect(restored.nodeCount()).toBe(globals.nodeCount());
     expect(() => restored.restore(globals.snapshot().subarray(0, 20))).toThrow(TrieSnapshotError);
-    const other = new GlobalTries({ gramLength: 6, maxNodes: 10_000 });
-    expect(() => other.restore(globals.snapshot())).toThrow(TrieSnapshotError);
+    expect(() => restored.restore(globals.snapshot(), 8)).toThrow(/outside the vocabulary/);
+  });
+
+  it('rebuilds a snapshot taken with another n-gram length to its own', () => {
+    const globals = new GlobalTries({ ...settings, maxNodes: 10_000 });
+    globals.get('acme').insert([1, 2, 3, 4, 5, 6, 7]);
+    const shorter = new GlobalTries({ gramLength: 2, maxNodes: 10_000 });
+    shorter.restore(globals.snapshot());
+    expect(shorter.get('acme').gramLength).toBe(2);
+    expect(drafts(new Proposer({ request: shorter.get('acme') }, 16), [1, 2])).toEqual(['3', '3,4']);
+  });
+
+  it('holds at most maxTenants, evicting the least recently used', () => {
+    const globals = new GlobalTries({ ...settings, maxNodes: 10_000, maxTenants: 3 });
+    for (const t of ['a', 'b', 'c']) globals.get(t).insert([1, 2, 3]);
+    globals.get('a');
+    globals.copyIndex('d').append([1, 2, 3]);
+    expect(globals.tenants().sort()).toEqual(['a', 'c', 'd']);
+    expect(globals.evicted).toBe(1);
+  });
+});
+
+describe('SessionStore per-tenant bound', () => {
+  it("a tenant's new sessions evict its own oldest, not another tenant's", () => {
+    const sessions = new SessionStore({ ...settings, maxNodes: 10_000 }, { maxSessions: 100, ttlMs: 60_000, maxPerTenant: 3 });
+    sessions.acquire('other', 'keep')!.insert([1, 2, 3]);
+    for (let i = 0; i < 50; i++) sessions.acquire('noisy', `s${i}`);
+    expect(sessions.size).toBe(4);
+    expect(sessions.peek('other', 'keep')).toBeDefined();
+    expect(sessions.peek('noisy', 's49')).toBeDefined();
+    expect(sessions.peek('noisy', 's46')).toBeUndefined();
   });
 });

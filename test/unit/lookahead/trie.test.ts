@@ -157,3 +157,24 @@ describe('TokenTrie', () => {
     expect(() => TokenTrie.restore(bad)).toThrow(TrieSnapshotError);
   });
 });
+
+describe('TokenTrie.restore on crafted bytes', () => {
+  it('refuses nesting deeper than the n-gram length without exhausting the stack', () => {
+    const depth = 200_000;
+    const bytes = new Uint8Array(4 * (5 + 3 * depth));
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, 0x5254414c, true);
+    view.setUint32(4, 1, true);
+    view.setUint32(8, 4, true);
+    view.setUint32(12, 1, true);
+    view.setUint32(16, depth, true);
+    for (let i = 0; i < depth; i++) {
+      view.setInt32(20 + 12 * i, 5, true);
+      view.setInt32(24 + 12 * i, 1, true);
+      view.setUint32(28 + 12 * i, i < depth - 1 ? 1 : 0, true);
+    }
+    expect(() => TokenTrie.restore(bytes)).toThrow(/nests deeper/);
+    view.setUint32(8, 1_000_000, true);
+    expect(() => TokenTrie.restore(bytes)).toThrow(/out of range/);
+  });
+});

@@ -1,0 +1,40 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError, ContextLengthError, fromWire, toWire } from '../../src/errors.js';
+import { startEngine, type TestEngine } from '../helpers/engine.js';
+
+/** Inputs that used to kill the engine's worker, and what crosses its boundary. */
+let engine: TestEngine;
+beforeAll(async () => {
+  // A node budget too small for the n-gram length used to throw in the worker at the first session's end.
+  engine = await startEngine(['--context-length', '64', '--trie-max-nodes', '100']);
+});
+afterAll(async () => {
+  await engine?.close();
+});
+
+describe('engine robustness', () => {
+  it('a tiny --trie-max-nodes with sessions serves, and the worker never restarts', async () => {
+    const prompt = [40, 41, 42, 43, 44, 45];
+    const first = await engine.run(prompt, { maxTokens: 8, sessionId: 's1' });
+    const second = await engine.run(prompt, { maxTokens: 8, sessionId: 's1' });
+    expect(second.ids).toEqual(first.ids);
+    expect(engine.engine.stats().restarts).toBe(0);
+    expect(engine.engine.stats().state).toBe('ready');
+  });
+
+  it('dropping a session says whether there was one', async () => {
+    await engine.run([40, 41, 42], { maxTokens: 2, sessionId: 'known' });
+    expect(await engine.engine.dropSession('default', 'known')).toBe(true);
+    expect(await engine.engine.dropSession('default', 'known')).toBe(false);
+    expect(await engine.engine.dropSession('default', 'never-seen')).toBe(false);
+  });
+
+  it('typed errors keep status, type, code and param across the thread boundary', () => {
+    const back = fromWire(structuredClone(toWire(new ContextLengthError('too long', 'prompt'))));
+    expect(back).toBeInstanceOf(AppError);
+    expect(back).toMatchObject({ name: 'ContextLengthError', message: 'too long', status: 400, type: 'invalid_request_error', code: 'context_length_exceeded', param: 'prompt' });
+    const plain = fromWire(structuredClone(toWire(new RangeError('internal'))));
+    expect(plain).not.toBeInstanceOf(AppError);
+    expect(plain.name).toBe('RangeError');
+  });
+});
