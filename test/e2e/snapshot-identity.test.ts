@@ -27,7 +27,7 @@ interface Started {
 async function start(snapshot: string, extra: string[] = []): Promise<Started> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/main.ts', '--port', '0', '--threads', '1', '--context-length', '256', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '2000', ...extra],
+    ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--context-length', '256', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '2000', ...extra],
     { env: { ...process.env, LOOKAHEAD_CACHE_DIR: cache, LOOKAHEAD_HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   children.push(child);
