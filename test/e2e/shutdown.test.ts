@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnServer, type SpawnedServer } from '../helpers/spawned-server.js';
 
 /** The real process, as Docker runs it: SIGTERM while a stream is running. */
 const dir = mkdtempSync(join(tmpdir(), 'lookahead-shutdown-'));
@@ -13,24 +14,13 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function start(): { child: ChildProcess; url: Promise<string>; stderr: () => string; exit: Promise<number | null> } {
-  const child = spawn(
+function start(): SpawnedServer {
+  return spawnServer(
     process.execPath,
     ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--context-length', '512', '--max-tokens', '400', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '20000'],
-    { env: { ...process.env, LOOKAHEAD_CACHE_DIR: join(dir, 'cache'), LOOKAHEAD_HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { ...process.env, LOOKAHEAD_CACHE_DIR: join(dir, 'cache'), LOOKAHEAD_HOST: '127.0.0.1' },
+    children,
   );
-  children.push(child);
-  let stderr = '';
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const url = new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(stderr);
-      if (m) resolve(m[1]);
-    });
-    void exit.then((code) => reject(new Error(`exited with ${code} before serving:\n${stderr}`)));
-  });
-  return { child, url, stderr: () => stderr, exit };
 }
 
 async function chat(url: string, body: object): Promise<Response> {

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnServer } from '../helpers/spawned-server.js';
 
 /**
  * Trie snapshots carry the identity of the model whose token ids they hold. The real process, started on snapshots
@@ -25,25 +26,16 @@ interface Started {
 }
 
 async function start(snapshot: string, extra: string[] = []): Promise<Started> {
-  const child = spawn(
+  const { child, url: serving, exit, stderr } = spawnServer(
     process.execPath,
     ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--context-length', '256', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '2000', ...extra],
-    { env: { ...process.env, LOOKAHEAD_CACHE_DIR: cache, LOOKAHEAD_HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { ...process.env, LOOKAHEAD_CACHE_DIR: cache, LOOKAHEAD_HOST: '127.0.0.1' },
+    children,
   );
-  children.push(child);
-  let stderr = '';
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(stderr);
-      if (m) resolve(m[1]);
-    });
-    void exit.then((code) => reject(new Error(`exited with ${code} before serving:\n${stderr}`)));
-  });
+  const url = await serving;
   return {
     url,
-    log: () => stderr,
+    log: stderr,
     stop: async () => {
       const t = performance.now();
       child.kill('SIGTERM');

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnServer } from '../helpers/spawned-server.js';
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-start-'));
 const children: ChildProcess[] = [];
@@ -13,21 +14,8 @@ afterAll(() => {
 
 const env = { ...process.env, LOOKAHEAD_CACHE_DIR: cacheDir, LOOKAHEAD_HOST: '127.0.0.1' };
 
-/** Starts a command and resolves with the URL the server logs once it serves (or rejects if it exits first). */
 function serve(command: string, args: string[]) {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const url = new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(stderr);
-      if (m) resolve(m[1]);
-    });
-    void exit.then((code) => reject(new Error(`exited with ${code} before serving:\n${stderr}`)));
-  });
-  return { child, url, exit, stderr: () => stderr };
+  return spawnServer(command, args, env, children);
 }
 
 /** The Dockerfile's HEALTHCHECK command, run as Docker would (exit status 0 = healthy). */
