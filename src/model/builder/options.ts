@@ -20,7 +20,7 @@ export interface BuildOptions {
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = { dtype: 'fp32', attention: 'onnx', layout: 'tree' };
 
 /** Bumped whenever the emitted graph changes, so cached builds are rebuilt. */
-export const BUILDER_VERSION = 3;
+export const BUILDER_VERSION = 4;
 
 /** Protobuf caps a message at 2 GB; stay well below it. */
 export const EXTERNAL_DATA_THRESHOLD = 1.5 * 1024 ** 3;
