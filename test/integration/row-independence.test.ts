@@ -41,16 +41,8 @@ async function oneByOne(seq: Sequence, tokens: number[]): Promise<Float32Array> 
   return last;
 }
 
-interface RowCheck {
-  /** Rows of the S-token forward whose logits differ in any bit from the same row computed alone. */
-  differing: number;
-  /** Rows whose argmax differs. */
-  argmaxFlips: number;
-}
-
-const argmax = (x: Float32Array): number => x.reduce((best, v, i) => (v > x[best] ? i : best), 0);
-
-async function checkRows(model: LoadedModel, past: number, size: number, chain: boolean): Promise<RowCheck> {
+/** Rows of an S-token forward whose logits differ in any bit from the same row computed alone. */
+async function differingRows(model: LoadedModel, past: number, size: number, chain: boolean): Promise<number> {
   const rand = lcg(past * 131 + size * 7 + (chain ? 1 : 0));
   const prefix = Array.from({ length: past }, () => Math.floor(rand() * V));
   const tokens = Array.from({ length: size }, () => Math.floor(rand() * V));
@@ -69,17 +61,16 @@ async function checkRows(model: LoadedModel, past: number, size: number, chain: 
     positions[i] = past + path.length - 1;
   }
   const logits = (await seq.forward({ tokens: Int32Array.from(tokens), positions, mask })).slice();
-  const check = { differing: 0, argmaxFlips: 0 };
+  let differing = 0;
   for (let node = 0; node < size; node++) {
     ref.truncate(past);
     const alone = await oneByOne(ref, pathTo(parent, node).map((n) => tokens[n]));
     const row = logits.subarray(node * V, (node + 1) * V);
-    if (row.some((x, j) => x !== alone[j])) check.differing++;
-    if (argmax(row) !== argmax(alone)) check.argmaxFlips++;
+    if (row.some((x, j) => x !== alone[j])) differing++;
   }
   seq.dispose();
   ref.dispose();
-  return check;
+  return differing;
 }
 
 describe.each(['fp32', 'fp16', 'q8', 'q4'] as WeightDType[])('rows are independent of their forward (%s)', (dtype) => {
@@ -87,24 +78,15 @@ describe.each(['fp32', 'fp16', 'q8', 'q4'] as WeightDType[])('rows are independe
   beforeAll(async () => {
     const config = syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: V });
     const dir = join(root, dtype);
-    await buildModel(new SyntheticSource(config, 5), { dtype, attention: 'onnx', layout: 'tree' }, dir);
+    await buildModel(new SyntheticSource(config, 5), { dtype, attention: 'exact', layout: 'tree' }, dir);
     model = await openBuiltModel(dir);
   });
   afterAll(() => model.dispose());
 
-  it.each([2, 3, 4, 5, 8, 12, 16])('S = %i: causal chain rows equal the row alone, bit for bit', async (size) => {
-    for (const past of [0, 9, 70]) expect((await checkRows(model, past, size, true)).differing, `past ${past}`).toBe(0);
-  });
-
-  // Tree rows are not bit for bit yet: a masked sibling between a node and its ancestors moves the ancestors to
-  // other SIMD lanes of the softmax sum than in the compacted cache, so the last bits can differ.
-  it.each([4, 8, 16])('S = %i: tree rows keep the argmax of the row alone', async (size) => {
-    let differing = 0;
-    for (const past of [0, 9, 70]) {
-      const check = await checkRows(model, past, size, false);
-      expect(check.argmaxFlips, `past ${past}`).toBe(0);
-      differing += check.differing;
+  it.each([2, 3, 4, 5, 8, 12, 16])('S = %i: chain and tree rows equal the row alone, bit for bit', async (size) => {
+    // Past 120 puts the larger trees across a 128-key boundary, where kernels block their sums.
+    for (const past of [0, 9, 70, 120]) {
+      for (const chain of [true, false]) expect(await differingRows(model, past, size, chain), `${chain ? 'chain' : 'tree'} past ${past}`).toBe(0);
     }
-    console.log(`${dtype} tree S=${size}: ${differing} of ${3 * size} rows differ in some bit from the row alone`);
   });
 });

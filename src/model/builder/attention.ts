@@ -11,8 +11,8 @@ export interface AttentionShape {
 
 /**
  * Values computed once per graph that every layer's attention needs.
- * `bias` is the additive mask [1,1,S,T]; for onnx/mha it carries one extra row (see padQueries), [1,1,S+1,T].
- * seqlensK/totalLength exist only for GQA.
+ * `bias` is the additive mask [1,1,S,T] ('exact': [1,1,1,S+1,T], see exactAttention); seqlensK/totalLength exist
+ * only for GQA.
  */
 export interface AttentionContext {
   kind: AttentionKind;
@@ -27,7 +27,11 @@ export function scaleAttr(scale: number | undefined): Record<string, Attr> {
 }
 
 export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string): AttentionContext {
-  if (kind !== 'gqa') return { kind, bias: g.op('Concat', [bias, lastRow(g, bias, 2)], { axis: { i: 2 } }) };
+  if (kind === 'exact') {
+    const padded = g.op('Concat', [bias, lastRow(g, bias, 2)], { axis: { i: 2 } });
+    return { kind, bias: g.op('Unsqueeze', [padded, g.constInt64('axis1', [1])]) };
+  }
+  if (kind !== 'gqa') return { kind, bias };
   const t = g.op('Shape', [bias], { start: { i: 3 }, end: { i: 4 } });
   const seqlensK = g.op('Cast', [g.op('Sub', [t, g.constInt64('one', [1])])], { to: { i: 6 } });
   const totalLength = g.op('Cast', [g.op('Squeeze', [t, g.constInt64('axis0', [0])])], { to: { i: 6 } });
@@ -66,10 +70,9 @@ export function attention(
   }
   const k = g.op('Concat', [pastK, kNew], { axis: { i: 1 } });
   const v = g.op('Concat', [pastV, vNew], { axis: { i: 1 } });
-  const padded = g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } });
-  const unpad = (y: string) => g.op('Slice', [y, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis1', [1])]);
+  if (ctx.kind === 'exact') return exactAttention(g, ctx, shape, q, k, v);
   if (ctx.kind === 'onnx') {
-    return unpad(g.op('Attention', [padded, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale }));
+    return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale });
   }
   // MultiHeadAttention needs one kv head per query head: repeat each kv head h/kvH times, as HF repeat_kv does.
   const expand = (x: string) => {
@@ -78,17 +81,43 @@ export function attention(
     const wide = g.op('Expand', [split, g.constInt64('kv_repeat', [1, 1, 1, h / kvH, 1])]);
     return g.op('Reshape', [wide, g.constInt64('kv_merge', [1, 0, h * hd])]);
   };
-  return unpad(g.op('MultiHeadAttention', [padded, expand(k), expand(v), '', '', ctx.bias], { num_heads: { i: h }, ...scale }, 'com.microsoft'));
+  return g.op('MultiHeadAttention', [q, expand(k), expand(v), '', '', ctx.bias], { num_heads: { i: h }, ...scale }, 'com.microsoft');
 }
 
 /**
- * The last slice along `axis` of x, to pad the queries (and the bias rows) by one duplicate row.
- * Why: with a single query the CPU kernels multiply probabilities by V through MLAS's M = 1 GEMV, which sums in
- * another order than the GEMM that S > 1 queries get. Then a token's logits depend on how many tokens share its
- * forward; on q8/q4 the last-bit difference then flips an int8 activation rounding in MatMulNBits and a verified
- * draft can change a near-tie. With at least two query rows every forward takes the GEMM and each row's result is
- * bit for bit the same whatever else is in the forward. The duplicate row costs one query's attention.
+ * Attention whose every row is bit for bit what it would be alone: the row of a draft token in an S-token forward
+ * (chain or tree) equals the row of the same token decoded one per forward over the compacted cache. Lookahead is
+ * lossless only with that, and on q8/q4 a last-bit difference is not harmless: it can flip an int8 activation
+ * rounding in MatMulNBits (accuracy level 4) and so a near-tie.
+ * The fused CPU kernels break it twice: (1) one query multiplies by V through MLAS's M = 1 GEMV, which sums in
+ * another order than the GEMM of S > 1 queries; (2) the softmax denominator is a SIMD sum whose lanes follow key
+ * positions, and a tree node's ancestors sit at other positions than in the compacted cache.
+ * So: the queries are padded by a duplicate of the last row (M >= 2 always, the pad's output is dropped), and the
+ * softmax is unnormalized exp(s - max) times [V | 1] in one MatMul, so numerator and denominator are both GEMM
+ * sums over keys in order, where masked keys add exact zeros. Query heads are grouped under their kv head
+ * ([1, kvH, G, S+1, hd] against [1, kvH, 1, T, hd]) so K/V are never repeated.
  */
+function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
+  const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
+  const group = h / kvH;
+  const scale = g.constFloat('attn_scale', [shape.attentionScale ?? 1 / Math.sqrt(hd)], []);
+  const padded = g.op('Mul', [g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } }), scale]);
+  const qh = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [1, 0, kvH, group, hd])])], { perm: { ints: [0, 2, 3, 1, 4] } });
+  const kvHeads = (x: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [x, g.constInt64('kv_groups', [1, 0, kvH, 1, hd])])], { perm: { ints: perm } });
+  const scores = g.op('Add', [g.op('MatMul', [qh, kvHeads(k, [0, 2, 3, 4, 1])]), ctx.bias]);
+  const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
+  const vh = kvHeads(v, [0, 2, 3, 1, 4]);
+  const onesShape = g.op('Concat', [g.op('Shape', [vh], { end: { i: 4 } }), g.constInt64('one', [1])], { axis: { i: 0 } });
+  const ones = g.op('Expand', [g.constFloat('one_f', [1], [1, 1, 1, 1, 1]), onesShape]);
+  const sums = g.op('MatMul', [e, g.op('Concat', [vh, ones], { axis: { i: 4 } })]);
+  const slice = (from: number, to: number, axis: number) =>
+    g.op('Slice', [sums, g.constInt64('from', [from]), g.constInt64('to', [to]), g.constInt64('axis', [axis])]);
+  const out = g.op('Div', [slice(0, hd, 4), slice(hd, hd + 1, 4)]);
+  const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis3', [3])]);
+  return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constInt64('merge_heads', [1, 0, h * hd])]);
+}
+
+/** The last slice of x along `axis`. */
 function lastRow(g: OnnxGraph, x: string, axis: number): string {
   return g.op('Slice', [x, g.constInt64('minus_one', [-1]), g.constInt64('int_max', [2 ** 31 - 1]), g.constInt64(`axis${axis}`, [axis])]);
 }
