@@ -11,7 +11,7 @@ export interface AttentionShape {
 
 /**
  * Values computed once per graph that every layer's attention needs.
- * `bias` is the additive mask [1,1,S,T] ('exact': [1,1,1,S+1,T], see exactAttention); seqlensK/totalLength exist
+ * `bias` is the additive mask [1,1,S,T] ('exact': [1,1,G*(S+1),T], see exactAttention); seqlensK/totalLength exist
  * only for GQA.
  */
 export interface AttentionContext {
@@ -19,6 +19,8 @@ export interface AttentionContext {
   bias: string;
   seqlensK?: string;
   totalLength?: string;
+  /** 'exact' only: [1, kvH, T, 1] of ones, V's extra column that yields the softmax denominator. */
+  ones?: string;
 }
 
 /** The `scale` attribute of every attention op here, when the family sets one. */
@@ -26,10 +28,13 @@ export function scaleAttr(scale: number | undefined): Record<string, Attr> {
   return scale === undefined ? {} : { scale: { f: scale } };
 }
 
-export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string): AttentionContext {
+export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string, shape: AttentionShape): AttentionContext {
   if (kind === 'exact') {
+    // Rows as exactAttention stacks its queries: G copies of the S+1 padded rows.
     const padded = g.op('Concat', [bias, lastRow(g, bias, 2)], { axis: { i: 2 } });
-    return { kind, bias: g.op('Unsqueeze', [padded, g.constInt64('axis1', [1])]) };
+    const rows = g.op('Tile', [padded, g.constInt64('bias_tiles', [1, 1, shape.numHeads / shape.numKvHeads, 1])]);
+    const onesShape = g.op('Concat', [g.constInt64('ones_lead', [1, shape.numKvHeads]), g.op('Shape', [bias], { start: { i: 3 } }), g.constInt64('ones_tail', [1])], { axis: { i: 0 } });
+    return { kind, bias: rows, ones: g.op('Expand', [g.constFloat('one', [1], [1, 1, 1, 1]), onesShape]) };
   }
   if (kind !== 'gqa') return { kind, bias };
   const t = g.op('Shape', [bias], { start: { i: 3 }, end: { i: 4 } });
@@ -92,27 +97,25 @@ export function attention(
  * The fused CPU kernels break it twice: (1) one query multiplies by V through MLAS's M = 1 GEMV, which sums in
  * another order than the GEMM of S > 1 queries; (2) the softmax denominator is a SIMD sum whose lanes follow key
  * positions, and a tree node's ancestors sit at other positions than in the compacted cache.
- * So: the queries are padded by a duplicate of the last row (M >= 2 always, the pad's output is dropped), and the
- * softmax is unnormalized exp(s - max) times [V | 1] in one MatMul, so numerator and denominator are both GEMM
- * sums over keys in order, where masked keys add exact zeros. Query heads are grouped under their kv head
- * ([1, kvH, G, S+1, hd] against [1, kvH, 1, T, hd]) so K/V are never repeated.
+ * So: the queries are padded by a duplicate of the last row (M >= 2 always; the pad's output is dropped), and the
+ * softmax is unnormalized, exp(s - max) times [V | 1] in one MatMul, so numerator and denominator are both GEMM
+ * sums over the keys in order, where masked keys add exact zeros (a separate MatMul by a ones column takes an
+ * N = 1 path that is lane-ordered again). The G query heads of a kv head are stacked as GEMM rows, so K/V are
+ * neither repeated nor broadcast.
  */
 function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
-  const group = h / kvH;
   const scale = g.constFloat('attn_scale', [shape.attentionScale ?? 1 / Math.sqrt(hd)], []);
   const padded = g.op('Mul', [g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } }), scale]);
-  const qh = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [1, 0, kvH, group, hd])])], { perm: { ints: [0, 2, 3, 1, 4] } });
-  const kvHeads = (x: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [x, g.constInt64('kv_groups', [1, 0, kvH, 1, hd])])], { perm: { ints: perm } });
-  const scores = g.op('Add', [g.op('MatMul', [qh, kvHeads(k, [0, 2, 3, 4, 1])]), ctx.bias]);
+  // [1, S+1, kvH, G, hd] → [1, kvH, G, S+1, hd] → [1, kvH, G*(S+1), hd]
+  const grouped = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [1, 0, kvH, h / kvH, hd])])], { perm: { ints: [0, 2, 3, 1, 4] } });
+  const qh = g.op('Reshape', [grouped, g.constInt64('q_rows', [1, kvH, -1, hd])]);
+  const heads = (x: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [x, g.constInt64('kv_heads', [1, 0, kvH, hd])])], { perm: { ints: perm } });
+  const scores = g.op('Add', [g.op('MatMul', [qh, heads(k, [0, 2, 3, 1])]), ctx.bias]);
   const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
-  const vh = kvHeads(v, [0, 2, 3, 1, 4]);
-  const onesShape = g.op('Concat', [g.op('Shape', [vh], { end: { i: 4 } }), g.constInt64('one', [1])], { axis: { i: 0 } });
-  const ones = g.op('Expand', [g.constFloat('one_f', [1], [1, 1, 1, 1, 1]), onesShape]);
-  const sums = g.op('MatMul', [e, g.op('Concat', [vh, ones], { axis: { i: 4 } })]);
-  const slice = (from: number, to: number, axis: number) =>
-    g.op('Slice', [sums, g.constInt64('from', [from]), g.constInt64('to', [to]), g.constInt64('axis', [axis])]);
-  const out = g.op('Div', [slice(0, hd, 4), slice(hd, hd + 1, 4)]);
+  const sums = g.op('MatMul', [e, g.op('Concat', [heads(v, [0, 2, 1, 3]), ctx.ones!], { axis: { i: 3 } })]);
+  const slice = (from: number, to: number) => g.op('Slice', [sums, g.constInt64('from', [from]), g.constInt64('to', [to]), g.constInt64('axis3', [3])]);
+  const out = g.op('Reshape', [g.op('Div', [slice(0, hd), slice(hd, hd + 1)]), g.constInt64('out_groups', [1, kvH, h / kvH, -1, hd])]);
   const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis3', [3])]);
   return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constInt64('merge_heads', [1, 0, h * hd])]);
 }
