@@ -11,7 +11,7 @@ export interface AttentionShape {
 
 /**
  * Values computed once per graph that every layer's attention needs.
- * `bias` is the additive mask [1,1,S,T] ('exact': [1,1,G*(S+1),T], see exactAttention); seqlensK/totalLength exist
+ * `bias` is the additive mask [1,1,S,T] ('exact': [1,G*(S+1),T], see exactAttention); seqlensK/totalLength exist
  * only for GQA.
  */
 export interface AttentionContext {
@@ -19,7 +19,7 @@ export interface AttentionContext {
   bias: string;
   seqlensK?: string;
   totalLength?: string;
-  /** 'exact' only: [1, kvH, T, 1] of ones, V's extra column that yields the softmax denominator. */
+  /** 'exact' only: [T, 16] of ones, whose product with the exponentials is the softmax denominator. */
   ones?: string;
 }
 
@@ -30,11 +30,11 @@ export function scaleAttr(scale: number | undefined): Record<string, Attr> {
 
 export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string, shape: AttentionShape): AttentionContext {
   if (kind === 'exact') {
-    // Rows as exactAttention stacks its queries: G copies of the S+1 padded rows.
+    // Rows as exactAttention stacks its queries: G copies of the S+1 padded rows, [1, G*(S+1), T].
     const padded = g.op('Concat', [bias, lastRow(g, bias, 2)], { axis: { i: 2 } });
     const rows = g.op('Tile', [padded, g.constInt64('bias_tiles', [1, 1, shape.numHeads / shape.numKvHeads, 1])]);
-    const onesShape = g.op('Concat', [g.constInt64('ones_lead', [1, shape.numKvHeads]), g.op('Shape', [bias], { start: { i: 3 } }), g.constInt64('ones_tail', [1])], { axis: { i: 0 } });
-    return { kind, bias: rows, ones: g.op('Expand', [g.constFloat('one', [1], [1, 1, 1, 1]), onesShape]) };
+    const onesShape = g.op('Concat', [g.op('Shape', [bias], { start: { i: 3 } }), g.constInt64('ones_width', [16])], { axis: { i: 0 } });
+    return { kind, bias: g.op('Squeeze', [rows, g.constInt64('axis0', [0])]), ones: g.op('Expand', [g.constFloat('one', [1], [1, 1]), onesShape]) };
   }
   if (kind !== 'gqa') return { kind, bias };
   const t = g.op('Shape', [bias], { start: { i: 3 }, end: { i: 4 } });
@@ -98,26 +98,28 @@ export function attention(
  * another order than the GEMM of S > 1 queries; (2) the softmax denominator is a SIMD sum whose lanes follow key
  * positions, and a tree node's ancestors sit at other positions than in the compacted cache.
  * So: the queries are padded by a duplicate of the last row (M >= 2 always; the pad's output is dropped), and the
- * softmax is unnormalized, exp(s - max) times [V | 1] in one MatMul, so numerator and denominator are both GEMM
- * sums over the keys in order, where masked keys add exact zeros (a separate MatMul by a ones column takes an
- * N = 1 path that is lane-ordered again). The G query heads of a kv head are stacked as GEMM rows, so K/V are
- * neither repeated nor broadcast.
+ * softmax is unnormalized: exp(s - max)·V and exp(s - max)·1 are both GEMM sums over the keys in order, where
+ * masked keys add exact zeros. (The ones are 16 columns wide: a single column takes an N = 1 path whose sum is
+ * lane-ordered again.) The G query heads of a kv head are stacked as GEMM rows, and FusedMatMul's batch transpose
+ * reads K and V per head in place, so the cache is neither repeated nor copied.
  */
 function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
   const scale = g.constFloat('attn_scale', [shape.attentionScale ?? 1 / Math.sqrt(hd)], []);
   const padded = g.op('Mul', [g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } }), scale]);
-  // [1, S+1, kvH, G, hd] → [1, kvH, G, S+1, hd] → [1, kvH, G*(S+1), hd]
-  const grouped = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [1, 0, kvH, h / kvH, hd])])], { perm: { ints: [0, 2, 3, 1, 4] } });
-  const qh = g.op('Reshape', [grouped, g.constInt64('q_rows', [1, kvH, -1, hd])]);
-  const heads = (x: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [x, g.constInt64('kv_heads', [1, 0, kvH, hd])])], { perm: { ints: perm } });
-  const scores = g.op('Add', [g.op('MatMul', [qh, heads(k, [0, 2, 3, 1])]), ctx.bias]);
+  // [S+1, kvH, G, hd] → [kvH, G, S+1, hd] → [kvH, G*(S+1), hd]
+  const grouped = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [-1, kvH, h / kvH, hd])])], { perm: { ints: [1, 2, 0, 3] } });
+  const qh = g.op('Reshape', [grouped, g.constInt64('q_rows', [kvH, -1, hd])]);
+  // [T, kvH, hd], read as [kvH, T, hd] by transBatchB
+  const byHead = (x: string) => g.op('Reshape', [x, g.constInt64('kv_heads', [-1, kvH, hd])]);
+  const fused = (a: string, b: string, transB: number) =>
+    g.op('FusedMatMul', [a, b], { transB: { i: transB }, transBatchB: { i: 1 } }, 'com.microsoft');
+  const scores = g.op('Add', [fused(qh, byHead(k), 1), ctx.bias]);
   const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
-  const sums = g.op('MatMul', [e, g.op('Concat', [heads(v, [0, 2, 1, 3]), ctx.ones!], { axis: { i: 3 } })]);
-  const slice = (from: number, to: number) => g.op('Slice', [sums, g.constInt64('from', [from]), g.constInt64('to', [to]), g.constInt64('axis3', [3])]);
-  const out = g.op('Reshape', [g.op('Div', [slice(0, hd), slice(hd, hd + 1)]), g.constInt64('out_groups', [1, kvH, h / kvH, -1, hd])]);
-  const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis3', [3])]);
-  return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constInt64('merge_heads', [1, 0, h * hd])]);
+  const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
+  const out = g.op('Reshape', [g.op('Div', [fused(e, byHead(v), 0), den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
+  const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis2', [2])]);
+  return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [2, 0, 1, 3] } }), g.constInt64('merge_heads', [1, -1, h * hd])]);
 }
 
 /** The last slice of x along `axis`. */
