@@ -105,16 +105,15 @@ export function attention(
  */
 function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
-  const scale = g.constFloat('attn_scale', [shape.attentionScale ?? 1 / Math.sqrt(hd)], []);
-  const padded = g.op('Mul', [g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } }), scale]);
+  const padded = g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } });
   // [S+1, kvH, G, hd] → [kvH, G, S+1, hd] → [kvH, G*(S+1), hd]
   const grouped = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [-1, kvH, h / kvH, hd])])], { perm: { ints: [1, 2, 0, 3] } });
   const qh = g.op('Reshape', [grouped, g.constInt64('q_rows', [kvH, -1, hd])]);
   // [T, kvH, hd], read as [kvH, T, hd] by transBatchB
   const byHead = (x: string) => g.op('Reshape', [x, g.constInt64('kv_heads', [-1, kvH, hd])]);
-  const fused = (a: string, b: string, transB: number) =>
-    g.op('FusedMatMul', [a, b], { transB: { i: transB }, transBatchB: { i: 1 } }, 'com.microsoft');
-  const scores = g.op('Add', [fused(qh, byHead(k), 1), ctx.bias]);
+  const fused = (a: string, b: string, transB: number, alpha = 1) =>
+    g.op('FusedMatMul', [a, b], { transB: { i: transB }, transBatchB: { i: 1 }, alpha: { f: alpha } }, 'com.microsoft');
+  const scores = g.op('Add', [fused(qh, byHead(k), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), ctx.bias]);
   const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
   const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
   const out = g.op('Reshape', [g.op('Div', [fused(e, byHead(v), 0), den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
