@@ -7,6 +7,7 @@ import type { WeightDType } from '../../src/model/builder/options.js';
 import { SyntheticSource, syntheticConfig } from '../../src/model/builder/sources/synthetic.js';
 import { openBuiltModel } from '../../src/model/runtime/built-model.js';
 import type { LoadedModel, Sequence } from '../../src/model/types.js';
+import { FAMILIES } from '../helpers/families.js';
 
 // Lookahead is lossless only if a row's logits do not depend on the other rows of its forward: a verified draft
 // token must see exactly the logits (and leave exactly the K/V) that plain one-token-at-a-time decoding would.
@@ -44,8 +45,9 @@ async function oneByOne(seq: Sequence, tokens: number[]): Promise<Float32Array> 
 /** Rows of an S-token forward whose logits differ in any bit from the same row computed alone. */
 async function differingRows(model: LoadedModel, past: number, size: number, chain: boolean): Promise<number> {
   const rand = lcg(past * 131 + size * 7 + (chain ? 1 : 0));
-  const prefix = Array.from({ length: past }, () => Math.floor(rand() * V));
-  const tokens = Array.from({ length: size }, () => Math.floor(rand() * V));
+  const vocab = model.info.vocabSize;
+  const prefix = Array.from({ length: past }, () => Math.floor(rand() * vocab));
+  const tokens = Array.from({ length: size }, () => Math.floor(rand() * vocab));
   const parent = randomParents(rand, size, chain);
   const seq = model.newSequence();
   const ref = model.newSequence();
@@ -65,7 +67,7 @@ async function differingRows(model: LoadedModel, past: number, size: number, cha
   for (let node = 0; node < size; node++) {
     ref.truncate(past);
     const alone = await oneByOne(ref, pathTo(parent, node).map((n) => tokens[n]));
-    const row = logits.subarray(node * V, (node + 1) * V);
+    const row = logits.subarray(node * vocab, (node + 1) * vocab);
     if (row.some((x, j) => x !== alone[j])) differing++;
   }
   seq.dispose();
@@ -86,6 +88,24 @@ describe.each(['fp32', 'fp16', 'q8', 'q4'] as WeightDType[])('rows are independe
   it.each([2, 3, 4, 5, 8, 12, 16])('S = %i: chain and tree rows equal the row alone, bit for bit', async (size) => {
     // Past 120 puts the larger trees across a 128-key boundary, where kernels block their sums.
     for (const past of [0, 9, 70, 120]) {
+      for (const chain of [true, false]) expect(await differingRows(model, past, size, chain), `${chain ? 'chain' : 'tree'} past ${past}`).toBe(0);
+    }
+  });
+});
+
+// Sliding windows (crossed by past 30 and 70), one kv head for four query heads, head sizes that are not
+// hidden/heads, q/k norms, attention scale and logit soft-capping, on the quantized path.
+describe.each(FAMILIES.map((f) => f.name))('rows are independent of their forward (%s family, q8)', (name) => {
+  let model: LoadedModel;
+  beforeAll(async () => {
+    const dir = join(root, `family-${name}`);
+    await buildModel(new SyntheticSource(FAMILIES.find((f) => f.name === name)!.config, 5), { dtype: 'q8', attention: 'exact', layout: 'tree' }, dir);
+    model = await openBuiltModel(dir);
+  });
+  afterAll(() => model.dispose());
+
+  it.each([3, 8, 16])('S = %i: chain and tree rows equal the row alone, bit for bit', async (size) => {
+    for (const past of [0, 30, 70]) {
       for (const chain of [true, false]) expect(await differingRows(model, past, size, chain), `${chain ? 'chain' : 'tree'} past ${past}`).toBe(0);
     }
   });
