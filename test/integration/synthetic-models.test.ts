@@ -47,7 +47,7 @@ describe('synthetic builds', () => {
 
   it('every attention op gives the same logits', async () => {
     fp32 = await logitsFor({ attention: 'onnx' }, 'onnx');
-    for (const attention of ['mha', 'gqa'] as const) {
+    for (const attention of ['exact', 'mha', 'gqa'] as const) {
       expect(maxAbsDiff(await logitsFor({ attention }, attention), fp32), attention).toBeLessThanOrEqual(1e-4);
     }
   });

@@ -11,13 +11,16 @@ export interface AttentionShape {
 
 /**
  * Values computed once per graph that every layer's attention needs.
- * `bias` is the additive mask [1,1,S,T]; seqlensK/totalLength exist only for GQA.
+ * `bias` is the additive mask [1,1,S,T] ('exact': [1,G*(S+1),T], see exactAttention); seqlensK/totalLength exist
+ * only for GQA.
  */
 export interface AttentionContext {
   kind: AttentionKind;
   bias: string;
   seqlensK?: string;
   totalLength?: string;
+  /** 'exact' only: [T, 16] of ones, whose product with the exponentials is the softmax denominator. */
+  ones?: string;
 }
 
 /** The `scale` attribute of every attention op here, when the family sets one. */
@@ -25,7 +28,14 @@ export function scaleAttr(scale: number | undefined): Record<string, Attr> {
   return scale === undefined ? {} : { scale: { f: scale } };
 }
 
-export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string): AttentionContext {
+export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string, shape: AttentionShape): AttentionContext {
+  if (kind === 'exact') {
+    // Rows as exactAttention stacks its queries: G copies of the S+1 padded rows, [1, G*(S+1), T].
+    const padded = g.op('Concat', [bias, lastRow(g, bias, 2)], { axis: { i: 2 } });
+    const rows = g.op('Tile', [padded, g.constInt64('bias_tiles', [1, 1, shape.numHeads / shape.numKvHeads, 1])]);
+    const onesShape = g.op('Concat', [g.op('Shape', [bias], { start: { i: 3 } }), g.constInt64('ones_width', [16])], { axis: { i: 0 } });
+    return { kind, bias: g.op('Squeeze', [rows, g.constInt64('axis0', [0])]), ones: g.op('Expand', [g.constFloat('one', [1], [1, 1]), onesShape]) };
+  }
   if (kind !== 'gqa') return { kind, bias };
   const t = g.op('Shape', [bias], { start: { i: 3 }, end: { i: 4 } });
   const seqlensK = g.op('Cast', [g.op('Sub', [t, g.constInt64('one', [1])])], { to: { i: 6 } });
@@ -65,6 +75,7 @@ export function attention(
   }
   const k = g.op('Concat', [pastK, kNew], { axis: { i: 1 } });
   const v = g.op('Concat', [pastV, vNew], { axis: { i: 1 } });
+  if (ctx.kind === 'exact') return exactAttention(g, ctx, shape, q, k, v);
   if (ctx.kind === 'onnx') {
     return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale });
   }
@@ -76,4 +87,41 @@ export function attention(
     return g.op('Reshape', [wide, g.constInt64('kv_merge', [1, 0, h * hd])]);
   };
   return g.op('MultiHeadAttention', [q, expand(k), expand(v), '', '', ctx.bias], { num_heads: { i: h }, ...scale }, 'com.microsoft');
+}
+
+/**
+ * Attention whose every row is bit for bit what it would be alone: the row of a draft token in an S-token forward
+ * (chain or tree) equals the row of the same token decoded one per forward over the compacted cache. Lookahead is
+ * lossless only with that, and on q8/q4 a last-bit difference is not harmless: it can flip an int8 activation
+ * rounding in MatMulNBits (accuracy level 4) and so a near-tie.
+ * The fused CPU kernels break it twice: (1) one query multiplies by V through MLAS's M = 1 GEMV, which sums in
+ * another order than the GEMM of S > 1 queries; (2) the softmax denominator is a SIMD sum whose lanes follow key
+ * positions, and a tree node's ancestors sit at other positions than in the compacted cache.
+ * So: the queries are padded by a duplicate of the last row (M >= 2 always; the pad's output is dropped), and the
+ * softmax is unnormalized: exp(s - max)·V and exp(s - max)·1 are both GEMM sums over the keys in order, where
+ * masked keys add exact zeros. (The ones are 16 columns wide: a single column takes an N = 1 path whose sum is
+ * lane-ordered again.) The G query heads of a kv head are stacked as GEMM rows, and FusedMatMul's batch transpose
+ * reads K and V per head in place, so the cache is neither repeated nor copied.
+ */
+function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
+  const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
+  const padded = g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } });
+  // [S+1, kvH, G, hd] → [kvH, G, S+1, hd] → [kvH, G*(S+1), hd]
+  const grouped = g.op('Transpose', [g.op('Reshape', [padded, g.constInt64('q_groups', [-1, kvH, h / kvH, hd])])], { perm: { ints: [1, 2, 0, 3] } });
+  const qh = g.op('Reshape', [grouped, g.constInt64('q_rows', [kvH, -1, hd])]);
+  // [T, kvH, hd], read as [kvH, T, hd] by transBatchB
+  const byHead = (x: string) => g.op('Reshape', [x, g.constInt64('kv_heads', [-1, kvH, hd])]);
+  const fused = (a: string, b: string, transB: number, alpha = 1) =>
+    g.op('FusedMatMul', [a, b], { transB: { i: transB }, transBatchB: { i: 1 }, alpha: { f: alpha } }, 'com.microsoft');
+  const scores = g.op('Add', [fused(qh, byHead(k), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), ctx.bias]);
+  const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
+  const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
+  const out = g.op('Reshape', [g.op('Div', [fused(e, byHead(v), 0), den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
+  const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis2', [2])]);
+  return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [2, 0, 1, 3] } }), g.constInt64('merge_heads', [1, -1, h * hd])]);
+}
+
+/** The last slice of x along `axis`. */
+function lastRow(g: OnnxGraph, x: string, axis: number): string {
+  return g.op('Slice', [x, g.constInt64('minus_one', [-1]), g.constInt64('int_max', [2 ** 31 - 1]), g.constInt64(`axis${axis}`, [axis])]);
 }

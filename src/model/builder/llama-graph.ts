@@ -38,9 +38,9 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
   let x = embedTokens(g, c, embed, ids);
   const ropes = new LayerRopes(g, c);
-  const full = attentionContext(g, options.attention, bias);
+  const full = attentionContext(g, options.attention, bias, c);
   // Cache row r holds position r (the runtime keeps accepted rows in place), so the window derives from positions.
-  const local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, windowBias(g, bias, pos, c.slidingWindow));
+  const local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, windowBias(g, bias, pos, c.slidingWindow), c);
 
   for (let i = 0; i < c.numLayers; i++) {
     const ctx = isSlidingLayer(c, i) ? local : full;
