@@ -22,6 +22,8 @@ export interface AppliedState {
   ownUntil: Map<string, string>;
 }
 
+/** How often a connected consumer looks again whether the replica may read (a restore is running). */
+const READY_POLL_MS = 20;
 const BLOCK_MS = 200;
 const COUNT = 256;
 
@@ -57,9 +59,15 @@ export class Consumer {
 
   async run(): Promise<void> {
     while (!this.stopped) {
-      if (!this.link.connected || !this.ready()) {
+      if (!this.link.connected) {
         await this.link.waitUp(BLOCK_MS);
         if (!this.link.connected) await sleep(BLOCK_MS);
+        continue;
+      }
+      if (!this.ready()) {
+        // Connected but a snapshot restore is under way: a real wait, since awaiting the already-resolved waitUp
+        // in a loop never yields to the event loop, and then the restore's own replies never arrive.
+        await sleep(READY_POLL_MS);
         continue;
       }
       try {
