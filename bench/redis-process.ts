@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './server-process.js';
 
-/** Debian's redis-server (`.ci/install-redis.sh`); tests needing it skip with a message where it is absent. */
+/** Debian's redis-server (`.ci/run` installs it); tests needing it skip with a message where it is absent. */
 export const REDIS_SERVER_PRESENT = spawnSync('redis-server', ['--version']).status === 0;
 
 export interface RedisProcess {

@@ -14,7 +14,7 @@ const MODEL_DIR = join(SHARED_DATA, 'models/chat-llama-5m');
 const DEV = join(SHARED_DATA, 'datasets/rag-eval/dev.jsonl');
 const present = existsSync(`${MODEL_DIR}/config.json`) && existsSync(DEV);
 if (!present) console.warn(`SKIPPED test/e2e/replicas.test.ts: ${MODEL_DIR} or ${DEV} is absent`);
-if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/e2e/replicas.test.ts: redis-server is not installed (.ci/install-redis.sh installs it)');
+if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/e2e/replicas.test.ts: redis-server is not installed (.ci/run installs it)');
 
 const TENANTS = ['docs', 'other', 'base', 'alone', 'warm', 'late', 'outage', 'sess'] as const;
 type Tenant = (typeof TENANTS)[number];

@@ -8,7 +8,7 @@ import type { TextTokenizer } from '../../src/model/tokenizer/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Replication } from '../../src/sync/index.js';
 
-if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/integration/replication.test.ts: redis-server is not installed (.ci/install-redis.sh installs it)');
+if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/integration/replication.test.ts: redis-server is not installed (.ci/run installs it)');
 
 /**
  * Exactly once, counted: replicas over a real redis-server, each on an engine that records every input its global

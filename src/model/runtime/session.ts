@@ -28,7 +28,7 @@ export const DEFAULT_THREADS = 2;
 const HINTS: Record<ExecutionProvider, string> = {
   cpu: '',
   cuda: 'the CUDA EP needs its libraries, which onnxruntime-node downloads at install time (install without ONNXRUNTIME_NODE_INSTALL=skip, or use the CUDA Docker target) plus a CUDA 12 driver',
-  webgpu: 'the WebGPU EP needs a Vulkan adapter: a GPU driver, or Mesa lavapipe for a software one (.ci/install-lavapipe.sh)',
+  webgpu: 'the WebGPU EP needs a Vulkan adapter: a GPU driver, or Mesa lavapipe for a software one (.ci/run installs it on Debian)',
 };
 
 /** Opens an ORT session from a file path (ORT reads external data next to it) on exactly the provider asked for. */
