@@ -107,8 +107,9 @@ export class Generation {
     this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
-    // A greedy pick with nothing recorded per pick can be tried unmasked first (see TokenFilter.allows).
-    if (filter && this.sampler.greedy && job.logprobs === null && job.sampling.repetitionPenalty === 1) filter.enableFastPath();
+    // A pick that depends on nothing but the row and records nothing that matters (no penalty context, no logprobs)
+    // can be tried unmasked first (see TokenFilter.allows): a rejected try must leave no trace.
+    if (filter && this.sampler.plainArgmax && job.logprobs === null) filter.enableFastPath();
   }
 
   /** The job's decode statistics so far. */
