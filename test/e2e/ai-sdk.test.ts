@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { JobSpec } from '../../src/engine/types.js';
 import { createApp } from '../../src/server/app.js';
 import { listen, type RunningServer } from '../../src/server/serve.js';
-import { startRealServer, type RealServer } from '../helpers/real-server.js';
+import { SHIPPED_MODEL, startShippedServer, type RealServer } from '../helpers/real-server.js';
 import { SCRIPTED_MODEL, ScriptedEngine } from '../helpers/scripted-engine.js';
 
 /**
@@ -34,7 +34,7 @@ function script(spec: JobSpec): string {
 }
 
 beforeAll(async () => {
-  real = await startRealServer(['--model', 'models/chat-llama-5m', '--model-id', 'chat-llama-5m']);
+  real = await startShippedServer();
   engine = new ScriptedEngine({ script, contextLength: 8192, tokensPerStep: 5 });
   scripted = await listen(createApp({ engine, config: loadConfig([], {}) }), '127.0.0.1', 0);
 });
@@ -49,7 +49,7 @@ describe('Vercel AI SDK against the server', () => {
   for (const api of ['responses', 'chat'] as const) {
     it(`generateText and streamText (${api} API) give the same greedy text from the real model`, async () => {
       const p = provider(real.url);
-      const model = api === 'chat' ? p.chat('chat-llama-5m') : p('chat-llama-5m');
+      const model = api === 'chat' ? p.chat(SHIPPED_MODEL) : p(SHIPPED_MODEL);
       const args = { model, system: 'You answer questions about health.', prompt: 'What is a fever?', maxOutputTokens: 24, temperature: 0 };
       const once = await generateText(args);
       expect(once.text.length).toBeGreaterThan(0);

@@ -1,14 +1,14 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRealServer, type RealServer } from '../helpers/real-server.js';
+import { SHIPPED_MODEL, startShippedServer, type RealServer } from '../helpers/real-server.js';
 
 /** `POST /v1/responses` on the real server and engine (the shipped chat-llama-5m), driven by the official SDK. */
 let server: RealServer;
 let client: OpenAI;
-const model = 'chat-llama-5m';
+const model = SHIPPED_MODEL;
 
 beforeAll(async () => {
-  server = await startRealServer(['--model', 'models/chat-llama-5m', '--model-id', model]);
+  server = await startShippedServer();
   client = new OpenAI({ baseURL: server.baseURL, apiKey: 'sk-local', maxRetries: 0 });
 });
 afterAll(async () => {

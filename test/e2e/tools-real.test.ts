@@ -3,7 +3,7 @@ import { generateObject } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { startRealServer, type RealServer } from '../helpers/real-server.js';
+import { SHIPPED_MODEL, startShippedServer, type RealServer } from '../helpers/real-server.js';
 
 /**
  * Grammar-constrained tool calls and structured output on the real engine (chat-llama-5m): whatever the small
@@ -12,10 +12,10 @@ import { startRealServer, type RealServer } from '../helpers/real-server.js';
  */
 let server: RealServer;
 let client: OpenAI;
-const model = 'chat-llama-5m';
+const model = SHIPPED_MODEL;
 
 beforeAll(async () => {
-  server = await startRealServer(['--model', 'models/chat-llama-5m', '--model-id', model]);
+  server = await startShippedServer();
   client = new OpenAI({ baseURL: server.baseURL, apiKey: 'sk-local', maxRetries: 0 });
 });
 afterAll(async () => {

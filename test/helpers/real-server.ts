@@ -42,3 +42,11 @@ export async function startRealServer(flags: string[] = [], extras: { hooks?: Te
     },
   };
 }
+
+/** The model the project ships (`models/chat-llama-5m`), under the id the e2e tests ask for. */
+export const SHIPPED_MODEL = 'chat-llama-5m';
+
+/** The real server on the shipped model. */
+export function startShippedServer(): Promise<RealServer> {
+  return startRealServer(['--model', 'models/chat-llama-5m', '--model-id', SHIPPED_MODEL]);
+}
