@@ -20,28 +20,32 @@ export class Utf8Guard {
   private readonly endsInLead: Uint8Array;
   /** Per restricted lead: the tokens whose first byte is a continuation byte outside its range. */
   private readonly afterLead: Int32Array[];
-  /** The same lists as sets, for the one-token check of a greedy pick. */
-  private readonly neverSet: Set<number>;
-  private readonly afterLeadSets: Set<number>[];
+  /** The same lists per token, for the one-token check of a greedy pick: bit 0 never, bit 1 + r after lead r. */
+  private readonly refusals: Uint8Array;
 
   constructor(tokens: readonly (Uint8Array | string)[]) {
     const never: number[] = [];
     const afterLead: number[][] = RESTRICTED_LEADS.map(() => []);
     this.endsInLead = new Uint8Array(tokens.length);
+    this.refusals = new Uint8Array(tokens.length);
     tokens.forEach((token, id) => {
       if (typeof token === 'string') return;
-      if (!isUtf8Fragment(token)) never.push(id);
+      if (!isUtf8Fragment(token)) {
+        never.push(id);
+        this.refusals[id] |= 1;
+      }
       const first = token[0];
       RESTRICTED_LEADS.forEach(({ lo, hi }, r) => {
-        if (first >= 0x80 && first <= 0xbf && (first < lo || first > hi)) afterLead[r].push(id);
+        if (first >= 0x80 && first <= 0xbf && (first < lo || first > hi)) {
+          afterLead[r].push(id);
+          this.refusals[id] |= 1 << (r + 1);
+        }
       });
       const last = RESTRICTED_LEADS.findIndex(({ lead }) => lead === token[token.length - 1]);
       this.endsInLead[id] = last + 1;
     });
     this.never = Int32Array.from(never);
     this.afterLead = afterLead.map((ids) => Int32Array.from(ids));
-    this.neverSet = new Set(never);
-    this.afterLeadSets = afterLead.map((ids) => new Set(ids));
   }
 
   /** The state after `token` (0 = unrestricted), to pass to the next mask. */
@@ -51,8 +55,8 @@ export class Utf8Guard {
 
   /** Whether `token` may follow in `state` as far as UTF-8 goes (the grammar decides the rest). */
   permits(token: number, state: number): boolean {
-    if (this.neverSet.has(token)) return false;
-    return state === 0 || !this.afterLeadSets[state - 1].has(token);
+    // Bit 0 refuses in every state; bit `state` only after that lead (state 0 has no lead bit).
+    return (this.refusals[token] & (1 | (state === 0 ? 0 : 1 << state))) === 0;
   }
 
   mask(row: Float32Array, state: number): void {
