@@ -69,6 +69,10 @@ export interface ModelInfo {
   executionProvider: string;
   /** 'device' when K/V stays in device memory between steps (GPU EPs); 'host' when the runtime owns it. */
   kvPlacement: 'host' | 'device';
+  /** K/V bytes one cached token takes (all layers, keys and values): what admission by K/V memory counts. */
+  kvBytesPerToken: number;
+  /** Sequences one `forwardBatch` runs in a single forward; 1 when items run one after another. */
+  maxBatch: number;
 }
 
 export interface ForwardInput {
@@ -118,8 +122,22 @@ export interface Sequence {
   dispose(): void;
 }
 
+/** One sequence's share of a batched forward. */
+export interface BatchItem {
+  seq: Sequence;
+  input: ForwardInput;
+  /** What the step reads back: the argmax ids [S] (as `forwardIds`) or the logits [S, vocab] (as `forward`). */
+  output: 'ids' | 'logits';
+}
+
 export interface LoadedModel {
   readonly info: ModelInfo;
   newSequence(): Sequence;
+  /**
+   * Several of this model's sequences in one forward. Result i is what items[i] alone would have returned, bit
+   * for bit, so a job's output never depends on what it was batched with; it stays valid until that sequence's next
+   * forward. Each sequence appears at most once.
+   */
+  forwardBatch(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]>;
   dispose(): Promise<void>;
 }

@@ -9,7 +9,7 @@ import type { ModelInfo } from '../../src/model/types.js';
  * The worker's lookahead state across requests: a conversation drafts from its earlier turns' documents; another
  * session of the same tenant, and the same session id under another tenant, do not.
  */
-const info: ModelInfo = { id: 'm', contextLength: 1024, vocabSize: 5000, bosTokenId: null, eosTokenIds: [0], treeMask: true, executionProvider: 'cpu', kvPlacement: 'host' };
+const info: ModelInfo = { id: 'm', contextLength: 1024, vocabSize: 5000, bosTokenId: null, eosTokenIds: [0], treeMask: true, executionProvider: 'cpu', kvPlacement: 'host', kvBytesPerToken: 1024, maxBatch: 1 };
 const options: EngineOptions = {
   model: SYNTHETIC_MODEL,
   cacheDir: '/nonexistent',

@@ -6,6 +6,7 @@ import type { LoadedModel, ModelInfo } from '../types.js';
 import { DeviceSequence, deviceOutputLocations } from './device-sequence.js';
 import { HostSequence, SequenceBuffers } from './host-sequence.js';
 import { KvCache } from './kv-cache.js';
+import { forwardEach } from './forward-each.js';
 import { createSession, type RuntimeOptions } from './session.js';
 
 /** Opens a tree-layout model written by the builder (model.onnx + lookahead-model.json). */
@@ -30,10 +31,12 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     treeMask: true,
     executionProvider: ep,
     kvPlacement,
+    kvBytesPerToken: 2 * c.numLayers * c.numKvHeads * c.headDim * 4,
+    maxBatch: 1,
   };
   const rowSize = c.numKvHeads * c.headDim;
   if (kvPlacement === 'device') {
-    return { info, newSequence: () => new DeviceSequence(session, info, c.numLayers, rowSize), dispose: () => session.release() };
+    return { info, newSequence: () => new DeviceSequence(session, info, c.numLayers, rowSize), forwardBatch: forwardEach, dispose: () => session.release() };
   }
   const pool: SequenceBuffers[] = [];
   const take = () => pool.pop() ?? new SequenceBuffers(new KvCache(c.numLayers, rowSize, info.contextLength), info.vocabSize);
@@ -43,6 +46,7 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
   return {
     info,
     newSequence: () => new HostSequence(session, info, c.numLayers, rowSize, take(), give),
+    forwardBatch: forwardEach,
     dispose: () => session.release(),
   };
 }

@@ -5,6 +5,7 @@ import { ContextLengthError, InvalidRequestError, ModelLoadError } from '../../e
 import type { ForwardInput, KvResidency, LoadedModel, ModelInfo, Sequence, TransferCounters } from '../types.js';
 import { checkForwardInput, isCausalBias } from './mask.js';
 import { createSession, Int64Buffer, type RuntimeOptions } from './session.js';
+import { forwardEach } from './forward-each.js';
 import { newTransferCounters } from './step-feeds.js';
 
 const PAST = /^past_key_values\.(\d+)\.key$/;
@@ -69,10 +70,13 @@ export async function openForeignModel(dir: string, options: RuntimeOptions = {}
     treeMask: false,
     executionProvider: ep,
     kvPlacement: 'host',
+    kvBytesPerToken: 2 * shape.layers * shape.kvHeads * shape.headDim * 4,
+    maxBatch: 1,
   };
   return {
     info,
     newSequence: () => new ForeignSequence(session, info, shape),
+    forwardBatch: forwardEach,
     dispose: () => session.release(),
   };
 }
