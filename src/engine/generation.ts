@@ -21,8 +21,10 @@ export interface DraftSource {
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
 export interface DraftSizer {
-  next(context: number): number;
-  observe(size: number, accepted: number, forwardMs: number): void;
+  /** The size for this job's next step when `others` tokens of other jobs already ride in the same forward. */
+  next(context: number, others: number): number;
+  /** The job put `size` tokens into a forward of `total` tokens that took `forwardMs`, and `accepted` were kept. */
+  observe(size: number, accepted: number, forwardMs: number, total: number): void;
 }
 
 export interface StepOutput {
@@ -158,7 +160,7 @@ export class Generation {
     if (this.drafts && this.budget) {
       const t0 = performance.now();
       const remaining = this.job.maxTokens - this.generated;
-      const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0), room, remaining);
+      const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0, 0), room, remaining);
       if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
       this.timing.draftSeconds += (performance.now() - t0) / 1000;
     }
@@ -198,7 +200,7 @@ export class Generation {
     }
     this.counters.record(s - 1, result.acceptedCount);
     this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
-    this.budget?.observe(s, result.acceptedCount, forwardMs);
+    this.budget?.observe(s, result.acceptedCount, forwardMs, s);
     return this.commit(result);
   }
 

@@ -85,14 +85,17 @@ export class BudgetController {
     return this.seen[cell] === 0 ? this.prior[index] : this.mean[cell];
   }
 
-  /** The size for the next step (root included), for a step of kind `context`. */
-  next(context = 0): number {
+  /**
+   * The size for the next step (root included), for a step of kind `context`, when `others` tokens of other jobs
+   * share the forward: a size is weighed by what the whole forward would cost.
+   */
+  next(context = 0, others = 0): number {
     this.step++;
     const base = context * this.sizes.length;
     let best = 0;
-    let bestRate = 1 / this.curve.cost(1);
+    let bestRate = 1 / this.curve.cost(others + 1);
     for (let a = 1; a < this.sizes.length; a++) {
-      const rate = (this.expectedAccepted(a, context) + 1) / this.curve.cost(this.sizes[a]);
+      const rate = (this.expectedAccepted(a, context) + 1) / this.curve.cost(others + this.sizes[a]);
       if (rate > bestRate) {
         best = a;
         bestRate = rate;
@@ -112,11 +115,12 @@ export class BudgetController {
   }
 
   /**
-   * After a step: `size` tokens went into the forward (1 = no draft), `accepted` draft tokens were kept, and the
-   * forward took `forwardMs`. Acceptance is credited to the size and context of the last `next()`.
+   * After a step: `size` tokens of this job went into a forward of `total` tokens (1 = no draft), `accepted` draft
+   * tokens were kept, and the forward took `forwardMs`. Acceptance is credited to the size and context of the last
+   * `next()`.
    */
-  observe(size: number, accepted: number, forwardMs: number): void {
-    this.curve.observe(size, forwardMs);
+  observe(size: number, accepted: number, forwardMs: number, total = size): void {
+    this.curve.observe(total, forwardMs);
     if (size <= 1 || this.last === 0) return;
     const a = this.last;
     const base = this.lastContext * this.sizes.length;
