@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildWideModel, defaultWideDir, resolveBenchModel } from './bench-model.js';
 import { BenchError } from './errors.js';
 import { DEFAULT_KS, forwardCostCurve, forwardCostCurves, renderOutputComparison } from './forward-cost-command.js';
 import { graphVsExport } from './graph-vs-export.js';
@@ -21,11 +22,17 @@ import { loadWorkload, type WorkloadShape } from './workload.js';
 const USAGE = `usage: npm run bench -- <command> [flags]
 
 commands:
-  load           drive a running server: --base-url URL --workload FILE (--requests N | --duration S)
-                 [--concurrency 1,4,16,64 | --rate R] [--lookahead off|hier|par|one]
-  ab             lookahead off vs on (and per layout), interleaved A B A B, with ratios; starts our server
-                 unless --base-url is given: [--model PATH] --workload FILE --requests N [--concurrency 1,4]
-                 [--layouts hier,par,one] [--rounds 2] --out DIR
+  load           drive a running server (--base-url URL), or start ours on --model: --workload FILE
+                 (--requests N | --duration S) [--concurrency 1,4,16,64 | --rate R] [--lookahead off|hier|par|one]
+  ab             fair A/B, lookahead off vs each layout: the same --requests N prompts for every arm at every
+                 --concurrency level (default 1,4,8), blocks of <level> prompts sent to each arm in ABBA order,
+                 one tenant per arm and level (each warmed by --warmup itself), paired per-prompt ratios with a
+                 seeded bootstrap 95% CI. Starts our server on [--model PATH|wide150m]; against --base-url it
+                 needs --tenant-keys K,K,... (one API key per arm and level) [--admin-key K]
+                 [--layouts hier,par,one] --out DIR
+  widen-model    build the 150M-cost benchmark model (chat-llama-5m widened by ../shared/tools/widen-model.mjs)
+                 [--out DIR] (default ~/.cache/lookahead-proxy/bench/wide150m; kept when already built);
+                 --model wide150m names it in ab and load
   forward-cost   per-forward cost curve of a model: [--model PATH | --vocab N (synthetic, e.g. 131072)]
                  [--ks 1,2,4,8,16,32,64] [--past 256] [--rounds 5] [--execution-provider EP]
                  [--compare-logits: also time the logits output + JS argmax scan, side by side]
@@ -62,6 +69,7 @@ common flags:
                          model answers them first (the paper's protocol); --warmup-from references posts
                          their reference answers as documents instead
   --max-tokens N         per request (default 64)
+  --seed N               seeds load's --rate arrivals and ab's bootstrap (default 1)
   --model-id ID          model name to request (default: the first in /v1/models)
   --request-timeout-ms N ceiling per request (default 120000)
   --max-error-rate F     exit 3 when more than this fraction of requests failed (default 0)
@@ -98,6 +106,8 @@ const FLAGS = {
   'startup-timeout-s': { type: 'string' },
   'max-error-rate': { type: 'string' },
   'server-arg': { type: 'string', multiple: true },
+  'tenant-keys': { type: 'string' },
+  'admin-key': { type: 'string' },
   'forward-cost': { type: 'boolean' },
   'no-forward-cost': { type: 'boolean' },
   ks: { type: 'string' },
@@ -142,8 +152,15 @@ async function main(argv: string[]): Promise<number> {
   const commandLine = `npm run bench -- ${argv.join(' ')}`;
   switch (command) {
     case 'load':
+      return loadCommand(f, commandLine);
     case 'ab':
-      return benchCommand(command, f, commandLine);
+      return abCommand(f, commandLine);
+    case 'widen-model': {
+      const out = f.out ?? defaultWideDir();
+      buildWideModel(out, (line) => process.stderr.write(`${line}\n`));
+      process.stdout.write(`${out}\n`);
+      return 0;
+    }
     case 'forward-cost':
       return forwardCostCommand(f, commandLine);
     case 'peer-transformers':
@@ -166,53 +183,95 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
   }
 }
 
-async function benchCommand(kind: 'load' | 'ab', f: Flags, commandLine: string): Promise<number> {
-  if (!f.workload) throw new BenchError('--workload FILE is required', 2);
+async function loadCommand(f: Flags, commandLine: string): Promise<number> {
+  const common = measuredCommon(f);
   const requests = optInt(f.requests, '--requests', 1, MAX_REQUESTS);
   const durationS = optNum(f.duration, '--duration', MAX_DURATION_S);
   if (requests === null && durationS === null) throw new BenchError('give --requests N or --duration SECONDS: a run must end on its own', 2);
-  if (kind === 'load' && f.layouts) throw new BenchError('--layouts is for ab; load takes --lookahead', 2);
+  if (f.layouts) throw new BenchError('--layouts is for ab; load takes --lookahead', 2);
   const rate = optNum(f.rate, '--rate', 10_000);
   if (rate !== null && f.concurrency) throw new BenchError('give --concurrency or --rate, not both', 2);
-  const shape = (f.shape ?? 'plain') as WorkloadShape;
-  if (!['plain', 'sessions', 'repeat'].includes(shape)) throw new BenchError(`--shape must be plain, sessions or repeat (got ${shape})`, 2);
-  const drafting = draftingParams(f);
-  const spawn = kind === 'ab' && !f['base-url'];
+  // With --model and no --base-url, load starts our server on that model, as ab does.
+  const spawn = f.model !== undefined && !f['base-url'];
   const options: BenchOptions = {
-    kind,
+    ...common,
     command: commandLine,
     baseUrl: spawn ? null : (f['base-url'] ?? 'http://127.0.0.1:8000/v1'),
-    modelPath: spawn ? (f.model ?? null) : null,
+    modelPath: spawn ? benchModel(f) : null,
+    apiKey: f['api-key'] ?? process.env.BENCH_API_KEY ?? null,
+    requests,
+    durationS,
+    concurrency: rate !== null ? [] : intList(f.concurrency ?? '1', '--concurrency', 1024),
+    rate,
+    rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 1,
+    arm: loadArm(f.lookahead, draftingParams(f)),
+    forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
+  };
+  const { report, failed, total } = await runBench(options);
+  return finishMeasured(report, failed, total, f);
+}
+
+async function abCommand(f: Flags, commandLine: string): Promise<number> {
+  const common = measuredCommon(f);
+  for (const flag of ['duration', 'rate', 'rounds', 'lookahead'] as const) {
+    if (f[flag] !== undefined) throw new BenchError(`--${flag} is for load; ab sends every arm the same --requests N prompts once per concurrency level, in ABBA order`, 2);
+  }
+  const prompts = optInt(f.requests, '--requests', 1, MAX_REQUESTS);
+  if (prompts === null) throw new BenchError('ab needs --requests N: the number of prompts every arm answers at every level', 2);
+  const spawn = !f['base-url'];
+  if (spawn && f.model === undefined && !common.quiet) process.stderr.write('no --model: the spawned server uses its shipped default, chat-llama-5m\n');
+  const { runAb } = await import('./ab.js');
+  const { report, failed, total } = await runAb({
+    ...common,
+    command: commandLine,
+    baseUrl: spawn ? null : f['base-url']!,
+    modelPath: spawn ? benchModel(f) : null,
+    tenantKeys: f['tenant-keys'] ? list(f['tenant-keys']) : null,
+    adminKey: f['admin-key'] ?? process.env.BENCH_ADMIN_KEY ?? null,
+    prompts,
+    concurrency: intList(f.concurrency ?? '1,4,8', '--concurrency', 1024),
+    arms: abArms(f.layouts ?? 'hier', draftingParams(f)),
+    forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
+  });
+  return finishMeasured(report, failed, total, f);
+}
+
+/** Flags load and ab read alike. */
+function measuredCommon(f: Flags) {
+  if (!f.workload) throw new BenchError('--workload FILE is required', 2);
+  const shape = (f.shape ?? 'plain') as WorkloadShape;
+  if (!['plain', 'sessions', 'repeat'].includes(shape)) throw new BenchError(`--shape must be plain, sessions or repeat (got ${shape})`, 2);
+  return {
     modelId: f['model-id'] ?? null,
     serverArgs: f['server-arg'] ?? [],
     allowRemote: f['allow-remote'] ?? false,
-    apiKey: f['api-key'] ?? process.env.BENCH_API_KEY ?? null,
     workload: f.workload,
     shape,
     categories: list(f.category),
     repeat: optInt(f.repeat, '--repeat', 1, 100) ?? 3,
     warmup: optInt(f.warmup, '--warmup', 0, MAX_REQUESTS) ?? 0,
     warmupFrom: warmupFromOf(f['warmup-from']),
-    requests,
-    durationS,
-    concurrency: rate !== null ? [] : intList(f.concurrency ?? (kind === 'ab' ? '1,4' : '1'), '--concurrency', 1024),
-    rate,
     seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
     maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 64,
-    rounds: optInt(f.rounds, '--rounds', 1, 100) ?? (kind === 'ab' ? 2 : 1),
-    arms: kind === 'ab' ? abArms(f.layouts ?? 'hier', drafting) : [loadArm(f.lookahead, drafting)],
     requestTimeoutMs: optInt(f['request-timeout-ms'], '--request-timeout-ms', 100, 3_600_000) ?? 120_000,
     startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 300) * 1000,
     quiet: f.quiet ?? false,
-    forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
   };
+}
+
+/** `--model wide150m` is the benchmark model, built on first use; anything else goes to the server as given. */
+function benchModel(f: Flags): string | null {
+  return resolveBenchModel(f.model ?? null, (line) => {
+    if (!f.quiet) process.stderr.write(`${line}\n`);
+  });
+}
+
+function finishMeasured(report: Report, failed: number, total: number, f: Flags): number {
   const maxErrorRate = optNum(f['max-error-rate'], '--max-error-rate', 1) ?? 0;
-  if (spawn && f.model === undefined && !options.quiet) process.stderr.write('no --model: the spawned server uses its shipped default, chat-llama-5m\n');
-  const { report, failed, total } = await runBench(options);
   emit(report, f.out);
   if (total > 0 && failed / total > maxErrorRate) {
     const kinds = [...new Set(report.runs.flatMap((r) => Object.keys(r.errors)))].join(', ');
@@ -281,6 +340,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     ratios: [],
     forward_cost: curve,
     peer: null,
+    ab: null,
     server_stats: null,
   };
   emit(report, f.out);

@@ -17,6 +17,7 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 /** A failed, empty sample starting now: what a request records before anything arrives. */
 export function emptySample(errorType: string | null = null, errorMessage: string | null = null): RequestSample {
   return {
+    key: null,
     ok: false,
     errorType,
     errorMessage,

@@ -76,6 +76,7 @@ export async function runLoad(plan: LoadPlan): Promise<LoadResult> {
         messages.push({ role: 'user', content: turns[t]! });
       }
       const sample = await streamChat(plan.target, requestBody(plan, item, messages, t === 0), headers, signal);
+      sample.key = `${item.id}#${t}`;
       record(sample);
       if (!sample.ok) return;
       messages.push({ role: 'assistant', content: sample.text });

@@ -6,6 +6,8 @@ import type { LookaheadBlock as ServerLookaheadBlock } from '../src/server/gener
 
 /** What the harness observed about one request. Fields a server does not report are null. */
 export interface RequestSample {
+  /** Which workload item and turn it was (`id#turn`), so arms can be paired prompt by prompt; null outside a run. */
+  key: string | null;
   ok: boolean;
   /** Set when !ok: a short machine-friendly class (connect, timeout, http_429, stream_error, ...). */
   errorType: string | null;
@@ -26,8 +28,10 @@ export interface RequestSample {
   rejectedPredictionTokens: number | null;
 }
 
-/** The server's per-response `lookahead` block as received: older servers may lack accepted_by_position. */
-export type LookaheadBlock = Omit<ServerLookaheadBlock, 'accepted_by_position'> & { accepted_by_position?: number[] };
+/** Fields of the server's per-response `lookahead` block that older servers do not send. */
+type Newer = 'accepted_by_position' | 'draft_sizes' | 'forward_seconds' | 'decode_seconds';
+/** The server's per-response `lookahead` block as received. */
+export type LookaheadBlock = Omit<ServerLookaheadBlock, Newer> & Partial<Pick<ServerLookaheadBlock, Newer>>;
 
 export interface Percentiles {
   mean: number;
@@ -61,6 +65,11 @@ export interface RunSummary {
   acceptanceByPosition: number[] | null;
   draftTokens: number | null;
   acceptedDraftTokens: number | null;
+  /** Forward size (draft + root) → decode steps, summed over requests; null when the server does not say. */
+  draftSizes: Record<string, number> | null;
+  /** Server-side: ms in the model's forward per decode step, and decode wall ms per token after the first (its TPOT). */
+  forwardMsPerStep: number | null;
+  serverTpotMs: number | null;
 }
 
 /**
@@ -143,6 +152,29 @@ export function summariseRun(samples: readonly RequestSample[], durationS: numbe
     acceptanceByPosition: acceptanceByPosition(blocks),
     draftTokens: blocks.length > 0 ? blocks.reduce((n, b) => n + b.draft_tokens, 0) : null,
     acceptedDraftTokens: blocks.length > 0 ? blocks.reduce((n, b) => n + b.accepted_tokens, 0) : null,
+    ...serverTimes(ok),
+  };
+}
+
+function serverTimes(ok: readonly RequestSample[]): Pick<RunSummary, 'draftSizes' | 'forwardMsPerStep' | 'serverTpotMs'> {
+  const timed = ok.filter((s) => s.lookahead?.forward_seconds !== undefined && s.lookahead.decode_seconds !== undefined);
+  const sized = ok.filter((s) => s.lookahead?.draft_sizes !== undefined);
+  let steps = 0;
+  let forward = 0;
+  let decode = 0;
+  let decodeTokens = 0;
+  for (const s of timed) {
+    steps += s.lookahead!.steps;
+    forward += s.lookahead!.forward_seconds!;
+    decode += s.lookahead!.decode_seconds!;
+    decodeTokens += Math.max(0, s.completionTokens - 1);
+  }
+  const draftSizes: Record<string, number> = {};
+  for (const s of sized) for (const [k, n] of Object.entries(s.lookahead!.draft_sizes!)) draftSizes[k] = (draftSizes[k] ?? 0) + n;
+  return {
+    draftSizes: sized.length > 0 ? draftSizes : null,
+    forwardMsPerStep: steps > 0 ? (forward / steps) * 1000 : null,
+    serverTpotMs: decodeTokens > 0 ? (decode / decodeTokens) * 1000 : null,
   };
 }
 

@@ -1,9 +1,9 @@
 import type { Target } from './client.js';
 import { BenchError } from './errors.js';
 import { runLoad, type Arrival } from './load.js';
-import { pairRatios, summariseRun, type LabelledRun, type RequestSample } from './metrics.js';
+import { summariseRun, type RequestSample } from './metrics.js';
 import { Progress } from './progress.js';
-import { machineInfo, toReportRatio, toReportRun, type RunMeta } from './report/build.js';
+import { machineInfo, toReportRun, type RunMeta } from './report/build.js';
 import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
 import { RssSampler, type RssPoint } from './rss.js';
 import { spawnServer, type SpawnedServer } from './server-process.js';
@@ -16,8 +16,8 @@ export interface Arm {
   lookahead: Record<string, unknown> | null;
 }
 
+/** `load`: one arm at each load level, against a running server or one it starts on `--model`. */
 export interface BenchOptions {
-  kind: 'load' | 'ab';
   command: string;
   /** null: start our own server as a child process. */
   baseUrl: string | null;
@@ -43,7 +43,7 @@ export interface BenchOptions {
   seed: number;
   maxTokens: number;
   rounds: number;
-  arms: Arm[];
+  arm: Arm;
   requestTimeoutMs: number;
   startupTimeoutMs: number;
   quiet: boolean;
@@ -58,10 +58,9 @@ export interface BenchOutcome {
 }
 
 /**
- * Runs every arm at every load level. Rounds interleave the arms (A B A B …) so slow drift (thermal, other
- * tenants, trie growth) falls on all arms alike. Every run sends its own slice of the workload: if two arms sent
- * the same prompt, the second would draft from the first one's answer in the global trie and look faster than
- * it is. When the workload is too small for that, it wraps and the report says so (`reused_items`).
+ * Runs the arm at every load level, in rounds. Every round sends its own slice of the workload: a prompt sent twice
+ * would draft from its own earlier answer in the global trie the second time. When the workload is too small for
+ * that, it wraps and the report says so (`reused_items`). Comparing arms is `ab`'s job (bench/ab.ts).
  */
 export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   if (o.rounds < 1) throw new BenchError('--rounds must be at least 1');
@@ -104,67 +103,55 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       warmupApplied = result.samples.every((sample) => sample.ok);
     }
 
-    const totalRequests = o.requests === null ? null : o.requests * o.arms.length * levels.length;
-    const progress = new Progress(o.kind, totalRequests ?? 0, o.quiet);
-    const slices = levels.length * o.rounds * o.arms.length;
+    const totalRequests = o.requests === null ? null : o.requests * levels.length;
+    const progress = new Progress('load', totalRequests ?? 0, o.quiet);
+    const slices = levels.length * o.rounds;
     const sliceLen = Math.max(1, Math.floor(measured.length / slices));
     let cursor = 0;
     let reusedItems = false;
-    const collected = new Map<string, { meta: RunMeta; samples: RequestSample[]; durationS: number }>();
+    const arm = o.arm;
+    const collected: { meta: RunMeta; samples: RequestSample[]; durationS: number }[] = [];
     for (const level of levels) {
+      const entry = { meta: { label: arm.label, concurrency: level, requestsPerSecondTarget: o.rate, lookahead: arm.lookahead, rss: null as RssPoint[] | null }, samples: [] as RequestSample[], durationS: 0 };
+      collected.push(entry);
       for (let round = 0; round < o.rounds; round++) {
         const share = (n: number) => Math.floor((n * (round + 1)) / o.rounds) - Math.floor((n * round) / o.rounds);
-        for (const arm of o.arms) {
-          const key = `${arm.label}@${level}`;
-          let entry = collected.get(key);
-          if (!entry) {
-            entry = { meta: { label: arm.label, concurrency: level, requestsPerSecondTarget: o.rate, lookahead: arm.lookahead, rss: null }, samples: [], durationS: 0 };
-            collected.set(key, entry);
-          }
-          const arrival: Arrival = level === null ? { kind: 'rate', requestsPerSecond: o.rate!, seed: o.seed + round } : { kind: 'concurrency', concurrency: level };
-          const count = o.requests === null ? null : share(o.requests);
-          const firstItem = cursor;
-          cursor += count ?? sliceLen;
-          const rss = new RssSampler(target, server?.pid ?? null);
-          rss.begin();
-          const result = await runLoad({
-            target,
-            model,
-            items: measured,
-            arrival,
-            requests: count,
-            durationS: o.durationS === null ? null : o.durationS / o.rounds,
-            maxTokens: o.maxTokens,
-            extraBody: arm.lookahead ? { lookahead: arm.lookahead } : {},
-            firstItem,
-            onSample: (s) => progress.tick(s.ok),
-          });
-          // Follow-up turns count as samples, so for sessions this errs towards saying "reused".
-          if (cursor > measured.length || (count === null && result.samples.length > sliceLen)) reusedItems = true;
-          const points = await rss.end();
-          if (points) entry.meta.rss = [...(entry.meta.rss ?? []), ...shift(points, entry.durationS)];
-          entry.samples.push(...result.samples);
-          entry.durationS += result.durationS;
-        }
+        const arrival: Arrival = level === null ? { kind: 'rate', requestsPerSecond: o.rate!, seed: o.seed + round } : { kind: 'concurrency', concurrency: level };
+        const count = o.requests === null ? null : share(o.requests);
+        const firstItem = cursor;
+        cursor += count ?? sliceLen;
+        const rss = new RssSampler(target, server?.pid ?? null);
+        rss.begin();
+        const result = await runLoad({
+          target,
+          model,
+          items: measured,
+          arrival,
+          requests: count,
+          durationS: o.durationS === null ? null : o.durationS / o.rounds,
+          maxTokens: o.maxTokens,
+          extraBody: arm.lookahead ? { lookahead: arm.lookahead } : {},
+          firstItem,
+          onSample: (s) => progress.tick(s.ok),
+        });
+        // Follow-up turns count as samples, so for sessions this errs towards saying "reused".
+        if (cursor > measured.length || (count === null && result.samples.length > sliceLen)) reusedItems = true;
+        const points = await rss.end();
+        if (points) entry.meta.rss = [...(entry.meta.rss ?? []), ...shift(points, entry.durationS)];
+        entry.samples.push(...result.samples);
+        entry.durationS += result.durationS;
       }
     }
     progress.finish();
 
-    const runs: LabelledRun[] = [];
-    const reportRuns = [];
-    for (const { meta, samples, durationS } of collected.values()) {
-      const summary = summariseRun(samples, durationS);
-      runs.push({ label: meta.label, concurrency: meta.concurrency, summary });
-      reportRuns.push(toReportRun(meta, summary));
-    }
-    const baseline = o.arms[0].label;
+    const reportRuns = collected.map(({ meta, samples, durationS }) => toReportRun(meta, summariseRun(samples, durationS)));
     const serverStats = await fetchLookaheadStats(target);
     const forwardCost = o.forwardCost && server ? await o.forwardCost(o.modelPath) : null;
     const failed = reportRuns.reduce((n, r) => n + (r.requests - r.completed), 0);
     const total = reportRuns.reduce((n, r) => n + r.requests, 0);
     const report: Report = {
       schema_version: REPORT_SCHEMA_VERSION,
-      kind: o.kind,
+      kind: 'load',
       created_at: new Date().toISOString(),
       command: o.command,
       machine: machineInfo(),
@@ -178,12 +165,13 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
         max_tokens: o.maxTokens,
         concurrency: o.rate !== null ? [] : o.concurrency,
         rounds: o.rounds,
-        labels: o.arms.map((a) => a.label),
+        labels: [arm.label],
       },
       runs: reportRuns,
-      ratios: pairRatios(runs, baseline).map(toReportRatio),
+      ratios: [],
       forward_cost: forwardCost,
       peer: null,
+      ab: null,
       server_stats: serverStats,
     };
     return { report, failed, total };

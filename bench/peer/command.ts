@@ -108,6 +108,7 @@ export async function runPeerComparison(o: PeerOptions): Promise<Report> {
     ratios: pairRatios(runs).map(toReportRatio),
     forward_cost: null,
     peer: peerReport,
+    ab: null,
     server_stats: null,
   };
 }

@@ -37,6 +37,9 @@ export function toReportRun(meta: RunMeta, s: RunSummary): ReportRun {
     tpot_ms: pct(s.tpotMs),
     latency_ms: pct(s.latencyMs),
     rss_bytes: meta.rss,
+    draft_sizes: s.draftSizes,
+    forward_ms_per_step: s.forwardMsPerStep,
+    server_tpot_ms: s.serverTpotMs,
   };
 }
 

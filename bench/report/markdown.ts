@@ -1,4 +1,4 @@
-import type { Report } from './schema.js';
+import type { PairedInterval, Report } from './schema.js';
 
 /** A table for pasting into notes: one row per run, ratios against the baseline at the same concurrency. */
 export function renderMarkdown(report: Report): string {
@@ -16,6 +16,7 @@ export function renderMarkdown(report: Report): string {
       );
     }
   }
+  if (report.ab) lines.push(...abLines(report));
   if (report.forward_cost && report.forward_cost.length > 0) {
     const base = report.forward_cost[0].ms;
     lines.push('');
@@ -39,4 +40,41 @@ export function renderMarkdown(report: Report): string {
 
 function num(v: number | null | undefined, digits: number): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
+}
+
+/** The fair A/B: paired ratios with their intervals, scaling over clients, and what the server did per step. */
+function abLines(report: Report): string[] {
+  const ab = report.ab!;
+  const lines = [
+    '',
+    `Fair A/B: ${ab.prompts} prompts per arm and level, ${ab.order}; ${ab.isolation}${ab.warmup_per_tenant ? ` (${ab.warmup_per_tenant} warm-up items each)` : ''}. Paired per prompt: geometric mean of arm ÷ ${ab.paired[0]?.baseline ?? 'baseline'} [${Math.round(ab.bootstrap.level * 100)} % bootstrap CI, ${ab.bootstrap.resamples} resamples, seed ${ab.bootstrap.seed}].`,
+    '',
+    '| arm | conc. | decode tok/s × | TPOT × | tokens/step × | identical outputs |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const p of ab.paired) {
+    lines.push(`| ${p.label} | ${p.concurrency} | ${interval(p.decode_tokens_per_second)} | ${interval(p.tpot)} | ${interval(p.tokens_per_step)} | ${p.identical_outputs}/${p.compared_outputs} |`);
+  }
+  lines.push('', '| arm | conc. | aggregate tok/s | × 1 client | TTFT p50 ms | TPOT p50 ms (client) | server ms/token | forward ms/step | draft sizes (forward size×steps) |', '|---|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const sc of ab.scaling) {
+    const run = report.runs.find((r) => r.label === sc.label && r.concurrency === sc.concurrency);
+    lines.push(
+      `| ${sc.label} | ${sc.concurrency} | ${num(sc.tokens_per_second, 1)} | ${num(sc.vs_one_client, 2)} | ${num(sc.ttft_p50_ms, 0)} | ${num(run?.tpot_ms?.p50, 1)} | ${num(run?.server_tpot_ms, 1)} | ${num(run?.forward_ms_per_step, 1)} | ${sizes(run?.draft_sizes ?? null)} |`,
+    );
+  }
+  return lines;
+}
+
+function interval(i: PairedInterval | null): string {
+  return i === null ? '—' : `${i.estimate.toFixed(2)} [${i.low.toFixed(2)}, ${i.high.toFixed(2)}]`;
+}
+
+/** The most used sizes first, so a swing between runs shows at a glance. */
+function sizes(d: Record<string, number> | null): string {
+  if (d === null) return '—';
+  return Object.entries(d)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([k, n]) => `${k}×${n}`)
+    .join(' ');
 }

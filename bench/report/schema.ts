@@ -1,10 +1,10 @@
 import { z } from 'zod';
 
 /**
- * report.json, version 1. Field names are snake_case like the OpenAI wire format the numbers come from.
+ * report.json, version 2 (2: per-run draft sizes and server-side times; the fair `ab` section). Field names are snake_case like the OpenAI wire format the numbers come from.
  * Anything a server did not report is null, never 0, so "no lookahead stats" cannot read as "no acceptance".
  */
-export const REPORT_SCHEMA_VERSION = 1;
+export const REPORT_SCHEMA_VERSION = 2;
 
 const percentiles = z.strictObject({
   mean: z.number(),
@@ -39,6 +39,37 @@ const run = z.strictObject({
   tpot_ms: percentiles.nullable(),
   latency_ms: percentiles.nullable(),
   rss_bytes: z.array(z.strictObject({ t: z.number().nonnegative(), bytes: z.number().nonnegative() })).nullable(),
+  /** Forward size (draft + root) → decode steps the server's adaptive budget chose. */
+  draft_sizes: z.record(z.string(), z.number().int().nonnegative()).nullable(),
+  /** As the server measured them: ms in the forward per decode step, decode wall ms per token after the first. */
+  forward_ms_per_step: z.number().nonnegative().nullable(),
+  server_tpot_ms: z.number().nonnegative().nullable(),
+});
+
+const interval = z.strictObject({ n: z.number().int().positive(), estimate: z.number().positive(), low: z.number().positive(), high: z.number().positive() });
+
+/** The fair A/B: every arm on the same prompts, ABBA per block, one tenant per arm and level, paired ratios. */
+export const abSchema = z.strictObject({
+  isolation: z.string(),
+  order: z.string(),
+  prompts: z.number().int().nonnegative(),
+  warmup_per_tenant: z.number().int().nonnegative(),
+  bootstrap: z.strictObject({ resamples: z.number().int().positive(), level: z.number().positive().max(1), seed: z.number().int() }),
+  /** Per prompt arm ÷ baseline at one level: decode tok/s (>1 faster), TPOT (<1 faster), tokens per step. */
+  paired: z.array(
+    z.strictObject({
+      label: z.string(),
+      baseline: z.string(),
+      concurrency: z.number().int().positive(),
+      identical_outputs: z.number().int().nonnegative(),
+      compared_outputs: z.number().int().nonnegative(),
+      decode_tokens_per_second: interval.nullable(),
+      tpot: interval.nullable(),
+      tokens_per_step: interval.nullable(),
+    }),
+  ),
+  /** Aggregate tokens/s of each arm at each level, and ÷ the same arm at 1 client. */
+  scaling: z.array(z.strictObject({ label: z.string(), concurrency: z.number().int().positive(), tokens_per_second: z.number().nonnegative(), vs_one_client: z.number().nullable(), ttft_p50_ms: z.number().nullable() })),
 });
 
 const ratio = z.strictObject({
@@ -93,6 +124,7 @@ export const reportSchema = z.strictObject({
   ratios: z.array(ratio),
   forward_cost: z.array(z.strictObject({ k: z.number().int().positive(), ms: z.number().nonnegative() })).nullable(),
   peer: peerSchema.nullable(),
+  ab: abSchema.nullable(),
   server_stats: z.unknown().nullable(),
 });
 
@@ -100,3 +132,5 @@ export type Report = z.infer<typeof reportSchema>;
 export type ReportRun = z.infer<typeof run>;
 export type ReportRatio = z.infer<typeof ratio>;
 export type PeerReport = z.infer<typeof peerSchema>;
+export type AbReport = z.infer<typeof abSchema>;
+export type PairedInterval = z.infer<typeof interval>;

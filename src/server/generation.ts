@@ -193,6 +193,11 @@ export interface LookaheadBlock {
   draft_seconds: number;
   /** accepted_by_position[d] = steps that accepted a draft token at depth d + 1. */
   accepted_by_position: number[];
+  /** draft_sizes[k] = decode steps whose forward the adaptive budget gave k tokens (root included). */
+  draft_sizes: Record<string, number>;
+  /** Time in the model's forwards for decode steps, and wall time from the first decode step to the end: what a client's TPOT is made of, measured where it happens. */
+  forward_seconds: number;
+  decode_seconds: number;
 }
 
 /** What a finished choice contributes to usage: its result and the tokens it generated. */
@@ -210,7 +215,7 @@ export interface FinishedChoice {
 export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; lookahead: LookaheadBlock } {
   const promptTokens = new Map<number, number>();
   let completion = 0;
-  const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0, accepted_by_position: [] };
+  const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0, accepted_by_position: [], draft_sizes: {}, forward_seconds: 0, decode_seconds: 0 };
   let stepTokens = 0;
   for (const c of choices) {
     promptTokens.set(c.promptIndex, c.result.promptTokens);
@@ -220,6 +225,9 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
     block.draft_tokens += la.draftTokens;
     block.accepted_tokens += la.acceptedTokens;
     block.draft_seconds += la.draftSeconds;
+    block.forward_seconds += la.forwardSeconds;
+    block.decode_seconds += la.decodeSeconds;
+    for (const [size, n] of Object.entries(la.budgets)) block.draft_sizes[size] = (block.draft_sizes[size] ?? 0) + n;
     stepTokens += la.tokensPerStep * la.steps;
     la.acceptedByPosition.forEach((n, d) => (block.accepted_by_position[d] = (block.accepted_by_position[d] ?? 0) + n));
   }

@@ -6,6 +6,7 @@ import { isLoopback } from '../../bench/target.js';
 
 function sample(over: Partial<RequestSample>): RequestSample {
   return {
+    key: null,
     ok: true,
     errorType: null,
     errorMessage: null,

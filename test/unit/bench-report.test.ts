@@ -7,7 +7,7 @@ import { REPORT_SCHEMA_VERSION, reportSchema, type Report } from '../../bench/re
 
 function ok(tokens: number, e2eMs: number, tps: number | null): RequestSample {
   return {
-    ok: true, errorType: null, errorMessage: null, startMs: 0, ttftMs: 20, e2eMs, interChunkMs: [5, 7], promptTokens: 4,
+    key: null, ok: true, errorType: null, errorMessage: null, startMs: 0, ttftMs: 20, e2eMs, interChunkMs: [5, 7], promptTokens: 4,
     completionTokens: tokens, text: 'x', finishReason: 'length',
     lookahead: tps === null ? null : { steps: 10, draft_tokens: 30, accepted_tokens: Math.round(10 * (tps - 1)), tokens_per_step: tps, draft_seconds: 0.01, accepted_by_position: [6, 3] },
     acceptedPredictionTokens: null, rejectedPredictionTokens: null,
@@ -35,6 +35,7 @@ function report(): Report {
     ratios: pairRatios(runs).map(toReportRatio),
     forward_cost: [{ k: 1, ms: 2 }, { k: 8, ms: 3 }],
     peer: null,
+    ab: null,
     server_stats: null,
   };
 }
@@ -45,7 +46,7 @@ describe('report', () => {
     expect(reportSchema.safeParse(r).success).toBe(true);
     expect(r.ratios[0].tokens_per_second).toBe(2);
     expect(r.runs[0].acceptance_by_position).toEqual([0.6, 0.3]);
-    expect(reportSchema.safeParse({ ...r, schema_version: 2 }).success).toBe(false);
+    expect(reportSchema.safeParse({ ...r, schema_version: REPORT_SCHEMA_VERSION - 1 }).success).toBe(false);
     expect(reportSchema.safeParse({ ...r, runs: [{ ...r.runs[0], tokens_per_second: -1 }] }).success).toBe(false);
     expect(reportSchema.safeParse({ ...r, extra: 1 }).success).toBe(false);
   });
