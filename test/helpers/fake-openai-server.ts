@@ -20,6 +20,8 @@ export interface FakeServerOptions {
 export interface FakeServer {
   baseUrl: string;
   bodies: Record<string, unknown>[];
+  /** The Authorization header of each chat request, in the order of `bodies`. */
+  authorizations: (string | null)[];
   documents: string[];
   close(): Promise<void>;
 }
@@ -28,6 +30,7 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
   const tokens = options.tokens ?? 8;
   const delay = options.chunkDelayMs ?? 1;
   const bodies: Record<string, unknown>[] = [];
+  const authorizations: (string | null)[] = [];
   const documents: string[] = [];
   const hanging = new Set<ServerResponse>();
 
@@ -49,6 +52,7 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
 
     const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
     bodies.push(body);
+    authorizations.push(req.headers.authorization ?? null);
     if (options.failEvery && bodies.length % options.failEvery === 0) return json(res, 503, { error: { message: 'flaky', type: 'server_error' } });
     if (options.mode === 'http500') return json(res, 500, { error: { message: 'scripted failure', type: 'server_error' } });
     if (options.mode === 'hang') {
@@ -95,6 +99,7 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     bodies,
+    authorizations,
     documents,
     close: () =>
       new Promise<void>((resolve) => {
