@@ -441,6 +441,7 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
     threads: optInt(f.threads, '--threads', 1, 256) ?? 1,
     layout: layout as 'hier' | 'par' | 'one',
+    seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
     log: (line) => {
       if (!f.quiet) process.stderr.write(`${line}\n`);
     },

@@ -1,6 +1,7 @@
 /**
  * llama.cpp (node-llama-cpp, prebuilt CPU binary) vs our engine on the same GGUF and the same prompt token ids:
- * its plain greedy decoding and its prompt-lookup predictor against our lookahead off and on, interleaved.
+ * its plain greedy decoding and its prompt-lookup predictor against our lookahead off and on. Every prompt goes to
+ * the four arms back to back, in an order rotated per prompt and round; ratios are paired per prompt (bench/paired.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import type { Engine } from '../../src/engine/types.js';
 import { loadTokenizer } from '../../src/model/load.js';
 import type { ChatMessage } from '../../src/model/tokenizer/types.js';
 import { BenchError } from '../errors.js';
+import { bootstrapRatio, pairRatios, type PairedInterval } from '../paired.js';
 
 export interface LlamaCppPeerOptions {
   /** The GGUF both engines load. */
@@ -25,6 +27,8 @@ export interface LlamaCppPeerOptions {
   rounds: number;
   threads: number;
   layout: 'hier' | 'par' | 'one';
+  /** Seeds the bootstrap of the paired ratios. */
+  seed: number;
   log: (line: string) => void;
 }
 
@@ -43,6 +47,8 @@ export interface ArmResult {
   accepted: number | null;
   /** Per prompt, the ids of the last round (for agreement). */
   ids: number[][];
+  /** Per prompt, over all rounds: tokens / seconds. */
+  perPrompt: number[];
 }
 
 export interface LlamaCppPeerResult {
@@ -57,6 +63,8 @@ export interface LlamaCppPeerResult {
   agreement: Record<ArmName, number>;
   /** Prompts where each speculating arm equals its own plain arm (lossless check). */
   lossless: { llamaCpp: number; ours: number };
+  /** Per-prompt tokens/s ratios (geometric mean, bootstrap 95 % CI), keyed "arm / baseline". */
+  paired: Record<string, PairedInterval | null>;
 }
 
 interface Tally {
@@ -66,7 +74,17 @@ interface Tally {
   drafted: number;
   accepted: number;
   ids: number[][];
+  promptTokens: number[];
+  promptSeconds: number[];
 }
+
+/** What the paired ratios compare: each side's speculation against its own plain decoding, and the two plain engines. */
+const PAIRS: [ArmName, ArmName][] = [
+  ['ours lookahead', 'ours off'],
+  ['llama.cpp input-lookup', 'llama.cpp plain'],
+  ['ours off', 'llama.cpp plain'],
+  ['ours lookahead', 'llama.cpp input-lookup'],
+];
 
 const ARMS: ArmName[] = ['llama.cpp plain', 'llama.cpp input-lookup', 'ours off', 'ours lookahead'];
 
@@ -88,80 +106,78 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
   const llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, logLevel: nlc.LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: o.model, gpuLayers: 0 });
   const stopIds = new Set<number>([...tokenizer.eosTokenIds]);
-  const tallies = new Map<ArmName, Tally>(ARMS.map((a) => [a, { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [] }]));
-
-  const llamaArm = async (arm: ArmName) => {
+  const tallies = new Map<ArmName, Tally>(
+    ARMS.map((a) => [a, { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [], promptTokens: prompts.map(() => 0), promptSeconds: prompts.map(() => 0) }]),
+  );
+  const record = (arm: ArmName, p: number, ids: number[], seconds: number, steps: number, drafted: number, accepted: number) => {
     const t = tallies.get(arm)!;
-    t.ids = [];
-    for (const ids of prompts) {
-      // An fp32 KV cache like ours: with llama.cpp's default F16 cache its plain and lookup runs already
-      // disagreed on a near-tie (stories260K, token 47 of one prompt).
-      const context = await model.createContext({
-        contextSize: contextLength, threads: o.threads, sequences: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-      });
-      const predictor = arm === 'llama.cpp input-lookup' ? new nlc.InputLookupTokenPredictor() : undefined;
-      // What LlamaCompletion does with its prompt: the predictor drafts from these input ids.
-      predictor?.updateInputTokens(ids as never[]);
-      const seq = context.getSequence({ tokenPredictor: predictor });
-      const out: number[] = [];
-      const started = performance.now();
-      for await (const token of seq.evaluate(ids as never[], { temperature: 0 })) {
-        if (stopIds.has(token as number)) break;
-        out.push(token as number);
-        if (out.length >= o.maxTokens) break;
-      }
-      t.seconds += (performance.now() - started) / 1000;
-      const p = seq.tokenPredictions;
-      t.tokens += out.length;
-      t.drafted += p.validated + p.refuted;
-      t.accepted += p.validated;
-      t.steps += out.length - Math.min(p.validated, out.length - 1);
-      t.ids.push(out);
-      await context.dispose();
-    }
+    t.tokens += ids.length;
+    t.seconds += seconds;
+    t.steps += steps;
+    t.drafted += drafted;
+    t.accepted += accepted;
+    t.ids[p] = ids;
+    t.promptTokens[p] += ids.length;
+    t.promptSeconds[p] += seconds;
   };
 
-  // A fresh engine per run: its tries would otherwise remember the previous round's answers to the same prompts.
-  const oursArm = async (arm: ArmName) => {
-    const t = tallies.get(arm)!;
-    const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o)];
-    if (o.contextLength !== null) argv.push('--context-length', String(o.contextLength));
-    const options = toEngineOptions(loadConfig(argv, {}));
-    const engine: Engine = await createEngine(options, () => {});
-    const lookahead = arm === 'ours off' ? { ...options.lookahead, enabled: false } : { ...options.lookahead, enabled: true, layout: o.layout };
-    try {
-      const modelId = engine.models[0].id;
-      t.ids = [];
-      for (const ids of prompts) {
-        const started = performance.now();
-        const job = engine.submit(modelId, {
-          promptIds: ids, maxTokens: o.maxTokens, stop: [], logprobs: null, lookahead,
-          sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
-        });
-        const out: number[] = [];
-        for await (const chunk of job) out.push(...chunk.tokens);
-        const result = await job.result;
-        t.seconds += (performance.now() - started) / 1000;
-        // The stop token is not counted on the llama.cpp side either.
-        const kept = out.filter((id) => !stopIds.has(id));
-        t.tokens += kept.length;
-        t.steps += result.lookahead.steps;
-        t.drafted += result.lookahead.draftTokens;
-        t.accepted += result.lookahead.acceptedTokens;
-        t.ids.push(kept);
-      }
-    } finally {
-      await engine.close(1000);
+  const llamaArm = async (arm: ArmName, p: number) => {
+    const ids = prompts[p];
+    // An fp32 KV cache like ours: with llama.cpp's default F16 cache its plain and lookup runs already
+    // disagreed on a near-tie (stories260K, token 47 of one prompt).
+    const context = await model.createContext({
+      contextSize: contextLength, threads: o.threads, sequences: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+    });
+    const predictor = arm === 'llama.cpp input-lookup' ? new nlc.InputLookupTokenPredictor() : undefined;
+    // What LlamaCompletion does with its prompt: the predictor drafts from these input ids.
+    predictor?.updateInputTokens(ids as never[]);
+    const seq = context.getSequence({ tokenPredictor: predictor });
+    const out: number[] = [];
+    const started = performance.now();
+    for await (const token of seq.evaluate(ids as never[], { temperature: 0 })) {
+      if (stopIds.has(token as number)) break;
+      out.push(token as number);
+      if (out.length >= o.maxTokens) break;
     }
+    const seconds = (performance.now() - started) / 1000;
+    const pr = seq.tokenPredictions;
+    record(arm, p, out, seconds, out.length - Math.min(pr.validated, out.length - 1), pr.validated + pr.refuted, pr.validated);
+    await context.dispose();
   };
 
+  const oursArm = async (engine: Engine, arm: ArmName, p: number) => {
+    const lookahead = arm === 'ours off' ? { ...engineOptions.lookahead, enabled: false } : { ...engineOptions.lookahead, enabled: true, layout: o.layout };
+    const started = performance.now();
+    const job = engine.submit(engine.models[0].id, {
+      promptIds: prompts[p], maxTokens: o.maxTokens, stop: [], logprobs: null, lookahead,
+      sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+      // Each arm its own tenant: the lookahead arm drafts from its own earlier answers, never from the off arm's.
+      tenant: arm === 'ours off' ? 'bench-off' : 'bench-on',
+    });
+    const out: number[] = [];
+    for await (const chunk of job) out.push(...chunk.tokens);
+    const result = await job.result;
+    const seconds = (performance.now() - started) / 1000;
+    // The stop token is not counted on the llama.cpp side either.
+    record(arm, p, out.filter((id) => !stopIds.has(id)), seconds, result.lookahead.steps, result.lookahead.draftTokens, result.lookahead.acceptedTokens);
+  };
+
+  const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o)];
+  if (o.contextLength !== null) argv.push('--context-length', String(o.contextLength));
+  const engineOptions = toEngineOptions(loadConfig(argv, {}));
   try {
     for (let r = 0; r < o.rounds; r++) {
-      // Rotate the order each round so no arm always runs first (warm caches) or last (a tired shared machine).
-      const order = ARMS.map((_, i) => ARMS[(i + r) % ARMS.length]);
-      for (const arm of order) {
-        o.log(`round ${r + 1}/${o.rounds}: ${arm}`);
-        await (arm.startsWith('llama.cpp') ? llamaArm(arm) : oursArm(arm));
+      // A fresh engine per round: its tries would otherwise remember the previous round's answers to the same prompts.
+      const engine: Engine = await createEngine(engineOptions, () => {});
+      try {
+        for (let p = 0; p < prompts.length; p++) {
+          // Rotated per prompt and round, so no arm always runs first (warm caches) or last (a tired shared machine).
+          const order = ARMS.map((_, i) => ARMS[(i + p + r) % ARMS.length]);
+          o.log(`round ${r + 1}/${o.rounds}, prompt ${p + 1}/${prompts.length}`);
+          for (const arm of order) await (arm.startsWith('llama.cpp') ? llamaArm(arm, p) : oursArm(engine, arm, p));
+        }
+      } finally {
+        await engine.close(1000);
       }
     }
   } finally {
@@ -193,11 +209,17 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
         drafted: predicts ? t.drafted : null,
         accepted: predicts ? t.accepted : null,
         ids: t.ids,
+        perPrompt: t.promptTokens.map((n, p) => (t.promptSeconds[p] > 0 ? n / t.promptSeconds[p] : 0)),
       };
     }),
     agreement: Object.fromEntries(ARMS.map((arm) => [arm, agree(arm, 'llama.cpp plain')])) as Record<ArmName, number>,
     lossless: { llamaCpp: agree('llama.cpp input-lookup', 'llama.cpp plain'), ours: agree('ours lookahead', 'ours off') },
+    paired: Object.fromEntries(PAIRS.map(([arm, base]) => [`${arm} / ${base}`, bootstrapRatio(pairRatios(ratesOf(tallies.get(base)!), ratesOf(tallies.get(arm)!)), { seed: o.seed })])),
   };
+}
+
+function ratesOf(t: Tally): Map<string, number> {
+  return new Map(t.promptTokens.map((n, p) => [String(p), t.promptSeconds[p] > 0 ? n / t.promptSeconds[p] : Number.NaN]));
 }
 
 /** Built graphs are kept between the runs of one bench invocation (the build is not what is measured). */
@@ -224,5 +246,9 @@ export function renderLlamaCppPeer(r: LlamaCppPeerResult): string {
     ...rows,
     '',
     `lossless: llama.cpp input-lookup = plain on ${r.lossless.llamaCpp}/${r.promptTokens.length} prompts, ours lookahead = off on ${r.lossless.ours}/${r.promptTokens.length}`,
+    '',
+    'tokens/s paired per prompt (geometric mean [95 % bootstrap CI]):',
+    '',
+    ...Object.entries(r.paired).map(([k, i]) => `- ${k}: ${i ? `${fmt(i.estimate, 2)} [${fmt(i.low, 2)}, ${fmt(i.high, 2)}]` : '–'}`),
   ].join('\n');
 }

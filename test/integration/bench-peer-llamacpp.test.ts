@@ -19,7 +19,7 @@ describe.skipIf(!available)('bench peer-llamacpp', () => {
     const gguf = join(root, 'tiny.gguf');
     writeFamilyGguf(gguf, family, new SyntheticSource(family.config, 2));
     const r = await runLlamaCppPeer({
-      model: gguf, engineModel: null, contextLength: null, maxTokens: 12, rounds: 1, threads: 1, layout: 'hier', log: () => {},
+      model: gguf, engineModel: null, contextLength: null, maxTokens: 12, rounds: 2, threads: 1, layout: 'hier', seed: 1, log: () => {},
       prompts: [{ text: 'abc abc abc' }, { text: 'hello there' }],
     });
     expect(r.arms.map((a) => a.arm)).toEqual(['llama.cpp plain', 'llama.cpp input-lookup', 'ours off', 'ours lookahead']);
@@ -32,5 +32,14 @@ describe.skipIf(!available)('bench peer-llamacpp', () => {
     expect(r.agreement).toEqual({ 'llama.cpp plain': 2, 'llama.cpp input-lookup': 2, 'ours off': 2, 'ours lookahead': 2 });
     expect(r.arms.find((a) => a.arm === 'ours lookahead')!.tokensPerStep).toBeGreaterThanOrEqual(1);
     expect(renderLlamaCppPeer(r)).toContain('| ours lookahead |');
+    // Paired per prompt over both rounds: each side's speculation against its own plain decoding, and the plain engines.
+    expect(Object.keys(r.paired)).toEqual(['ours lookahead / ours off', 'llama.cpp input-lookup / llama.cpp plain', 'ours off / llama.cpp plain', 'ours lookahead / llama.cpp input-lookup']);
+    for (const i of Object.values(r.paired)) {
+      expect(i!.n).toBe(2);
+      expect(i!.low).toBeLessThanOrEqual(i!.estimate);
+      expect(i!.high).toBeGreaterThanOrEqual(i!.estimate);
+    }
+    for (const a of r.arms) expect(a.perPrompt.every((x) => x > 0)).toBe(true);
+    expect(renderLlamaCppPeer(r)).toMatch(/- ours lookahead \/ ours off: [0-9.]+ \[[0-9.]+, [0-9.]+\]/);
   });
 });
