@@ -54,10 +54,15 @@ export interface AbOptions {
   forwardCost: ((modelPath: string | null) => Promise<{ k: number; ms: number }[]>) | null;
 }
 
+export interface AbOutcome extends BenchOutcome {
+  /** Every request of every arm and level, for callers that pair more (the peer commands). */
+  samples: CollectedRun[];
+}
+
 /** A run that fails this many requests before any succeeds is abandoned (a broken server, not a noisy one). */
 const FAIL_FAST = 5;
 
-export async function runAb(o: AbOptions): Promise<BenchOutcome> {
+export async function runAb(o: AbOptions): Promise<AbOutcome> {
   if (o.arms.length < 2) throw new BenchError('ab needs a baseline and at least one other arm');
   const all = loadWorkload(o.workload, { shape: o.shape, categories: o.categories, repeat: o.repeat });
   const { warmup, measured: rest } = o.warmup > 0 ? splitWarmup(all, o.warmup) : { warmup: [], measured: all };
@@ -174,7 +179,7 @@ export async function runAb(o: AbOptions): Promise<BenchOutcome> {
       ab,
       server_stats: serverStats,
     };
-    return { report, failed, total };
+    return { report, failed, total, samples: collected };
   } finally {
     await base?.dispatcher.close();
     await server?.stop();
@@ -208,7 +213,7 @@ function byKey(samples: readonly RequestSample[], measure: (s: RequestSample) =>
   return out;
 }
 
-interface CollectedRun {
+export interface CollectedRun {
   label: string;
   concurrency: number;
   samples: RequestSample[];

@@ -362,6 +362,7 @@ async function peerCommand(f: Flags, commandLine: string): Promise<number> {
     requests: optInt(f.requests, '--requests', 1, 10_000) ?? 8,
     maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 64,
     layout,
+    seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
     requestTimeoutMs: optInt(f['request-timeout-ms'], '--request-timeout-ms', 100, 3_600_000) ?? 120_000,
     startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 300) * 1000,
     quiet: f.quiet ?? false,

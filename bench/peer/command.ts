@@ -1,11 +1,9 @@
+import { runAb } from '../ab.js';
 import { BenchError } from '../errors.js';
-import { runLoad } from '../load.js';
-import { pairRatios, summariseRun, type LabelledRun } from '../metrics.js';
+import type { RequestSample } from '../metrics.js';
+import { bootstrapRatio, pairRatios } from '../paired.js';
 import { Progress } from '../progress.js';
-import { machineInfo, toReportRatio, toReportRun } from '../report/build.js';
-import { REPORT_SCHEMA_VERSION, type PeerReport, type Report } from '../report/schema.js';
-import { spawnServer } from '../server-process.js';
-import { discoverModel, resolveTarget } from '../target.js';
+import type { PeerReport, Report } from '../report/schema.js';
 import { loadWorkload } from '../workload.js';
 import { runTransformersJs } from './transformers.js';
 
@@ -20,6 +18,8 @@ export interface PeerOptions {
   requests: number;
   maxTokens: number;
   layout: string;
+  /** Seeds the bootstrap of the paired ratios. */
+  seed: number;
   requestTimeoutMs: number;
   startupTimeoutMs: number;
   quiet: boolean;
@@ -28,51 +28,38 @@ export interface PeerOptions {
 const PEER = 'transformers.js';
 
 /**
- * transformers.js in-process vs our server with lookahead off and on: same prompts, same max tokens, greedy,
- * one request at a time. The peer runs first, while no server exists, so neither steals the other's cores.
+ * transformers.js in-process vs our server with lookahead off and on: same prompts, same max tokens, greedy, one
+ * request at a time. The peer runs first, while no server exists, so neither steals the other's cores; our two arms
+ * are `ab`'s fair A/B (prompt by prompt in ABBA order, a tenant each), and every ratio is paired per prompt.
  */
 export async function runPeerComparison(o: PeerOptions): Promise<Report> {
   const items = loadWorkload(o.workload, { shape: 'plain', categories: o.categories, repeat: 1 }).slice(0, o.requests);
   if (items.length < o.requests) throw new BenchError(`the workload has only ${items.length} requests; asked for ${o.requests}`);
-  const progress = new Progress('peer', items.length * 3, o.quiet);
+  const progress = new Progress('peer', items.length, o.quiet);
   const peer = await runTransformersJs(o.peerModel, items.map((i) => i.messages), o.maxTokens, () => progress.tick(true));
+  progress.finish();
 
-  const server = await spawnServer({ model: o.modelPath, extraArgs: [], startupTimeoutMs: o.startupTimeoutMs });
-  const target = resolveTarget(server.baseUrl, { allowRemote: false, apiKey: null, requestTimeoutMs: o.requestTimeoutMs, connections: 2 });
   const arms = [
     { label: 'off', lookahead: { enabled: false } },
     { label: o.layout, lookahead: { enabled: true, layout: o.layout } },
   ];
-  const runs: LabelledRun[] = [];
-  const texts = new Map<string, string[]>();
-  let modelId: string;
-  try {
-    modelId = await discoverModel(target, null);
-    for (const arm of arms) {
-      const { samples, durationS } = await runLoad({
-        target,
-        model: modelId,
-        items,
-        arrival: { kind: 'concurrency', concurrency: 1 },
-        requests: items.length,
-        durationS: null,
-        maxTokens: o.maxTokens,
-        extraBody: { lookahead: arm.lookahead },
-        onSample: (s) => progress.tick(s.ok),
-      });
-      runs.push({ label: arm.label, concurrency: 1, summary: summariseRun(samples, durationS) });
-      texts.set(arm.label, samples.map((s) => (s.ok ? s.text : '\u0000failed')));
-    }
-  } finally {
-    progress.finish();
-    await target.dispatcher.close();
-    await server.stop();
-  }
+  const { report, samples } = await runAb({
+    command: o.command, baseUrl: null, modelPath: o.modelPath, modelId: null, serverArgs: [], allowRemote: false, tenantKeys: null, adminKey: null,
+    workload: o.workload, shape: 'plain', categories: o.categories, repeat: 1, warmup: 0, warmupFrom: 'answers', prompts: items.length,
+    concurrency: [1], maxTokens: o.maxTokens, arms, seed: o.seed, requestTimeoutMs: o.requestTimeoutMs, startupTimeoutMs: o.startupTimeoutMs,
+    quiet: o.quiet, forwardCost: null,
+  });
+  const byPrompt = (label: string) => new Map(samples.find((r) => r.label === label)!.samples.map((s) => [s.key, s]));
+  const ours = arms.map((a) => ({ label: a.label, run: report.runs.find((r) => r.label === a.label)!, byPrompt: byPrompt(a.label) }));
+  const key = (i: number) => `${items[i].id}#0`;
+  // Whole requests on both sides (prefill included): transformers.js reports nothing finer.
+  const rate = (s: RequestSample | undefined) => (s?.ok && s.e2eMs > 0 ? s.completionTokens / (s.e2eMs / 1000) : Number.NaN);
+  const peerRates = new Map(peer.map((p, i) => [key(i), p.seconds > 0 ? p.tokens / p.seconds : Number.NaN]));
 
   const peerTokens = peer.reduce((n, p) => n + p.tokens, 0);
   const peerSeconds = peer.reduce((n, p) => n + p.seconds, 0);
   const peerTps = peerSeconds > 0 ? peerTokens / peerSeconds : 0;
-  const identical = (label: string) => texts.get(label)!.filter((t, i) => t.trim() === peer[i].text.trim()).length;
+  const identical = (arm: (typeof ours)[number]) => peer.filter((p, i) => arm.byPrompt.get(key(i))?.text.trim() === p.text.trim()).length;
   const peerReport: PeerReport = {
     engine: PEER,
     model_path: o.peerModel,
@@ -80,35 +67,14 @@ export async function runPeerComparison(o: PeerOptions): Promise<Report> {
     max_tokens: o.maxTokens,
     runs: [
       { label: PEER, tokens_per_second: peerTps, generated_tokens: peerTokens, duration_s: peerSeconds },
-      ...runs.map((r) => ({ label: `ours ${r.label}`, tokens_per_second: r.summary.tokensPerSecond, generated_tokens: r.summary.generatedTokens, duration_s: r.summary.durationS })),
+      ...ours.map((a) => ({ label: `ours ${a.label}`, tokens_per_second: a.run.tokens_per_second, generated_tokens: a.run.generated_tokens, duration_s: a.run.duration_s })),
     ],
-    ratios: Object.fromEntries(runs.map((r) => [`ours ${r.label} / ${PEER}`, peerTps > 0 ? r.summary.tokensPerSecond / peerTps : null])),
+    ratios: Object.fromEntries(ours.map((a) => [`ours ${a.label} / ${PEER}`, peerTps > 0 ? a.run.tokens_per_second / peerTps : null])),
+    paired: Object.fromEntries(
+      ours.map((a) => [`ours ${a.label} / ${PEER}`, bootstrapRatio(pairRatios(peerRates, new Map(items.map((_, i) => [key(i), rate(a.byPrompt.get(key(i)))]))), { seed: o.seed })]),
+    ),
     // Text, not ids: our server streams text. Identical greedy text on every prompt means identical tokens in practice.
-    agreement: { compared: items.length, identical: Math.min(identical('off'), identical(o.layout)), basis: 'text' },
+    agreement: { compared: items.length, identical: Math.min(...ours.map(identical)), basis: 'text' },
   };
-  return {
-    schema_version: REPORT_SCHEMA_VERSION,
-    kind: 'peer-transformers',
-    created_at: new Date().toISOString(),
-    command: o.command,
-    machine: machineInfo(),
-    model: { id: modelId, path: o.modelPath },
-    config: {
-      base_url: null,
-      server: 'spawned',
-      workload: { path: o.workload, shape: 'plain', items: items.length, warmup_items: 0, warmup_applied: null, reused_items: false },
-      requests: items.length,
-      duration_s: null,
-      max_tokens: o.maxTokens,
-      concurrency: [1],
-      rounds: 1,
-      labels: arms.map((a) => a.label),
-    },
-    runs: runs.map((r, i) => toReportRun({ label: r.label, concurrency: 1, requestsPerSecondTarget: null, lookahead: arms[i].lookahead, rss: null }, r.summary)),
-    ratios: pairRatios(runs).map(toReportRatio),
-    forward_cost: null,
-    peer: peerReport,
-    ab: null,
-    server_stats: null,
-  };
+  return { ...report, kind: 'peer-transformers', peer: peerReport };
 }

@@ -34,6 +34,8 @@ export function renderMarkdown(report: Report): string {
     for (const r of p.runs) lines.push(`| ${r.label} | ${num(r.tokens_per_second, 1)} | ${r.generated_tokens} | ${num(r.duration_s, 1)} |`);
     lines.push('');
     lines.push(Object.entries(p.ratios).map(([k, v]) => `${k}: ${num(v, 2)}`).join(' · '));
+    lines.push('');
+    lines.push(`paired per prompt: ${Object.entries(p.paired).map(([k, v]) => `${k} ${interval(v)}`).join(' · ')}`);
   }
   return `${lines.join('\n')}\n`;
 }

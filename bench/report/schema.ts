@@ -90,6 +90,8 @@ export const peerSchema = z.strictObject({
   max_tokens: z.number().int().positive(),
   runs: z.array(z.strictObject({ label: z.string(), tokens_per_second: z.number().nonnegative(), generated_tokens: z.number().int().nonnegative(), duration_s: z.number().nonnegative() })),
   ratios: z.record(z.string(), z.number().nullable()),
+  /** Per-prompt tokens/s ratios (geometric mean, bootstrap CI), keyed "arm / baseline". */
+  paired: z.record(z.string(), interval.nullable()),
   /** Prompts whose greedy outputs agree token for token (text for text when ids are not comparable). */
   agreement: z.strictObject({ compared: z.number().int().nonnegative(), identical: z.number().int().nonnegative(), basis: z.enum(['text', 'tokens']) }),
 });

@@ -29,5 +29,10 @@ describe.skipIf(!have)('bench peer-transformers on chat-llama-5m', () => {
     expect(peer.runs.every((r) => r.generated_tokens > 0 && r.tokens_per_second > 0)).toBe(true);
     expect(peer.agreement).toEqual({ compared: 3, identical: 3, basis: 'text' });
     expect(Object.values(peer.ratios).every((v) => v !== null && v > 0)).toBe(true);
+    // Every ratio paired per prompt; ours off vs on is ab's fair A/B (its own tenants, ABBA), lossless.
+    expect(Object.keys(peer.paired)).toEqual(['ours off / transformers.js', 'ours hier / transformers.js']);
+    expect(Object.values(peer.paired).every((i) => i !== null && i.n === 3 && i.low <= i.estimate && i.estimate <= i.high)).toBe(true);
+    expect(report.ab!.paired).toHaveLength(1);
+    expect(report.ab!.paired[0]).toMatchObject({ label: 'hier', baseline: 'off', concurrency: 1, identical_outputs: 3, compared_outputs: 3 });
   }, 120_000);
 });
