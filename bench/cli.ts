@@ -30,6 +30,9 @@ commands:
                  seeded bootstrap 95% CI. Starts our server on [--model PATH|wide150m]; against --base-url it
                  needs --tenant-keys K,K,... (one API key per arm and level) [--admin-key K]
                  [--layouts hier,par,one] --out DIR
+  table          the README's bench table: ab off vs hier at 1/4/8 clients on chat-llama-5m and wide150m, rag-eval,
+                 --warmup 16 --requests 24 --max-tokens 64 unless given [--workload FILE] [--out DIR: a report per
+                 model and table.md]
   widen-model    build the 150M-cost benchmark model (chat-llama-5m widened by ../shared/tools/widen-model.mjs)
                  [--out DIR] (default ~/.cache/lookahead-proxy/bench/wide150m; kept when already built);
                  --model wide150m names it in ab and load
@@ -155,6 +158,8 @@ async function main(argv: string[]): Promise<number> {
       return loadCommand(f, commandLine);
     case 'ab':
       return abCommand(f, commandLine);
+    case 'table':
+      return tableCommand(f, commandLine);
     case 'widen-model': {
       const out = f.out ?? defaultWideDir();
       buildWideModel(out, (line) => process.stderr.write(`${line}\n`));
@@ -183,7 +188,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
   }
 }
 
@@ -238,6 +243,31 @@ async function abCommand(f: Flags, commandLine: string): Promise<number> {
     forwardCost: spawn && !f['no-forward-cost'] ? (path) => forwardCostCurve(path) : null,
   });
   return finishMeasured(report, failed, total, f);
+}
+
+/** The README's table: ab off vs hier on both models, with defaults sized to finish in minutes on 2 cores. */
+async function tableCommand(f: Flags, commandLine: string): Promise<number> {
+  if (f.model || f['base-url']) throw new BenchError('table runs both chat-llama-5m and wide150m on servers it starts; use ab for one model or server', 2);
+  const common = measuredCommon({ ...f, workload: f.workload ?? join(import.meta.dirname, '../../shared/data/datasets/rag-eval/dev.jsonl') });
+  const { runTable } = await import('./table.js');
+  const { markdown, failed } = await runTable(
+    {
+      ...common,
+      warmup: optInt(f.warmup, '--warmup', 0, MAX_REQUESTS) ?? 16,
+      prompts: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 24,
+      concurrency: intList(f.concurrency ?? '1,4,8', '--concurrency', 1024),
+      arms: abArms('hier', draftingParams(f)),
+      out: f.out ?? null,
+      log: (line) => {
+        if (!common.quiet) process.stderr.write(`${line}\n`);
+      },
+    },
+    commandLine,
+  );
+  process.stdout.write(markdown);
+  if (f.out) writeFileSync(join(f.out, 'table.md'), markdown);
+  if (failed > 0) throw new BenchError(`${failed} requests failed; see the reports' errors columns`, 3);
+  return 0;
 }
 
 /** Flags load and ab read alike. */

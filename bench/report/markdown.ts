@@ -40,7 +40,7 @@ export function renderMarkdown(report: Report): string {
   return `${lines.join('\n')}\n`;
 }
 
-function num(v: number | null | undefined, digits: number): string {
+export function num(v: number | null | undefined, digits: number): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
 }
 
@@ -67,16 +67,16 @@ function abLines(report: Report): string[] {
   return lines;
 }
 
-function interval(i: PairedInterval | null): string {
+export function interval(i: PairedInterval | null): string {
   return i === null ? '—' : `${i.estimate.toFixed(2)} [${i.low.toFixed(2)}, ${i.high.toFixed(2)}]`;
 }
 
 /** The most used sizes first, so a swing between runs shows at a glance. */
-function sizes(d: Record<string, number> | null): string {
+export function sizes(d: Record<string, number> | null, top = 5): string {
   if (d === null) return '—';
   return Object.entries(d)
     .sort((a, b) => b[1] - a[1])
-    .slice(0, 5)
+    .slice(0, top)
     .map(([k, n]) => `${k}×${n}`)
     .join(' ');
 }
