@@ -27,24 +27,24 @@ export function isBuilt(dir: string): boolean {
 }
 
 /** Builds the model into `out` unless it is already there; returns whether it built. Atomic: a temp dir renamed. */
-export function buildWideModel(out: string, log: (line: string) => void): boolean {
+export function buildWideModel(out: string, log: (line: string) => void, from = { tool: WIDEN_TOOL, source: WIDEN_SOURCE }): boolean {
   if (isBuilt(out)) {
     log(`${out}: already built`);
     return false;
   }
-  for (const [what, path] of [['the shared tool', WIDEN_TOOL], ['the source model', WIDEN_SOURCE]]) {
+  for (const [what, path] of [['the shared tool', from.tool], ['the source model', from.source]]) {
     if (!existsSync(path)) throw new BenchError(`widen-model needs ${what} at ${path} (../shared beside the repository); it is absent here`);
   }
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(dirname(out), { recursive: true });
-  log(`widening ${WIDEN_SOURCE} into ${out}…`);
-  const r = spawnSync(process.execPath, [WIDEN_TOOL, WIDEN_SOURCE, tmp], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  log(`widening ${from.source} into ${out}…`);
+  const r = spawnSync(process.execPath, [from.tool, from.source, tmp], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) {
     rmSync(tmp, { recursive: true, force: true });
     throw new BenchError(`widen-model failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().slice(-1000)}`);
   }
-  log(r.stdout.trim());
+  log(r.stdout.trim().replace(tmp, out));
   writeFileSync(join(tmp, DONE_MARK), `${new Date().toISOString()}\n`);
   rmSync(out, { recursive: true, force: true });
   renameSync(tmp, out);
