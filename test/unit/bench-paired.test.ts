@@ -3,6 +3,10 @@ import { abSection, decodeTokensPerSecond } from '../../bench/ab.js';
 import type { RequestSample } from '../../bench/metrics.js';
 import { abbaOrder, bootstrapRatio, overlaps, pairRatios } from '../../bench/paired.js';
 import { summariseRun } from '../../bench/metrics.js';
+import { machineInfo, toReportRun } from '../../bench/report/build.js';
+import { renderMarkdown } from '../../bench/report/markdown.js';
+import { REPORT_SCHEMA_VERSION, reportSchema, type Report } from '../../bench/report/schema.js';
+import { renderTable } from '../../bench/table.js';
 
 describe('pairing', () => {
   it('pairs by prompt key, in the baseline order, and leaves out prompts one arm lacks or cannot time', () => {
@@ -91,6 +95,25 @@ describe('the ab section', () => {
     expect(ab.scaling.find((s) => s.label === 'hier' && s.concurrency === 4)!.vs_one_client).toBeCloseTo(22 / 0.4 / (22 / 0.5), 12);
     expect(labelled[1].summary.draftSizes).toEqual({ 8: 6 });
     expect(labelled[1].summary.forwardMsPerStep).toBeCloseTo((0.06 / 8) * 1000, 12);
+
+    const report: Report = {
+      schema_version: REPORT_SCHEMA_VERSION, kind: 'ab', created_at: new Date(0).toISOString(), command: 'npm run bench -- ab <test>', machine: machineInfo(),
+      model: { id: 'm', path: null },
+      config: {
+        base_url: null, server: 'spawned', workload: { path: 'w.jsonl', shape: 'plain', items: 2, warmup_items: 4, warmup_applied: true, reused_items: false },
+        requests: 2, duration_s: null, max_tokens: 11, concurrency: [1, 4], rounds: 1, labels: ['off', 'hier'],
+      },
+      runs: labelled.map((r) => toReportRun({ label: r.label, concurrency: r.concurrency, requestsPerSecondTarget: null, lookahead: null, rss: null }, r.summary)),
+      ratios: [], forward_cost: null, peer: null, ab, server_stats: null,
+    };
+    expect(reportSchema.safeParse(report).success).toBe(true);
+    const md = renderMarkdown(report);
+    expect(md).toContain('| hier | 1 | 2.00 [2.00, 2.00] | 0.50 [0.50, 0.50] | 3.00 [3.00, 3.00] | 1/2 |');
+    expect(md).toMatch(/\| hier \| 1 \| 44\.0 \| 1\.00 \| 50 \| [0-9.]+ \| [0-9.]+ \| 7\.5 \| 8×6 \|/);
+    const table = renderTable([report, { ...report, model: { id: 'wide', path: null } }], 'npm run bench -- table');
+    expect(table.split('\n').filter((l) => /^\| (m|wide) \|/.test(l))).toHaveLength(4);
+    expect(table).toContain('| m | 1 | 22.0 | 44.0 | 2.00 [2.00, 2.00] | 3.00 | 1.00 | 1.00 | 220 / 50 | 8×6 |');
+    expect(table).toContain('2 held-out prompts after 4 warm-up items per tenant');
   });
 
   it('decode tokens/s leaves the prefill (TTFT) out and needs two tokens', () => {
