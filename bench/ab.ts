@@ -12,8 +12,8 @@ import { defaultConfig } from '../src/config/defaults.js';
 import type { Target } from './client.js';
 import { BenchError } from './errors.js';
 import { runLoad } from './load.js';
-import { pairRatios as aggregateRatios, summariseRun, type LabelledRun, type RequestSample } from './metrics.js';
-import { abbaOrder, bootstrapRatio, DEFAULT_LEVEL, DEFAULT_RESAMPLES, pairRatios } from './paired.js';
+import { pairRatios, summariseRun, type LabelledRun, type RequestSample } from './metrics.js';
+import { abbaOrder, bootstrapRatio, DEFAULT_LEVEL, DEFAULT_RESAMPLES, perPromptRatios } from './paired.js';
 import { Progress } from './progress.js';
 import { machineInfo, toReportRatio, toReportRun } from './report/build.js';
 import { REPORT_SCHEMA_VERSION, type AbReport, type Report } from './report/schema.js';
@@ -173,7 +173,7 @@ export async function runAb(o: AbOptions): Promise<AbOutcome> {
         labels: o.arms.map((a) => a.label),
       },
       runs: reportRuns,
-      ratios: aggregateRatios(labelled, o.arms[0].label).map(toReportRatio),
+      ratios: pairRatios(labelled, o.arms[0].label).map(toReportRatio),
       forward_cost: forwardCost,
       peer: null,
       ab,
@@ -227,7 +227,7 @@ export function abSection(o: Pick<AbOptions, 'seed' | 'arms'>, runs: readonly Co
   for (const run of runs) {
     if (run.label === baseline) continue;
     const base = runs.find((r) => r.label === baseline && r.concurrency === run.concurrency)!;
-    const pair = (measure: (s: RequestSample) => number | null) => bootstrapRatio(pairRatios(byKey(base.samples, measure), byKey(run.samples, measure)), boot);
+    const pair = (measure: (s: RequestSample) => number | null) => bootstrapRatio(perPromptRatios(byKey(base.samples, measure), byKey(run.samples, measure)), boot);
     const baseText = new Map(base.samples.filter((s) => s.ok && s.key !== null).map((s) => [s.key!, s.text]));
     const compared = run.samples.filter((s) => s.ok && s.key !== null && baseText.has(s.key));
     paired.push({

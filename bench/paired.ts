@@ -31,7 +31,7 @@ export const DEFAULT_LEVEL = 0.95;
  * arm[k] / base[k] for every key both maps hold with a finite positive value, in `base`'s key order. A prompt missing
  * from one arm (failed, or no decode time) is left out rather than guessed.
  */
-export function pairRatios(base: ReadonlyMap<string, number>, arm: ReadonlyMap<string, number>): Float64Array {
+export function perPromptRatios(base: ReadonlyMap<string, number>, arm: ReadonlyMap<string, number>): Float64Array {
   const out: number[] = [];
   for (const [key, b] of base) {
     const a = arm.get(key);

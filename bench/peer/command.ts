@@ -1,7 +1,7 @@
 import { runAb } from '../ab.js';
 import { BenchError } from '../errors.js';
 import type { RequestSample } from '../metrics.js';
-import { bootstrapRatio, pairRatios } from '../paired.js';
+import { bootstrapRatio, perPromptRatios } from '../paired.js';
 import { Progress } from '../progress.js';
 import type { PeerReport, Report } from '../report/schema.js';
 import { loadWorkload } from '../workload.js';
@@ -71,7 +71,7 @@ export async function runPeerComparison(o: PeerOptions): Promise<Report> {
     ],
     ratios: Object.fromEntries(ours.map((a) => [`ours ${a.label} / ${PEER}`, peerTps > 0 ? a.run.tokens_per_second / peerTps : null])),
     paired: Object.fromEntries(
-      ours.map((a) => [`ours ${a.label} / ${PEER}`, bootstrapRatio(pairRatios(peerRates, new Map(items.map((_, i) => [key(i), rate(a.byPrompt.get(key(i)))]))), { seed: o.seed })]),
+      ours.map((a) => [`ours ${a.label} / ${PEER}`, bootstrapRatio(perPromptRatios(peerRates, new Map(items.map((_, i) => [key(i), rate(a.byPrompt.get(key(i)))]))), { seed: o.seed })]),
     ),
     // Text, not ids: our server streams text. Identical greedy text on every prompt means identical tokens in practice.
     agreement: { compared: items.length, identical: Math.min(...ours.map(identical)), basis: 'text' },

@@ -13,7 +13,7 @@ import type { Engine } from '../../src/engine/types.js';
 import { loadTokenizer } from '../../src/model/load.js';
 import type { ChatMessage } from '../../src/model/tokenizer/types.js';
 import { BenchError } from '../errors.js';
-import { bootstrapRatio, pairRatios, type PairedInterval } from '../paired.js';
+import { bootstrapRatio, perPromptRatios, type PairedInterval } from '../paired.js';
 
 export interface LlamaCppPeerOptions {
   /** The GGUF both engines load. */
@@ -214,7 +214,7 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
     }),
     agreement: Object.fromEntries(ARMS.map((arm) => [arm, agree(arm, 'llama.cpp plain')])) as Record<ArmName, number>,
     lossless: { llamaCpp: agree('llama.cpp input-lookup', 'llama.cpp plain'), ours: agree('ours lookahead', 'ours off') },
-    paired: Object.fromEntries(PAIRS.map(([arm, base]) => [`${arm} / ${base}`, bootstrapRatio(pairRatios(ratesOf(tallies.get(base)!), ratesOf(tallies.get(arm)!)), { seed: o.seed })])),
+    paired: Object.fromEntries(PAIRS.map(([arm, base]) => [`${arm} / ${base}`, bootstrapRatio(perPromptRatios(ratesOf(tallies.get(base)!), ratesOf(tallies.get(arm)!)), { seed: o.seed })])),
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { abSection, decodeTokensPerSecond } from '../../bench/ab.js';
 import type { RequestSample } from '../../bench/metrics.js';
-import { abbaOrder, bootstrapRatio, overlaps, pairRatios } from '../../bench/paired.js';
+import { abbaOrder, bootstrapRatio, overlaps, perPromptRatios } from '../../bench/paired.js';
 import { summariseRun } from '../../bench/metrics.js';
 import { machineInfo, toReportRun } from '../../bench/report/build.js';
 import { renderMarkdown } from '../../bench/report/markdown.js';
@@ -12,7 +12,7 @@ describe('pairing', () => {
   it('pairs by prompt key, in the baseline order, and leaves out prompts one arm lacks or cannot time', () => {
     const base = new Map([['a', 10], ['b', 20], ['c', 5], ['d', 8]]);
     const arm = new Map([['b', 40], ['a', 15], ['d', 0], ['e', 99]]);
-    expect(Array.from(pairRatios(base, arm))).toEqual([1.5, 2]);
+    expect(Array.from(perPromptRatios(base, arm))).toEqual([1.5, 2]);
   });
 
   it('orders two arms ABBA so neither is always first', () => {
