@@ -150,6 +150,16 @@ describe('bench CLI failures end with a message and a non-zero exit', () => {
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('<svg');
   });
 
+  it('with --model and no --base-url, starts our server on that model', async () => {
+    const out = join(dir, 'spawned');
+    const { code, stderr } = await runCli(['load', '--model', 'builtin:synthetic', '--workload', workload, '--requests', '2', '--max-tokens', '4', '--lookahead', 'off', '--no-forward-cost', '--out', out]);
+    expect(code, stderr).toBe(0);
+    const report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+    expect(report.config.server).toBe('spawned');
+    expect(report.model.path).toBe('builtin:synthetic');
+    expect(report.runs[0]).toMatchObject({ label: 'off', completed: 2, draft_sizes: { 1: expect.any(Number) } });
+  }, 120_000);
+
   it("--warmup answers the warm-up items first (the model's own answers warm the trie), then measures the rest", async () => {
     server = await startFakeServer({ tokens: 3 });
     const out = join(dir, 'warm');
