@@ -95,12 +95,22 @@ describe('bench ab is a fair A/B', () => {
       }
       expect(readFileSync(join(dir, report === first ? 'ours-1' : 'ours-2', 'report.md'), 'utf8')).toMatch(/\| hier \| 2 \| [0-9.]+ \[[0-9.]+, [0-9.]+\] \|/);
     }
-    // Tokens per step does not depend on the machine's load: two runs must agree within their intervals. Speed does,
-    // on a shared machine, so its overlap is reported rather than asserted.
+    // Two runs of the same prompts must agree within their intervals. Speed depends on a shared machine's load, so its
+    // overlap is reported, not asserted. Tokens per step depends only on the draft sizes the server's adaptive budget
+    // chose, and that budget starts from a forward-cost curve timed at startup: under heavy load one run can decide
+    // drafting does not pay. Where both runs drafted on most steps, their tokens per step must overlap.
+    const drafting = (r: Report, c: number) => {
+      const sizes = r.runs.find((x) => x.label === 'hier' && x.concurrency === c)!.draft_sizes!;
+      const steps = Object.values(sizes).reduce((a, b) => a + b, 0);
+      return { share: steps > 0 ? (steps - (sizes['1'] ?? 0)) / steps : 0, sizes };
+    };
     for (const [i, p] of first.ab!.paired.entries()) {
       const q = second.ab!.paired[i];
-      expect(overlaps(p.tokens_per_step!, q.tokens_per_step!), `${JSON.stringify(p.tokens_per_step)} vs ${JSON.stringify(q.tokens_per_step)}`).toBe(true);
-      if (!overlaps(p.decode_tokens_per_second!, q.decode_tokens_per_second!)) console.warn(`decode speed-up intervals at ${p.concurrency} clients did not overlap (a busy machine?)`);
+      const [a, b] = [drafting(first, p.concurrency), drafting(second, p.concurrency)];
+      const note = `${p.concurrency} clients: tokens/step ${JSON.stringify(p.tokens_per_step)} vs ${JSON.stringify(q.tokens_per_step)}, draft sizes ${JSON.stringify(a.sizes)} vs ${JSON.stringify(b.sizes)}`;
+      if (a.share >= 0.5 && b.share >= 0.5) expect(overlaps(p.tokens_per_step!, q.tokens_per_step!), note).toBe(true);
+      else if (!overlaps(p.tokens_per_step!, q.tokens_per_step!)) console.warn(`the adaptive budget drafted in one run and hardly in the other; ${note}`);
+      if (!overlaps(p.decode_tokens_per_second!, q.decode_tokens_per_second!)) console.warn(`decode speed-up intervals did not overlap at ${p.concurrency} clients (a busy machine?)`);
     }
   }, 240_000);
 
