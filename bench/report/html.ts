@@ -35,6 +35,16 @@ export function renderHtml(report: Report): string {
       charts.push(lineChart({ title: 'Server RSS during each run', xLabel: 'seconds', yLabel: 'bytes', series: rss.map((r) => ({ name: `${r.label} c${r.concurrency ?? '-'}`, points: r.rss_bytes!.map((p) => [p.t, p.bytes] as [number, number]) })) }));
     }
   }
+  if (report.ab && report.ab.paired.length > 0) {
+    // The interval's ends as their own lines: the reader sees at once whether ×1 lies inside.
+    const series = [...new Set(report.ab.paired.map((p) => p.label))].flatMap((label) =>
+      (['low', 'estimate', 'high'] as const).map((end) => ({
+        name: `${label} ${end}`,
+        points: report.ab!.paired.filter((p) => p.label === label && p.decode_tokens_per_second).map((p) => [p.concurrency, p.decode_tokens_per_second![end]] as [number, number]),
+      })),
+    );
+    charts.push(lineChart({ title: `Paired decode speed-up vs ${report.ab.paired[0].baseline} (95 % CI)`, xLabel: 'concurrency', yLabel: '× tokens/s', series, logX: true }));
+  }
   if (report.forward_cost) {
     charts.push(lineChart({ title: 'Forward cost: k new tokens vs time', xLabel: 'k', yLabel: 'ms per forward', series: [{ name: 'forward', points: report.forward_cost.map((p) => [p.k, p.ms] as [number, number]) }], logX: true }));
   }

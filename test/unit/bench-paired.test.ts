@@ -4,6 +4,7 @@ import type { RequestSample } from '../../bench/metrics.js';
 import { abbaOrder, bootstrapRatio, overlaps, perPromptRatios } from '../../bench/paired.js';
 import { summariseRun } from '../../bench/metrics.js';
 import { machineInfo, toReportRun } from '../../bench/report/build.js';
+import { renderHtml } from '../../bench/report/html.js';
 import { renderMarkdown } from '../../bench/report/markdown.js';
 import { REPORT_SCHEMA_VERSION, reportSchema, type Report } from '../../bench/report/schema.js';
 import { renderTable } from '../../bench/table.js';
@@ -110,6 +111,7 @@ describe('the ab section', () => {
     const md = renderMarkdown(report);
     expect(md).toContain('| hier | 1 | 2.00 [2.00, 2.00] | 0.50 [0.50, 0.50] | 3.00 [3.00, 3.00] | 1/2 |');
     expect(md).toMatch(/\| hier \| 1 \| 44\.0 \| 1\.00 \| 50 \| [0-9.]+ \| [0-9.]+ \| 7\.5 \| 8×6 \|/);
+    expect(renderHtml(report)).toContain('Paired decode speed-up vs off (95 % CI)');
     const table = renderTable([report, { ...report, model: { id: 'wide', path: null } }], 'npm run bench -- table');
     expect(table.split('\n').filter((l) => /^\| (m|wide) \|/.test(l))).toHaveLength(4);
     expect(table).toContain('| m | 1 | 22.0 | 44.0 | 2.00 [2.00, 2.00] | 3.00 | 1.00 | 1.00 | 220 / 50 | 8×6 |');
