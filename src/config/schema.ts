@@ -49,7 +49,14 @@ export const configSchema = z.strictObject({
     branchLength: z.number().int().min(1).max(64),
     layout: z.enum(['hier', 'par', 'one']),
   }),
-  queue: z.strictObject({ maxQueued: z.number().int().min(0), maxRunning: positiveInt }),
+  queue: z.strictObject({
+    maxQueued: z.number().int().min(0),
+    maxRunning: positiveInt,
+    /** Tokens one batched forward carries at most: the running jobs' drafts and single tokens, and prompt chunks. */
+    maxBatchTokens: positiveInt,
+    /** K/V memory (MiB) the running jobs may reserve together; a job reserves for its prompt, max_tokens and a draft. */
+    kvBudgetMb: positiveInt,
+  }),
   limits: z.strictObject({
     maxN: positiveInt,
     maxTokens: positiveInt,

@@ -86,6 +86,8 @@ export interface WorkerData {
   heartbeat: SharedArrayBuffer;
   /** Honour `fault` messages: set by tests only, never from configuration. */
   testFaults?: boolean;
+  /** Items per forward in place of ModelInfo.maxBatch: set by tests only, to batch on a one-sequence model. */
+  testMaxBatch?: number;
 }
 
 export const HEARTBEAT_BUSY_SINCE = 0;

@@ -1,12 +1,12 @@
 /**
  * The engine's worker thread: owns the ORT session, every job's KV cache and the lookahead tries, and runs the
- * decode loop. Jobs are interleaved one step at a time, so concurrent requests share the model fairly.
+ * decode loop. Every round, the running jobs' steps and prompt chunks go into one batched forward (see round()).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { toWire } from '../errors.js';
 import { loadModel } from '../model/load.js';
 import { measureForwardCost } from '../model/runtime/forward-cost.js';
-import type { LoadedModel } from '../model/types.js';
+import type { BatchItem, LoadedModel } from '../model/types.js';
 import { DraftingState } from './drafting.js';
 import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
@@ -15,7 +15,7 @@ import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWo
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
-const { options, fingerprint, heartbeat, testFaults } = workerData as WorkerData;
+const { options, fingerprint, heartbeat, testFaults, testMaxBatch } = workerData as WorkerData;
 /** See WorkerData.heartbeat. */
 const beat = new Float64Array(heartbeat);
 
@@ -24,9 +24,14 @@ function send(msg: FromWorker): void {
 }
 
 interface Running {
+  jobId: number;
   job: WorkerJob;
   gen: Generation;
   started: boolean;
+  /** Whether the job rides in the forward being planned (reset every round). */
+  seated: boolean;
+  /** What made the job fail; it leaves the loop at the end of the round (see sweep). */
+  error: unknown;
   /** Tokens (and logprobs) decided but not yet sent to the main thread. */
   pending: number[];
   pendingLogprobs: TokenLogprob[];
@@ -49,8 +54,23 @@ const MIN_SLICE_MS = 0.2;
 const MAX_SLICE_MS = 4;
 const IDLE_SLICE_MS = 10;
 
+/**
+ * Prompt tokens a job puts into a forward in which other jobs decode (alone, a chunk may fill the forward's token
+ * budget). Small enough that a long prompt delays the running streams by a fraction of its prefill per round
+ * instead of the whole of it, and that the batched graph — which pads every item's attention to the longest item —
+ * does not make the decoding items pay for a long chunk; large enough that a prompt still takes few forwards.
+ */
+const PREFILL_CHUNK = 128;
+
 class DecodeLoop {
   private readonly running = new Map<number, Running>();
+  /** The running jobs in arrival order: prompts are prefilled oldest first. */
+  private readonly order: Running[] = [];
+  /** Where the next round starts seating jobs, when more run than one forward holds. */
+  private cursor = 0;
+  /** The round's riders and their items, in the same order; reused every round. */
+  private readonly seated: Running[] = [];
+  private readonly items: BatchItem[] = [];
   private looping = false;
   private lastFlush = 0;
 
@@ -62,6 +82,9 @@ class DecodeLoop {
     private readonly drafting: DraftingState,
     readonly grammars: GrammarCompilers,
     readonly bulk: IngestQueue,
+    /** Items and tokens one forward carries at most. */
+    private readonly maxItems: number,
+    private readonly maxTokens: number,
   ) {}
 
   async start(job: WorkerJob): Promise<void> {
@@ -74,13 +97,15 @@ class DecodeLoop {
         filter = await this.grammars.filter(job.constraint).finally(() => this.preparing.delete(job.jobId));
       }
       const session = this.drafting.start(job);
-      gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter);
+      gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter, this.maxTokens);
     } catch (err) {
       send({ type: 'failed', jobId: job.jobId, error: toWire(err) });
       return;
     }
     if (state.aborted) gen.abort();
-    this.running.set(job.jobId, { job, gen, started: false, pending: [], pendingLogprobs: [] });
+    const run: Running = { jobId: job.jobId, job, gen, started: false, seated: false, error: null, pending: [], pendingLogprobs: [] };
+    this.running.set(job.jobId, run);
+    this.order.push(run);
     this.wake();
   }
 
@@ -110,7 +135,7 @@ class DecodeLoop {
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
         if (performance.now() - this.lastFlush >= FLUSH_MS) {
-          for (const [jobId, run] of this.running) this.flush(jobId, run);
+          for (const run of this.order) this.flush(run);
           this.lastFlush = performance.now();
         }
       }
@@ -120,47 +145,150 @@ class DecodeLoop {
     }
   }
 
-  /** One decode step (or the prefill) of every running job. */
+  /**
+   * One forward for the running jobs: schedule (each seated job plans its item: a prompt chunk or its root and
+   * draft) → forward (one forwardBatch) → verify and keep (each job completes from its own result). A forward
+   * holds at most maxItems items and maxTokens tokens: every seated decoding job is sure of one token, prompt
+   * chunks (oldest job first) take what they may of the rest, and drafts are sized from what is left, each knowing
+   * the tokens already planned into the forward.
+   */
   private async round(): Promise<void> {
-    for (const [jobId, run] of this.running) {
-      if (!run.gen.finished) {
-        try {
-          const first = !run.started;
-          beat[HEARTBEAT_BUSY_SINCE] = Date.now();
-          const out: StepOutput = first ? await run.gen.prefill() : await run.gen.step();
-          run.started = true;
-          // An abort that arrived during the forward wins: its tokens go nowhere.
-          if (run.gen.endReason !== 'aborted') {
-            for (const t of out.tokens) run.pending.push(t);
-            if (out.logprobs) for (const l of out.logprobs) run.pendingLogprobs.push(l);
-            // The first token goes at once (time to first token); later ones in batches.
-            if (first) this.flush(jobId, run);
-          }
-        } catch (err) {
-          this.finish(jobId, run);
-          send({ type: 'failed', jobId, error: toWire(err) });
-          continue;
-        }
-      }
-      if (run.gen.finished) {
-        if (run.gen.endReason !== 'aborted') this.flush(jobId, run);
-        this.finish(jobId, run);
-        send({ type: 'done', jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats() });
+    beat[HEARTBEAT_BUSY_SINCE] = Date.now();
+    const n = this.order.length;
+    const seats = Math.min(this.maxItems, this.maxTokens, n);
+    let taken = 0;
+    let decoding = 0;
+    for (let i = 0; i < n; i++) {
+      const run = this.order[(this.cursor + i) % n];
+      run.seated = taken < seats && !run.gen.finished;
+      if (!run.seated) continue;
+      taken++;
+      if (!run.gen.prefilling) decoding++;
+    }
+    this.cursor = (this.cursor + taken) % Math.max(1, n);
+    this.seated.length = 0;
+    this.items.length = 0;
+    let used = 0;
+    const chunk = decoding > 0 ? PREFILL_CHUNK : this.maxTokens;
+    for (const run of this.order) {
+      if (!run.seated || !run.gen.prefilling) continue;
+      const room = Math.min(chunk, this.maxTokens - decoding - used);
+      if (room > 0) used += this.plan(run, used, room);
+    }
+    for (const run of this.order) {
+      if (!run.seated || run.gen.prefilling) continue;
+      decoding--;
+      used += this.plan(run, used, this.maxTokens - used - decoding);
+    }
+    if (this.items.length > 0) await this.forward(used);
+    this.sweep();
+  }
+
+  /** Adds the job's item to the round; returns its tokens (0 when planning failed: the job failed alone). */
+  private plan(run: Running, others: number, limit: number): number {
+    try {
+      const item = run.gen.plan(others, limit);
+      this.seated.push(run);
+      this.items.push(item);
+      return item.input.tokens.length;
+    } catch (err) {
+      run.gen.cancel();
+      this.fail(run, err);
+      return 0;
+    }
+  }
+
+  /** Runs the round's items and hands each job its result. */
+  private async forward(total: number): Promise<void> {
+    const count = this.items.length;
+    const f0 = performance.now();
+    let outputs: (Float32Array | Int32Array)[];
+    try {
+      outputs = await this.model.forwardBatch(this.items);
+    } catch (err) {
+      if (count > 1) return this.forwardApart();
+      this.seated[0].gen.cancel();
+      this.fail(this.seated[0], err);
+      return;
+    }
+    const forwardMs = performance.now() - f0;
+    for (let i = 0; i < count; i++) this.complete(this.seated[i], outputs[i], forwardMs, total, count);
+  }
+
+  /**
+   * A batched forward threw: each item runs again alone (from the cache length it was planned at), so only a job
+   * whose own forward throws fails, and the others go on.
+   */
+  private async forwardApart(): Promise<void> {
+    for (let i = 0; i < this.seated.length; i++) {
+      const run = this.seated[i];
+      const item = this.items[i];
+      const f0 = performance.now();
+      try {
+        run.gen.rewind();
+        const [output] = await this.model.forwardBatch([item]);
+        this.complete(run, output, performance.now() - f0, item.input.tokens.length, 1);
+      } catch (err) {
+        run.gen.cancel();
+        this.fail(run, err);
       }
     }
   }
 
-  private flush(jobId: number, run: Running): void {
+  private complete(run: Running, output: Float32Array | Int32Array, forwardMs: number, total: number, items: number): void {
+    let out: StepOutput | null;
+    try {
+      out = run.gen.complete(output, forwardMs, total, items);
+    } catch (err) {
+      this.fail(run, err);
+      return;
+    }
+    // An abort that arrived during the forward wins: complete() returned nothing and the job ends in sweep().
+    if (!out) return;
+    for (const t of out.tokens) run.pending.push(t);
+    if (out.logprobs) for (const l of out.logprobs) run.pendingLogprobs.push(l);
+    // The first token goes at once (time to first token); later ones in batches.
+    if (!run.started) {
+      run.started = true;
+      this.flush(run);
+    }
+  }
+
+  /** Ended and failed jobs leave the loop, the ended ones with their last tokens and their stats. */
+  private sweep(): void {
+    for (let i = this.order.length - 1; i >= 0; i--) {
+      const run = this.order[i];
+      if (!run.gen.finished) continue;
+      if (run.error !== null) {
+        this.finish(run);
+        send({ type: 'failed', jobId: run.jobId, error: toWire(run.error) });
+        continue;
+      }
+      if (run.gen.endReason !== 'aborted') this.flush(run);
+      this.finish(run);
+      send({ type: 'done', jobId: run.jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats() });
+    }
+  }
+
+  /** The job failed alone: it plans nothing more, teaches nothing, and leaves at the end of the round. */
+  private fail(run: Running, err: unknown): void {
+    run.error = err;
+    run.gen.abort();
+  }
+
+  private flush(run: Running): void {
     if (run.pending.length === 0) return;
     const logprobs = run.job.logprobs !== null ? run.pendingLogprobs : undefined;
-    send({ type: 'tokens', jobId, tokens: run.pending, logprobs });
+    send({ type: 'tokens', jobId: run.jobId, tokens: run.pending, logprobs });
     run.pending = [];
     run.pendingLogprobs = [];
   }
 
   /** The job leaves the loop; a failure to learn from its answer is logged, never fatal to the worker. */
-  private finish(jobId: number, run: Running): void {
+  private finish(run: Running): void {
+    const { jobId } = run;
     this.running.delete(jobId);
+    this.order.splice(this.order.indexOf(run), 1);
     try {
       run.gen.dispose();
       const aborted = run.gen.endReason === 'aborted';
@@ -201,7 +329,8 @@ async function main(): Promise<void> {
       send({ type: 'log', message: `a document piece was skipped: ${err.message}` });
     },
   );
-  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk);
+  const maxItems = Math.max(1, testMaxBatch ?? model.info.maxBatch);
+  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens);
   port.on('message', (msg: ToWorker) => {
     // A throwing handler must not take the worker (and every running job) down with it.
     handle(msg).catch((err: unknown) => {
