@@ -31,7 +31,7 @@ type Log = (message: string) => void;
 export interface TestHooks {
   /** Lets `injectFault` break the worker (crash, wedge). */
   faults?: boolean;
-  /** Items per forward in place of the model's maxBatch (the loop batches even where the model runs items in turn). */
+  /** Items per forward on a model whose maxBatch is 1 (forwardEach): the loop's batching runs, the items in turn. */
   maxBatch?: number;
 }
 

@@ -86,7 +86,7 @@ export interface WorkerData {
   heartbeat: SharedArrayBuffer;
   /** Honour `fault` messages: set by tests only, never from configuration. */
   testFaults?: boolean;
-  /** Items per forward in place of ModelInfo.maxBatch: set by tests only, to batch on a one-sequence model. */
+  /** Items per forward where ModelInfo.maxBatch is 1: set by tests only, to batch on a one-sequence model. */
   testMaxBatch?: number;
 }
 

@@ -158,8 +158,10 @@ class DecodeLoop {
     const seats = Math.min(this.maxItems, this.maxTokens, n);
     let taken = 0;
     let decoding = 0;
+    let streams = 0;
     for (let i = 0; i < n; i++) {
       const run = this.order[(this.cursor + i) % n];
+      if (!run.gen.finished && !run.gen.prefilling) streams++;
       run.seated = taken < seats && !run.gen.finished;
       if (!run.seated) continue;
       taken++;
@@ -169,7 +171,8 @@ class DecodeLoop {
     this.seated.length = 0;
     this.items.length = 0;
     let used = 0;
-    const chunk = decoding > 0 ? PREFILL_CHUNK : this.maxTokens;
+    // Small chunks whenever any stream is waiting on this forward, in it or behind it (one item per forward).
+    const chunk = streams > 0 ? PREFILL_CHUNK : this.maxTokens;
     for (const run of this.order) {
       if (!run.seated || !run.gen.prefilling) continue;
       const room = Math.min(chunk, this.maxTokens - decoding - used);
@@ -329,7 +332,8 @@ async function main(): Promise<void> {
       send({ type: 'log', message: `a document piece was skipped: ${err.message}` });
     },
   );
-  const maxItems = Math.max(1, testMaxBatch ?? model.info.maxBatch);
+  // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
+  const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
   const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens);
   port.on('message', (msg: ToWorker) => {
     // A throwing handler must not take the worker (and every running job) down with it.
