@@ -263,10 +263,10 @@ export class WorkerEngine implements Engine, ReplicaTries {
     };
   }
 
-  /** Test-only (see TestHooks): breaks the worker the way a bug would. */
-  injectFault(kind: WorkerFault): void {
+  /** Test-only (see TestHooks): breaks the worker, or the job's next forward (`bad-forward`), the way a bug would. */
+  injectFault(kind: WorkerFault, job?: Job): void {
     if (!this.testFaults) throw new Error('fault injection is off (a test-only hook)');
-    this.post({ type: 'fault', kind });
+    this.post({ type: 'fault', kind, ...(job instanceof EngineJob && { jobId: job.numericId }) });
   }
 
   async close(graceMs = 10_000): Promise<void> {

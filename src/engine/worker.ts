@@ -76,6 +76,8 @@ class DecodeLoop {
 
   /** Constrained jobs whose grammar is compiling, and whether they were aborted meanwhile. */
   private readonly preparing = new Map<number, { aborted: boolean }>();
+  /** Test-only (WorkerFault 'bad-forward'): jobs whose next decode forward is made to throw. */
+  private readonly poisoned = new Set<number>();
 
   constructor(
     private readonly model: LoadedModel,
@@ -107,6 +109,10 @@ class DecodeLoop {
     this.running.set(job.jobId, run);
     this.order.push(run);
     this.wake();
+  }
+
+  poison(jobId: number): void {
+    this.poisoned.add(jobId);
   }
 
   abort(jobId: number): void {
@@ -191,6 +197,8 @@ class DecodeLoop {
   private plan(run: Running, others: number, limit: number): number {
     try {
       const item = run.gen.plan(others, limit);
+      // A decode item's tokens are the job's own buffer (a prompt chunk's are its context): safe to spoil.
+      if (this.poisoned.size > 0 && !run.gen.prefilling && this.poisoned.delete(run.jobId)) item.input.tokens[0] = this.model.info.vocabSize + 1;
       this.seated.push(run);
       this.items.push(item);
       return item.input.tokens.length;
@@ -392,7 +400,9 @@ async function main(): Promise<void> {
         break;
       }
       case 'fault':
-        if (testFaults) injectFault(msg.kind);
+        if (!testFaults) break;
+        if (msg.kind === 'bad-forward') loop.poison(msg.jobId!);
+        else injectFault(msg.kind);
         break;
     }
   };
@@ -400,7 +410,7 @@ async function main(): Promise<void> {
 }
 
 /** Test-only: a crash (an exception no handler catches) or a wedge (a unit of work that never ends). */
-function injectFault(kind: WorkerFault): void {
+function injectFault(kind: Exclude<WorkerFault, 'bad-forward'>): void {
   if (kind === 'crash') {
     setImmediate(() => {
       throw new Error('injected worker crash');

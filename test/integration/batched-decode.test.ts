@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import type { AppError } from '../../src/errors.js';
 import type { WorkerEngine } from '../../src/engine/index.js';
 import type { JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
 import { mapError } from '../../src/server/errors.js';
@@ -219,11 +219,11 @@ describe('admission by K/V memory', () => {
 });
 
 for (const maxBatch of [1, BATCH]) {
-  describe(`chunked prefill (${maxBatch === 1 ? 'one item per forward' : `${maxBatch} items per forward`})`, () => {
+  describe(`the decode loop, ${maxBatch === 1 ? 'one item per forward' : `${maxBatch} items per forward`}`, () => {
     let t: TestEngine;
 
     beforeAll(async () => {
-      t = await startEngine(['--max-running', '4'], { maxBatch });
+      t = await startEngine(['--max-running', '4'], { maxBatch, faults: true });
     }, 120_000);
     afterAll(() => t?.close());
 
@@ -255,6 +255,39 @@ for (const maxBatch of [1, BATCH]) {
       expect(long.lookahead.prefillForwards).toBeGreaterThanOrEqual(Math.ceil(longPrompt.length / 256));
       // Before chunking, the stream stood still for the whole prefill; now it waits at most a chunk's forward or so.
       expect(worstGap).toBeLessThan(prefillMs * 0.5);
+    }, 120_000);
+
+    it('a job whose forward throws fails alone; the jobs batched with it go on, their outputs unchanged', async () => {
+      const prompts = [[40, 41, 42], [50, 51], [60, 61, 62, 63], [70]];
+      const spec = endless(t, 40, ON);
+      const alone: number[][] = [];
+      for (const p of prompts) alone.push((await t.run(p, spec)).ids);
+      const jobs = prompts.map((p) => t.engine.submit(t.modelId, { promptIds: p, stop: [], logprobs: null, ...spec } as JobSpec));
+      const outcomes = await Promise.all(
+        jobs.map(async (job, i) => {
+          const ids: number[] = [];
+          try {
+            for await (const chunk of job) {
+              if (i === 1 && ids.length === 0) (t.engine as WorkerEngine).injectFault('bad-forward', job);
+              ids.push(...chunk.tokens);
+            }
+            await job.result;
+            return { ids, error: null };
+          } catch (err) {
+            return { ids, error: err as Error };
+          }
+        }),
+      );
+      // ORT's own message: the out-of-vocabulary token the fault put into the job's forward.
+      expect(outcomes[1].error?.message).toMatch(/out of data bounds/);
+      expect(outcomes[1].ids.length).toBeLessThan(alone[1].length);
+      for (const i of [0, 2, 3]) {
+        expect(outcomes[i].error, `job ${i}`).toBeNull();
+        expect(outcomes[i].ids, `job ${i}`).toEqual(alone[i]);
+      }
+      expect(t.engine.stats()).toMatchObject({ state: 'ready', restarts: 0 });
+      // The worker serves on, losslessly.
+      expect((await t.run(prompts[1], spec)).ids).toEqual(alone[1]);
     }, 120_000);
   });
 }
