@@ -28,8 +28,6 @@ interface Running {
   job: WorkerJob;
   gen: Generation;
   started: boolean;
-  /** Whether the job rides in the forward being planned (reset every round). */
-  seated: boolean;
   /** What made the job fail; it leaves the loop at the end of the round (see sweep). */
   error: unknown;
   /** Tokens (and logprobs) decided but not yet sent to the main thread. */
@@ -55,10 +53,10 @@ const MAX_SLICE_MS = 4;
 const IDLE_SLICE_MS = 10;
 
 /**
- * Prompt tokens a job puts into a forward in which other jobs decode (alone, a chunk may fill the forward's token
- * budget). Small enough that a long prompt delays the running streams by a fraction of its prefill per round
- * instead of the whole of it, and that the batched graph — which pads every item's attention to the longest item —
- * does not make the decoding items pay for a long chunk; large enough that a prompt still takes few forwards.
+ * Prompt tokens per chunk while streams run (with none, a chunk may fill the forward's token budget). Prefill
+ * forwards alternate with the streams' forwards, so this bounds how long a new prompt holds the streams up per step;
+ * on the 150M-cost model a 32-token chunk cost ~1.5x more per token than a 128-token one (measured on a loaded
+ * machine), so smaller chunks would make prompts wait longer for their first token.
  */
 const PREFILL_CHUNK = 128;
 
@@ -66,8 +64,10 @@ class DecodeLoop {
   private readonly running = new Map<number, Running>();
   /** The running jobs in arrival order: prompts are prefilled oldest first. */
   private readonly order: Running[] = [];
-  /** Where the next round starts seating jobs, when more run than one forward holds. */
+  /** Where the next decode forward starts seating streams, when more run than one forward holds. */
   private cursor = 0;
+  /** Whether the last forward was the streams' (then prompt chunks, if any wait, get the next one). */
+  private decodedLast = false;
   /** The round's riders and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
@@ -105,7 +105,7 @@ class DecodeLoop {
       return;
     }
     if (state.aborted) gen.abort();
-    const run: Running = { jobId: job.jobId, job, gen, started: false, seated: false, error: null, pending: [], pendingLogprobs: [] };
+    const run: Running = { jobId: job.jobId, job, gen, started: false, error: null, pending: [], pendingLogprobs: [] };
     this.running.set(job.jobId, run);
     this.order.push(run);
     this.wake();
@@ -152,45 +152,58 @@ class DecodeLoop {
   }
 
   /**
-   * One forward for the running jobs: schedule (each seated job plans its item: a prompt chunk or its root and
-   * draft) → forward (one forwardBatch) → verify and keep (each job completes from its own result). A forward
-   * holds at most maxItems items and maxTokens tokens: every seated decoding job is sure of one token, prompt
-   * chunks (oldest job first) take what they may of the rest, and drafts are sized from what is left, each knowing
-   * the tokens already planned into the forward.
+   * One forward: schedule (each seated job plans its item) → forward (one forwardBatch) → verify and keep (each job
+   * completes from its own result). Streams' steps and prompt chunks take turns, each kind in forwards of its own:
+   * the batched graph pads every item's attention to the longest item, and measured with the batched CPU graph
+   * (8 sequences at past 256, a 128-token chunk beside 7 single tokens against the two forwards apart) mixing cost
+   * ×1.8 on the 150M-cost model and ×2.6 on chat-llama-5m (×1.3 and ×1.8 for a 32-token chunk). A decode forward
+   * seats up to maxItems streams (in turn when more run) within maxTokens tokens: each is sure of one token, and
+   * drafts are sized from what is left, each knowing the tokens already planned into the forward. A prefill forward
+   * takes prompt chunks, oldest job first.
    */
   private async round(): Promise<void> {
     beat[HEARTBEAT_BUSY_SINCE] = Date.now();
-    const n = this.order.length;
-    const seats = Math.min(this.maxItems, this.maxTokens, n);
-    let taken = 0;
-    let decoding = 0;
     let streams = 0;
-    for (let i = 0; i < n; i++) {
-      const run = this.order[(this.cursor + i) % n];
-      if (!run.gen.finished && !run.gen.prefilling) streams++;
-      run.seated = taken < seats && !run.gen.finished;
-      if (!run.seated) continue;
-      taken++;
-      if (!run.gen.prefilling) decoding++;
+    let prompts = 0;
+    for (const run of this.order) {
+      if (run.gen.finished) continue;
+      if (run.gen.prefilling) prompts++;
+      else streams++;
     }
-    this.cursor = (this.cursor + taken) % Math.max(1, n);
+    const prefill = prompts > 0 && (streams === 0 || this.decodedLast);
+    this.decodedLast = !prefill;
     this.seated.length = 0;
     this.items.length = 0;
-    let used = 0;
-    // Small chunks whenever any stream is waiting on this forward, in it or behind it (one item per forward).
-    const chunk = streams > 0 ? PREFILL_CHUNK : this.maxTokens;
-    for (const run of this.order) {
-      if (!run.seated || !run.gen.prefilling) continue;
-      const room = Math.min(chunk, this.maxTokens - decoding - used);
-      if (room > 0) used += this.plan(run, used, room);
-    }
-    for (const run of this.order) {
-      if (!run.seated || run.gen.prefilling) continue;
-      decoding--;
-      used += this.plan(run, used, this.maxTokens - used - decoding);
-    }
+    const used = prefill ? this.planPrefill(streams > 0 ? PREFILL_CHUNK : this.maxTokens) : this.planDecode(streams);
     if (this.items.length > 0) await this.forward(used);
     this.sweep();
+  }
+
+  /** Seats prompt chunks of at most `chunk` tokens, oldest job first; returns the tokens planned. */
+  private planPrefill(chunk: number): number {
+    let used = 0;
+    for (const run of this.order) {
+      if (this.items.length === this.maxItems || used === this.maxTokens) break;
+      if (!run.gen.finished && run.gen.prefilling) used += this.plan(run, used, Math.min(chunk, this.maxTokens - used));
+    }
+    return used;
+  }
+
+  /** Seats the next streams in turn, each sure of a token and its draft sized from what is left; returns the tokens planned. */
+  private planDecode(streams: number): number {
+    const n = this.order.length;
+    const seats = Math.min(this.maxItems, this.maxTokens, streams);
+    let used = 0;
+    let seated = 0;
+    let i = 0;
+    for (; i < n && seated < seats; i++) {
+      const run = this.order[(this.cursor + i) % n];
+      if (run.gen.finished || run.gen.prefilling) continue;
+      seated++;
+      used += this.plan(run, used, this.maxTokens - used - (seats - seated));
+    }
+    this.cursor = (this.cursor + i) % n;
+    return used;
   }
 
   /** Adds the job's item to the round; returns its tokens (0 when planning failed: the job failed alone). */
