@@ -1,5 +1,6 @@
 import type { LoadOptions } from '../model/load.js';
 import type { Exchange } from './protocol.js';
+import type { DraftBudget } from '../lookahead/index.js';
 
 export type { Exchange };
 
@@ -24,15 +25,15 @@ export interface SamplingParams {
   logitBias?: Record<number, number>;
 }
 
-export type DraftLayout = 'hier' | 'par' | 'one';
+export type { DraftLayout } from '../lookahead/index.js';
 
-export interface LookaheadOptions {
+/**
+ * A job's lookahead settings: the server's defaults (config) with a request's overrides, one shape from the
+ * schemas down; each step narrows its limits (decodingLength: tokens per forward, root included; branchLength: draft
+ * depth) to a DraftBudget.
+ */
+export interface LookaheadOptions extends DraftBudget {
   enabled: boolean;
-  /** Max tokens per forward including the root. */
-  decodingLength: number;
-  /** Max draft depth. */
-  branchLength: number;
-  layout: DraftLayout;
 }
 
 /**
