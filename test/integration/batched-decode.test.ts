@@ -141,7 +141,7 @@ function ragPrompts(t: TestEngine): number[][] {
 }
 
 losslessSuite('synthetic model', [], syntheticPrompts, 24);
-if (haveChat) losslessSuite('chat-llama-5m on rag-eval prompts', ['--model', CHAT_MODEL], ragPrompts, 24);
+if (haveChat) losslessSuite('chat-llama-5m on rag-eval prompts', ['--model', CHAT_MODEL], ragPrompts, 16);
 else describe.skip('batched decoding is lossless: chat-llama-5m (../shared/data absent)', () => it('skipped', () => {}));
 
 /** A spec that never ends at EOS (the synthetic model's noise might), so a job runs exactly maxTokens. */
