@@ -150,7 +150,7 @@ export class Generation {
   }
 
   /** Prompt tokens not yet in the KV cache. */
-  get promptLeft(): number {
+  private get promptLeft(): number {
     return this.job.promptIds.length - this.prefilled;
   }
 

@@ -68,7 +68,7 @@ class DecodeLoop {
   private cursor = 0;
   /** Whether the last forward was the streams' (then prompt chunks, if any wait, get the next one). */
   private decodedLast = false;
-  /** The round's riders and their items, in the same order; reused every round. */
+  /** The jobs in the forward being run and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
   private looping = false;
