@@ -55,6 +55,13 @@ export class ContextLengthError extends InvalidRequestError {
   }
 }
 
+/** A job that alone needs more K/V memory than the server's whole budget for running jobs: it could never start. */
+export class KvBudgetError extends InvalidRequestError {
+  constructor(message: string) {
+    super(message, 'max_tokens', 'kv_budget_exceeded');
+  }
+}
+
 export class NotFoundError extends AppError {
   override readonly status = 404;
   override readonly type = 'not_found_error' as const;

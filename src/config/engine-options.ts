@@ -13,6 +13,8 @@ export function toEngineOptions(config: Config): EngineOptions {
     lookahead: { ...config.lookahead },
     maxQueued: config.queue.maxQueued,
     maxRunning: config.queue.maxRunning,
+    maxBatchTokens: config.queue.maxBatchTokens,
+    kvBudgetBytes: config.queue.kvBudgetMb * 2 ** 20,
     sessions: { ...config.sessions },
     globalTrie: { ...config.globalTrie },
     watchdogMs: config.server.workerWatchdogMs,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { LookaheadOptions } from '../engine/types.js';
 
 /**
  * The one typed configuration. Every field is required here: defaults (defaults.ts) fill the gaps before
@@ -6,6 +7,18 @@ import { z } from 'zod';
  */
 const positiveInt = z.number().int().positive();
 const nullablePath = z.string().min(1).nullable();
+
+/**
+ * The lookahead settings, defined once: the server's defaults (below) and a request's overrides (server/schemas.ts:
+ * the same fields and bounds in snake_case, each optional) both build on these, and both end as the engine's
+ * LookaheadOptions.
+ */
+export const lookaheadSettings = z.strictObject({
+  enabled: z.boolean(),
+  decodingLength: z.number().int().min(1).max(256),
+  branchLength: z.number().int().min(1).max(64),
+  layout: z.enum(['hier', 'par', 'one']),
+}) satisfies z.ZodType<LookaheadOptions>;
 
 export const configSchema = z.strictObject({
   server: z.strictObject({
@@ -43,13 +56,15 @@ export const configSchema = z.strictObject({
   /** 'auto' = the first of cuda, webgpu, cpu that loads; an explicit EP that does not load is an error at start. */
   executionProvider: z.enum(['auto', 'cpu', 'cuda', 'webgpu']),
   dtype: z.enum(['fp32', 'fp16', 'q8', 'q4']),
-  lookahead: z.strictObject({
-    enabled: z.boolean(),
-    decodingLength: z.number().int().min(1).max(256),
-    branchLength: z.number().int().min(1).max(64),
-    layout: z.enum(['hier', 'par', 'one']),
+  lookahead: lookaheadSettings,
+  queue: z.strictObject({
+    maxQueued: z.number().int().min(0),
+    maxRunning: positiveInt,
+    /** Tokens one batched forward carries at most: the running jobs' drafts and single tokens, and prompt chunks. */
+    maxBatchTokens: positiveInt,
+    /** K/V memory (MiB) the running jobs may reserve together; a job reserves for its prompt, max_tokens and a draft. */
+    kvBudgetMb: positiveInt,
   }),
-  queue: z.strictObject({ maxQueued: z.number().int().min(0), maxRunning: positiveInt }),
   limits: z.strictObject({
     maxN: positiveInt,
     maxTokens: positiveInt,

@@ -1,4 +1,4 @@
-import type { ForwardInput, LoadedModel, Sequence } from '../model/types.js';
+import type { BatchItem, LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
 import type { GrammarFilter } from './grammar/filter.js';
 import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
@@ -32,11 +32,12 @@ export interface StepOutput {
   logprobs?: TokenLogprob[];
 }
 
-const PREFILL_CHUNK = 512;
-
 /**
- * One job's decode state on the worker: its KV sequence, its context, and the draft → forward → verify → keep
- * cycle. Buffers are sized once at start; a step allocates only the small arrays it hands to postMessage.
+ * One job's decode state on the worker: its KV sequence, its context, and its half of every forward. The loop
+ * (worker.ts) asks each running job to `plan` its share of the next batched forward — a prompt chunk while it
+ * prefills, else the root and its draft — runs them all in one `forwardBatch`, and hands each job its result in
+ * `complete`, which verifies, keeps the accepted K/V rows and commits. Buffers are sized once at start; a step
+ * allocates only the small arrays it hands to postMessage.
  */
 export class Generation {
   private readonly counters = new DraftCounters();
@@ -46,6 +47,8 @@ export class Generation {
     prefillSeconds: 0,
     decodeSeconds: 0,
     budgets: {},
+    batchItems: {},
+    prefillForwards: 0,
   };
   endReason: EndReason | null = null;
 
@@ -53,6 +56,9 @@ export class Generation {
   private readonly context: Int32Array;
   private length: number;
   private generated = 0;
+  /** Prompt tokens already in the KV cache: the prompt is prefilled in chunks, one per forward. */
+  private prefilled = 0;
+  private prefillStart = 0;
   /** The last committed token: decided, not yet in the KV cache (the next draft's root). */
   private root = -1;
   private readonly tokenBuf: Int32Array;
@@ -66,6 +72,12 @@ export class Generation {
    * in-graph argmax ids suffice and no S × vocab floats move or get scanned.
    */
   private readonly needsLogits: boolean;
+  /** This job's share of a forward, rewritten by every `plan` (one object for the job's life). */
+  private readonly item: BatchItem;
+  /** What the planned forward carries, read back by `complete`: tokens, cache length before it, its draft. */
+  private planned = 0;
+  private plannedPast = 0;
+  private plannedDraft: DraftTree | null = null;
   /** The current step's output: logits rows or argmax ids, read by the pickers below. */
   private stepLogits: Float32Array = new Float32Array(0);
   private stepIds: Int32Array = new Int32Array(0);
@@ -91,6 +103,8 @@ export class Generation {
     private readonly budget: DraftSizer | null,
     /** The job's structured-output grammar: masks every pick, in plain steps and in the verification walk alike. */
     private readonly filter: GrammarFilter | null = null,
+    /** The most prompt tokens one `plan` may put into a forward. */
+    maxChunk = job.promptIds.length,
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
@@ -100,13 +114,14 @@ export class Generation {
     this.context.set(job.promptIds);
     this.length = job.promptIds.length;
     this.maxDraft = drafts ? Math.max(1, job.lookahead.decodingLength) : 1;
-    this.tokenBuf = new Int32Array(Math.max(this.maxDraft, PREFILL_CHUNK));
-    this.posBuf = new Int32Array(this.tokenBuf.length);
+    this.tokenBuf = new Int32Array(this.maxDraft);
+    this.posBuf = new Int32Array(Math.max(this.maxDraft, Math.min(maxChunk, job.promptIds.length)));
     this.maskBuf = new Float32Array(this.maxDraft * (info.contextLength + this.maxDraft));
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
+    this.item = { seq: this.seq, input: { tokens: this.tokenBuf, positions: this.posBuf, mask: null }, output: this.needsLogits ? 'logits' : 'ids' };
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
     // A pick that depends on nothing but the row and records nothing that matters (no penalty context, no logprobs)
@@ -129,38 +144,44 @@ export class Generation {
     return this.endReason !== null;
   }
 
-  /** Runs the prompt through the model and commits the first token. */
-  async prefill(): Promise<StepOutput> {
-    const t0 = performance.now();
-    const prompt = this.job.promptIds;
-    for (let start = 0; start < prompt.length; start += PREFILL_CHUNK) {
-      const n = Math.min(PREFILL_CHUNK, prompt.length - start);
-      const tokens = this.tokenBuf.subarray(0, n);
-      const positions = this.posBuf.subarray(0, n);
-      for (let i = 0; i < n; i++) {
-        tokens[i] = prompt[start + i];
-        positions[i] = start + i;
-      }
-      await this.run({ tokens, positions, mask: null });
-      if (start + n < prompt.length) continue;
-      if (this.job.logprobs !== null) this.stepLogprobs = [];
-      const first = this.pickCommitted(n - 1);
-      this.timing.prefillSeconds = (performance.now() - t0) / 1000;
-      this.decodeStart = performance.now();
-      return this.commit(this.verifiedSingle(first));
-    }
-    throw new Error('empty prompt');
+  /** True until the whole prompt is in the KV cache (the first token comes with its last chunk). */
+  get prefilling(): boolean {
+    return this.prefilled < this.job.promptIds.length;
   }
 
-  /** One draft → forward → verify → keep cycle. */
-  async step(): Promise<StepOutput> {
+  /** Prompt tokens not yet in the KV cache. */
+  private get promptLeft(): number {
+    return this.job.promptIds.length - this.prefilled;
+  }
+
+  /**
+   * This job's share of the next forward: the next chunk of its prompt, at most `limit` tokens, or its next decode
+   * step — the root and a draft sized for a forward in which `others` tokens of other jobs already ride, at most
+   * `limit` tokens in all. Valid until `complete` (or `cancel`).
+   */
+  plan(others: number, limit: number): BatchItem {
+    const input = this.item.input;
+    if (this.prefilling) {
+      if (this.prefilled === 0) this.prefillStart = performance.now();
+      const n = Math.min(limit, this.promptLeft, this.posBuf.length);
+      const positions = this.posBuf.subarray(0, n);
+      for (let i = 0; i < n; i++) positions[i] = this.prefilled + i;
+      // The prompt is already in the context buffer: the chunk is a view of it, not a copy.
+      input.tokens = this.context.subarray(this.prefilled, this.prefilled + n);
+      input.positions = positions;
+      input.mask = null;
+      this.planned = n;
+      this.plannedPast = this.prefilled;
+      this.plannedDraft = null;
+      return this.item;
+    }
     const past = this.seq.length;
-    const room = this.model.info.contextLength - past;
     let draft: DraftTree | null = null;
     if (this.drafts && this.budget) {
       const t0 = performance.now();
       const remaining = this.job.maxTokens - this.generated;
-      const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0, 0), room, remaining);
+      const room = this.model.info.contextLength - past;
+      const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0, others), room, remaining, limit);
       if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
       this.timing.draftSeconds += (performance.now() - t0) / 1000;
     }
@@ -172,24 +193,60 @@ export class Generation {
       tokens.set(draft.tokens.subarray(0, s));
       writeTreePositions(draft, past, positions);
       mask = this.maskBuf.subarray(0, s * (past + s));
-      // maskBuf is zero outside the last tree block, which is cleared after the forward.
+      // maskBuf is zero outside the last tree block, which `complete` (or `cancel`) clears.
       writeTreeMask(draft, past, mask, true);
     } else {
       tokens[0] = this.root;
       positions[0] = past;
+      draft = null;
     }
-    const f0 = performance.now();
-    let forwardMs: number;
-    try {
-      await this.run({ tokens, positions, mask });
-      forwardMs = performance.now() - f0;
-    } finally {
-      if (mask) clearTreeMask(s, past, mask);
+    input.tokens = tokens;
+    input.positions = positions;
+    input.mask = mask;
+    this.planned = s;
+    this.plannedPast = past;
+    this.plannedDraft = draft;
+    return this.item;
+  }
+
+  /** The planned forward did not run (the batch failed, or the job leaves): the mask buffer goes back to zero. */
+  cancel(): void {
+    if (this.item.input.mask) clearTreeMask(this.planned, this.plannedPast, this.item.input.mask);
+    this.item.input.mask = null;
+  }
+
+  /** Drops whatever a failed forward of the planned item left in the cache, so the item can run again. */
+  rewind(): void {
+    if (this.seq.length > this.plannedPast) this.seq.truncate(this.plannedPast);
+  }
+
+  /**
+   * Takes the planned forward's result — `output` of the job's item in a forward of `items` items and `total`
+   * tokens that took `forwardMs` — and commits what it decided: the first token after the last prompt chunk, the
+   * verified tokens after a decode step; null after an earlier prompt chunk, or when the job was aborted meanwhile.
+   */
+  complete(output: Float32Array | Int32Array, forwardMs: number, total: number, items: number): StepOutput | null {
+    this.cancel();
+    if (this.needsLogits) this.stepLogits = output as Float32Array;
+    else this.stepIds = output as Int32Array;
+    if (this.finished) return null;
+    const s = this.planned;
+    if (this.job.logprobs !== null) this.stepLogprobs = [];
+    if (this.prefilling) {
+      this.prefilled += s;
+      this.timing.prefillForwards++;
+      if (this.prefilling) return null;
+      const first = this.pickCommitted(s - 1);
+      this.timing.prefillSeconds = (performance.now() - this.prefillStart) / 1000;
+      this.decodeStart = performance.now();
+      return this.commit(this.verifiedSingle(first));
     }
     this.timing.forwardSeconds += forwardMs / 1000;
-    if (this.job.logprobs !== null) this.stepLogprobs = [];
+    this.timing.batchItems[items] = (this.timing.batchItems[items] ?? 0) + 1;
+    const draft = this.plannedDraft;
     let result: VerifyResult;
-    if (draft && s > 1) {
+    if (draft) {
+      const past = this.plannedPast;
       result = verifyDraft(draft, this.picker, this.verified, this.filter);
       // Keep the root's row and those of the accepted nodes; the rest of the draft's rows are dropped.
       this.keepRows[0] = past;
@@ -200,7 +257,7 @@ export class Generation {
     }
     this.counters.record(s - 1, result.acceptedCount);
     this.timing.budgets[s] = (this.timing.budgets[s] ?? 0) + 1;
-    this.budget?.observe(s, result.acceptedCount, forwardMs, s);
+    this.budget?.observe(s, result.acceptedCount, forwardMs, total);
     return this.commit(result);
   }
 
@@ -229,12 +286,6 @@ export class Generation {
   /** Picks the token after a row of the current step, from whichever output `run` brought back. */
   private get picker(): (node: number) => number {
     return this.needsLogits ? this.pickFromLogits : this.pickFromIds;
-  }
-
-  /** One forward, bringing back what the picks will read. */
-  private async run(input: ForwardInput): Promise<void> {
-    if (this.needsLogits) this.stepLogits = await this.seq.forward(input);
-    else this.stepIds = await this.seq.forwardIds(input);
   }
 
   /** A pick outside the verification walk (prefill, undrafted steps): committed at once, so the grammar advances. */

@@ -5,6 +5,7 @@ import {
   ContextLengthError,
   EngineRestartingError,
   fromWire,
+  KvBudgetError,
   ModelLoadError,
   NotFoundError,
   QueueFullError,
@@ -30,6 +31,8 @@ type Log = (message: string) => void;
 export interface TestHooks {
   /** Lets `injectFault` break the worker (crash, wedge). */
   faults?: boolean;
+  /** Items per forward on a model whose maxBatch is 1 (forwardEach): the loop's batching runs, the items in turn. */
+  maxBatch?: number;
 }
 
 /** Characters of a document tokenized at a time on this thread, so a large post never blocks it for long. */
@@ -57,7 +60,7 @@ export async function createEngine(requested: EngineOptions, log: Log = (m) => c
   const options: EngineOptions =
     local === requested.model ? requested : { ...requested, model: local, modelId: requested.modelId ?? requested.model! };
   const tokenizer = await loadTokenizer(options.model);
-  const engine = new WorkerEngine(tokenizer, options, modelFingerprint(tokenizer), log, hooks.faults === true);
+  const engine = new WorkerEngine(tokenizer, options, modelFingerprint(tokenizer), log, hooks);
   await engine.boot();
   return engine;
 }
@@ -86,9 +89,14 @@ export class WorkerEngine implements Engine, ReplicaTries {
   private watchdog: NodeJS.Timeout | null = null;
   private restarts = 0;
   private readonly jobs = new Map<number, EngineJob>();
-  /** Jobs handed to the worker, in order; the worker runs at most maxRunning and queues the rest. */
+  /**
+   * Jobs handed to the worker, and the K/V bytes they reserved (by job id). A job starts when both the running
+   * count (maxRunning) and the K/V budget allow it; the others wait here in order.
+   */
   private inWorker = 0;
-  private readonly pending: { job: EngineJob; start: () => void }[] = [];
+  private readonly kvReserved = new Map<number, number>();
+  private kvReservedBytes = 0;
+  private readonly pending: { job: EngineJob; kvBytes: number; start: () => void }[] = [];
   private nextId = 1;
   private readonly replies = new Map<number, Reply>();
   private closing = false;
@@ -103,8 +111,12 @@ export class WorkerEngine implements Engine, ReplicaTries {
     private readonly options: EngineOptions,
     private readonly fingerprint: string,
     private readonly log: Log,
-    private readonly testFaults: boolean,
+    private readonly hooks: TestHooks,
   ) {}
+
+  private get testFaults(): boolean {
+    return this.hooks.faults === true;
+  }
 
   /** Loads the model in a first worker; throws ModelLoadError when it cannot. */
   async boot(): Promise<void> {
@@ -136,7 +148,17 @@ export class WorkerEngine implements Engine, ReplicaTries {
           `${spec.maxTokens} for the completion). Please reduce the prompt or max_tokens.`,
       );
     }
-    if (this.inWorker >= this.options.maxRunning && this.pending.length >= this.options.maxQueued) {
+    const kvBytes = this.kvBytes(spec);
+    const budget = this.options.kvBudgetBytes;
+    if (kvBytes > budget) {
+      const tokens = kvBytes / this.info.kvBytesPerToken;
+      throw new KvBudgetError(
+        `This request needs ${mib(kvBytes)} MiB of K/V memory (${tokens} tokens: prompt, max_tokens and one draft, at ` +
+          `${this.info.kvBytesPerToken} bytes each), more than this server's K/V budget of ${mib(budget)} MiB for all running ` +
+          `requests together. Please reduce max_tokens or the prompt.`,
+      );
+    }
+    if (!(this.pending.length === 0 && this.fits(kvBytes)) && this.pending.length >= this.options.maxQueued) {
       throw new QueueFullError(
         `too many requests: ${this.pending.length} waiting and ${this.inWorker} running; retry shortly`,
         1,
@@ -149,6 +171,8 @@ export class WorkerEngine implements Engine, ReplicaTries {
     this.totals.jobs++;
     const start = () => {
       this.inWorker++;
+      this.kvReserved.set(jobId, kvBytes);
+      this.kvReservedBytes += kvBytes;
       // Here, not at submit: a queued job may start on a worker that replaced the one it was submitted to.
       if (spec.constraint) this.sendGrammarVocab();
       this.post({
@@ -168,8 +192,8 @@ export class WorkerEngine implements Engine, ReplicaTries {
         },
       });
     };
-    if (this.inWorker < this.options.maxRunning) start();
-    else this.pending.push({ job, start });
+    if (this.pending.length === 0 && this.fits(kvBytes)) start();
+    else this.pending.push({ job, kvBytes, start });
     if (spec.signal) {
       const signal = spec.signal;
       if (signal.aborted) this.abortJob(jobId, signal.reason);
@@ -230,6 +254,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
       restarts: this.restarts,
       running: this.inWorker,
       queued: this.pending.length,
+      kv: { reservedBytes: this.kvReservedBytes, budgetBytes: this.options.kvBudgetBytes },
       trieNodes: { global: this.lastTrieStats.global, sessions: this.lastTrieStats.sessions },
       tenants: this.lastTrieStats.tenants,
       sessions: this.lastTrieStats.sessionCount,
@@ -238,10 +263,10 @@ export class WorkerEngine implements Engine, ReplicaTries {
     };
   }
 
-  /** Test-only (see TestHooks): breaks the worker the way a bug would. */
-  injectFault(kind: WorkerFault): void {
+  /** Test-only (see TestHooks): breaks the worker, or the job's next forward (`bad-forward`), the way a bug would. */
+  injectFault(kind: WorkerFault, job?: Job): void {
     if (!this.testFaults) throw new Error('fault injection is off (a test-only hook)');
-    this.post({ type: 'fault', kind });
+    this.post({ type: 'fault', kind, ...(job instanceof EngineJob && { jobId: job.numericId }) });
   }
 
   async close(graceMs = 10_000): Promise<void> {
@@ -288,7 +313,13 @@ export class WorkerEngine implements Engine, ReplicaTries {
   private spawn(): Promise<{ info: ModelInfo }> {
     const heartbeat = new SharedArrayBuffer(HEARTBEAT_BYTES);
     const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
-      workerData: { options: this.options, fingerprint: this.fingerprint, heartbeat, ...(this.testFaults && { testFaults: true }) } satisfies WorkerData,
+      workerData: {
+        options: this.options,
+        fingerprint: this.fingerprint,
+        heartbeat,
+        ...(this.testFaults && { testFaults: true }),
+        ...(this.hooks.maxBatch !== undefined && { testMaxBatch: this.hooks.maxBatch }),
+      } satisfies WorkerData,
     });
     this.loading = worker;
     return new Promise<{ info: ModelInfo }>((resolve, reject) => {
@@ -361,6 +392,8 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.jobs.delete(id);
     }
     this.inWorker = 0;
+    this.kvReserved.clear();
+    this.kvReservedBytes = 0;
     this.failReplies(err);
     this.state = 'restarting';
     void this.restart();
@@ -384,7 +417,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.restarts++;
       this.log(`engine worker restarted (${this.restarts} restart${this.restarts === 1 ? '' : 's'} since start); serving again`);
       this.feedCorpus();
-      while (this.inWorker < this.options.maxRunning && this.pending.length > 0) this.pending.shift()!.start();
+      this.startWaiting();
       return;
     }
   }
@@ -420,6 +453,21 @@ export class WorkerEngine implements Engine, ReplicaTries {
     return this.worker;
   }
 
+  /** K/V bytes a job reserves while it runs: its prompt, all it may generate, and one draft beyond that. */
+  private kvBytes(spec: JobSpec): number {
+    const draft = spec.lookahead.enabled ? spec.lookahead.decodingLength : 1;
+    return (spec.promptIds.length + spec.maxTokens + draft) * this.info.kvBytesPerToken;
+  }
+
+  private fits(kvBytes: number): boolean {
+    return this.inWorker < this.options.maxRunning && this.kvReservedBytes + kvBytes <= this.options.kvBudgetBytes;
+  }
+
+  /** Starts waiting jobs in order while they fit; the first that does not holds the rest back (no starving it). */
+  private startWaiting(): void {
+    while (this.pending.length > 0 && this.fits(this.pending[0].kvBytes)) this.pending.shift()!.start();
+  }
+
   private stopJob(jobId: number): void {
     this.post({ type: 'abort', jobId });
   }
@@ -437,6 +485,8 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.pending.splice(waiting, 1);
       this.jobs.delete(jobId);
       job.fail(error);
+      // It may have been the one holding the others back.
+      if (!this.closing) this.startWaiting();
       return;
     }
     this.post({ type: 'abort', jobId });
@@ -472,7 +522,9 @@ export class WorkerEngine implements Engine, ReplicaTries {
         const job = this.jobs.get(msg.jobId);
         this.jobs.delete(msg.jobId);
         this.inWorker--;
-        if (!this.closing) this.pending.shift()?.start();
+        this.kvReservedBytes -= this.kvReserved.get(msg.jobId) ?? 0;
+        this.kvReserved.delete(msg.jobId);
+        if (!this.closing) this.startWaiting();
         if (!job) break;
         if (msg.type === 'failed') {
           job.fail(fromWire(msg.error));
@@ -506,6 +558,10 @@ export class WorkerEngine implements Engine, ReplicaTries {
         break;
     }
   }
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -40,10 +40,11 @@ export type ToWorker =
   | { type: 'export-tries'; requestId: number }
   | { type: 'import-tries'; requestId: number; bytes: Uint8Array }
   | { type: 'close'; requestId: number }
-  /** Test-only (honoured only when WorkerData.testFaults): break the worker the way a bug would. */
-  | { type: 'fault'; kind: WorkerFault };
+  /** Test-only (honoured only when WorkerData.testFaults): break the worker, or one job's forward, the way a bug would. */
+  | { type: 'fault'; kind: WorkerFault; jobId?: number };
 
-export type WorkerFault = 'crash' | 'wedge';
+/** 'bad-forward': the job's next decode forward carries a token outside the vocabulary, so that forward throws. */
+export type WorkerFault = 'crash' | 'wedge' | 'bad-forward';
 
 /** A prompt and the answer given to it, as token ids. */
 export interface Exchange {
@@ -86,6 +87,8 @@ export interface WorkerData {
   heartbeat: SharedArrayBuffer;
   /** Honour `fault` messages: set by tests only, never from configuration. */
   testFaults?: boolean;
+  /** Items per forward where ModelInfo.maxBatch is 1: set by tests only, to batch on a one-sequence model. */
+  testMaxBatch?: number;
 }
 
 export const HEARTBEAT_BUSY_SINCE = 0;

@@ -1,5 +1,6 @@
 import type { LoadOptions } from '../model/load.js';
 import type { Exchange } from './protocol.js';
+import type { DraftBudget } from '../lookahead/index.js';
 
 export type { Exchange };
 
@@ -24,15 +25,15 @@ export interface SamplingParams {
   logitBias?: Record<number, number>;
 }
 
-export type DraftLayout = 'hier' | 'par' | 'one';
+export type { DraftLayout } from '../lookahead/index.js';
 
-export interface LookaheadOptions {
+/**
+ * A job's lookahead settings: the server's defaults (config) with a request's overrides, one shape from the
+ * schemas down; each step narrows its limits (decodingLength: tokens per forward, root included; branchLength: draft
+ * depth) to a DraftBudget.
+ */
+export interface LookaheadOptions extends DraftBudget {
   enabled: boolean;
-  /** Max tokens per forward including the root. */
-  decodingLength: number;
-  /** Max draft depth. */
-  branchLength: number;
-  layout: DraftLayout;
 }
 
 /**
@@ -90,6 +91,13 @@ export interface LookaheadStats {
   acceptedByPosition: number[];
   /** How often the adaptive budget chose each draft size (tokens per forward incl. the root). */
   budgets: Record<number, number>;
+  /**
+   * How many items (jobs' steps and prompt chunks) shared the forwards of this job's decode steps: items → steps.
+   * All 1 on a model that forwards one sequence at a time (ModelInfo.maxBatch 1).
+   */
+  batchItems: Record<number, number>;
+  /** Forwards the prompt took (it is prefilled in chunks interleaved with other jobs' steps). */
+  prefillForwards: number;
   /** Time the grammar cost (masks, and checks of greedy picks), and how many full masks it computed (structured outputs only). */
   maskSeconds?: number;
   masks?: number;
@@ -122,8 +130,15 @@ export interface EngineOptions extends LoadOptions {
   lookahead: LookaheadOptions;
   /** Jobs waiting beyond the running ones; a full queue makes submit throw QueueFullError. */
   maxQueued: number;
-  /** Jobs decoded concurrently (interleaved step by step). */
+  /** Jobs decoded concurrently (their steps share one batched forward, up to the model's maxBatch). */
   maxRunning: number;
+  /** Tokens one forward carries at most, over all its items (drafts, single tokens, prompt chunks). */
+  maxBatchTokens: number;
+  /**
+   * K/V memory the running jobs may reserve in all: a job reserves (prompt + max tokens + decodingLength) ×
+   * ModelInfo.kvBytesPerToken from its start to its end; past the budget, jobs wait in the queue.
+   */
+  kvBudgetBytes: number;
   /** Session tries held in all, and per tenant (a tenant's new sessions evict its own oldest). */
   sessions: { max: number; ttlSeconds: number; maxPerTenant: number };
   /** maxTenants: global tries held; past it the least recently used tenant's trie is dropped. */
@@ -162,6 +177,8 @@ export interface EngineStats {
   restarts: number;
   running: number;
   queued: number;
+  /** K/V bytes the running jobs reserved, and the configured budget (EngineOptions.kvBudgetBytes). */
+  kv: { reservedBytes: number; budgetBytes: number };
   trieNodes: { global: number; sessions: number };
   /** Tenants with a global trie held, session tries held, tenants evicted to stay within the bound. */
   tenants: number;

@@ -4,6 +4,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export interface EngineGauges {
   running: number;
   queued: number;
+  /** K/V bytes the running jobs reserved (admission by K/V memory). */
+  kv: { reservedBytes: number };
   trieNodes: Record<string, number>;
 }
 
@@ -57,6 +59,7 @@ export class Metrics {
     });
     new Gauge({ name: 'lookahead_queue_depth', help: 'jobs waiting for a decode slot', registers, collect() { this.set(readEngine().queued); } });
     new Gauge({ name: 'lookahead_running_jobs', help: 'jobs being decoded', registers, collect() { this.set(readEngine().running); } });
+    new Gauge({ name: 'lookahead_kv_reserved_bytes', help: 'K/V memory reserved by the running jobs (admitted against --kv-budget-mb)', registers, collect() { this.set(readEngine().kv.reservedBytes); } });
     const models = options.models;
     if (models) {
       new Gauge({

@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Job, JobResult, JobSpec, LookaheadOptions, SamplingParams, TokenLogprob } from '../engine/types.js';
 import { ContextLengthError, InvalidRequestError } from '../errors.js';
 import type { ServerDeps } from './deps.js';
+import type { LookaheadRequest } from './schemas.js';
 
 /** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
 export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId' | 'constraint'> {
@@ -44,7 +45,7 @@ interface SamplingFields {
   logit_bias?: Record<string, number> | null;
   n?: number | null;
   stop?: string | string[] | null;
-  lookahead?: { enabled?: boolean; decoding_length?: number; branch_length?: number; layout?: LookaheadOptions['layout'] } | null;
+  lookahead?: LookaheadRequest | null;
 }
 
 /**
@@ -81,7 +82,7 @@ export function nOf(n: number | null | undefined, config: Config): number {
   return value;
 }
 
-export function lookaheadOf(requested: SamplingFields['lookahead'], defaults: Config['lookahead']): LookaheadOptions {
+export function lookaheadOf(requested: SamplingFields['lookahead'], defaults: LookaheadOptions): LookaheadOptions {
   return {
     enabled: requested?.enabled ?? defaults.enabled,
     decodingLength: requested?.decoding_length ?? defaults.decodingLength,

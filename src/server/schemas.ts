@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lookaheadSettings } from '../config/schema.js';
 
 /**
  * Request bodies as OpenAI documents them, plus our extensions. Objects are loose: fields we do not know are
@@ -27,12 +28,16 @@ const stop = z
   .refine((s) => typeof s === 'string' || s.length <= 4, 'at most 4 stop sequences are allowed')
   .nullish();
 
+const { enabled, decodingLength, branchLength, layout } = lookaheadSettings.shape;
+
+/** A request's overrides of the server's lookahead settings: the config's fields and bounds, in snake_case. */
 export const lookaheadSchema = z.looseObject({
-  enabled: z.boolean().optional(),
-  decoding_length: z.number().int().min(1).max(256).optional(),
-  branch_length: z.number().int().min(1).max(64).optional(),
-  layout: z.enum(['hier', 'par', 'one']).optional(),
+  enabled: enabled.optional(),
+  decoding_length: decodingLength.optional(),
+  branch_length: branchLength.optional(),
+  layout: layout.optional(),
 });
+export type LookaheadRequest = z.infer<typeof lookaheadSchema>;
 
 /** Checked further (and turned into the engine's constraint) by server/response-format.ts. */
 const responseFormat = z.looseObject({ type: z.string() }).nullish();

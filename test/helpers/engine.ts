@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { loadConfig } from '../../src/config/load.js';
-import { createEngine } from '../../src/engine/index.js';
+import { createEngine, type TestHooks } from '../../src/engine/index.js';
 import { SYNTHETIC_MODEL } from '../../src/model/load.js';
 import type { Engine, JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
 
@@ -22,11 +22,11 @@ export interface TestEngine {
 export const LOOKAHEAD_OFF: LookaheadOptions = { enabled: false, decodingLength: 1, branchLength: 0, layout: 'hier' };
 
 /** The real engine (worker thread + ORT) on a model (the synthetic one unless --model), build cache in a temp folder. */
-export async function startEngine(flags: string[] = []): Promise<TestEngine> {
+export async function startEngine(flags: string[] = [], hooks: TestHooks = {}): Promise<TestEngine> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-engine-'));
   const config = loadConfig(['--cache-dir', cacheDir, '--threads', '1', ...withModel(flags)], {});
   const options = toEngineOptions(config);
-  const engine = await createEngine(options, () => {});
+  const engine = await createEngine(options, () => {}, hooks);
   const modelId = engine.models[0].id;
   return {
     engine,

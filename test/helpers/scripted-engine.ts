@@ -118,7 +118,7 @@ export class ScriptedEngine implements Engine {
         finishReason: finish,
         promptTokens: spec.promptIds.length,
         completionTokens,
-        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {} },
+        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {}, batchItems: {}, prefillForwards: 1 },
       };
     } finally {
       this.running--;
@@ -141,6 +141,7 @@ export class ScriptedEngine implements Engine {
       restarts: 0,
       running: this.running,
       queued: 0,
+      kv: { reservedBytes: 0, budgetBytes: 2 ** 31 },
       trieNodes: { global: 0, sessions: 0 },
       tenants: 0,
       sessions: 0,

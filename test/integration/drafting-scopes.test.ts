@@ -19,6 +19,8 @@ const options: EngineOptions = {
   lookahead: { enabled: true, decodingLength: 16, branchLength: 8, layout: 'hier' },
   maxQueued: 1,
   maxRunning: 1,
+  maxBatchTokens: 256,
+  kvBudgetBytes: 2 ** 30,
   sessions: { max: 10, ttlSeconds: 60, maxPerTenant: 10 },
   globalTrie: { maxNodes: 100_000, snapshotPath: null, maxTenants: 16 },
   watchdogMs: 60_000,

@@ -145,6 +145,7 @@ class RecordingEngine implements Engine, ReplicaTries {
       restarts: 0,
       running: 0,
       queued: 0,
+      kv: { reservedBytes: 0, budgetBytes: 2 ** 31 },
       trieNodes: { global: 0, sessions: 0 },
       tenants: 0,
       sessions: 0,

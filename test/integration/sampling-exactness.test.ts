@@ -49,12 +49,23 @@ function drafts(spec: WorkerJob): DraftSource {
   };
 }
 
+/** One job alone, driven as the worker's loop drives each job: plan → forwardBatch → complete, until it ends. */
+async function decodeAlone(model: LoadedModel, gen: Generation): Promise<number[]> {
+  const out: number[] = [];
+  while (!gen.finished) {
+    const item = gen.plan(0, Number.MAX_SAFE_INTEGER);
+    const [result] = await model.forwardBatch([item]);
+    const step = gen.complete(result, 0, item.input.tokens.length, 1);
+    if (step) out.push(...step.tokens);
+  }
+  return out;
+}
+
 async function sample(model: LoadedModel, seed: number, lookahead: boolean, sampling?: Partial<WorkerJob['sampling']>): Promise<{ key: string; accepted: number }> {
   const base = job(seed, lookahead);
   const spec = sampling ? { ...base, sampling: { ...base.sampling, ...sampling } } : base;
   const gen = new Generation(model, spec, lookahead ? drafts(spec) : null, lookahead ? alwaysWide : null);
-  const out = [...(await gen.prefill()).tokens];
-  while (!gen.finished) out.push(...(await gen.step()).tokens);
+  const out = await decodeAlone(model, gen);
   gen.dispose();
   return { key: out.join(','), accepted: gen.stats.acceptedTokens };
 }
@@ -68,8 +79,7 @@ describe('sampling with lookahead is distribution-exact', () => {
     model = await openBuiltModel(await ensureBuilt(new SyntheticSource(config, 7), DEFAULT_BUILD_OPTIONS, cacheDir, () => {}), { threads: 1 });
     const greedy = { ...job(0, false), maxTokens: 8, sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: 0 } };
     const gen = new Generation(model, greedy, null, null);
-    prediction = [...(await gen.prefill()).tokens];
-    while (!gen.finished) prediction.push(...(await gen.step()).tokens);
+    prediction = await decodeAlone(model, gen);
     gen.dispose();
   });
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { usage } from '../../src/config/options.js';
+import { lookaheadSchema } from '../../src/server/schemas.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lookahead-config-'));
 function file(name: string, text: string): string {
@@ -32,7 +33,7 @@ describe('loadConfig', () => {
     expect(c.cacheDir).toBe('/xdg/lookahead-proxy');
     expect(c.threads).toBeGreaterThan(0);
     expect(c.lookahead).toEqual({ enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' });
-    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4 });
+    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4, maxBatchTokens: 256, kvBudgetMb: 2048 });
     expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32, maxDocumentBytes: 4 * 1024 * 1024, documentBytesPerMinute: 64 * 1024 * 1024 });
     expect(c.sessions).toEqual({ max: 1000, ttlSeconds: 3600, maxPerTenant: 100 });
     expect(c.globalTrie).toEqual({ maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 });
@@ -110,6 +111,28 @@ describe('loadConfig', () => {
     expect(o).toMatchObject({ model: '/m', contextLength: 512, corpus: '/c.jsonl', maxQueued: 64, maxRunning: 4, executionProvider: 'cpu' });
     expect(o.lookahead).toEqual(c.lookahead);
     expect('modelId' in toEngineOptions(loadConfig([], {}))).toBe(false);
+  });
+
+  it("a request's lookahead overrides take exactly the config's bounds (one definition)", () => {
+    const valid = (decoding: number, branch: number) => {
+      const request = lookaheadSchema.safeParse({ decoding_length: decoding, branch_length: branch }).success;
+      let config = true;
+      try {
+        loadConfig(['--decoding-length', String(decoding), '--branch-length', String(branch)], {});
+      } catch {
+        config = false;
+      }
+      expect(request, `${decoding}/${branch}: request and config agree`).toBe(config);
+      return config;
+    };
+    expect([valid(1, 1), valid(256, 64)]).toEqual([true, true]);
+    expect([valid(0, 1), valid(257, 1), valid(16, 0), valid(16, 65)]).toEqual([false, false, false, false]);
+  });
+
+  it('batch and K/V flags reach EngineOptions', () => {
+    const o = toEngineOptions(loadConfig(['--max-batch-tokens', '64'], { LOOKAHEAD_KV_BUDGET_MB: '3' }));
+    expect(o).toMatchObject({ maxBatchTokens: 64, kvBudgetBytes: 3 * 2 ** 20 });
+    expect(errorOf(() => loadConfig(['--kv-budget-mb', '0'], {}))).toMatch(/kvBudgetMb/);
   });
 
   it('documents every flag in --help', () => {
