@@ -4,10 +4,11 @@ import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
 import { createEngine } from '../src/engine/index.js';
 import {
+  AcceptanceModel,
   BudgetController,
   CostCurve,
-  DRAFT_CONTEXTS,
   GlobalTries,
+  JobBudget,
   Proposer,
   RequestScope,
   recordExchange,
@@ -129,6 +130,8 @@ export interface ReplayResult {
   /** Draft nodes fed to forwards, roots excluded. */
   nodes: number;
   accepted: number;
+  /** Σ of the proposer's expected accepted tokens for the drafts it sent (calibration: compare with `accepted`). */
+  expected: number;
   /** Σ forward cost of the replayed steps and of plain decoding, in ms of the cost curve. */
   costMs: number;
   plainMs: number;
@@ -147,36 +150,35 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
   const truth = new CostCurve(variant.cost);
   const budget =
     variant.sizing === 'adaptive'
-      ? new BudgetController(new CostCurve(variant.cost), {
-          decodingLength: variant.decodingLength,
-          branchLength: variant.branchLength,
-          contexts: DRAFT_CONTEXTS,
-        })
+      ? new BudgetController(new CostCurve(variant.cost), { decodingLength: variant.decodingLength })
       : null;
-  const result: ReplayResult = { steps: 0, tokens: 0, nodes: 0, accepted: 0, costMs: 0, plainMs: 0, sizes: {} };
+  const acceptance = new AcceptanceModel();
+  const result: ReplayResult = { steps: 0, tokens: 0, nodes: 0, accepted: 0, expected: 0, costMs: 0, plainMs: 0, sizes: {} };
   for (const x of corpus.held) {
     if (x.answer.length === 0) continue;
     const scope = new RequestScope(settings, x.prompt, x.prediction);
-    const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy] }, variant.decodingLength);
+    const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy] }, variant.decodingLength, acceptance);
+    const sizer = budget ? new JobBudget(budget, proposer) : null;
     const context = new Int32Array(x.prompt.length + x.answer.length + 1);
     context.set(x.prompt);
     let length = x.prompt.length;
     const commit = (n: number, from: number): void => {
       for (let i = 0; i < n; i++) context[length++] = x.answer[from + i];
+      proposer.accepted(context.subarray(length - n, length));
       scope.pushOutput(context.subarray(length - n, length));
     };
     commit(1, 0);
     let generated = 1;
     while (generated < x.answer.length) {
       const remaining = corpus.maxTokens - generated;
-      const kind = proposer.match(context, length);
-      const asked = budget ? budget.next(kind, 0) : (variant.sizing as number);
+      proposer.prepare(context, length, variant.decodingLength, variant.branchLength, variant.layout === 'one');
+      const asked = sizer ? sizer.next(0, 0) : (variant.sizing as number);
       const size = Math.min(asked, remaining);
       const draft = size > 1 ? proposer.propose(context, { decodingLength: size, branchLength: Math.min(variant.branchLength, remaining - 1), layout: variant.layout }, false, length) : null;
       const s = draft ? draft.size : 1;
       const accepted = draft ? acceptedDepth(draft, x.answer, generated) : 0;
       const ms = truth.cost(s);
-      budget?.observe(s, accepted, ms, s);
+      sizer?.observe(s, accepted, ms, s);
       const n = Math.min(accepted + 1, x.answer.length - generated);
       commit(n, generated);
       generated += n;
@@ -184,6 +186,7 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       result.tokens += n;
       result.nodes += s - 1;
       result.accepted += accepted;
+      result.expected += proposer.gains[s];
       result.costMs += ms;
       result.plainMs += n * truth.cost(1);
       result.sizes[s] = (result.sizes[s] ?? 0) + 1;
@@ -219,15 +222,15 @@ export function renderReplay(rows: { workload: string; variant: string; r: Repla
     '',
     `\`${command}\``,
     '',
-    '| workload | variant | steps | tokens/step | draft nodes/step | accepted/node | est. speed-up | sizes (size: steps) |',
-    '|---|---|---:|---:|---:|---:|---:|---|',
+    '| workload | variant | steps | tokens/step | draft nodes/step | accepted/node | expected/accepted | est. speed-up | sizes (size: steps) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const { workload, variant, r } of rows) {
     const sizes = Object.entries(r.sizes)
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ');
     lines.push(
-      `| ${workload} | ${variant} | ${r.steps} | ${(r.tokens / Math.max(1, r.steps)).toFixed(2)} | ${(r.nodes / Math.max(1, r.steps)).toFixed(1)} | ${(r.accepted / Math.max(1, r.nodes)).toFixed(3)} | ×${(r.plainMs / Math.max(1e-9, r.costMs)).toFixed(2)} | ${sizes} |`,
+      `| ${workload} | ${variant} | ${r.steps} | ${(r.tokens / Math.max(1, r.steps)).toFixed(2)} | ${(r.nodes / Math.max(1, r.steps)).toFixed(1)} | ${(r.accepted / Math.max(1, r.nodes)).toFixed(3)} | ${(r.expected / Math.max(1, r.accepted)).toFixed(2)} | ×${(r.plainMs / Math.max(1e-9, r.costMs)).toFixed(2)} | ${sizes} |`,
     );
   }
   return lines.join('\n');

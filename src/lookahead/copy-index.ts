@@ -33,6 +33,8 @@ export class CopyIndex {
   private readonly maxBuckets: number;
   /** Result of the last `find`: backward match length. */
   matched = 0;
+  private readonly onePos = new Int32Array(1);
+  private readonly oneLen = new Int32Array(1);
 
   constructor(readonly capacity = 1 << 20, initial = 1024) {
     const size = Math.max(16, Math.min(initial, capacity + 1));
@@ -80,25 +82,38 @@ export class CopyIndex {
    * match length.
    */
   find(context: ArrayLike<number>, n: number, before = this.length): number {
-    this.matched = 0;
-    if (n < MIN_MATCH) return NONE;
-    let best = NONE;
+    const count = this.matches(context, n, this.onePos, this.oneLen, before);
+    this.matched = count > 0 ? this.oneLen[0] : 0;
+    return count > 0 ? this.onePos[0] : NONE;
+  }
+
+  /**
+   * Earlier matches of `context[0..n)`'s suffix (as in `find`), longest first and newest first among equals, at
+   * most `positions.length`: each one's stored position and match length. Returns how many were written.
+   * Several matches name several continuations: what the model said after this phrase each time it occurred.
+   */
+  matches(context: ArrayLike<number>, n: number, positions: Int32Array, lengths: Int32Array, before = this.length): number {
+    if (n < MIN_MATCH) return 0;
+    let count = 0;
     let pos = this.head[this.bucket(context, n - MIN_MATCH)];
     for (let chain = 0; pos !== NONE && chain < MAX_CHAIN; chain++, pos = this.prev[pos]) {
       if (pos + 1 >= before || this.store[pos + 1] === SEP) continue;
       let len = 0;
       while (len < n && len <= pos && len < GOOD_MATCH && this.store[pos - len] === context[n - 1 - len]) len++;
-      if (len > this.matched) {
-        this.matched = len;
-        best = pos;
-        if (len >= GOOD_MATCH) break;
+      if (len < MIN_MATCH) continue;
+      // Insertion into the kept list, longest first; chain order (newest first) breaks ties.
+      let i = Math.min(count, positions.length - 1);
+      if (i === positions.length - 1 && count === positions.length && lengths[i] >= len) continue;
+      while (i > 0 && lengths[i - 1] < len) {
+        positions[i] = positions[i - 1];
+        lengths[i] = lengths[i - 1];
+        i--;
       }
+      positions[i] = pos;
+      lengths[i] = len;
+      if (count < positions.length) count++;
     }
-    if (this.matched < MIN_MATCH) {
-      this.matched = 0;
-      return NONE;
-    }
-    return best;
+    return count;
   }
 
   clear(): void {
