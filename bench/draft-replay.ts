@@ -11,7 +11,6 @@ import {
   JobBudget,
   Proposer,
   RequestScope,
-  recordExchange,
   type CostPoint,
   type DraftLayout,
   type DraftTree,
@@ -146,7 +145,6 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
   const globals = new GlobalTries({ ...settings, maxNodes: 2_000_000 });
   const global = globals.get('t');
   const globalCopy = globals.copyIndex('t');
-  for (const x of corpus.warm) recordExchange(x.prompt, x.answer, null, global, globalCopy);
   const truth = new CostCurve(variant.cost);
   const budget =
     variant.sizing === 'adaptive'
@@ -154,7 +152,10 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       : null;
   const acceptance = new AcceptanceModel();
   const result: ReplayResult = { steps: 0, tokens: 0, nodes: 0, accepted: 0, expected: 0, costMs: 0, plainMs: 0, sizes: {} };
-  for (const x of corpus.held) {
+  // The warm-up items are served like the others (they feed the scopes and teach the budget) but not counted.
+  const warm: ReplayResult = { ...result, sizes: {} };
+  for (const x of [...corpus.warm, ...corpus.held]) {
+    const into = corpus.warm.includes(x) ? warm : result;
     if (x.answer.length === 0) continue;
     const scope = new RequestScope(settings, x.prompt, x.prediction);
     const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy] }, variant.decodingLength, acceptance);
@@ -182,14 +183,14 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       const n = Math.min(accepted + 1, x.answer.length - generated);
       commit(n, generated);
       generated += n;
-      result.steps++;
-      result.tokens += n;
-      result.nodes += s - 1;
-      result.accepted += accepted;
-      result.expected += proposer.gains[s];
-      result.costMs += ms;
-      result.plainMs += n * truth.cost(1);
-      result.sizes[s] = (result.sizes[s] ?? 0) + 1;
+      into.steps++;
+      into.tokens += n;
+      into.nodes += s - 1;
+      into.accepted += accepted;
+      into.expected += proposer.gains[s];
+      into.costMs += ms;
+      into.plainMs += n * truth.cost(1);
+      into.sizes[s] = (into.sizes[s] ?? 0) + 1;
     }
     scope.finish(x.answer, null, global, globalCopy);
   }

@@ -19,10 +19,13 @@ const COPY_ELSEWHERE = 1;
 /** Upper bounds (inclusive) of the copy-length classes 2, 3, ...: a match of 3 tokens, 4–5, 6–8, 9–15, 16–31, 32. */
 const COPY_LENGTHS = [3, 5, 8, 15, 31];
 const COPY_CLASSES = 2 + COPY_LENGTHS.length + 1;
+/** Share of the parent's copy matches that continue through the candidate: all of them, most, or fewer. */
+const VOTE_CLASSES = 3;
 /** Parent counts 1, 2–3, 4+: a share of a single observation says little. */
 const COUNT_CLASSES = 3;
 const SHARE_CLASSES = 3;
-export const ACCEPTANCE_CELLS = COPY_CLASSES * 2 * 2 * COUNT_CLASSES * SHARE_CLASSES;
+const TRIE_CELLS = 2 * 2 * COUNT_CLASSES * SHARE_CLASSES;
+export const ACCEPTANCE_CELLS = COPY_CLASSES * VOTE_CLASSES * TRIE_CELLS;
 
 /** A one-token key's share counts for this much of a two-token key's. */
 export const UNIGRAM_WEIGHT = 0.75;
@@ -38,11 +41,12 @@ const HISTORY = 400;
 const MAX_PROBABILITY = 0.98;
 
 /**
- * The cell of a candidate. `copyLength` is the longest copy match through it (0 = none), `copyAtParent` whether a
- * copy match reaches its parent; `bigram`/`local` describe the trie slot of its best share, `parentCount` that
- * slot's parent count (0 when no trie supports it).
+ * The cell of a candidate. `copyLength` is the longest copy match through it (0 = none), `copyVotes` the share of
+ * the parent's copy matches that run through it, `copyAtParent` whether a copy match reaches its parent;
+ * `bigram`/`local` describe the trie slot of its best share, `parentCount` that slot's parent count (0 when no trie
+ * supports it).
  */
-export function acceptanceCell(copyLength: number, copyAtParent: boolean, bigram: boolean, local: boolean, parentCount: number, share: number): number {
+export function acceptanceCell(copyLength: number, copyVotes: number, copyAtParent: boolean, bigram: boolean, local: boolean, parentCount: number, share: number): number {
   let copy = copyLength > 0 ? COPY_CLASSES - 1 : copyAtParent ? COPY_ELSEWHERE : COPY_NONE;
   if (copyLength > 0) {
     for (let i = 0; i < COPY_LENGTHS.length; i++) {
@@ -54,12 +58,13 @@ export function acceptanceCell(copyLength: number, copyAtParent: boolean, bigram
   }
   const count = parentCount <= 1 ? 0 : parentCount <= 3 ? 1 : 2;
   const part = share < 0.3 ? 0 : share < 0.7 ? 1 : 2;
-  return (((copy * 2 + (bigram ? 1 : 0)) * 2 + (local ? 1 : 0)) * COUNT_CLASSES + count) * SHARE_CLASSES + part;
+  const votes = copyLength === 0 || copyVotes >= 1 ? 0 : copyVotes >= 0.5 ? 1 : 2;
+  return (copy * VOTE_CLASSES + votes) * TRIE_CELLS + ((((bigram ? 1 : 0) * 2 + (local ? 1 : 0)) * COUNT_CLASSES + count) * SHARE_CLASSES + part);
 }
 
 /** Whether the cell is on a copied continuation (its raw estimate is 1, not a share). */
 export function isCopyCell(cell: number): boolean {
-  return Math.floor(cell / (2 * 2 * COUNT_CLASSES * SHARE_CLASSES)) >= 2;
+  return Math.floor(cell / (VOTE_CLASSES * TRIE_CELLS)) >= 2;
 }
 
 /** Per-cell factors learnt from verification; one per model, shared by its requests. */
@@ -69,7 +74,7 @@ export class AcceptanceModel {
   private readonly prior = new Float64Array(ACCEPTANCE_CELLS);
 
   constructor() {
-    const perCopy = ACCEPTANCE_CELLS / COPY_CLASSES;
+    const perCopy = VOTE_CLASSES * TRIE_CELLS;
     for (let cell = 0; cell < ACCEPTANCE_CELLS; cell++) {
       const copy = Math.floor(cell / perCopy);
       this.prior[cell] = copy === COPY_NONE ? PRIOR_TRIE : copy === COPY_ELSEWHERE ? PRIOR_ELSEWHERE : PRIOR_COPY[copy - 2];

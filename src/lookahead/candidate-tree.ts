@@ -40,8 +40,9 @@ export class CandidateTree {
    * token when it lies on that match's continuation, else -1. Slots are ordered longest match first.
    */
   private copyAt: Int32Array = new Int32Array(0);
-  /** Longest copy match through the candidate (0 = none). */
+  /** Longest copy match through the candidate, counting the path from the root (0 = none), and how many run through it. */
   private copyLength: Int32Array = new Int32Array(0);
+  private copyVotes: Int32Array = new Int32Array(0);
   /** Best weighted trie share of the candidate, and its slot's flags and parent count. */
   private share: Float64Array = new Float64Array(0);
   private shareSlot: Int32Array = new Int32Array(0);
@@ -77,6 +78,7 @@ export class CandidateTree {
       this.copyLengths[m] = lengths[m];
     }
     if (this.copyCount > 0) this.copyLength[r] = this.copyLengths[0];
+    this.copyVotes[r] = this.copyCount;
     for (let s = 0; s < this.sources.length; s++) {
       const trie = this.sources[s].trie;
       if (q0 !== null) {
@@ -101,7 +103,9 @@ export class CandidateTree {
       if (copied < 0) continue;
       const k = this.childWith(c, copied);
       this.copyAt[k * MAX_COPIES + m] = at + 1;
-      if (this.copyLength[k] === 0) this.copyLength[k] = this.copyLengths[m];
+      // Once the parent is accepted, the match is one token longer.
+      if (this.copyLength[k] === 0) this.copyLength[k] = this.copyLengths[m] + this.depth[k];
+      this.copyVotes[k]++;
     }
     for (let slot = 0; slot < this.slots; slot++) {
       const node = this.src[c * this.slots + slot];
@@ -123,11 +127,13 @@ export class CandidateTree {
       }
     }
     const copyAtParent = this.copyLength[c] > 0;
+    const votes = Math.max(1, this.copyVotes[c]);
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {
       const slot = this.shareSlot[k];
       const supported = this.share[k] > 0;
       const cell = acceptanceCell(
         this.copyLength[k],
+        this.copyVotes[k] / votes,
         copyAtParent,
         supported && (slot & 1) === 0,
         supported && this.sources[slot >> 1].local,
@@ -164,6 +170,7 @@ export class CandidateTree {
     this.cell[k] = 0;
     this.raw[k] = 0;
     this.copyLength[k] = 0;
+    this.copyVotes[k] = 0;
     this.share[k] = 0;
     this.shareSlot[k] = 0;
     this.shareParent[k] = 0;
@@ -194,6 +201,7 @@ export class CandidateTree {
     this.cell = int(this.cell);
     this.raw = float(this.raw);
     this.copyLength = int(this.copyLength);
+    this.copyVotes = int(this.copyVotes);
     this.share = float(this.share);
     this.shareSlot = int(this.shareSlot);
     this.shareParent = int(this.shareParent);

@@ -16,7 +16,7 @@ const NONE = -1;
 /** Tokens hashed per index entry: the shortest suffix a copy may start from. */
 export const MIN_MATCH = 3;
 /** Earlier occurrences examined per lookup, newest first. */
-const MAX_CHAIN = 16;
+const MAX_CHAIN = 64;
 /** A backward match this long is taken at once (and `matched` never exceeds it). */
 export const GOOD_MATCH = 32;
 
