@@ -11,11 +11,13 @@ export interface BudgetOptions {
  * Expected accepted tokens a different draft size must add before the job switches to it: a new forward shape is
  * not free (kernel choice, buffers), and a size that only just wins flips back and forth on noise.
  */
-const SWITCH_COST = 0.05;
-/** Drafted steps observed before the floor may judge them. */
-const FLOOR_MIN_STEPS = 8;
+const SWITCH_COST = 0.1;
+/** Drafted steps observed before the floor may judge them: a step's gain is skewed (often a little lost, now and then much won). */
+const FLOOR_MIN_STEPS = 24;
 /** Weight of the newest drafted step in the floor's running mean of tokens gained over plain decoding. */
-const FLOOR_ALPHA = 0.1;
+const FLOOR_ALPHA = 0.03;
+/** Weight of a probe in that mean: probes are rare, so each must be able to turn drafting back on. */
+const PROBE_WEIGHT = 0.25;
 /** Steps with drafting off between probes: doubles per probe that did not pay, up to the max. */
 const MIN_BACKOFF = 16;
 const MAX_BACKOFF = 256;
@@ -61,7 +63,7 @@ export class BudgetController {
     options: BudgetOptions,
   ) {
     this.max = Math.max(1, Math.floor(options.decodingLength));
-    this.alpha = options.alpha ?? 0.05;
+    this.alpha = options.alpha ?? 0.02;
   }
 
   /** Whether the floor has switched drafting off (probes aside). */
@@ -106,12 +108,12 @@ export class BudgetController {
     // Tokens beyond what plain decoding would have produced in the extra time the draft took.
     const gain = accepted - ((this.curve.cost(total) - plainCost) * (others + 1)) / plainCost;
     this.draftedSteps++;
-    this.gained += Math.max(FLOOR_ALPHA, 1 / this.draftedSteps) * (gain - this.gained);
+    this.gained += (this.off ? PROBE_WEIGHT : Math.max(FLOOR_ALPHA, 1 / this.draftedSteps)) * (gain - this.gained);
     if (this.off) {
-      if (gain > 0) {
+      // Probes add to the same running mean: drafting resumes once they have made it positive again.
+      if (this.gained >= 0) {
         this.off = false;
         this.backoff = MIN_BACKOFF;
-        this.gained = Math.max(this.gained, 0);
       } else {
         this.backoff = Math.min(2 * this.backoff, MAX_BACKOFF);
       }

@@ -84,20 +84,38 @@ describe('CopyIndex', () => {
 });
 
 describe('Proposer with a copy source', () => {
-  it('drafts the copied continuation as the first branch even when trie counts favour another', () => {
+  it('drafts the continuation of a long copied passage as the first branch even when trie counts favour another', () => {
     const trie = new TokenTrie({ gramLength: 8 });
     // After 3 the trie mostly saw 9, 9, 9...
     for (let i = 0; i < 5; i++) trie.insert([1, 2, 3, 9, 9, 9, 9]);
     trie.insert([1, 2, 3, 4, 5, 6, 7]);
+    const passage = Array.from({ length: 30 }, (_, i) => 100 + i);
     const copy = new CopyIndex();
-    copy.append([8, 1, 2, 3, 4, 5, 6, 7]);
+    copy.append([...passage, 1, 2, 3, 4, 5, 6, 7]);
     copy.endSequence();
     for (const layout of ['hier', 'par', 'one'] as const) {
       const proposer = new Proposer({ request: trie, copies: [copy] }, 16);
-      const draft = proposer.propose([8, 1, 2, 3], { decodingLength: 5, branchLength: 6, layout });
+      const draft = proposer.propose([...passage, 1, 2, 3], { decodingLength: 5, branchLength: 6, layout });
       const paths = draftPaths(draft);
       expect(paths[3], layout).toEqual([4, 5, 6, 7]);
     }
+  });
+
+  it('ranks first the continuation that most earlier occurrences of the context agree on', () => {
+    const trie = new TokenTrie({ gramLength: 4 });
+    trie.insert([0, 1]);
+    const copy = new CopyIndex();
+    for (const next of [7, 8, 8, 8]) {
+      copy.append([1, 2, 3, 4, next, next + 10]);
+      copy.endSequence();
+    }
+    const proposer = new Proposer({ request: trie, copies: [copy] }, 16);
+    const draft = proposer.propose([1, 2, 3, 4], { decodingLength: 4, branchLength: 2, layout: 'hier' });
+    const paths = draftPaths(draft);
+    expect(paths[0]).toEqual([8]);
+    expect(paths[1]).toEqual([8, 18]);
+    // The minority continuation is still drafted, after the majority's branch.
+    expect(paths).toContainEqual([7]);
   });
 
   it('without a match, drafts exactly as without copy sources', () => {
