@@ -10,13 +10,13 @@ import { randomSequence, rng } from './fixtures.js';
 describe('AcceptanceModel', () => {
   it('moves a cell toward what verification kept, keeps the order of raw shares within a cell, and never reaches 1', () => {
     const model = new AcceptanceModel();
-    const trieCell = acceptanceCell(0, 0, false, true, 10, 0.5);
+    const trieCell = acceptanceCell(0, 0, false, false, true, 10, 0.5);
     const before = model.probability(trieCell, 0.5);
     expect(model.probability(trieCell, 0.2)).toBeLessThan(before);
     for (let i = 0; i < 200; i++) model.record(trieCell, 0.5, i % 10 === 0);
     // Accepted 1 in 10 at a raw share of 0.5: the factor falls to about 0.2.
     expect(model.probability(trieCell, 0.5)).toBeCloseTo(0.1, 1);
-    const copyCell = acceptanceCell(20, 1, false, false, 0, 0);
+    const copyCell = acceptanceCell(20, 1, true, false, false, 0, 0);
     for (let i = 0; i < 200; i++) model.record(copyCell, 1, true);
     expect(model.probability(copyCell, 1)).toBeLessThan(1);
     expect(model.probability(copyCell, 1)).toBeGreaterThan(0.95);
@@ -24,15 +24,16 @@ describe('AcceptanceModel', () => {
 
   it('tells evidence apart: copy length, agreement of matches, bigram vs unigram key, scope', () => {
     const cells = new Set([
-      acceptanceCell(3, 1, false, false, 0, 0),
-      acceptanceCell(40, 1, false, false, 0, 0),
-      acceptanceCell(40, 0.4, false, false, 0, 0),
-      acceptanceCell(0, 0, true, false, 5, 0.5),
-      acceptanceCell(0, 0, false, false, 5, 0.5),
-      acceptanceCell(0, 0, false, true, 5, 0.5),
-      acceptanceCell(0, 0, false, true, 5, 0.5),
+      acceptanceCell(3, 1, true, false, false, 0, 0),
+      acceptanceCell(40, 1, true, false, false, 0, 0),
+      acceptanceCell(40, 0.4, true, false, false, 0, 0),
+      acceptanceCell(0, 0, false, true, false, 5, 0.5),
+      acceptanceCell(0, 0, false, false, false, 5, 0.5),
+      acceptanceCell(0, 0, false, false, true, 5, 0.5),
+      acceptanceCell(0, 0, false, false, true, 5, 0.5),
+      acceptanceCell(0, 0, true, false, true, 5, 0.5),
     ]);
-    expect(cells.size).toBe(6);
+    expect(cells.size).toBe(7);
   });
 });
 
