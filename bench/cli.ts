@@ -56,7 +56,8 @@ commands:
                  first --warmup N (default 16) feed the global scopes, then drafting is replayed against the next
                  --requests N (default 24) held-out answers: tokens/step, draft nodes/step, estimated speed-up on
                  --cost k:ms,... (default: the 150M-cost model's curve) for each of --sizing adaptive,8,16
-                 [--max-tokens 128] [--decoding-length 16] [--branch-length 12] [--layouts hier] [--out DIR]
+                 [--max-tokens 128] [--decoding-length 16] [--branch-length 12] [--layouts hier] [--category a,b]
+                 [--out DIR]
   write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as an F32 GGUF for llama.cpp:
                  --model HF_DIR --out FILE.gguf
 
@@ -275,6 +276,7 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
         warmup: optInt(f.warmup, '--warmup', 0, MAX_REQUESTS) ?? 16,
         requests: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 24,
         maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 2048) ?? 128,
+        categories: list(f.category),
         cacheDir: f.cache ?? join('bench', '.replay-cache'),
       },
       (line) => {

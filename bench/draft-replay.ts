@@ -63,16 +63,18 @@ export interface CorpusOptions {
   warmup: number;
   requests: number;
   maxTokens: number;
+  /** spec-bench categories to keep (empty = all). */
+  categories: string[];
   /** Directory of cached answers (one JSON per workload, model and length). */
   cacheDir: string;
 }
 
 /** Greedy answers (lookahead off) for the warm-up and held-out items of a workload, from the cache when present. */
 export async function greedyCorpus(opts: CorpusOptions, log: (line: string) => void): Promise<ReplayCorpus> {
-  const key = `${(opts.model ?? 'default').replace(/[^A-Za-z0-9]+/g, '_')}-${opts.workload.replace(/[^A-Za-z0-9]+/g, '_')}-${opts.warmup}-${opts.requests}-${opts.maxTokens}.json`;
+  const key = `${(opts.model ?? 'default').replace(/[^A-Za-z0-9]+/g, '_')}-${opts.workload.replace(/[^A-Za-z0-9]+/g, '_')}-${opts.categories.join('_')}-${opts.warmup}-${opts.requests}-${opts.maxTokens}.json`;
   const path = join(opts.cacheDir, key);
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as ReplayCorpus;
-  const items = loadWorkload(opts.workload, { shape: 'plain', categories: [], repeat: 1 });
+  const items = loadWorkload(opts.workload, { shape: 'plain', categories: opts.categories, repeat: 1 });
   const { warmup, measured } = splitWarmup(items, opts.warmup);
   const held = measured.slice(0, opts.requests);
   const config = loadConfig([...(opts.model ? ['--model', opts.model] : []), '--log-level', 'silent']);

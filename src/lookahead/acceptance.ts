@@ -24,7 +24,9 @@ const VOTE_CLASSES = 3;
 /** Parent counts 1, 2–3, 4+: a share of a single observation says little. */
 const COUNT_CLASSES = 3;
 const SHARE_CLASSES = 3;
-const TRIE_CELLS = 2 * 2 * COUNT_CLASSES * SHARE_CLASSES;
+/** Depth below the root 1, 2–3, 4+: deeper trie nodes were matched on a longer context. */
+const DEPTH_CLASSES = 3;
+const TRIE_CELLS = 2 * 2 * COUNT_CLASSES * SHARE_CLASSES * DEPTH_CLASSES;
 export const ACCEPTANCE_CELLS = COPY_CLASSES * VOTE_CLASSES * TRIE_CELLS;
 
 /** A one-token key's share counts for this much of a two-token key's. */
@@ -44,9 +46,18 @@ const MAX_PROBABILITY = 0.98;
  * The cell of a candidate. `copyLength` is the longest copy match through it (0 = none), `copyVotes` the share of
  * the parent's copy matches that run through it, `copyAtParent` whether a copy match reaches its parent;
  * `bigram`/`local` describe the trie slot of its best share, `parentCount` that slot's parent count (0 when no trie
- * supports it).
+ * supports it); `depth` is its depth below the root.
  */
-export function acceptanceCell(copyLength: number, copyVotes: number, copyAtParent: boolean, bigram: boolean, local: boolean, parentCount: number, share: number): number {
+export function acceptanceCell(
+  copyLength: number,
+  copyVotes: number,
+  copyAtParent: boolean,
+  bigram: boolean,
+  local: boolean,
+  parentCount: number,
+  share: number,
+  depth = 1,
+): number {
   let copy = copyLength > 0 ? COPY_CLASSES - 1 : copyAtParent ? COPY_ELSEWHERE : COPY_NONE;
   if (copyLength > 0) {
     for (let i = 0; i < COPY_LENGTHS.length; i++) {
@@ -59,7 +70,9 @@ export function acceptanceCell(copyLength: number, copyVotes: number, copyAtPare
   const count = parentCount <= 1 ? 0 : parentCount <= 3 ? 1 : 2;
   const part = share < 0.3 ? 0 : share < 0.7 ? 1 : 2;
   const votes = copyLength === 0 || copyVotes >= 1 ? 0 : copyVotes >= 0.5 ? 1 : 2;
-  return (copy * VOTE_CLASSES + votes) * TRIE_CELLS + ((((bigram ? 1 : 0) * 2 + (local ? 1 : 0)) * COUNT_CLASSES + count) * SHARE_CLASSES + part);
+  const deep = depth <= 1 ? 0 : depth <= 3 ? 1 : 2;
+  const trie = ((((bigram ? 1 : 0) * 2 + (local ? 1 : 0)) * COUNT_CLASSES + count) * SHARE_CLASSES + part) * DEPTH_CLASSES + deep;
+  return (copy * VOTE_CLASSES + votes) * TRIE_CELLS + trie;
 }
 
 /** Whether the cell is on a copied continuation (its raw estimate is 1, not a share). */

@@ -139,6 +139,7 @@ export class CandidateTree {
         supported && this.sources[slot >> 1].local,
         supported ? this.shareParent[k] : 0,
         this.share[k],
+        this.depth[k],
       );
       this.cell[k] = cell;
       this.raw[k] = isCopyCell(cell) ? 1 : this.share[k];
