@@ -4,6 +4,7 @@ import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
 import { createEngine } from '../src/engine/index.js';
 import {
+  acceptedDepth,
   AcceptanceModel,
   BudgetController,
   CostCurve,
@@ -13,7 +14,6 @@ import {
   RequestScope,
   type CostPoint,
   type DraftLayout,
-  type DraftTree,
 } from '../src/lookahead/index.js';
 import { BenchError } from './errors.js';
 import { loadWorkload, splitWarmup } from './workload.js';
@@ -197,26 +197,6 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
     scope.finish(x.answer, null, global, globalCopy);
   }
   return result;
-}
-
-/** Depth of the longest draft path that spells answer[from], answer[from + 1], ... (what greedy verification keeps). */
-export function acceptedDepth(draft: DraftTree, answer: readonly number[], from: number): number {
-  let node = 0;
-  let depth = 0;
-  for (;;) {
-    const target = answer[from + depth];
-    if (target === undefined) return depth;
-    let next = -1;
-    for (let j = node + 1; j < draft.size; j++) {
-      if (draft.parent[j] === node && draft.tokens[j] === target) {
-        next = j;
-        break;
-      }
-    }
-    if (next === -1) return depth;
-    node = next;
-    depth++;
-  }
 }
 
 export function renderReplay(rows: { workload: string; variant: string; r: ReplayResult }[], command: string): string {

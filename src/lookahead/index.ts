@@ -6,7 +6,7 @@ export { RequestScope, SessionStore, GlobalTries, recordExchange, type TrieSetti
 export { Proposer, type ProposerScopes } from './proposer.js';
 export { AcceptanceModel } from './acceptance.js';
 export { writeTreeMask, clearTreeMask, writeTreePositions, isChain } from './mask.js';
-export { verifyDraft, pickUnder, createVerifyResult, acceptedIsPrefix, type VerifyResult, type PickToken } from './verify.js';
+export { verifyDraft, pickUnder, createVerifyResult, acceptedIsPrefix, acceptedDepth, type VerifyResult, type PickToken } from './verify.js';
 export { CostCurve, type CostPoint } from './cost-curve.js';
 export { BudgetController, JobBudget, type BudgetOptions, type PreparedGains } from './budget.js';
 export { DraftCounters } from './stats.js';

@@ -4,7 +4,7 @@ import { BudgetController, JobBudget } from '../../../src/lookahead/budget.js';
 import { CostCurve } from '../../../src/lookahead/cost-curve.js';
 import { Proposer } from '../../../src/lookahead/proposer.js';
 import { RequestScope } from '../../../src/lookahead/scopes.js';
-import type { DraftTree } from '../../../src/lookahead/types.js';
+import { acceptedDepth } from '../../../src/lookahead/verify.js';
 import { randomSequence, rng } from './fixtures.js';
 
 describe('AcceptanceModel', () => {
@@ -36,19 +36,6 @@ describe('AcceptanceModel', () => {
     expect(cells.size).toBe(7);
   });
 });
-
-/** Depth of the longest draft path spelling answer[from...] (what greedy verification keeps). */
-function acceptedDepth(draft: DraftTree, answer: number[], from: number): number {
-  let node = 0;
-  let depth = 0;
-  for (;;) {
-    let next = -1;
-    for (let j = node + 1; j < draft.size && next === -1; j++) if (draft.parent[j] === node && draft.tokens[j] === answer[from + depth]) next = j;
-    if (next === -1) return depth;
-    node = next;
-    depth++;
-  }
-}
 
 /**
  * Greedy decoding replayed against a known answer with the real proposer, budget and floor: returns the forward time
