@@ -4,8 +4,8 @@
  *
  * This goes beyond PIA's tries, which key continuations by the last one or two tokens only. A weak model repeats
  * itself, so a 2-token key has many continuations and the right one is crowded out of the budget; the longest
- * earlier match of the whole recent suffix (most recent first on ties) names one continuation, and it is right
- * whenever the model repeats a passage or an answer. It also sees the request's own output at once, without the
+ * earlier matches of the whole recent suffix (most recent first on ties) name a few continuations, and the right one
+ * is among them whenever the model repeats a passage or an answer. It also sees the request's own output at once, without the
  * trie's lag of a full n-gram.
  *
  * Sequences are separated by -1, so a copy never runs from one into the next. Past `capacity` tokens the older
@@ -17,8 +17,8 @@ const NONE = -1;
 export const MIN_MATCH = 3;
 /** Earlier occurrences examined per lookup, newest first. */
 const MAX_CHAIN = 64;
-/** A backward match this long is taken at once (and `matched` never exceeds it). */
-export const GOOD_MATCH = 32;
+/** Match lengths are counted up to this many tokens: longer is as good as certain. */
+const GOOD_MATCH = 32;
 
 const MIN_BUCKETS = 1024;
 const MAX_BUCKETS = 1 << 20;
@@ -31,10 +31,6 @@ export class CopyIndex {
   /** Position → previous position with the same bucket (the chain). */
   private prev: Int32Array;
   private readonly maxBuckets: number;
-  /** Result of the last `find`: backward match length. */
-  matched = 0;
-  private readonly onePos = new Int32Array(1);
-  private readonly oneLen = new Int32Array(1);
 
   constructor(readonly capacity = 1 << 20, initial = 1024) {
     const size = Math.max(16, Math.min(initial, capacity + 1));
@@ -77,19 +73,9 @@ export class CopyIndex {
   }
 
   /**
-   * The stored position of the last token of the longest earlier match of `context[0..n)`'s suffix (at least
-   * MIN_MATCH tokens, ending before position `before`, with a stored continuation), or -1. `matched` gets the
-   * match length.
-   */
-  find(context: ArrayLike<number>, n: number, before = this.length): number {
-    const count = this.matches(context, n, this.onePos, this.oneLen, before);
-    this.matched = count > 0 ? this.oneLen[0] : 0;
-    return count > 0 ? this.onePos[0] : NONE;
-  }
-
-  /**
-   * Earlier matches of `context[0..n)`'s suffix (as in `find`), longest first and newest first among equals, at
-   * most `positions.length`: each one's stored position and match length. Returns how many were written.
+   * Earlier matches of `context[0..n)`'s suffix — at least MIN_MATCH tokens, ending before position `before`, with a
+   * stored continuation — longest first and newest first among equals, at most `positions.length`: each one's
+   * stored position (of the match's last token) and match length (at most GOOD_MATCH). Returns how many were written.
    * Several matches name several continuations: what the model said after this phrase each time it occurred.
    */
   matches(context: ArrayLike<number>, n: number, positions: Int32Array, lengths: Int32Array, before = this.length): number {

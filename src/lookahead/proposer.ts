@@ -97,11 +97,6 @@ export class Proposer {
     };
   }
 
-  /** Length of the context suffix the longest copy match of the last `prepare` is matched on (0 = none). */
-  get copyMatched(): number {
-    return this.matchCount > 0 ? this.matchLen[0] : 0;
-  }
-
   /**
    * Selects the most probable candidates after `context[0..length)` for a draft of up to `maxNodes` nodes and depth
    * `maxDepth` (one chain when `chain`), and fills `gains`. A `propose` on the same context right after reuses it.
