@@ -24,14 +24,15 @@ class JobDrafts implements DraftSource {
   constructor(
     readonly scope: RequestScope,
     private readonly proposer: Proposer,
+    private readonly sizer: JobBudget,
     private readonly job: WorkerJob,
     private readonly chainOnly: boolean,
   ) {}
 
-  /** Prepares the step's candidates, whose expected gains the job's sizer reads next (see JobBudget). */
+  /** Prepares the step's candidates, whose expected gains the job's sizer reads next. */
   classify(context: Int32Array, length: number): number {
     const { decodingLength, branchLength, layout } = this.job.lookahead;
-    this.proposer.prepare(context, length, decodingLength, branchLength, this.chainOnly || layout === 'one');
+    this.sizer.prepare(context, length, decodingLength, branchLength, this.chainOnly || layout === 'one');
     return 0;
   }
 
@@ -102,15 +103,16 @@ export class DraftingState {
       job.lookahead.decodingLength,
       this.acceptance,
     );
-    const drafts = new JobDrafts(scope, proposer, job, !this.info.treeMask);
-    this.open.set(job.jobId, drafts);
     const key = job.lookahead.decodingLength;
-    let budget = this.budgets.get(key);
-    if (!budget) {
-      budget = new BudgetController(this.curve, { decodingLength: key });
-      this.budgets.set(key, budget);
+    let controller = this.budgets.get(key);
+    if (!controller) {
+      controller = new BudgetController(this.curve, { decodingLength: key });
+      this.budgets.set(key, controller);
     }
-    return { source: drafts, budget: new JobBudget(budget, proposer) };
+    const budget = new JobBudget(controller, proposer);
+    const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask);
+    this.open.set(job.jobId, drafts);
+    return { source: drafts, budget };
   }
 
   /**

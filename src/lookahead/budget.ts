@@ -78,7 +78,7 @@ export class BudgetController {
   next(gains: ArrayLike<number>, available: number, others = 0, last = 1): number {
     const limit = Math.min(this.max, available + 1);
     let best = 1;
-    if (limit > 1 && this.mayDraft()) {
+    if (limit > 1) {
       const lambda = this.rate(others);
       const base = this.curve.cost(others + 1);
       let bestScore = last === 1 ? 0 : -SWITCH_COST;
@@ -96,17 +96,19 @@ export class BudgetController {
 
   /**
    * After a step: `size` tokens of a job went into a forward of `total` tokens (1 = no draft, alone) that took
-   * `forwardMs`, and `accepted` draft tokens were kept. The cost curve learns the forward as run, batch included.
+   * `forwardMs`, `accepted` draft tokens were kept, and preparing the candidates took `prepareMs` (0 = none were
+   * prepared). The cost curve learns the forward as run, batch included.
    */
-  observe(size: number, accepted: number, forwardMs: number, total = size): void {
+  observe(size: number, accepted: number, forwardMs: number, total = size, prepareMs = 0): void {
     this.curve.observe(total, forwardMs);
     this.tokens += this.alpha * (accepted + 1 - this.tokens);
     this.fed += this.alpha * (size - this.fed);
-    if (size <= 1) return;
+    if (size <= 1 && !(prepareMs > 0)) return;
     const others = Math.max(0, total - size);
     const plainCost = this.curve.cost(others + 1);
-    // Tokens beyond what plain decoding would have produced in the extra time the draft took.
-    const gain = accepted - ((this.curve.cost(total) - plainCost) * (others + 1)) / plainCost;
+    // Tokens beyond what plain decoding would have produced in the extra time the draft and its preparation took
+    // (on a tiny model, preparing candidates can cost more than the forward itself).
+    const gain = accepted - ((this.curve.cost(total) - plainCost + prepareMs) * (others + 1)) / plainCost;
     this.draftedSteps++;
     this.gained += (this.off ? PROBE_WEIGHT : Math.max(FLOOR_ALPHA, 1 / this.draftedSteps)) * (gain - this.gained);
     if (this.off) {
@@ -137,8 +139,11 @@ export class BudgetController {
     return Math.max(achieved, (others + 1) / this.curve.cost(others + 1));
   }
 
-  /** False while the floor holds drafting off, except for one probe step per back-off. */
-  private mayDraft(): boolean {
+  /**
+   * Whether the coming step may draft: false while the floor holds drafting off, except for one probe step per
+   * back-off. A step that may not draft should not even prepare candidates (see JobBudget.prepare).
+   */
+  mayDraft(): boolean {
     if (!this.off) return true;
     if (++this.sinceProbe < this.backoff) return false;
     this.sinceProbe = 0;
@@ -146,31 +151,47 @@ export class BudgetController {
   }
 }
 
-/** What a job's sizer reads from its proposer: the gains of its prepared candidates (see Proposer.prepare). */
+/** What a job's sizer needs of its proposer (see Proposer.prepare). */
 export interface PreparedGains {
   readonly gains: ArrayLike<number>;
   readonly available: number;
+  prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain: boolean): number;
+  unprepare(): void;
 }
 
 /**
- * One job's sizer over the shared controller (the engine's DraftSizer): it sizes the candidates the job's proposer
- * prepared for this step, and remembers the job's last size for the switching cost.
+ * One job's sizer over the shared controller (the engine's DraftSizer). Each step `prepare` has the proposer select
+ * its candidates — unless the floor holds drafting off, so a job that does not draft pays nothing for drafting —
+ * and `next` sizes them; the job's last size is remembered for the switching cost.
  */
 export class JobBudget {
   private last = 1;
+  private prepareMs = 0;
 
   constructor(
     private readonly controller: BudgetController,
-    private readonly prepared: PreparedGains,
+    private readonly proposer: PreparedGains,
   ) {}
+
+  prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain: boolean): void {
+    if (!this.controller.mayDraft()) {
+      this.proposer.unprepare();
+      this.prepareMs = 0;
+      return;
+    }
+    const t0 = performance.now();
+    this.proposer.prepare(context, length, maxNodes, maxDepth, chain);
+    this.prepareMs = performance.now() - t0;
+  }
 
   /** `kind` is unused: the prepared gains say more about the step than a kind would. */
   next(_kind: number, others: number): number {
-    this.last = this.controller.next(this.prepared.gains, this.prepared.available, others, this.last);
+    this.last = this.controller.next(this.proposer.gains, this.proposer.available, others, this.last);
     return this.last;
   }
 
   observe(size: number, accepted: number, forwardMs: number, total: number): void {
-    this.controller.observe(size, accepted, forwardMs, total);
+    this.controller.observe(size, accepted, forwardMs, total, this.prepareMs);
+    this.prepareMs = 0;
   }
 }

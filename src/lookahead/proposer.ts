@@ -120,6 +120,12 @@ export class Proposer {
     return this.available;
   }
 
+  /** Forgets the last `prepare` (a step that will not draft): nothing available. */
+  unprepare(): void {
+    this.available = 0;
+    this.preparedLength = -1;
+  }
+
   /**
    * `context` ends with the root (last accepted token); the token before it, if any, refines the match.
    * `chainOnly` forces a single branch (models that cannot take a tree mask). `length` lets a caller pass a

@@ -63,7 +63,7 @@ function replay(prompt: number[], answer: number[], seed: number, skip = 0): { r
   let steps = 0;
   const random = rng(seed);
   for (let done = 0; done < answer.length; ) {
-    proposer.prepare(context, length, 16, 8);
+    sizer.prepare(context, length, 16, 8, false);
     const size = sizer.next(0, 0);
     const draft = size > 1 ? proposer.propose(context, { decodingLength: size, branchLength: 8, layout: 'hier' }, false, length) : null;
     const s = draft ? draft.size : 1;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BudgetController } from '../../../src/lookahead/budget.js';
+import { BudgetController, JobBudget, type PreparedGains } from '../../../src/lookahead/budget.js';
 import { CostCurve } from '../../../src/lookahead/cost-curve.js';
 import { rng } from './fixtures.js';
 
@@ -21,15 +21,28 @@ function gainsOf(max: number, p: (i: number) => number): Float64Array {
   return gains;
 }
 
-/** Runs `steps` steps with fixed gains; a draft of `size` gets `accept(size)` accepted. Returns the sizes chosen. */
+/** A proposer stand-in whose prepared candidates always have the same gains. */
+function fixedGains(gains: Float64Array): PreparedGains {
+  const prepared = {
+    gains,
+    available: gains.length - 2,
+    prepare: () => (prepared.available = gains.length - 2),
+    unprepare: () => {
+      prepared.available = 0;
+    },
+  };
+  return prepared;
+}
+
+/** Runs `steps` steps of one job with fixed gains; a draft of `size` gets `accept(size)` accepted. Returns the sizes. */
 function run(controller: BudgetController, curve: CostCurve, gains: Float64Array, steps: number, accept: (size: number) => number, others = 0): number[] {
+  const sizer = new JobBudget(controller, fixedGains(gains));
   const sizes: number[] = [];
-  let last = 1;
   for (let i = 0; i < steps; i++) {
-    const size = controller.next(gains, gains.length - 2, others, last);
-    last = size;
+    sizer.prepare([1], 1, 16, 8, false);
+    const size = sizer.next(0, others);
     sizes.push(size);
-    controller.observe(size, size > 1 ? accept(size) : 0, curve.cost(others + size), others + size);
+    sizer.observe(size, size > 1 ? accept(size) : 0, curve.cost(others + size), others + size);
   }
   return sizes;
 }
@@ -141,6 +154,16 @@ describe('BudgetController', () => {
     const drafted = sizes.filter((s) => s > 1).length;
     // A few steps to notice, then one probe per back-off (up to 256 steps).
     expect(drafted).toBeLessThan(60);
+    // While off, the job does not even prepare candidates (a tiny model's forward can cost less than that).
+    const gains = fixedGains(optimistic);
+    let prepared = 0;
+    const counting = { ...gains, gains: optimistic, prepare: () => (prepared++, gains.prepare()), unprepare: gains.unprepare };
+    const sizer = new JobBudget(controller, counting);
+    for (let i = 0; i < 1000; i++) {
+      sizer.prepare([1], 1, 16, 8, false);
+      sizer.observe(sizer.next(0, 0), 0, 10, 1);
+    }
+    expect(prepared).toBeLessThan(10);
     const plainMs = sizes.length * curve.cost(1);
     const ms = sizes.reduce((t, s) => t + curve.cost(s), 0);
     expect(plainMs / ms).toBeGreaterThan(0.97);
