@@ -44,8 +44,6 @@ const MAX_BACKOFF = 256;
  * earlier ones learnt; next() and observe() may interleave across jobs (a batch chooses all sizes, then observes).
  */
 export class BudgetController {
-  /** Steps per size chosen so far. */
-  private readonly chosen = new Map<number, number>();
   private readonly max: number;
   private readonly alpha: number;
   /** Running means over steps: tokens produced (accepted + 1), tokens fed. */
@@ -90,7 +88,6 @@ export class BudgetController {
         }
       }
     }
-    this.chosen.set(best, (this.chosen.get(best) ?? 0) + 1);
     return best;
   }
 
@@ -123,13 +120,6 @@ export class BudgetController {
       this.off = true;
       this.sinceProbe = 0;
     }
-  }
-
-  /** Sizes chosen so far: size → steps. */
-  choices(): Record<number, number> {
-    const out: Record<number, number> = {};
-    for (const [size, steps] of [...this.chosen].sort((a, b) => a[0] - b[0])) out[size] = steps;
-    return out;
   }
 
   /** Tokens per ms the forwards are worth at this batch fill, at least plain decoding's. */

@@ -157,7 +157,7 @@ describe('BudgetController', () => {
     // While off, the job does not even prepare candidates (a tiny model's forward can cost less than that).
     const gains = fixedGains(optimistic);
     let prepared = 0;
-    const counting = { ...gains, gains: optimistic, prepare: () => (prepared++, gains.prepare()), unprepare: gains.unprepare };
+    const counting = { ...gains, gains: optimistic, prepare: () => (prepared++, gains.prepare([1], 1, 16, 8, false)), unprepare: gains.unprepare };
     const sizer = new JobBudget(controller, counting);
     for (let i = 0; i < 1000; i++) {
       sizer.prepare([1], 1, 16, 8, false);
