@@ -13,9 +13,9 @@ export interface BudgetOptions {
  */
 const SWITCH_COST = 0.1;
 /** Drafted steps observed before the floor may judge them: a step's gain is skewed (often a little lost, now and then much won). */
-const FLOOR_MIN_STEPS = 24;
+const FLOOR_MIN_STEPS = 32;
 /** Weight of the newest drafted step in the floor's running mean of tokens gained over plain decoding. */
-const FLOOR_ALPHA = 0.03;
+const FLOOR_ALPHA = 0.02;
 /** Weight of a probe in that mean: probes are rare, so each must be able to turn drafting back on. */
 const PROBE_WEIGHT = 0.25;
 /** Steps with drafting off between probes: doubles per probe that did not pay, up to the max. */
