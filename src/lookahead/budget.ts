@@ -93,19 +93,17 @@ export class BudgetController {
 
   /**
    * After a step: `size` tokens of a job went into a forward of `total` tokens (1 = no draft, alone) that took
-   * `forwardMs`, `accepted` draft tokens were kept, and preparing the candidates took `prepareMs` (0 = none were
-   * prepared). The cost curve learns the forward as run, batch included.
+   * `forwardMs`, and `accepted` draft tokens were kept. The cost curve learns the forward as run, batch included.
    */
-  observe(size: number, accepted: number, forwardMs: number, total = size, prepareMs = 0): void {
+  observe(size: number, accepted: number, forwardMs: number, total = size): void {
     this.curve.observe(total, forwardMs);
     this.tokens += this.alpha * (accepted + 1 - this.tokens);
     this.fed += this.alpha * (size - this.fed);
-    if (size <= 1 && !(prepareMs > 0)) return;
+    if (size <= 1) return;
     const others = Math.max(0, total - size);
     const plainCost = this.curve.cost(others + 1);
-    // Tokens beyond what plain decoding would have produced in the extra time the draft and its preparation took
-    // (on a tiny model, preparing candidates can cost more than the forward itself).
-    const gain = accepted - ((this.curve.cost(total) - plainCost + prepareMs) * (others + 1)) / plainCost;
+    // Tokens beyond what plain decoding would have produced in the extra time the draft took.
+    const gain = accepted - ((this.curve.cost(total) - plainCost) * (others + 1)) / plainCost;
     this.draftedSteps++;
     this.gained += (this.off ? PROBE_WEIGHT : Math.max(FLOOR_ALPHA, 1 / this.draftedSteps)) * (gain - this.gained);
     if (this.off) {
@@ -156,7 +154,6 @@ export interface PreparedGains {
  */
 export class JobBudget {
   private last = 1;
-  private prepareMs = 0;
 
   constructor(
     private readonly controller: BudgetController,
@@ -164,14 +161,8 @@ export class JobBudget {
   ) {}
 
   prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain: boolean): void {
-    if (!this.controller.mayDraft()) {
-      this.proposer.unprepare();
-      this.prepareMs = 0;
-      return;
-    }
-    const t0 = performance.now();
-    this.proposer.prepare(context, length, maxNodes, maxDepth, chain);
-    this.prepareMs = performance.now() - t0;
+    if (this.controller.mayDraft()) this.proposer.prepare(context, length, maxNodes, maxDepth, chain);
+    else this.proposer.unprepare();
   }
 
   /** `kind` is unused: the prepared gains say more about the step than a kind would. */
@@ -181,7 +172,6 @@ export class JobBudget {
   }
 
   observe(size: number, accepted: number, forwardMs: number, total: number): void {
-    this.controller.observe(size, accepted, forwardMs, total, this.prepareMs);
-    this.prepareMs = 0;
+    this.controller.observe(size, accepted, forwardMs, total);
   }
 }

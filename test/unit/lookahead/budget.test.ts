@@ -71,6 +71,24 @@ describe('CostCurve', () => {
     expect(curve.cost(1)).toBe(10);
     expect(() => new CostCurve([])).toThrow(RangeError);
   });
+
+  it('never costs less for more tokens: a busy-machine spike is capped by later points, observations keep it so', () => {
+    const curve = new CostCurve([
+      { k: 1, ms: 24 }, // measured while another process held the core
+      { k: 2, ms: 14 },
+      { k: 4, ms: 14 },
+      { k: 8, ms: 17.7 },
+      { k: 16, ms: 16.5 },
+      { k: 32, ms: 30 },
+    ]);
+    expect(curve.cost(1)).toBe(14);
+    expect(curve.cost(8)).toBe(16.5);
+    for (let i = 0; i < 300; i++) curve.observe(4, 40);
+    const points = curve.points();
+    for (let j = 1; j < points.length; j++) expect(points[j].ms).toBeGreaterThanOrEqual(points[j - 1].ms);
+    expect(curve.cost(4)).toBeCloseTo(40, 0);
+    expect(curve.cost(32)).toBeGreaterThanOrEqual(curve.cost(4));
+  });
 });
 
 describe('BudgetController', () => {
