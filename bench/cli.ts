@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildWideModel, defaultWideDir, resolveBenchModel } from './bench-model.js';
 import { BenchError } from './errors.js';
+import { greedyCorpus, parseCost, renderReplay, replayDrafts } from './draft-replay.js';
+import type { DraftLayout } from '../src/lookahead/index.js';
 import { DEFAULT_KS, forwardCostCurve, forwardCostCurves, renderOutputComparison } from './forward-cost-command.js';
 import { graphVsExport } from './graph-vs-export.js';
 import { MAX_DURATION_S, MAX_REQUESTS } from './load.js';
@@ -60,6 +62,12 @@ commands:
                  lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
+  draft-replay   offline: greedy answers of --model (cached in --cache DIR) for each of --workload A,B,...; the
+                 first --warmup N (default 16) feed the global scopes, then drafting is replayed against the next
+                 --requests N (default 24) held-out answers: tokens/step, draft nodes/step, estimated speed-up on
+                 --cost k:ms,... (default: the 150M-cost model's curve) for each of --sizing adaptive,8,16
+                 [--max-tokens 128] [--decoding-length 16] [--branch-length 12] [--layouts hier] [--category a,b]
+                 [--out DIR]
   write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as an F32 GGUF for llama.cpp:
                  --model HF_DIR --out FILE.gguf
 
@@ -130,6 +138,9 @@ const FLAGS = {
   tenants: { type: 'string' },
   'document-every': { type: 'string' },
   'session-ids': { type: 'string' },
+  sizing: { type: 'string' },
+  cost: { type: 'string' },
+  cache: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -180,6 +191,8 @@ async function main(argv: string[]): Promise<number> {
       return graphVsExportCommand(f);
     case 'peer-llamacpp':
       return peerLlamaCppCommand(f);
+    case 'draft-replay':
+      return draftReplayCommand(f, commandLine);
     case 'write-gguf': {
       if (!f.model || !f.out) throw new BenchError('write-gguf needs --model HF_DIR and --out FILE.gguf', 2);
       const { writeGgufFromHf } = await import('./write-gguf.js');
@@ -331,6 +344,47 @@ async function structuredCommand(f: Flags, commandLine: string): Promise<number>
     mkdirSync(f.out, { recursive: true });
     writeFileSync(join(f.out, 'structured.json'), `${JSON.stringify({ command: commandLine, machine: machineInfo(), ...result }, null, 2)}\n`);
     writeFileSync(join(f.out, 'structured.md'), markdown);
+  }
+  return 0;
+}
+
+async function draftReplayCommand(f: Flags, commandLine: string): Promise<number> {
+  const workloads = list(f.workload);
+  if (workloads.length === 0) throw new BenchError('--workload FILE[,FILE...] is required', 2);
+  const drafting = draftingParams(f);
+  const sizings = list(f.sizing ?? 'adaptive').map((s): 'adaptive' | number => (s === 'adaptive' ? s : (optInt(s, '--sizing', 1, 256) as number)));
+  const layouts = list(f.layouts ?? 'hier');
+  for (const n of layouts) if (!LAYOUTS.includes(n)) throw new BenchError(`--layouts: unknown layout ${JSON.stringify(n)}; expected hier, par, one`, 2);
+  const cost = parseCost(f.cost);
+  const rows = [];
+  for (const workload of workloads) {
+    const corpus = await greedyCorpus(
+      {
+        model: f.model ?? null,
+        workload,
+        warmup: optInt(f.warmup, '--warmup', 0, MAX_REQUESTS) ?? 16,
+        requests: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 24,
+        maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 2048) ?? 128,
+        categories: list(f.category),
+        cacheDir: f.cache ?? join('bench', '.replay-cache'),
+      },
+      (line) => {
+        if (!f.quiet) process.stderr.write(`${line}\n`);
+      },
+    );
+    for (const layout of layouts) {
+      for (const sizing of sizings) {
+        const variant = { decodingLength: drafting.decoding_length ?? 16, branchLength: drafting.branch_length ?? 12, layout: layout as DraftLayout, sizing, cost };
+        rows.push({ workload, variant: `${layout} ${sizing}`, r: replayDrafts(corpus, variant) });
+      }
+    }
+  }
+  const markdown = renderReplay(rows, commandLine);
+  process.stdout.write(`${markdown}\n`);
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'draft-replay.json'), `${JSON.stringify({ command: commandLine, rows }, null, 2)}\n`);
+    writeFileSync(join(f.out, 'draft-replay.md'), markdown);
   }
   return 0;
 }

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import {
+  AcceptanceModel,
   BudgetController,
   CostCurve,
-  DRAFT_CONTEXTS,
   GlobalTries,
+  JobBudget,
   Proposer,
   RequestScope,
   recordExchange,
@@ -23,12 +24,16 @@ class JobDrafts implements DraftSource {
   constructor(
     readonly scope: RequestScope,
     private readonly proposer: Proposer,
+    private readonly sizer: JobBudget,
     private readonly job: WorkerJob,
     private readonly chainOnly: boolean,
   ) {}
 
+  /** Prepares the step's candidates, whose expected gains the job's sizer reads next. */
   classify(context: Int32Array, length: number): number {
-    return this.proposer.match(context, length);
+    const { decodingLength, branchLength, layout } = this.job.lookahead;
+    this.sizer.prepare(context, length, decodingLength, branchLength, this.chainOnly || layout === 'one');
+    return 0;
   }
 
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree {
@@ -41,6 +46,7 @@ class JobDrafts implements DraftSource {
   }
 
   accepted(tokens: Int32Array): void {
+    this.proposer.accepted(tokens);
     this.scope.pushOutput(tokens);
   }
 }
@@ -56,11 +62,11 @@ export class DraftingState {
   private readonly curve: CostCurve;
   private readonly open = new Map<number, JobDrafts>();
   /**
-   * One adaptive budget per (decodingLength, branchLength): what drafts achieve is a property of the model and the
-   * traffic, so a request starts from what earlier ones learnt rather than re-probing every size in its first steps.
-   * Jobs step one at a time, so each next() is followed by its own observe().
+   * One adaptive budget per decodingLength, and one acceptance model: what drafts achieve is a property of the model
+   * and the traffic, so a request starts from what earlier ones learnt rather than from priors.
    */
-  private readonly budgets = new Map<string, BudgetController>();
+  private readonly budgets = new Map<number, BudgetController>();
+  private readonly acceptance = new AcceptanceModel();
   /** Set when a rejected snapshot could not be moved aside: it must not be overwritten. */
   private snapshotsDisabled = false;
 
@@ -83,7 +89,7 @@ export class DraftingState {
   }
 
   /** Drafting for a job, or null when its lookahead is off. */
-  start(job: WorkerJob): { source: DraftSource; budget: BudgetController } | null {
+  start(job: WorkerJob): { source: DraftSource; budget: JobBudget } | null {
     if (!job.lookahead.enabled || job.lookahead.decodingLength <= 1 || job.lookahead.branchLength <= 0) return null;
     const scope = new RequestScope(
       { ...this.settings, gramLength: job.lookahead.branchLength + 1 },
@@ -95,19 +101,17 @@ export class DraftingState {
     const proposer = new Proposer(
       { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)] },
       job.lookahead.decodingLength,
+      this.acceptance,
     );
-    const drafts = new JobDrafts(scope, proposer, job, !this.info.treeMask);
-    this.open.set(job.jobId, drafts);
-    const key = `${job.lookahead.decodingLength}/${job.lookahead.branchLength}`;
-    let budget = this.budgets.get(key);
-    if (!budget) {
-      budget = new BudgetController(this.curve, {
-        decodingLength: job.lookahead.decodingLength,
-        branchLength: job.lookahead.branchLength,
-        contexts: DRAFT_CONTEXTS,
-      });
-      this.budgets.set(key, budget);
+    const key = job.lookahead.decodingLength;
+    let controller = this.budgets.get(key);
+    if (!controller) {
+      controller = new BudgetController(this.curve, { decodingLength: key });
+      this.budgets.set(key, controller);
     }
+    const budget = new JobBudget(controller, proposer);
+    const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask);
+    this.open.set(job.jobId, drafts);
     return { source: drafts, budget };
   }
 

@@ -3,145 +3,175 @@ import type { CostCurve } from './cost-curve.js';
 export interface BudgetOptions {
   /** The request's decodingLength: never exceeded. */
   decodingLength: number;
-  /** The request's branchLength: no step can accept more. */
-  branchLength: number;
-  /** Weight of the newest observation in a size's running mean of accepted tokens. */
+  /** Weight of the newest step in the running means of tokens per step and tokens fed per step. */
   alpha?: number;
-  /**
-   * Kinds of step learnt apart (default 1): a step whose draft copies a long earlier match accepts far more than
-   * one drafting from n-gram counts alone, so one mean per size would be wrong for both.
-   */
-  contexts?: number;
 }
 
-/** Steps between probes of the next size up while it looks unprofitable: doubles per failed probe, up to the max. */
+/**
+ * Expected accepted tokens a different draft size must add before the job switches to it: a new forward shape is
+ * not free (kernel choice, buffers), and a size that only just wins flips back and forth on noise.
+ */
+const SWITCH_COST = 0.1;
+/** Drafted steps observed before the floor may judge them: a step's gain is skewed (often a little lost, now and then much won). */
+const FLOOR_MIN_STEPS = 32;
+/** Weight of the newest drafted step in the floor's running mean of tokens gained over plain decoding. */
+const FLOOR_ALPHA = 0.02;
+/** Weight of a probe in that mean: probes are rare, so each must be able to turn drafting back on. */
+const PROBE_WEIGHT = 0.25;
+/** Steps with drafting off between probes: doubles per probe that did not pay, up to the max. */
 const MIN_BACKOFF = 16;
 const MAX_BACKOFF = 256;
-/** A size observed this recently is not re-probed just because a smaller one was accepted in full. */
-const REPROBE_AGE = 64;
 
 /**
- * Chooses each step's draft size k (root included) among 1, 2, 4, ..., branchLength + 1 and decodingLength, maximising the expected
- * tokens per millisecond, (E[accepted | k] + 1) / cost(k), from the cost curve and a running mean of what drafts
- * of each size achieved.
+ * Chooses each step's draft size for a job from what its candidates are expected to bring and what the whole
+ * forward will cost.
  *
- * A size with no data is optimistic (a full branch accepted), so it gets tried. A size that keeps failing sinks to
- * zero and k = 1 (plain decoding) wins; the next size up is then re-probed once after a back-off that doubles with
- * each failed probe, so text with nothing to copy pays almost nothing. A size accepted in full makes the next
- * size up optimistic again, so copy-heavy text climbs to wide drafts in a few steps. A step whose draft came back
- * empty taught nothing about acceptance and cost one token's forward: it is not counted against the size asked for.
+ * The proposer gives gains[k], the expected accepted tokens of its best draft of k nodes (root included). Adding a
+ * job's k tokens to a forward that already carries `others` costs cost(others + k) − cost(others + 1) ms more than
+ * the job decoding plainly, and every job in the forward waits for it; time is worth λ tokens per ms, the rate the
+ * forwards achieve (tokens produced per token fed, over the forward's tokens per ms, at this batch fill), never
+ * less than plain decoding's. The size maximises gains[k] − λ · extra cost — the step that raises tokens per ms the
+ * most (Dinkelbach's rule for a ratio). On a memory-bound curve (small batch, GPU) extra tokens cost little and
+ * drafts grow; as the batch fills and the forward turns compute-bound, each token costs its full share and drafts
+ * shrink. Sizes are only as changeable as the gains: the acceptance model behind them is calibrated on what was
+ * accepted, and a size change must win by SWITCH_COST tokens.
  *
- * Statistics are kept per step context (see BudgetOptions.contexts). One controller may serve many requests in turn
- * (the engine shares one per draft setting), so a new request starts from what earlier ones learnt instead of
- * re-probing every size; each next() must be followed by its observe() before the next next().
+ * The floor: drafted steps are also judged after the fact, by the tokens they gained over plain decoding in the same
+ * time. When that running mean turns negative (drafts that do not pay, whatever the estimates said), drafting stops,
+ * and one step is let through to probe after a back-off that doubles while probes keep failing.
+ *
+ * One controller serves every job of a model and draft setting (the engine shares it), so a job starts from what
+ * earlier ones learnt; next() and observe() may interleave across jobs (a batch chooses all sizes, then observes).
  */
 export class BudgetController {
-  /** Candidate sizes, ascending; sizes[0] = 1. */
-  readonly sizes: Int32Array;
-  /** How often each size was chosen (parallel to `sizes`). */
-  readonly chosen: Float64Array;
-  /** Per context and size (index context * sizes.length + size index). */
-  private readonly mean: Float64Array;
-  /** Observations since the size was last made optimistic; 0 = use the prior alone. */
-  private readonly seen: Int32Array;
-  private readonly lastSeen: Float64Array;
-  private readonly prior: Float64Array;
+  private readonly max: number;
   private readonly alpha: number;
-  /** Per context. */
-  private readonly backoff: Int32Array;
-  private readonly sinceProbe: Int32Array;
-  private step = 0;
-  private last = 0;
-  private lastContext = 0;
+  /** Running means over steps: tokens produced (accepted + 1), tokens fed. */
+  private tokens = 1;
+  private fed = 1;
+  /** Floor: running mean of the tokens drafted steps gained over plain decoding, and how many were seen. */
+  private gained = 0;
+  private draftedSteps = 0;
+  private off = false;
+  private backoff = MIN_BACKOFF;
+  private sinceProbe = 0;
 
   constructor(
     private readonly curve: CostCurve,
     options: BudgetOptions,
   ) {
-    const max = Math.max(1, Math.floor(options.decodingLength));
-    const sizes: number[] = [];
-    for (let k = 1; k < max; k *= 2) sizes.push(k);
-    sizes.push(max);
-    // A full branch as one chain (root + branchLength nodes): what a long copied match needs, and no more.
-    const chain = Math.floor(options.branchLength) + 1;
-    if (chain > 1 && chain < max && !sizes.includes(chain)) sizes.push(chain);
-    sizes.sort((a, b) => a - b);
-    this.sizes = Int32Array.from(sizes);
-    const contexts = Math.max(1, Math.floor(options.contexts ?? 1));
-    const cells = contexts * sizes.length;
-    this.chosen = new Float64Array(sizes.length);
-    this.mean = new Float64Array(cells);
-    this.seen = new Int32Array(cells);
-    this.lastSeen = new Float64Array(cells).fill(-Infinity);
-    this.prior = Float64Array.from(sizes, (k) => Math.min(k - 1, Math.max(0, options.branchLength)));
-    this.alpha = options.alpha ?? 0.3;
-    this.backoff = new Int32Array(contexts).fill(MIN_BACKOFF);
-    this.sinceProbe = new Int32Array(contexts);
+    this.max = Math.max(1, Math.floor(options.decodingLength));
+    this.alpha = options.alpha ?? 0.02;
   }
 
-  /** Expected accepted draft tokens for the size at `index`, in `context`. */
-  expectedAccepted(index: number, context = 0): number {
-    const cell = context * this.sizes.length + index;
-    return this.seen[cell] === 0 ? this.prior[index] : this.mean[cell];
+  /** Whether the floor has switched drafting off (probes aside). */
+  get paused(): boolean {
+    return this.off;
   }
 
   /**
-   * The size for the next step (root included), for a step of kind `context`, when `others` tokens of other jobs
-   * share the forward: a size is weighed by what the whole forward would cost.
+   * The size (root included) for a job whose best drafts of k nodes are expected to bring gains[k] accepted tokens
+   * (k ≤ available + 1), when `others` tokens of other jobs share the forward and the job's last size was `last`.
    */
-  next(context = 0, others = 0): number {
-    this.step++;
-    const base = context * this.sizes.length;
-    let best = 0;
-    let bestRate = 1 / this.curve.cost(others + 1);
-    for (let a = 1; a < this.sizes.length; a++) {
-      const rate = (this.expectedAccepted(a, context) + 1) / this.curve.cost(others + this.sizes[a]);
-      if (rate > bestRate) {
-        best = a;
-        bestRate = rate;
+  next(gains: ArrayLike<number>, available: number, others = 0, last = 1): number {
+    const limit = Math.min(this.max, available + 1);
+    let best = 1;
+    if (limit > 1) {
+      const lambda = this.rate(others);
+      const base = this.curve.cost(others + 1);
+      let bestScore = last === 1 ? 0 : -SWITCH_COST;
+      for (let k = 2; k <= limit; k++) {
+        const score = gains[k] - lambda * (this.curve.cost(others + k) - base) - (k === last ? 0 : SWITCH_COST);
+        if (score > bestScore) {
+          best = k;
+          bestScore = score;
+        }
       }
     }
-    const up = best + 1;
-    if (up < this.sizes.length && this.seen[base + up] > 0 && ++this.sinceProbe[context] >= this.backoff[context]) {
-      this.seen[base + up] = 0;
-      this.sinceProbe[context] = 0;
-      this.backoff[context] = Math.min(2 * this.backoff[context], MAX_BACKOFF);
-      best = up;
-    }
-    this.last = best;
-    this.lastContext = context;
-    this.chosen[best]++;
-    return this.sizes[best];
+    return best;
   }
 
   /**
-   * After a step: `size` tokens of this job went into a forward of `total` tokens (1 = no draft), `accepted` draft
-   * tokens were kept, and the forward took `forwardMs`. Acceptance is credited to the size and context of the last
-   * `next()`.
+   * After a step: `size` tokens of a job went into a forward of `total` tokens (1 = no draft, alone) that took
+   * `forwardMs`, and `accepted` draft tokens were kept. The cost curve learns the forward as run, batch included.
    */
   observe(size: number, accepted: number, forwardMs: number, total = size): void {
     this.curve.observe(total, forwardMs);
-    if (size <= 1 || this.last === 0) return;
-    const a = this.last;
-    const base = this.lastContext * this.sizes.length;
-    const cell = base + a;
-    const probe = this.seen[cell] === 0;
-    if (probe) this.mean[cell] = this.prior[a];
-    // The prior counts as one observation, so a single unlucky step does not condemn a size.
-    const n = ++this.seen[cell];
-    this.mean[cell] += Math.max(this.alpha, 1 / (n + 1)) * (accepted - this.mean[cell]);
-    this.lastSeen[cell] = this.step;
-    if (probe && accepted > 0) this.backoff[this.lastContext] = MIN_BACKOFF;
-    const up = a + 1;
-    if (accepted >= this.prior[a] && up < this.sizes.length && this.step - this.lastSeen[base + up] >= REPROBE_AGE) {
-      this.seen[base + up] = 0;
+    this.tokens += this.alpha * (accepted + 1 - this.tokens);
+    this.fed += this.alpha * (size - this.fed);
+    if (size <= 1) return;
+    const others = Math.max(0, total - size);
+    const plainCost = this.curve.cost(others + 1);
+    // Tokens beyond what plain decoding would have produced in the extra time the draft took.
+    const gain = accepted - ((this.curve.cost(total) - plainCost) * (others + 1)) / plainCost;
+    this.draftedSteps++;
+    this.gained += (this.off ? PROBE_WEIGHT : Math.max(FLOOR_ALPHA, 1 / this.draftedSteps)) * (gain - this.gained);
+    if (this.off) {
+      // Probes add to the same running mean: drafting resumes once they have made it positive again.
+      if (this.gained >= 0) {
+        this.off = false;
+        this.backoff = MIN_BACKOFF;
+      } else {
+        this.backoff = Math.min(2 * this.backoff, MAX_BACKOFF);
+      }
+    } else if (this.draftedSteps >= FLOOR_MIN_STEPS && this.gained < 0) {
+      this.off = true;
+      this.sinceProbe = 0;
     }
   }
 
-  /** Sizes chosen so far: size → steps. */
-  choices(): Record<number, number> {
-    const out: Record<number, number> = {};
-    for (let a = 0; a < this.sizes.length; a++) if (this.chosen[a] > 0) out[this.sizes[a]] = this.chosen[a];
-    return out;
+  /** Tokens per ms the forwards are worth at this batch fill, at least plain decoding's. */
+  private rate(others: number): number {
+    const fill = others + this.fed;
+    const achieved = ((this.tokens / this.fed) * fill) / this.curve.cost(fill);
+    return Math.max(achieved, (others + 1) / this.curve.cost(others + 1));
+  }
+
+  /**
+   * Whether the coming step may draft: false while the floor holds drafting off, except for one probe step per
+   * back-off. A step that may not draft should not even prepare candidates (see JobBudget.prepare).
+   */
+  mayDraft(): boolean {
+    if (!this.off) return true;
+    if (++this.sinceProbe < this.backoff) return false;
+    this.sinceProbe = 0;
+    return true;
+  }
+}
+
+/** What a job's sizer needs of its proposer (see Proposer.prepare). */
+export interface PreparedGains {
+  readonly gains: ArrayLike<number>;
+  readonly available: number;
+  prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain: boolean): number;
+  unprepare(): void;
+}
+
+/**
+ * One job's sizer over the shared controller (the engine's DraftSizer). Each step `prepare` has the proposer select
+ * its candidates — unless the floor holds drafting off, so a job that does not draft pays nothing for drafting —
+ * and `next` sizes them; the job's last size is remembered for the switching cost.
+ */
+export class JobBudget {
+  private last = 1;
+
+  constructor(
+    private readonly controller: BudgetController,
+    private readonly proposer: PreparedGains,
+  ) {}
+
+  prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain: boolean): void {
+    if (this.controller.mayDraft()) this.proposer.prepare(context, length, maxNodes, maxDepth, chain);
+    else this.proposer.unprepare();
+  }
+
+  /** `kind` is unused: the prepared gains say more about the step than a kind would. */
+  next(_kind: number, others: number): number {
+    this.last = this.controller.next(this.proposer.gains, this.proposer.available, others, this.last);
+    return this.last;
+  }
+
+  observe(size: number, accepted: number, forwardMs: number, total: number): void {
+    this.controller.observe(size, accepted, forwardMs, total);
   }
 }

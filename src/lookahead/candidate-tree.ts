@@ -1,26 +1,27 @@
+import { acceptanceCell, isCopyCell, UNIGRAM_WEIGHT, type AcceptanceModel } from './acceptance.js';
 import type { CopyIndex } from './copy-index.js';
 import type { TokenTrie } from './trie.js';
 
-/** A trie consulted for drafts; `local` = request or session scope (ranked first), otherwise global. */
+/** A trie consulted for drafts; `local` = request or session scope, otherwise global. */
 export interface DraftSource {
   trie: TokenTrie;
   local: boolean;
 }
 
 const NONE = -1;
-/** A continuation seen after the last two tokens is stronger evidence than one seen after the last token only. */
-const BIGRAM_WEIGHT = 4;
-/** Mixed score = local * 2^32 + global: local (request/session) counts first, global frequency breaks ties. */
-const LOCAL_SCALE = 2 ** 32;
-/** The copied continuation outranks every retrieved one (it is the best path, emitted first). */
-const COPY_SCORE = Number.MAX_VALUE;
+/** Most copy matches a step drafts from (see Proposer.match). */
+export const MAX_COPIES = 8;
 
 /**
  * The continuations of the root merged over all sources, materialised lazily: a candidate's children are built
- * (from each source's most frequent children) only when it is expanded. Every source is matched twice: after the
- * last two tokens (bigram) and after the last token alone (unigram), and both match sets merge by path.
- * Scores add up over sources, and trie counts never grow down a path, so scores do not either: a best-first
- * selection is ancestor-closed. Storage is reused between steps.
+ * (from each source's most frequent children, and from the continuation of each copy match) only when it is
+ * expanded. Every trie is matched twice: after the last two tokens (bigram) and after the last token alone
+ * (unigram), and both match sets merge by path, as do copy continuations that agree.
+ *
+ * Each candidate gets the probability that verification accepts it: its parent's times its own conditional one,
+ * which the acceptance model estimates from its evidence (acceptance.ts). Conditional probabilities are at most 1,
+ * so probabilities never grow down a path and a best-first selection is ancestor-closed. Storage is reused between
+ * steps.
  */
 export class CandidateTree {
   size = 0;
@@ -29,30 +30,55 @@ export class CandidateTree {
   depth: Int32Array = new Int32Array(0);
   firstChild: Int32Array = new Int32Array(0);
   nextSibling: Int32Array = new Int32Array(0);
-  local: Float64Array = new Float64Array(0);
-  global: Float64Array = new Float64Array(0);
-  mix: Float64Array = new Float64Array(0);
-  /** Position in the copy source of the candidate's token when it lies on the copied continuation, else -1. */
-  copyAt: Int32Array = new Int32Array(0);
-  private copy: CopyIndex | null = null;
+  /** Probability that the candidate is accepted (the root's is 1). */
+  prob: Float64Array = new Float64Array(0);
+  /** Acceptance cell and raw estimate of the candidate (see AcceptanceModel). */
+  cell: Int32Array = new Int32Array(0);
+  raw: Float64Array = new Float64Array(0);
+  /**
+   * Per candidate and copy match (MAX_COPIES slots), the position in that match's copy source of the candidate's
+   * token when it lies on that match's continuation, else -1. Slots are ordered longest match first.
+   */
+  private copyAt: Int32Array = new Int32Array(0);
+  /** Longest copy match through the candidate, counting the path from the root (0 = none), and how many run through it. */
+  private copyLength: Int32Array = new Int32Array(0);
+  private copyVotes: Int32Array = new Int32Array(0);
+  /** Best weighted trie share of the candidate, and its slot's flags and parent count. */
+  private share: Float64Array = new Float64Array(0);
+  private shareSlot: Int32Array = new Int32Array(0);
+  private shareParent: Int32Array = new Int32Array(0);
+  private copies: readonly CopyIndex[] = [];
+  private readonly copyLengths = new Int32Array(MAX_COPIES);
+  private copyCount = 0;
   /** Per candidate and source slot (2 per source: bigram, unigram), the matching trie node or -1. */
   private src: Int32Array = new Int32Array(0);
   private readonly slots: number;
 
-  constructor(private readonly sources: readonly DraftSource[]) {
+  constructor(
+    private readonly sources: readonly DraftSource[],
+    private readonly model: AcceptanceModel,
+  ) {
     this.slots = 2 * sources.length;
     this.ensure(64);
   }
 
   /**
-   * Starts a step: candidate 0 is the root, matched after (q0, root) and after root alone, and, when `copy` is
-   * given, at position `copyPos` of that copy source (whose following tokens become one chain of candidates).
+   * Starts a step: candidate 0 is the root, matched after (q0, root) and after root alone, and at each copy match
+   * `m < count`: position `positions[m]` of `copies[m]`, matched on `lengths[m]` context tokens (longest first),
+   * whose following tokens become a chain of candidates.
    */
-  reset(root: number, q0: number | null, copy: CopyIndex | null = null, copyPos = NONE): void {
+  reset(root: number, q0: number | null, copies: readonly CopyIndex[] = [], positions: ArrayLike<number> = [], lengths: ArrayLike<number> = [], count = 0): void {
     this.size = 0;
     const r = this.add(root, NONE, 0);
-    this.copy = copy;
-    this.copyAt[r] = copy ? copyPos : NONE;
+    this.prob[r] = 1;
+    this.copies = copies;
+    this.copyCount = Math.min(count, MAX_COPIES);
+    for (let m = 0; m < this.copyCount; m++) {
+      this.copyAt[r * MAX_COPIES + m] = positions[m];
+      this.copyLengths[m] = lengths[m];
+    }
+    if (this.copyCount > 0) this.copyLength[r] = this.copyLengths[0];
+    this.copyVotes[r] = this.copyCount;
     for (let s = 0; s < this.sources.length; s++) {
       const trie = this.sources[s].trie;
       if (q0 !== null) {
@@ -65,49 +91,73 @@ export class CandidateTree {
   }
 
   /**
-   * Builds `c`'s children from the `limit` most frequent children of each of its source nodes. Growth happens before
-   * any child is added, so callers holding key arrays must re-read them after this returns `true`.
+   * Builds `c`'s children from the `limit` most frequent children of each of its source nodes and from the copy
+   * continuations through it, and scores them. Growth happens before any child is added, so callers holding key
+   * arrays must re-read them after this returns `true`.
    */
   expand(c: number, limit: number): boolean {
-    const grown = this.ensure(this.size + this.slots * limit + 1);
-    const copied = this.copyAt[c] >= 0 ? this.copy!.token(this.copyAt[c] + 1) : NONE;
-    if (copied >= 0) {
-      const k = this.add(copied, c, this.depth[c] + 1);
-      this.nextSibling[k] = this.firstChild[c];
-      this.firstChild[c] = k;
-      this.copyAt[k] = this.copyAt[c] + 1;
+    const grown = this.ensure(this.size + this.slots * limit + this.copyCount + 1);
+    for (let m = 0; m < this.copyCount; m++) {
+      const at = this.copyAt[c * MAX_COPIES + m];
+      const copied = at >= 0 ? this.copies[m].token(at + 1) : NONE;
+      if (copied < 0) continue;
+      const k = this.childWith(c, copied);
+      this.copyAt[k * MAX_COPIES + m] = at + 1;
+      // Once the parent is accepted, the match is one token longer.
+      if (this.copyLength[k] === 0) this.copyLength[k] = this.copyLengths[m] + this.depth[k];
+      this.copyVotes[k]++;
     }
     for (let slot = 0; slot < this.slots; slot++) {
       const node = this.src[c * this.slots + slot];
       if (node === NONE) continue;
-      const { trie, local } = this.sources[slot >> 1];
-      const weight = slot & 1 ? 1 : BIGRAM_WEIGHT;
+      const { trie } = this.sources[slot >> 1];
+      const weight = slot & 1 ? UNIGRAM_WEIGHT : 1;
+      const parentCount = trie.count(node);
       // Sibling lists are sorted by count: the first `limit` are the best.
       let taken = 0;
       for (let t = trie.firstChild(node); t !== NONE && taken < limit; t = trie.nextSibling(t), taken++) {
-        const tok = trie.token(t);
-        let k = this.firstChild[c];
-        while (k !== NONE && this.token[k] !== tok) k = this.nextSibling[k];
-        if (k === NONE) {
-          k = this.add(tok, c, this.depth[c] + 1);
-          this.nextSibling[k] = this.firstChild[c];
-          this.firstChild[c] = k;
-        }
+        const k = this.childWith(c, trie.token(t));
         this.src[k * this.slots + slot] = t;
-        if (local) this.local[k] += weight * trie.count(t);
-        else this.global[k] += weight * trie.count(t);
+        const share = (weight * trie.count(t)) / Math.max(1, parentCount);
+        if (share > this.share[k]) {
+          this.share[k] = share;
+          this.shareSlot[k] = slot;
+          this.shareParent[k] = parentCount;
+        }
       }
     }
+    const copyAtParent = this.copyLength[c] > 0;
+    const votes = Math.max(1, this.copyVotes[c]);
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {
-      this.mix[k] = this.copyAt[k] >= 0 ? COPY_SCORE : this.local[k] * LOCAL_SCALE + this.global[k];
+      const slot = this.shareSlot[k];
+      const supported = this.share[k] > 0;
+      const cell = acceptanceCell(
+        this.copyLength[k],
+        this.copyVotes[k] / votes,
+        copyAtParent,
+        supported && (slot & 1) === 0,
+        supported && this.sources[slot >> 1].local,
+        supported ? this.shareParent[k] : 0,
+        this.share[k],
+        this.depth[k],
+      );
+      this.cell[k] = cell;
+      this.raw[k] = isCopyCell(cell) ? 1 : this.share[k];
+      this.prob[k] = this.prob[c] * this.model.probability(cell, this.raw[k]);
     }
     return grown;
   }
 
-  /** The child of `c` on the copied continuation, or -1. */
-  copyChild(c: number): number {
-    for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) if (this.copyAt[k] >= 0) return k;
-    return NONE;
+  /** `c`'s child holding `tok`, added if missing. */
+  private childWith(c: number, tok: number): number {
+    let k = this.firstChild[c];
+    while (k !== NONE && this.token[k] !== tok) k = this.nextSibling[k];
+    if (k === NONE) {
+      k = this.add(tok, c, this.depth[c] + 1);
+      this.nextSibling[k] = this.firstChild[c];
+      this.firstChild[c] = k;
+    }
+    return k;
   }
 
   private add(tok: number, parent: number, depth: number): number {
@@ -117,10 +167,15 @@ export class CandidateTree {
     this.depth[k] = depth;
     this.firstChild[k] = NONE;
     this.nextSibling[k] = NONE;
-    this.local[k] = 0;
-    this.global[k] = 0;
-    this.mix[k] = 0;
-    this.copyAt[k] = NONE;
+    this.prob[k] = 0;
+    this.cell[k] = 0;
+    this.raw[k] = 0;
+    this.copyLength[k] = 0;
+    this.copyVotes[k] = 0;
+    this.share[k] = 0;
+    this.shareSlot[k] = 0;
+    this.shareParent[k] = 0;
+    this.copyAt.fill(NONE, k * MAX_COPIES, (k + 1) * MAX_COPIES);
     this.src.fill(NONE, k * this.slots, (k + 1) * this.slots);
     return k;
   }
@@ -143,10 +198,15 @@ export class CandidateTree {
     this.depth = int(this.depth);
     this.firstChild = int(this.firstChild);
     this.nextSibling = int(this.nextSibling);
-    this.local = float(this.local);
-    this.global = float(this.global);
-    this.mix = float(this.mix);
-    this.copyAt = int(this.copyAt);
+    this.prob = float(this.prob);
+    this.cell = int(this.cell);
+    this.raw = float(this.raw);
+    this.copyLength = int(this.copyLength);
+    this.copyVotes = int(this.copyVotes);
+    this.share = float(this.share);
+    this.shareSlot = int(this.shareSlot);
+    this.shareParent = int(this.shareParent);
+    this.copyAt = int(this.copyAt, cap * MAX_COPIES);
     this.src = int(this.src, cap * this.slots);
     return true;
   }

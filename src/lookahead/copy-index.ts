@@ -4,8 +4,8 @@
  *
  * This goes beyond PIA's tries, which key continuations by the last one or two tokens only. A weak model repeats
  * itself, so a 2-token key has many continuations and the right one is crowded out of the budget; the longest
- * earlier match of the whole recent suffix (most recent first on ties) names one continuation, and it is right
- * whenever the model repeats a passage or an answer. It also sees the request's own output at once, without the
+ * earlier matches of the whole recent suffix (most recent first on ties) name a few continuations, and the right one
+ * is among them whenever the model repeats a passage or an answer. It also sees the request's own output at once, without the
  * trie's lag of a full n-gram.
  *
  * Sequences are separated by -1, so a copy never runs from one into the next. Past `capacity` tokens the older
@@ -16,9 +16,9 @@ const NONE = -1;
 /** Tokens hashed per index entry: the shortest suffix a copy may start from. */
 export const MIN_MATCH = 3;
 /** Earlier occurrences examined per lookup, newest first. */
-const MAX_CHAIN = 16;
-/** A backward match this long is taken at once (and `matched` never exceeds it). */
-export const GOOD_MATCH = 32;
+const MAX_CHAIN = 64;
+/** Match lengths are counted up to this many tokens: longer is as good as certain. */
+const GOOD_MATCH = 32;
 
 const MIN_BUCKETS = 1024;
 const MAX_BUCKETS = 1 << 20;
@@ -31,8 +31,6 @@ export class CopyIndex {
   /** Position → previous position with the same bucket (the chain). */
   private prev: Int32Array;
   private readonly maxBuckets: number;
-  /** Result of the last `find`: backward match length. */
-  matched = 0;
 
   constructor(readonly capacity = 1 << 20, initial = 1024) {
     const size = Math.max(16, Math.min(initial, capacity + 1));
@@ -75,30 +73,33 @@ export class CopyIndex {
   }
 
   /**
-   * The stored position of the last token of the longest earlier match of `context[0..n)`'s suffix (at least
-   * MIN_MATCH tokens, ending before position `before`, with a stored continuation), or -1. `matched` gets the
-   * match length.
+   * Earlier matches of `context[0..n)`'s suffix — at least MIN_MATCH tokens, ending before position `before`, with a
+   * stored continuation — longest first and newest first among equals, at most `positions.length`: each one's
+   * stored position (of the match's last token) and match length (at most GOOD_MATCH). Returns how many were written.
+   * Several matches name several continuations: what the model said after this phrase each time it occurred.
    */
-  find(context: ArrayLike<number>, n: number, before = this.length): number {
-    this.matched = 0;
-    if (n < MIN_MATCH) return NONE;
-    let best = NONE;
+  matches(context: ArrayLike<number>, n: number, positions: Int32Array, lengths: Int32Array, before = this.length): number {
+    if (n < MIN_MATCH) return 0;
+    let count = 0;
     let pos = this.head[this.bucket(context, n - MIN_MATCH)];
     for (let chain = 0; pos !== NONE && chain < MAX_CHAIN; chain++, pos = this.prev[pos]) {
       if (pos + 1 >= before || this.store[pos + 1] === SEP) continue;
       let len = 0;
       while (len < n && len <= pos && len < GOOD_MATCH && this.store[pos - len] === context[n - 1 - len]) len++;
-      if (len > this.matched) {
-        this.matched = len;
-        best = pos;
-        if (len >= GOOD_MATCH) break;
+      if (len < MIN_MATCH) continue;
+      // Insertion into the kept list, longest first; chain order (newest first) breaks ties.
+      let i = Math.min(count, positions.length - 1);
+      if (i === positions.length - 1 && count === positions.length && lengths[i] >= len) continue;
+      while (i > 0 && lengths[i - 1] < len) {
+        positions[i] = positions[i - 1];
+        lengths[i] = lengths[i - 1];
+        i--;
       }
+      positions[i] = pos;
+      lengths[i] = len;
+      if (count < positions.length) count++;
     }
-    if (this.matched < MIN_MATCH) {
-      this.matched = 0;
-      return NONE;
-    }
-    return best;
+    return count;
   }
 
   clear(): void {

@@ -18,6 +18,10 @@ export class CostCurve {
     if (sorted.length === 0) throw new RangeError('a cost curve needs at least one point with k >= 1 and ms > 0');
     this.ks = Float64Array.from(sorted, (p) => p.k);
     this.ms = Float64Array.from(sorted, (p) => p.ms);
+    // A forward of more tokens never costs less: a point above a later one was measured while the machine was busy
+    // (the curve is measured on shared cores), and left there it would keep drafts of that size from ever being
+    // tried and corrected. Each point is capped by the points after it.
+    for (let j = this.ms.length - 2; j >= 0; j--) if (this.ms[j] > this.ms[j + 1]) this.ms[j] = this.ms[j + 1];
   }
 
   cost(k: number): number {
@@ -43,11 +47,19 @@ export class CostCurve {
     while (i < last && k >= ks[i + 1]) i++;
     if (i === last || k <= ks[0]) {
       this.update(i, 1, ms / expected);
+      this.keepMonotone(i);
       return;
     }
     const t = (k - ks[i]) / (ks[i + 1] - ks[i]);
     this.update(i, 1 - t, ms / expected);
     this.update(i + 1, t, ms / expected);
+    this.keepMonotone(t < 0.5 ? i : i + 1);
+  }
+
+  /** Keeps the curve non-decreasing around the freshly updated point `at`: stale neighbours yield to it. */
+  private keepMonotone(at: number): void {
+    for (let j = at - 1; j >= 0; j--) if (this.ms[j] > this.ms[j + 1]) this.ms[j] = this.ms[j + 1];
+    for (let j = at + 1; j < this.ms.length; j++) if (this.ms[j] < this.ms[j - 1]) this.ms[j] = this.ms[j - 1];
   }
 
   /** Moves point j toward `ratio` times its value (observed / expected), by alpha * weight; called every step. */

@@ -1,5 +1,6 @@
-import { CandidateTree, type DraftSource } from './candidate-tree.js';
-import { GOOD_MATCH, type CopyIndex } from './copy-index.js';
+import { AcceptanceModel } from './acceptance.js';
+import { CandidateTree, MAX_COPIES, type DraftSource } from './candidate-tree.js';
+import type { CopyIndex } from './copy-index.js';
 import { IndexHeap } from './index-heap.js';
 import type { TokenTrie } from './trie.js';
 import type { DraftBudget, DraftTree } from './types.js';
@@ -18,57 +19,76 @@ export interface ProposerScopes {
 
 const UNSEEN = 0;
 const SELECTED = 1;
+const NONE = -1;
 
 /**
- * Kinds of step for the adaptive budget (BudgetOptions.contexts): no copy match, a short one, a long one, and one
- * as long as the search goes (a replayed answer or a loop: nearly always right to the branch's end).
- */
-export const DRAFT_CONTEXTS = 4;
-/** A copy matched on this many context tokens is a repeated passage rather than a common phrase. */
-const LONG_MATCH = 8;
-
-/**
- * Builds one request's draft tree each step from its request, session and global tries (DESIGN.md §4).
+ * Builds one request's draft tree each step from its request, session and global tries and its copy sources
+ * (DESIGN.md §4).
  *
- * Selection follows PIA's intended mix rule: first a quota of max(decodingLength/2, 1) nodes by global
- * frequency, then the rest of the budget by mixed score (request/session counts first, global counts as a
- * tie-break), both best-first so the selection is a tree. Unlike PIA, the bigram and unigram matches are merged
- * rather than the shorter match overwriting the longer one.
+ * Candidates are the continuations of the root in every trie (after the last two tokens and after the last one,
+ * merged) and the continuations of the longest earlier matches of the context's suffix in the copy sources (up to
+ * MAX_COPIES of them: what followed this passage each time it occurred). Each gets the probability that
+ * verification accepts it (candidate-tree.ts, acceptance.ts), and the draft is the most probable ones, best first:
+ * an ancestor-closed selection that maximises the expected accepted tokens for its size. Unlike PIA's mix rule
+ * (request matches first, a quota of global ones), how much each kind of evidence is worth is learnt from what was
+ * accepted (`accepted`), so the same scores serve a RAG prompt, a replayed answer and text with nothing to copy.
  *
- * Before both, the continuation of the longest earlier match of the context's suffix in the copy sources (if any)
- * is taken as one chain, as deep as the budget allows: it names the single most likely path.
+ * `prepare` selects once for the largest draft and fills `gains` (expected accepted tokens per draft size), which is
+ * what the budget sizes the step by; `propose` then emits the best `size` of that selection.
  *
  * The returned tree is `this.draft`: its buffers are reused and valid until the next `propose`.
  */
 export class Proposer {
   readonly draft: DraftTree;
+  /**
+   * After `prepare`: gains[k] = expected accepted draft tokens of a draft of k nodes, root included (gains[1] = 0),
+   * for k up to `available + 1`.
+   */
+  readonly gains: Float64Array;
+  /** Candidates selected by the last `prepare` (root excluded). */
+  available = 0;
+  readonly acceptance: AcceptanceModel;
   private readonly cands: CandidateTree;
   private readonly heap = new IndexHeap();
   private state: Uint8Array = new Uint8Array(64);
-  /** Candidates in draft pre-order (hier), and a DFS stack. */
+  /** Candidates in selection order (most probable first), in draft pre-order (hier), and a DFS stack. */
+  private picked: Int32Array;
   private order: Int32Array = new Int32Array(64);
   private orderSize = 0;
-  private selected = 0;
   private stack: Int32Array = new Int32Array(64);
+  /** Candidate behind each draft node, for learning from the verification. */
+  private readonly nodeCand: Int32Array;
+  /** The draft was emitted and its outcome not yet learnt. */
+  private pending = false;
   private readonly capacity: number;
   private readonly copies: readonly CopyIndex[];
-  /** Length of the context suffix the copied chain is matched on (0 = no copy). */
-  copyMatched = 0;
-  private copy: CopyIndex | null = null;
-  private copyPos = -1;
-  /** Context length `match` ran for; propose reuses that match once. */
-  private matchedFor = -1;
+  /** This step's copy matches, longest first: source, stored position, match length. */
+  private readonly matchSource: CopyIndex[] = [];
+  private readonly matchPos = new Int32Array(MAX_COPIES);
+  private readonly matchLen = new Int32Array(MAX_COPIES);
+  private matchCount = 0;
+  private readonly scratchPos = new Int32Array(MAX_COPIES);
+  private readonly scratchLen = new Int32Array(MAX_COPIES);
+  /** What the last `prepare` ran for: context length, depth limit, chain mode (-1 = nothing prepared). */
+  private preparedLength = -1;
+  private preparedDepth = 0;
+  private preparedChain = false;
 
-  constructor(scopes: ProposerScopes, maxDecodingLength: number) {
+  /** `acceptance` is shared by the requests of a model, so each starts from what earlier ones learnt. */
+  constructor(scopes: ProposerScopes, maxDecodingLength: number, acceptance = new AcceptanceModel()) {
     if (!Number.isInteger(maxDecodingLength) || maxDecodingLength < 1) {
       throw new RangeError(`maxDecodingLength must be a positive integer, got ${maxDecodingLength}`);
     }
     const sources: DraftSource[] = [{ trie: scopes.request, local: true }];
     if (scopes.session) sources.push({ trie: scopes.session, local: true });
     if (scopes.global) sources.push({ trie: scopes.global, local: false });
-    this.cands = new CandidateTree(sources);
+    this.acceptance = acceptance;
+    this.cands = new CandidateTree(sources, acceptance);
     this.copies = scopes.copies ?? [];
     this.capacity = maxDecodingLength;
+    this.gains = new Float64Array(maxDecodingLength + 1);
+    this.picked = new Int32Array(maxDecodingLength);
+    this.nodeCand = new Int32Array(maxDecodingLength);
     this.draft = {
       size: 0,
       tokens: new Int32Array(maxDecodingLength),
@@ -78,115 +98,167 @@ export class Proposer {
   }
 
   /**
+   * Selects the most probable candidates after `context[0..length)` for a draft of up to `maxNodes` nodes and depth
+   * `maxDepth` (one chain when `chain`), and fills `gains`. A `propose` on the same context right after reuses it.
+   * Returns `available`.
+   */
+  prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain = false): number {
+    if (length === 0) throw new RangeError('prepare needs at least the root token');
+    this.preparedLength = length;
+    this.preparedDepth = maxDepth;
+    this.preparedChain = chain;
+    this.available = 0;
+    this.gains[1] = 0;
+    const budget = Math.min(maxNodes, this.capacity) - 1;
+    if (budget <= 0 || maxDepth <= 0) return 0;
+    this.match(context, length);
+    this.cands.reset(context[length - 1], length >= 2 ? context[length - 2] : null, this.matchSource, this.matchPos, this.matchLen, this.matchCount);
+    if (chain) this.selectChain(budget, maxDepth);
+    else this.select(budget, maxDepth);
+    const c = this.cands;
+    for (let i = 0; i < this.available; i++) this.gains[i + 2] = this.gains[i + 1] + c.prob[this.picked[i]];
+    return this.available;
+  }
+
+  /** Forgets the last `prepare` (a step that will not draft): nothing available. */
+  unprepare(): void {
+    this.available = 0;
+    this.preparedLength = -1;
+  }
+
+  /**
    * `context` ends with the root (last accepted token); the token before it, if any, refines the match.
    * `chainOnly` forces a single branch (models that cannot take a tree mask). `length` lets a caller pass a
    * preallocated context buffer whose filled prefix is shorter than the buffer.
    */
   propose(context: ArrayLike<number>, budget: DraftBudget, chainOnly = false, length = context.length): DraftTree {
-    const n = length;
-    if (n === 0) throw new RangeError('propose needs at least the root token');
+    if (length === 0) throw new RangeError('propose needs at least the root token');
     const draft = this.draft;
     draft.size = 1;
-    draft.tokens[0] = context[n - 1];
+    draft.tokens[0] = context[length - 1];
     draft.parent[0] = -1;
     draft.depth[0] = 0;
+    this.nodeCand[0] = 0;
     const nodes = Math.min(budget.decodingLength, this.capacity);
-    const maxDepth = budget.branchLength;
-    if (nodes <= 1 || maxDepth <= 0) return draft;
-    if (this.matchedFor !== n) this.match(context, n);
-    this.matchedFor = -1;
-    this.cands.reset(context[n - 1], n >= 2 ? context[n - 2] : null, this.copy, this.copyPos);
-    if (chainOnly || budget.layout === 'one') {
-      this.chain(nodes, maxDepth);
+    if (nodes <= 1 || budget.branchLength <= 0) return draft;
+    const chain = chainOnly || budget.layout === 'one';
+    if (this.preparedLength !== length || this.preparedDepth !== budget.branchLength || this.preparedChain !== chain) {
+      this.prepare(context, length, nodes, budget.branchLength, chain);
+    }
+    this.preparedLength = -1;
+    const take = Math.min(nodes - 1, this.available);
+    if (chain) {
+      for (let i = 0; i < take; i++) this.emit(this.picked[i], i);
     } else {
-      this.select(nodes - 1, Math.max(nodes >> 1, 1), maxDepth);
+      this.mark(take);
       this.preorder();
       if (budget.layout === 'par') this.emitParallel(nodes);
       else this.emitHier();
     }
+    this.pending = draft.size > 1;
     return draft;
   }
 
   /**
-   * Finds the longest earlier match of the context's suffix in the copy sources and returns the step's kind
-   * (0 = none, 1 = short, 2 = long, 3 = full; see DRAFT_CONTEXTS). A `propose` on the same context right after
-   * reuses it.
+   * The tokens committed after the last proposed draft (accepted path, then the bonus token): each node whose
+   * parent was accepted teaches the acceptance model whether it was accepted too.
    */
-  match(context: ArrayLike<number>, length = context.length): number {
-    this.copy = null;
-    this.copyPos = -1;
-    this.copyMatched = 0;
-    for (const index of this.copies) {
-      const pos = index.find(context, length);
-      if (pos >= 0 && index.matched > this.copyMatched) {
-        this.copy = index;
-        this.copyPos = pos;
-        this.copyMatched = index.matched;
+  accepted(tokens: ArrayLike<number>): void {
+    if (!this.pending) return;
+    this.pending = false;
+    const draft = this.draft;
+    const c = this.cands;
+    let node = 0;
+    for (let d = 0; d < tokens.length; d++) {
+      let next = NONE;
+      for (let j = node + 1; j < draft.size; j++) {
+        if (draft.parent[j] !== node) continue;
+        const hit = next === NONE && draft.tokens[j] === tokens[d];
+        if (hit) next = j;
+        const k = this.nodeCand[j];
+        this.acceptance.record(c.cell[k], c.raw[k], hit);
       }
+      if (next === NONE) return;
+      node = next;
     }
-    this.matchedFor = length;
-    if (this.copyMatched === 0) return 0;
-    return this.copyMatched < LONG_MATCH ? 1 : this.copyMatched < GOOD_MATCH ? 2 : 3;
   }
 
-  /** Greedy descent to the best-scoring child. */
-  private chain(nodes: number, maxDepth: number): void {
+  /** Finds up to MAX_COPIES earlier matches of the context's suffix over all copy sources, longest first. */
+  private match(context: ArrayLike<number>, length: number): void {
+    this.matchCount = 0;
+    for (const index of this.copies) {
+      const found = index.matches(context, length, this.scratchPos, this.scratchLen);
+      for (let j = 0; j < found; j++) this.keepMatch(index, this.scratchPos[j], this.scratchLen[j]);
+    }
+  }
+
+  /** Adds a copy match to the step's list, longest first (earlier sources first on equal length), at most MAX_COPIES. */
+  private keepMatch(index: CopyIndex, pos: number, len: number): void {
+    let i = this.matchCount;
+    if (i === MAX_COPIES) {
+      if (this.matchLen[i - 1] >= len) return;
+      i--;
+    } else {
+      this.matchCount++;
+    }
+    while (i > 0 && this.matchLen[i - 1] < len) {
+      this.matchSource[i] = this.matchSource[i - 1];
+      this.matchPos[i] = this.matchPos[i - 1];
+      this.matchLen[i] = this.matchLen[i - 1];
+      i--;
+    }
+    this.matchSource[i] = index;
+    this.matchPos[i] = pos;
+    this.matchLen[i] = len;
+  }
+
+  /** Greedy descent to the most probable child. */
+  private selectChain(budget: number, maxDepth: number): void {
     const c = this.cands;
-    const draft = this.draft;
     let at = 0;
-    while (draft.size < nodes && c.depth[at] < maxDepth) {
-      c.expand(at, nodes - draft.size);
-      let best = -1;
-      for (let k = c.firstChild[at]; k !== -1; k = c.nextSibling[k]) {
-        if (best === -1 || c.mix[k] > c.mix[best] || (c.mix[k] === c.mix[best] && k < best)) best = k;
-      }
-      if (best === -1) break;
-      this.emit(best, draft.size - 1);
+    while (this.available < budget && c.depth[at] < maxDepth) {
+      c.expand(at, budget - this.available);
+      let best = NONE;
+      for (let k = c.firstChild[at]; k !== NONE; k = c.nextSibling[k]) if (best === NONE || before(c.prob, k, best)) best = k;
+      if (best === NONE || c.prob[best] <= 0) break;
+      this.pick(best);
       at = best;
     }
   }
 
-  /** Marks up to `budget` candidates SELECTED: `quota` best by global count first, then best by mixed score. */
-  private select(budget: number, quota: number, maxDepth: number): void {
+  /** Best-first by probability from the root: each pick offers its children, so the selection is ancestor-closed. */
+  private select(budget: number, maxDepth: number): void {
     const c = this.cands;
     c.expand(0, budget);
-    this.selected = 0;
-    this.ensureState(c.size);
-    this.state.fill(UNSEEN);
-
-    // The copied chain first; afterwards every unselected candidate is a child of the root or of a selected node.
-    for (let k = c.copyChild(0); k !== -1 && this.selected < budget; k = c.copyChild(k)) {
-      this.state[k] = SELECTED;
-      this.selected++;
-      if (c.depth[k] >= maxDepth) break;
-      c.expand(k, budget - this.selected);
-      this.ensureState(c.size);
-    }
-
-    this.heap.reset(c.global);
-    for (let k = 1; k < c.size; k++) if (this.state[k] === UNSEEN && c.global[k] > 0) this.heap.push(k);
-    while (this.selected < quota && this.heap.size > 0) this.take(this.heap.pop(), budget, maxDepth, true);
-
-    // Every unselected candidate is a child of the root or of a selected node: the frontier.
-    this.heap.reset(c.mix);
-    for (let k = 1; k < c.size; k++) if (this.state[k] === UNSEEN) this.heap.push(k);
-    while (this.selected < budget && this.heap.size > 0) this.take(this.heap.pop(), budget, maxDepth, false);
-  }
-
-  /** Selects `k` and offers its children to the heap (only those with global counts in the quota phase). */
-  private take(k: number, budget: number, maxDepth: number, quotaPhase: boolean): void {
-    const c = this.cands;
-    this.state[k] = SELECTED;
-    this.selected++;
-    if (c.depth[k] >= maxDepth) return;
-    if (c.expand(k, budget - this.selected)) this.heap.rekey(quotaPhase ? c.global : c.mix);
-    this.ensureState(c.size);
-    for (let ch = c.firstChild[k]; ch !== -1; ch = c.nextSibling[ch]) {
-      if (!quotaPhase || c.global[ch] > 0) this.heap.push(ch);
+    this.heap.reset(c.prob);
+    for (let k = c.firstChild[0]; k !== NONE; k = c.nextSibling[k]) if (c.prob[k] > 0) this.heap.push(k);
+    while (this.available < budget && this.heap.size > 0) {
+      const k = this.heap.pop();
+      this.pick(k);
+      if (c.depth[k] >= maxDepth) continue;
+      if (c.expand(k, budget - this.available)) this.heap.rekey(c.prob);
+      for (let ch = c.firstChild[k]; ch !== NONE; ch = c.nextSibling[ch]) if (c.prob[ch] > 0) this.heap.push(ch);
     }
   }
 
-  /** Orders the selected candidates depth-first, children by descending mixed score (the best path first). */
+  private pick(k: number): void {
+    if (this.available === this.picked.length) {
+      const next = new Int32Array(this.picked.length * 2);
+      next.set(this.picked);
+      this.picked = next;
+    }
+    this.picked[this.available++] = k;
+  }
+
+  /** Marks the first `take` picks SELECTED, the rest not. */
+  private mark(take: number): void {
+    const size = this.cands.size;
+    if (this.state.length < size) this.state = new Uint8Array(size * 2);
+    this.state.fill(UNSEEN, 0, size);
+    for (let i = 0; i < take; i++) this.state[this.picked[i]] = SELECTED;
+  }
+
+  /** Orders the selected candidates depth-first, children by descending probability (the best path first). */
   private preorder(): void {
     const c = this.cands;
     if (this.order.length < c.size) {
@@ -201,10 +273,10 @@ export class Proposer {
       this.order[count++] = k;
       // Push selected children so that the best pops first: insertion-sort them ascending onto the stack.
       const base = top;
-      for (let ch = c.firstChild[k]; ch !== -1; ch = c.nextSibling[ch]) {
+      for (let ch = c.firstChild[k]; ch !== NONE; ch = c.nextSibling[ch]) {
         if (this.state[ch] !== SELECTED) continue;
         let i = top++;
-        while (i > base && worse(c.mix, ch, this.stack[i - 1])) {
+        while (i > base && before(c.prob, this.stack[i - 1], ch)) {
           this.stack[i] = this.stack[i - 1];
           i--;
         }
@@ -251,6 +323,7 @@ export class Proposer {
     draft.tokens[at] = this.cands.token[k];
     draft.parent[at] = parent;
     draft.depth[at] = draft.depth[parent] + 1;
+    this.nodeCand[at] = k;
   }
 
   /** Scratch indexed by candidate id (reuses the DFS stack, idle once the order is built). */
@@ -258,16 +331,9 @@ export class Proposer {
     if (this.stack.length < this.cands.size) this.stack = new Int32Array(this.cands.size * 2);
     return this.stack;
   }
-
-  private ensureState(size: number): void {
-    if (size <= this.state.length) return;
-    const next = new Uint8Array(size * 2);
-    next.set(this.state);
-    this.state = next;
-  }
 }
 
-/** True when `a` ranks below `b` (lower score, or equal score and created later). */
-function worse(keys: Float64Array, a: number, b: number): boolean {
-  return keys[a] < keys[b] || (keys[a] === keys[b] && a > b);
+/** True when `a` ranks above `b` (more probable, or equally and created earlier). */
+function before(keys: Float64Array, a: number, b: number): boolean {
+  return keys[a] > keys[b] || (keys[a] === keys[b] && a < b);
 }

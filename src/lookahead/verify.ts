@@ -81,3 +81,20 @@ export function acceptedIsPrefix(result: VerifyResult): boolean {
   for (let i = 0; i < result.acceptedCount; i++) if (result.acceptedNodes[i] !== i + 1) return false;
   return true;
 }
+
+/**
+ * Depth of the longest draft path that spells targets[from], targets[from + 1], ...: what greedy verification accepts
+ * when the model's greedy continuation is already known (offline replays of drafting, tests).
+ */
+export function acceptedDepth(draft: DraftTree, targets: ArrayLike<number>, from = 0): number {
+  let node = 0;
+  let depth = 0;
+  while (from + depth < targets.length) {
+    let next = -1;
+    for (let j = node + 1; j < draft.size && next === -1; j++) if (draft.parent[j] === node && draft.tokens[j] === targets[from + depth]) next = j;
+    if (next === -1) break;
+    node = next;
+    depth++;
+  }
+  return depth;
+}

@@ -17,6 +17,13 @@ function longestMatch(stored: number[][], context: number[]): number {
   return best >= MIN_MATCH ? best : 0;
 }
 
+/** The longest match (`matches` with room for one): its stored position and length, or -1 and 0. */
+function longest(index: CopyIndex, context: number[], n = context.length): { pos: number; len: number } {
+  const pos = new Int32Array(1);
+  const len = new Int32Array(1);
+  return index.matches(context, n, pos, len) > 0 ? { pos: pos[0], len: len[0] } : { pos: -1, len: 0 };
+}
+
 describe('CopyIndex', () => {
   it('finds the longest earlier match of the context suffix and its continuation', () => {
     const index = new CopyIndex();
@@ -25,8 +32,8 @@ describe('CopyIndex', () => {
     index.append([7, 0, 1, 2, 3, 4, 8]);
     index.endSequence();
     // Suffix 0,1,2,3 matches 4 tokens in the second sequence, only 3 in the first.
-    const pos = index.find([6, 0, 1, 2, 3], 5);
-    expect(index.matched).toBe(4);
+    const { pos, len } = longest(index, [6, 0, 1, 2, 3]);
+    expect(len).toBe(4);
     expect(index.token(pos + 1)).toBe(4);
     expect(index.token(pos + 2)).toBe(8);
     // The continuation stops at the sequence boundary.
@@ -45,27 +52,43 @@ describe('CopyIndex', () => {
     }
     for (let q = 0; q < 200; q++) {
       const context = randomSequence(random, 8, 4);
-      const pos = index.find(context, context.length);
+      const { pos, len } = longest(index, context);
       const expected = longestMatch(stored, context);
-      // The chain search looks at the 16 newest candidates only: it may settle for shorter, never report wrong.
-      if (pos < 0) {
-        expect(index.matched).toBe(0);
-        continue;
-      }
-      expect(index.matched).toBeGreaterThanOrEqual(MIN_MATCH);
-      expect(index.matched).toBeLessThanOrEqual(expected);
-      for (let i = 0; i < index.matched; i++) expect(index.token(pos - i)).toBe(context[context.length - 1 - i]);
+      // The chain search looks at the newest candidates only: it may settle for shorter, never report wrong.
+      if (pos < 0) continue;
+      expect(len).toBeGreaterThanOrEqual(MIN_MATCH);
+      expect(len).toBeLessThanOrEqual(expected);
+      for (let i = 0; i < len; i++) expect(index.token(pos - i)).toBe(context[context.length - 1 - i]);
       expect(index.token(pos + 1)).toBeGreaterThanOrEqual(0);
     }
+  });
+
+  it('lists several matches, longest first, newest first among equally long ones', () => {
+    const index = new CopyIndex();
+    for (const seq of [
+      [9, 1, 2, 3, 10],
+      [0, 1, 2, 3, 11],
+      [8, 1, 2, 3, 12],
+      [7, 0, 1, 2, 3, 13],
+    ]) {
+      index.append(seq);
+      index.endSequence();
+    }
+    const positions = new Int32Array(3);
+    const lengths = new Int32Array(3);
+    const found = index.matches([5, 0, 1, 2, 3], 5, positions, lengths);
+    expect(found).toBe(3);
+    expect([...lengths]).toEqual([4, 4, 3]);
+    expect([...positions].map((p) => index.token(p + 1))).toEqual([13, 11, 12]);
   });
 
   it('never matches the context against its own end (no continuation there)', () => {
     const index = new CopyIndex();
     const ids = [1, 2, 3, 4, 5, 6];
     index.append(ids);
-    expect(index.find(ids, ids.length)).toBe(-1);
+    expect(longest(index, ids).pos).toBe(-1);
     index.append([1, 2, 3]);
-    const pos = index.find([...ids, 1, 2, 3], 9);
+    const { pos } = longest(index, [...ids, 1, 2, 3], 9);
     expect(index.token(pos + 1)).toBe(4);
   });
 
@@ -76,28 +99,46 @@ describe('CopyIndex', () => {
       index.endSequence();
     }
     expect(index.size).toBeLessThanOrEqual(64);
-    const pos = index.find([139, 1, 2], 3);
+    const { pos } = longest(index, [139, 1, 2]);
     expect(index.token(pos + 1)).toBe(239);
     // The oldest sequences were dropped with their index entries.
-    expect(index.find([100, 1, 2], 3)).toBe(-1);
+    expect(longest(index, [100, 1, 2]).pos).toBe(-1);
   });
 });
 
 describe('Proposer with a copy source', () => {
-  it('drafts the copied continuation as the first branch even when trie counts favour another', () => {
+  it('drafts the continuation of a long copied passage as the first branch even when trie counts favour another', () => {
     const trie = new TokenTrie({ gramLength: 8 });
     // After 3 the trie mostly saw 9, 9, 9...
     for (let i = 0; i < 5; i++) trie.insert([1, 2, 3, 9, 9, 9, 9]);
     trie.insert([1, 2, 3, 4, 5, 6, 7]);
+    const passage = Array.from({ length: 30 }, (_, i) => 100 + i);
     const copy = new CopyIndex();
-    copy.append([8, 1, 2, 3, 4, 5, 6, 7]);
+    copy.append([...passage, 1, 2, 3, 4, 5, 6, 7]);
     copy.endSequence();
     for (const layout of ['hier', 'par', 'one'] as const) {
       const proposer = new Proposer({ request: trie, copies: [copy] }, 16);
-      const draft = proposer.propose([8, 1, 2, 3], { decodingLength: 5, branchLength: 6, layout });
+      const draft = proposer.propose([...passage, 1, 2, 3], { decodingLength: 5, branchLength: 6, layout });
       const paths = draftPaths(draft);
       expect(paths[3], layout).toEqual([4, 5, 6, 7]);
     }
+  });
+
+  it('ranks first the continuation that most earlier occurrences of the context agree on', () => {
+    const trie = new TokenTrie({ gramLength: 4 });
+    trie.insert([0, 1]);
+    const copy = new CopyIndex();
+    for (const next of [7, 8, 8, 8]) {
+      copy.append([1, 2, 3, 4, next, next + 10]);
+      copy.endSequence();
+    }
+    const proposer = new Proposer({ request: trie, copies: [copy] }, 16);
+    const draft = proposer.propose([1, 2, 3, 4], { decodingLength: 4, branchLength: 2, layout: 'hier' });
+    const paths = draftPaths(draft);
+    expect(paths[0]).toEqual([8]);
+    expect(paths[1]).toEqual([8, 18]);
+    // The minority continuation is still drafted, after the majority's branch.
+    expect(paths).toContainEqual([7]);
   });
 
   it('without a match, drafts exactly as without copy sources', () => {

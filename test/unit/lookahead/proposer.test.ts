@@ -180,20 +180,43 @@ describe('Proposer layouts', () => {
 });
 
 describe('Proposer scope mixing', () => {
-  it('puts request matches first and still keeps a quota of frequent global continuations', () => {
+  it('ranks request and global continuations by how often each kind was accepted', () => {
     const request = new TokenTrie({ gramLength: 2 });
     for (let t = 10; t < 30; t++) request.insert([1, t, t + 100]);
     const global = new TokenTrie({ gramLength: 2 });
     for (let i = 0; i < 50; i++) global.insert([1, 7, 8]);
     const proposer = new Proposer({ request, global }, 16);
-    const draft = proposer.propose([1], { decodingLength: 8, branchLength: 2, layout: 'hier' });
-    const tokens = [...draft.tokens.subarray(1, draft.size)];
+    const budget = { decodingLength: 8, branchLength: 2, layout: 'hier' } as const;
+    // Untrained, the global continuation (seen 50 times out of 50) outranks each request one (1 out of 20).
+    let draft = proposer.propose([1], budget);
     expect(draft.size).toBe(8);
-    expect(tokens).toContain(7);
-    expect(tokens).toContain(8);
-    // The best request match leads the pre-order; global-only nodes rank last among the root's children.
+    expect(draft.tokens[1]).toBe(7);
+    // The model keeps answering with request continuations: global ones were never accepted.
+    for (let round = 0; round < 40; round++) {
+      proposer.propose([1], budget);
+      proposer.accepted([10 + (round % 3), 110 + (round % 3)]);
+    }
+    draft = proposer.propose([1], budget);
+    const tokens = [...draft.tokens.subarray(1, draft.size)];
     expect(tokens[0]).toBeGreaterThanOrEqual(10);
-    expect(tokens.filter((t) => t >= 10).length).toBe(5);
+    expect(tokens.indexOf(7) === -1 || tokens.indexOf(7) > tokens.findIndex((t) => t >= 10 && t < 30)).toBe(true);
+  });
+
+  it('prepares gains: expected accepted tokens per draft size, from the best nodes first', () => {
+    const { trie } = filledTrie(8, 4);
+    const proposer = new Proposer({ request: trie }, 16);
+    const available = proposer.prepare([3, 5], 2, 16, 4);
+    expect(available).toBeGreaterThan(4);
+    expect(proposer.gains[1]).toBe(0);
+    for (let k = 2; k <= available + 1; k++) {
+      const step = proposer.gains[k] - proposer.gains[k - 1];
+      expect(step).toBeGreaterThan(0);
+      expect(step).toBeLessThanOrEqual(1);
+      if (k > 2) expect(step).toBeLessThanOrEqual(proposer.gains[k - 1] - proposer.gains[k - 2] + 1e-12);
+    }
+    // propose right after emits the best `size` of that selection.
+    const draft = proposer.propose([3, 5], { decodingLength: 5, branchLength: 4, layout: 'hier' });
+    expect(draft.size).toBe(5);
   });
 
   it('drafts snapshot-restored tries exactly like the originals', () => {

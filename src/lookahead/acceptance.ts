@@ -1,0 +1,112 @@
+/**
+ * How likely a draft node is to be accepted once its parent is, learnt from what verification kept.
+ *
+ * Each candidate falls in a cell by the evidence behind it: whether the longest copy match runs through it (and how
+ * long that match is) or runs elsewhere, whether its best trie support was seen after two context tokens or one, in
+ * the request/session scopes or the global one, how often its parent was seen, and its share of the parent's count.
+ * Its raw estimate is that share (weighted down for a one-token key), or 1 on a copied continuation; the cell's
+ * factor, accepted nodes per unit of raw estimate over the nodes the cell drafted, turns it into a probability. A
+ * cell's factor starts from a prior and follows the model's outputs, so scores mean the same on any model or text:
+ * a path's probability is the product down the tree, and the expected accepted tokens of a draft is their sum.
+ *
+ * Within a cell the estimate keeps the order of the raw shares, so with untrained factors a selection by probability
+ * ranks trie continuations by count, as PIA does.
+ */
+
+/** Copy classes: no copy match reaches the parent; one reaches it but goes elsewhere; one runs through, by length. */
+const COPY_NONE = 0;
+const COPY_ELSEWHERE = 1;
+/** Upper bounds (inclusive) of the copy-length classes 2, 3, ...: a match of 3 tokens, 4–5, 6–8, 9–15, 16–31, 32. */
+const COPY_LENGTHS = [3, 5, 8, 15, 31];
+const COPY_CLASSES = 2 + COPY_LENGTHS.length + 1;
+/** Share of the parent's copy matches that continue through the candidate: all of them, most, or fewer. */
+const VOTE_CLASSES = 3;
+/** Parent counts 1, 2–3, 4+: a share of a single observation says little. */
+const COUNT_CLASSES = 3;
+const SHARE_CLASSES = 3;
+/** Depth below the root 1, 2–3, 4+: deeper trie nodes were matched on a longer context. */
+const DEPTH_CLASSES = 3;
+const TRIE_CELLS = 2 * 2 * COUNT_CLASSES * SHARE_CLASSES * DEPTH_CLASSES;
+export const ACCEPTANCE_CELLS = COPY_CLASSES * VOTE_CLASSES * TRIE_CELLS;
+
+/** A one-token key's share counts for this much of a two-token key's. */
+export const UNIGRAM_WEIGHT = 0.75;
+/** Prior factors: trie-only candidates, candidates off the copied path, and copied ones by match length class. */
+const PRIOR_TRIE = 0.7;
+const PRIOR_ELSEWHERE = 0.35;
+const PRIOR_COPY = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+/** The prior counts as this much raw estimate. */
+const PRIOR_WEIGHT = 2;
+/** Past this much raw estimate a cell halves its history, so it follows a change of text or model. */
+const HISTORY = 400;
+/** No node is ever certain. */
+const MAX_PROBABILITY = 0.98;
+
+/**
+ * The cell of a candidate. `copyLength` is the longest copy match through it (0 = none), `copyVotes` the share of
+ * the parent's copy matches that run through it, `copyAtParent` whether a copy match reaches its parent;
+ * `bigram`/`local` describe the trie slot of its best share, `parentCount` that slot's parent count (0 when no trie
+ * supports it); `depth` is its depth below the root.
+ */
+export function acceptanceCell(
+  copyLength: number,
+  copyVotes: number,
+  copyAtParent: boolean,
+  bigram: boolean,
+  local: boolean,
+  parentCount: number,
+  share: number,
+  depth = 1,
+): number {
+  let copy = copyLength > 0 ? COPY_CLASSES - 1 : copyAtParent ? COPY_ELSEWHERE : COPY_NONE;
+  if (copyLength > 0) {
+    for (let i = 0; i < COPY_LENGTHS.length; i++) {
+      if (copyLength <= COPY_LENGTHS[i]) {
+        copy = 2 + i;
+        break;
+      }
+    }
+  }
+  const count = parentCount <= 1 ? 0 : parentCount <= 3 ? 1 : 2;
+  const part = share < 0.3 ? 0 : share < 0.7 ? 1 : 2;
+  const votes = copyLength === 0 || copyVotes >= 1 ? 0 : copyVotes >= 0.5 ? 1 : 2;
+  const deep = depth <= 1 ? 0 : depth <= 3 ? 1 : 2;
+  const trie = ((((bigram ? 1 : 0) * 2 + (local ? 1 : 0)) * COUNT_CLASSES + count) * SHARE_CLASSES + part) * DEPTH_CLASSES + deep;
+  return (copy * VOTE_CLASSES + votes) * TRIE_CELLS + trie;
+}
+
+/** Whether the cell is on a copied continuation (its raw estimate is 1, not a share). */
+export function isCopyCell(cell: number): boolean {
+  return Math.floor(cell / (VOTE_CLASSES * TRIE_CELLS)) >= 2;
+}
+
+/** Per-cell factors learnt from verification; one per model, shared by its requests. */
+export class AcceptanceModel {
+  private readonly accepted = new Float64Array(ACCEPTANCE_CELLS);
+  private readonly raw = new Float64Array(ACCEPTANCE_CELLS);
+  private readonly prior = new Float64Array(ACCEPTANCE_CELLS);
+
+  constructor() {
+    const perCopy = VOTE_CLASSES * TRIE_CELLS;
+    for (let cell = 0; cell < ACCEPTANCE_CELLS; cell++) {
+      const copy = Math.floor(cell / perCopy);
+      this.prior[cell] = copy === COPY_NONE ? PRIOR_TRIE : copy === COPY_ELSEWHERE ? PRIOR_ELSEWHERE : PRIOR_COPY[copy - 2];
+    }
+  }
+
+  /** Probability that a candidate of `cell` with raw estimate `raw` is accepted, given its parent is. */
+  probability(cell: number, raw: number): number {
+    const factor = (this.accepted[cell] + PRIOR_WEIGHT * this.prior[cell]) / (this.raw[cell] + PRIOR_WEIGHT);
+    return Math.min(MAX_PROBABILITY, factor * raw);
+  }
+
+  /** A node of `cell` and raw estimate `raw` whose parent was accepted was itself accepted or not. */
+  record(cell: number, raw: number, accepted: boolean): void {
+    this.raw[cell] += raw;
+    if (accepted) this.accepted[cell] += 1;
+    if (this.raw[cell] > HISTORY) {
+      this.raw[cell] *= 0.5;
+      this.accepted[cell] *= 0.5;
+    }
+  }
+}
