@@ -148,8 +148,12 @@ export class WorkerEngine implements Engine, ReplicaTries {
           `${spec.maxTokens} for the completion). Please reduce the prompt or max_tokens.`,
       );
     }
-    const kvBytes = this.kvBytes(spec);
     const budget = this.options.kvBudgetBytes;
+    if (spec.fitMaxTokens) {
+      const fit = Math.floor(budget / this.info.kvBytesPerToken) - spec.promptIds.length - draftRows(spec);
+      if (fit >= 1 && fit < spec.maxTokens) spec = { ...spec, maxTokens: fit };
+    }
+    const kvBytes = this.kvBytes(spec);
     if (kvBytes > budget) {
       const tokens = kvBytes / this.info.kvBytesPerToken;
       throw new KvBudgetError(
@@ -455,8 +459,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
 
   /** K/V bytes a job reserves while it runs: its prompt, all it may generate, and one draft beyond that. */
   private kvBytes(spec: JobSpec): number {
-    const draft = spec.lookahead.enabled ? spec.lookahead.decodingLength : 1;
-    return (spec.promptIds.length + spec.maxTokens + draft) * this.info.kvBytesPerToken;
+    return (spec.promptIds.length + spec.maxTokens + draftRows(spec)) * this.info.kvBytesPerToken;
   }
 
   private fits(kvBytes: number): boolean {
@@ -566,4 +569,9 @@ function mib(bytes: number): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Cache rows a job's widest forward adds beyond its committed tokens. */
+function draftRows(spec: JobSpec): number {
+  return spec.lookahead.enabled ? spec.lookahead.decodingLength : 1;
 }

@@ -47,6 +47,11 @@ export type OutputConstraint =
 export interface JobSpec {
   promptIds: number[];
   maxTokens: number;
+  /**
+   * max_tokens was not asked for (it is the context's room): the engine lowers it to what the K/V budget lets one
+   * job hold, instead of refusing a plain request on a long-context model.
+   */
+  fitMaxTokens?: boolean;
   sampling: SamplingParams;
   /** Up to 4 stop strings, matched in the decoded text and cut from it. */
   stop: string[];

@@ -144,6 +144,7 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
         const spec: JobSpec = {
           promptIds,
           maxTokens: budgets[promptIndex],
+          fitMaxTokens: plan.maxTokens === null,
           sampling: { ...plan.sampling, seed },
           stop: plan.stop,
           logprobs: plan.logprobs,

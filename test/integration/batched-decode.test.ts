@@ -216,6 +216,16 @@ describe('admission by K/V memory', () => {
     expect(mapped.body.error.message).toMatch(/K\/V budget of 1\.0 MiB/);
     expect(t.engine.stats()).toMatchObject({ running: 0, queued: 0 });
   });
+
+  it('a request that did not ask for max_tokens is lowered to what the budget lets one job hold, not refused', async () => {
+    const room = Math.ceil(2 ** 20 / perToken);
+    const job = t.engine.submit(t.modelId, { promptIds: prompt, stop: [], logprobs: null, fitMaxTokens: true, ...endless(t, room) } as JobSpec);
+    expect(t.engine.stats().kv.reservedBytes).toBeLessThanOrEqual(2 ** 20);
+    for await (const chunk of job) void chunk;
+    const result = await job.result;
+    expect(result.finishReason).toBe('length');
+    expect(result.completionTokens).toBe(Math.floor(2 ** 20 / perToken) - prompt.length - ON.decodingLength);
+  }, 120_000);
 });
 
 for (const maxBatch of [1, BATCH]) {
