@@ -131,6 +131,21 @@ function describeModel(name: string, source: () => WeightSource, dtype: WeightDT
       }
     });
 
+    it('forwards started together on several sequences take turns and each equals its sequence alone', async () => {
+      const rand = lcg(7);
+      const pairs = Array.from({ length: 3 }, () => ({ seq: model.newSequence(), twin: model.newSequence() }));
+      const steps = pairs.map((_, i) => stepInput(rand, model.info.vocabSize, 0, i === 1 ? 'tree' : 'chain', 5 + i).input);
+      const together = await Promise.all(pairs.map((p, i) => (i % 2 ? p.seq.forward(steps[i]) : p.seq.forwardIds(steps[i]))));
+      for (let i = 0; i < pairs.length; i++) {
+        const alone = i % 2 ? await pairs[i].twin.forward(steps[i]) : await pairs[i].twin.forwardIds(steps[i]);
+        expect(bits(together[i]).equals(bits(alone)), `sequence ${i}`).toBe(true);
+      }
+      for (const p of pairs) {
+        p.seq.dispose();
+        p.twin.dispose();
+      }
+    });
+
     it('refuses a sequence twice in one batch, more than maxBatch sequences, and a disposed sequence', async () => {
       const seq = model.newSequence();
       const input = { tokens: Int32Array.of(1), positions: Int32Array.of(0), mask: null };

@@ -91,6 +91,8 @@ class BatchRunner {
   private logits = new Float32Array(0);
   private ids = new BigInt64Array(0);
   private runs = 0;
+  /** Runs share the feeds and staging buffers, so they take turns (callers may start forwards on several sequences at once). */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -114,7 +116,13 @@ class BatchRunner {
     if (this.pool.length < POOLED_OUTPUTS) this.pool.push(seq.out);
   }
 
-  async run(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]> {
+  run(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]> {
+    const result = this.tail.then(() => this.runNow(items));
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
+  private async runNow(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]> {
     if (items.length === 0) return [];
     if (items.length > this.info.maxBatch) throw new InvalidRequestError(`forwardBatch: ${items.length} sequences, at most ${this.info.maxBatch}`);
     const run = ++this.runs;
