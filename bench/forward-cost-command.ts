@@ -39,9 +39,13 @@ export function renderBatchCosts(costs: BatchCost[]): string {
   const lines = [
     'forwardBatch of b sequences × k tokens vs b separate forwards:',
     '',
-    '| b | k | one forwardBatch ms | b forwards ms | batched / separate |',
+    '| b | k | one forwardBatch ms, median (min) | b forwards ms, median (min) | batched / separate, median (min) |',
     '|---:|---:|---:|---:|---:|',
-    ...costs.map((c) => `| ${c.b} | ${c.k} | ${c.batchedMs.toFixed(2)} | ${c.separateMs.toFixed(2)} | ${(c.batchedMs / c.separateMs).toFixed(2)} |`),
+    ...costs.map(
+      (c) =>
+        `| ${c.b} | ${c.k} | ${c.batchedMs.toFixed(1)} (${c.batchedMinMs.toFixed(1)}) | ${c.separateMs.toFixed(1)} (${c.separateMinMs.toFixed(1)}) | ` +
+        `${(c.batchedMs / c.separateMs).toFixed(2)} (${(c.batchedMinMs / c.separateMinMs).toFixed(2)}) |`,
+    ),
   ];
   return `${lines.join('\n')}\n`;
 }

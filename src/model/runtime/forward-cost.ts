@@ -78,9 +78,11 @@ export async function measureForwardCosts(
 export interface BatchCost {
   b: number;
   k: number;
-  /** Medians. */
+  /** Medians, and the fastest runs (on a shared machine other load only adds time). */
   batchedMs: number;
   separateMs: number;
+  batchedMinMs: number;
+  separateMinMs: number;
 }
 
 /**
@@ -114,7 +116,14 @@ export async function measureBatchCost(model: LoadedModel, bs: number[], ks: num
         }
       }
     }
-    return cases.map((c) => ({ b: c.b, k: c.k, batchedMs: median(c.batched), separateMs: median(c.separate) }));
+    return cases.map((c) => ({
+      b: c.b,
+      k: c.k,
+      batchedMs: median(c.batched),
+      separateMs: median(c.separate),
+      batchedMinMs: Math.min(...c.batched),
+      separateMinMs: Math.min(...c.separate),
+    }));
   } finally {
     for (const s of seqs) s.dispose();
   }
