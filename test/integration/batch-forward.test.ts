@@ -166,6 +166,11 @@ for (const dtype of ['fp32', 'fp16', 'q8', 'q4'] as WeightDType[]) describeModel
 // boundaries that their sequences alone do not cross; each key must still sit at its alone index.
 const wideHeads = () => new SyntheticSource(syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 2, numKvHeads: 2, vocabSize: 256, maxPositions: 1024 }), 12);
 describeModel('synthetic-hd64', wideHeads, 'q8', false, [0, 200, 236, 250, 600]);
+// One kv head: alone, attention is a single GEMM per step, which MLAS splits across threads by columns (and then
+// blocks its sums otherwise); in a batch it is not split. The V column slices keep both the same.
+const mqa = () => new SyntheticSource(syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 2, numKvHeads: 1, vocabSize: 256, maxPositions: 1024 }), 13);
+describeModel('synthetic-mqa-hd64', mqa, 'q8', false, [0, 200, 236, 250, 600]);
+describeModel('synthetic-mqa-hd64', mqa, 'fp32', false, [0, 500, 700, 250, 900]);
 // Sliding windows (crossed by the pasts above) with one kv head, and Gemma 3's local/global layers.
 for (const family of FAMILIES.filter((f) => f.config.slidingWindow !== undefined)) describeModel(family.name, () => new SyntheticSource(family.config, 3), 'q8');
 

@@ -45,6 +45,8 @@ interface BatchShapes extends BatchIndices {
   q5: string;
   q3: string;
   kv3: string;
+  /** V as [T, B*kvH, hd/w, w]: column slices of width w <= 16 (see batchedExactAttention). */
+  v4: string;
   scores4: string;
   scores3: string;
   out5: string;
@@ -161,6 +163,7 @@ function batchedContext(g: OnnxGraph, bias: string, shape: AttentionShape, batch
   // [B,1,R,T] → [B,G,R,T] → [B,1,G*R,T]: the G query heads of a kv head, each with the R rows of its sequence.
   const rows = g.op('Reshape', [g.op('Tile', [bias, g.constInt64('bias_tiles', [1, groups, 1, 1])]), cat([b, g.constInt64('one', [1]), m, t])]);
   const minusOne = g.constInt64('minus_one', [-1]);
+  const bk = g.op('Mul', [b, g.constInt64('kv_heads', [kvH])]);
   return {
     kind: 'exact',
     bias: rows,
@@ -169,7 +172,8 @@ function batchedContext(g: OnnxGraph, bias: string, shape: AttentionShape, batch
       ...batch,
       q5: cat([b, r, g.constInt64('kv_groups', [kvH, groups, hd])]),
       q3: cat([minusOne, m, g.constInt64('head_dim', [hd])]),
-      kv3: cat([minusOne, g.op('Mul', [b, g.constInt64('kv_heads', [kvH])]), g.constInt64('head_dim', [hd])]),
+      kv3: cat([minusOne, bk, g.constInt64('head_dim', [hd])]),
+      v4: cat([minusOne, bk, g.constInt64('v_slices', [hd / sliceWidth(hd), sliceWidth(hd)])]),
       scores4: cat([b, g.constInt64('kv_heads', [kvH]), m, t]),
       scores3: cat([minusOne, m, t]),
       out5: cat([b, g.constInt64('kv_groups', [kvH, groups]), r, g.constInt64('head_dim', [hd])]),
@@ -203,10 +207,25 @@ function batchedExactAttention(g: OnnxGraph, ctx: AttentionContext, shape: Atten
   const scores = g.op('Add', [raw, ctx.bias]);
   const e = g.op('Reshape', [g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]), b.scores3]);
   const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
-  const out = g.op('Reshape', [g.op('Div', [fused(e, keys(pastV, vNew), 0), den]), b.out5]);
+  // e·V per column slice of V: [B*kvH, 1, M, T] · [B*kvH, hd/w, T, w] → [B*kvH, hd/w, M, w] → [B*kvH, M, hd].
+  const sliced = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), g.op('Reshape', [keys(pastV, vNew), b.v4]), 0);
+  const ev = g.op('Reshape', [g.op('Transpose', [sliced], { perm: { ints: [0, 2, 1, 3] } }), b.q3]);
+  const out = g.op('Reshape', [g.op('Div', [ev, den]), b.out5]);
   // [B,kvH,G,R,hd] → [B,R,kvH,G,hd] → [B*R, H*hd] → the N ragged rows
   const padded = g.op('Reshape', [g.op('Transpose', [out], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constInt64('merge_heads', [-1, h * hd])]);
   return g.op('Unsqueeze', [g.op('Gather', [padded, b.rowGather], { axis: { i: 0 } }), g.constInt64('axis0', [0])]);
+}
+
+/**
+ * Width of the V column slices the batched e·V multiplies by. MLAS blocks a GEMM's sum over K (here: keys) by a
+ * stride it derives from N, and splits N across threads when a batch has fewer GEMMs than threads: with N = head
+ * size, a sequence alone (B*kvH GEMMs) and in a batch could get different strides and so different sums. N <= 16
+ * is never split and always gets the widest stride (1024 keys).
+ */
+function sliceWidth(hd: number): number {
+  let w = 16;
+  while (hd % w !== 0) w /= 2;
+  return w;
 }
 
 /** The last slice of x along `axis`. */
