@@ -89,13 +89,13 @@ async function batchedStep(model: LoadedModel, pairs: Pair[], kinds: Kind[], ran
   }
 }
 
-function describeModel(name: string, source: () => WeightSource, dtype: WeightDType, skip = false, pasts = [0, 3, 64, 129, 300]): void {
-  describe.skipIf(skip)(`forwardBatch equals each sequence alone (${name}, ${dtype})`, () => {
+function describeModel(name: string, source: () => WeightSource, dtype: WeightDType, skip = false, pasts = [0, 3, 64, 129, 300], threads?: number): void {
+  describe.skipIf(skip)(`forwardBatch equals each sequence alone (${name}, ${dtype}${threads ? `, ${threads} threads` : ''})`, () => {
     let model: LoadedModel;
     beforeAll(async () => {
-      const dir = join(root, `${name}-${dtype}`);
+      const dir = join(root, `${name}-${dtype}-${threads ?? 0}`);
       await buildModel(source(), { dtype, attention: 'exact', layout: 'tree' }, dir);
-      model = await openBuiltModel(dir);
+      model = await openBuiltModel(dir, { threads });
     });
     afterAll(() => model?.dispose());
 
@@ -171,6 +171,8 @@ describeModel('synthetic-hd64', wideHeads, 'q8', false, [0, 200, 236, 250, 600])
 const mqa = () => new SyntheticSource(syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 2, numKvHeads: 1, vocabSize: 256, maxPositions: 1024 }), 13);
 describeModel('synthetic-mqa-hd64', mqa, 'q8', false, [0, 200, 236, 250, 600]);
 describeModel('synthetic-mqa-hd64', mqa, 'fp32', false, [0, 500, 700, 250, 900]);
+// More threads than kv heads: the same split happens with two kv heads.
+describeModel('synthetic-hd64', wideHeads, 'fp32', false, [0, 200, 236, 250, 600], 4);
 // Sliding windows (crossed by the pasts above) with one kv head, and Gemma 3's local/global layers.
 for (const family of FAMILIES.filter((f) => f.config.slidingWindow !== undefined)) describeModel(family.name, () => new SyntheticSource(family.config, 3), 'q8');
 
