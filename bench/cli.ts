@@ -9,7 +9,7 @@ import { buildWideModel, defaultWideDir, resolveBenchModel } from './bench-model
 import { BenchError } from './errors.js';
 import { greedyCorpus, parseCost, renderReplay, replayDrafts } from './draft-replay.js';
 import type { DraftLayout } from '../src/lookahead/index.js';
-import { DEFAULT_KS, forwardCostCurve, forwardCostCurves, renderOutputComparison } from './forward-cost-command.js';
+import { DEFAULT_KS, forwardBatchCosts, forwardCostCurve, forwardCostCurves, renderBatchCosts, renderOutputComparison } from './forward-cost-command.js';
 import { graphVsExport } from './graph-vs-export.js';
 import { MAX_DURATION_S, MAX_REQUESTS } from './load.js';
 import { machineInfo } from './report/build.js';
@@ -41,6 +41,7 @@ commands:
   forward-cost   per-forward cost curve of a model: [--model PATH | --vocab N (synthetic, e.g. 131072)]
                  [--ks 1,2,4,8,16,32,64] [--past 256] [--rounds 5] [--execution-provider EP]
                  [--compare-logits: also time the logits output + JS argmax scan, side by side]
+                 [--batch 1,2,4,8: instead, one forwardBatch of b sequences × each k vs b separate forwards]
   soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
                  [--tenants N] [--document-every N] [--session-ids N]   (tenants, documents, sessions mixed in)
@@ -130,6 +131,7 @@ const FLAGS = {
   threads: { type: 'string' },
   'execution-provider': { type: 'string' },
   'compare-logits': { type: 'boolean' },
+  batch: { type: 'string' },
   'peer-model': { type: 'string' },
   'engine-model': { type: 'string' },
   'context-length': { type: 'string' },
@@ -392,14 +394,19 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
 async function forwardCostCommand(f: Flags, commandLine: string): Promise<number> {
   const ks = f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS;
   const vocab = optInt(f.vocab, '--vocab', 2, 1 << 20) ?? undefined;
-  const curves = await forwardCostCurves(f.model ?? null, {
+  const opts = {
     ks,
     past: optInt(f.past, '--past', 0, 1 << 20) ?? 256,
     vocab,
     executionProvider: f['execution-provider'],
     rounds: optInt(f.rounds, '--rounds', 1, 1000) ?? 5,
-    outputs: f['compare-logits'] ? ['ids', 'logits'] : ['ids'],
-  });
+  };
+  if (f.batch) {
+    const bs = intList(f.batch, '--batch', 64);
+    process.stdout.write(renderBatchCosts(await forwardBatchCosts(f.model ?? null, bs, opts)));
+    return 0;
+  }
+  const curves = await forwardCostCurves(f.model ?? null, { ...opts, outputs: f['compare-logits'] ? ['ids', 'logits'] : ['ids'] });
   const curve = curves.ids!.map(({ k, ms }) => ({ k, ms }));
   if (f['compare-logits']) process.stdout.write(renderOutputComparison(curves) + '\n');
   const report: Report = {

@@ -4,7 +4,8 @@ import { loadConfig } from '../src/config/load.js';
 import { ensureBuilt } from '../src/model/builder/cache.js';
 import { SyntheticSource, syntheticConfig } from '../src/model/builder/sources/synthetic.js';
 import { loadModel, treeBuildOptions } from '../src/model/load.js';
-import { measureForwardCosts, type ForwardCost, type ForwardCostSpread, type ForwardOutput } from '../src/model/runtime/forward-cost.js';
+import { measureBatchCost, measureForwardCosts, type BatchCost, type ForwardCost, type ForwardCostSpread, type ForwardOutput } from '../src/model/runtime/forward-cost.js';
+import type { LoadedModel } from '../src/model/types.js';
 import { resolveExecutionProvider } from '../src/model/runtime/session.js';
 
 export const DEFAULT_KS = [1, 2, 4, 8, 16, 32, 64];
@@ -26,6 +27,30 @@ export interface ForwardCostOptions {
  * directory, so a model the server already built is not built again).
  */
 export async function forwardCostCurves(modelPath: string | null, opts: ForwardCostOptions = {}): Promise<Partial<Record<ForwardOutput, ForwardCostSpread[]>>> {
+  return withModel(modelPath, opts, (model, ks, past) => measureForwardCosts(model, ks, past, opts.rounds ?? 5, opts.outputs ?? ['ids']));
+}
+
+/** One forwardBatch of b sequences × k tokens against b single-sequence forwards, for each b and k. */
+export async function forwardBatchCosts(modelPath: string | null, bs: number[], opts: ForwardCostOptions = {}): Promise<BatchCost[]> {
+  return withModel(modelPath, opts, (model, ks, past) => measureBatchCost(model, bs, ks, past, opts.rounds ?? 5));
+}
+
+export function renderBatchCosts(costs: BatchCost[]): string {
+  const lines = [
+    'forwardBatch of b sequences × k tokens vs b separate forwards:',
+    '',
+    '| b | k | one forwardBatch ms, median (min) | b forwards ms, median (min) | batched / separate, median (min) |',
+    '|---:|---:|---:|---:|---:|',
+    ...costs.map(
+      (c) =>
+        `| ${c.b} | ${c.k} | ${c.batchedMs.toFixed(1)} (${c.batchedMinMs.toFixed(1)}) | ${c.separateMs.toFixed(1)} (${c.separateMinMs.toFixed(1)}) | ` +
+        `${(c.batchedMs / c.separateMs).toFixed(2)} (${(c.batchedMinMs / c.separateMinMs).toFixed(2)}) |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+async function withModel<T>(modelPath: string | null, opts: ForwardCostOptions, measure: (model: LoadedModel, ks: number[], past: number) => Promise<T>): Promise<T> {
   const argv = [
     ...(opts.threads ? ['--threads', String(opts.threads)] : []),
     ...(opts.executionProvider ? ['--execution-provider', opts.executionProvider] : []),
@@ -37,7 +62,7 @@ export async function forwardCostCurves(modelPath: string | null, opts: ForwardC
   try {
     const ks = (opts.ks ?? DEFAULT_KS).filter((k) => k < model.info.contextLength);
     const past = Math.min(opts.past ?? 256, model.info.contextLength - Math.max(...ks));
-    return await measureForwardCosts(model, ks, past, opts.rounds ?? 5, opts.outputs ?? ['ids']);
+    return await measure(model, ks, past);
   } finally {
     await model.dispose();
   }

@@ -16,6 +16,10 @@ export const boundary = {
   newValue: (i: number) => `new.${i}.value`,
   presentKey: (i: number) => `present.${i}.key`,
   presentValue: (i: number) => `present.${i}.value`,
+  kvGather: 'kv_gather',
+  kvScatter: 'kv_scatter',
+  queryGather: 'query_gather',
+  rowGather: 'row_gather',
 };
 
 /** Per layer: given the new k/v rows [1,S,kvD], returns the past [1,P,kvD] attention should see, and wires the outputs. */
@@ -23,16 +27,19 @@ export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: 
 
 /**
  * 'host': the runtime owns the cache; past rows come in as views of its buffers and only the S new rows go out.
+ * 'batch': the same for a batched forward: past is every cache row [P, kvD] the runtime holds (the index inputs
+ * pick each sequence's), and the N new rows of all sequences go out ragged.
  * 'device': the cache is the graph's own output fed back next step ('present' = kept past + new rows). The rows
  * to keep from the fed-back past come in as `kv_keep` (int64 row indices), so trimming a rejected draft is a
  * Gather on the device rather than a round trip through host memory.
  */
-export function kvBoundary(g: OnnxGraph, placement: KvPlacement, numLayers: number, kvD: number): KvBoundary {
+export function kvBoundary(g: OnnxGraph, placement: KvPlacement | 'batch', numLayers: number, kvD: number): KvBoundary {
   const past: [string, string][] = [];
+  const pastDims = placement === 'batch' ? ['P', kvD] : [1, 'P', kvD];
   for (let i = 0; i < numLayers; i++) {
-    past.push([g.input(boundary.pastKey(i), 'float32', [1, 'P', kvD]), g.input(boundary.pastValue(i), 'float32', [1, 'P', kvD])]);
+    past.push([g.input(boundary.pastKey(i), 'float32', pastDims), g.input(boundary.pastValue(i), 'float32', pastDims)]);
   }
-  if (placement === 'host') {
+  if (placement !== 'device') {
     return (i, k, v) => {
       g.node('Identity', [k], [boundary.newKey(i)]);
       g.node('Identity', [v], [boundary.newValue(i)]);

@@ -17,6 +17,8 @@ export const io = {
   inputIds: 'input_ids',
   positionIds: 'position_ids',
   bias: 'attention_bias',
+  /** Batched graphs of sliding-window models: the bias with the window applied, written by the runtime. */
+  localBias: 'attention_bias_local',
   logits: 'logits',
   ...boundary,
 };
@@ -29,18 +31,34 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const c = src.config;
   const g = new OnnxGraph('llama', external);
   const kvD = c.numKvHeads * c.headDim;
+  const placement = options.kv ?? 'host';
   const ids = g.input(io.inputIds, 'int64', [1, 'S']);
   const pos = g.input(io.positionIds, 'int64', [1, 'S']);
-  const bias = g.input(io.bias, 'float32', [1, 1, 'S', 'T']);
-  const kv = kvBoundary(g, options.kv ?? 'host', c.numLayers, kvD);
-  const out = headOutputs(g, options.kv ?? 'host', io.logits, c.vocabSize);
+  const kv = kvBoundary(g, isBatched(options) ? 'batch' : placement, c.numLayers, kvD);
+  const out = headOutputs(g, placement, io.logits, c.vocabSize);
 
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
   let x = embedTokens(g, c, embed, ids);
   const ropes = new LayerRopes(g, c);
-  const full = attentionContext(g, options.attention, bias, c);
-  // Cache row r holds position r (the runtime keeps accepted rows in place), so the window derives from positions.
-  const local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, windowBias(g, bias, pos, c.slidingWindow), c);
+  let full: AttentionContext;
+  let local: AttentionContext;
+  if (isBatched(options)) {
+    const index = (name: string, dims: (string | number)[]) => g.input(name, 'int64', dims);
+    const batch = {
+      kvGather: index(io.kvGather, ['TB']),
+      kvScatter: index(io.kvScatter, ['S', 1]),
+      queryGather: index(io.queryGather, ['BR']),
+      rowGather: index(io.rowGather, ['S']),
+    };
+    const biasInput = (name: string) => g.input(name, 'float32', ['B', 1, 'R', 'T']);
+    full = attentionContext(g, options.attention, biasInput(io.bias), c, batch);
+    local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, biasInput(io.localBias), c, batch);
+  } else {
+    const bias = g.input(io.bias, 'float32', [1, 1, 'S', 'T']);
+    full = attentionContext(g, options.attention, bias, c);
+    // Cache row r holds position r (the runtime keeps accepted rows in place), so the window derives from positions.
+    local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, windowBias(g, bias, pos, c.slidingWindow), c);
+  }
 
   for (let i = 0; i < c.numLayers; i++) {
     const ctx = isSlidingLayer(c, i) ? local : full;
@@ -51,6 +69,14 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   lmHead(g, src, options, h, embed, out.logits);
   out.finish();
   return g;
+}
+
+/**
+ * Whether the graph takes several sequences per forward (the runtime's batched layout): 'exact' attention with a
+ * host cache, the CPU default. Device K/V and the fused attention ops keep one sequence per forward.
+ */
+export function isBatched(options: BuildOptions): boolean {
+  return options.attention === 'exact' && (options.kv ?? 'host') === 'host';
 }
 
 /** Token embeddings, times the family's scale (Gemma multiplies by sqrt(hidden)). */

@@ -1,4 +1,4 @@
-import type { LoadedModel } from '../types.js';
+import type { LoadedModel, Sequence } from '../types.js';
 
 export interface ForwardCost {
   k: number;
@@ -42,16 +42,8 @@ export async function measureForwardCosts(
   const pastLen = Math.max(0, Math.min(past, model.info.contextLength - maxK));
   const seq = model.newSequence();
   try {
-    const token = (i: number) => (i * 7919 + 13) % model.info.vocabSize;
-    const chunk = 256;
-    for (let at = 0; at < pastLen; at += chunk) {
-      const n = Math.min(chunk, pastLen - at);
-      await seq.forward({ tokens: Int32Array.from({ length: n }, (_, i) => token(at + i)), positions: Int32Array.from({ length: n }, (_, i) => at + i), mask: null });
-    }
-    const inputs = ks.map((k) => ({
-      tokens: Int32Array.from({ length: k }, (_, i) => token(pastLen + i)),
-      positions: Int32Array.from({ length: k }, (_, i) => pastLen + i),
-    }));
+    await prefill(seq, pastLen, model.info.vocabSize, 0);
+    const inputs = stepInputs(ks, pastLen, model.info.vocabSize, 0);
     const vocab = model.info.vocabSize;
     const step = async (i: number, output: ForwardOutput) => {
       const input = { ...inputs[i], mask: null };
@@ -80,6 +72,81 @@ export async function measureForwardCosts(
   } finally {
     seq.dispose();
   }
+}
+
+/** The cost of one forwardBatch of b sequences × k new tokens against b forwards of one sequence each. */
+export interface BatchCost {
+  b: number;
+  k: number;
+  /** Medians, and the fastest runs (on a shared machine other load only adds time). */
+  batchedMs: number;
+  separateMs: number;
+  batchedMinMs: number;
+  separateMinMs: number;
+}
+
+/**
+ * For each b and k: b sequences, each `past` tokens in, step k tokens (greedy ids) either in one forwardBatch or one
+ * forward each. Rounds interleave the cases as measureForwardCosts does, each timed run after an untimed one.
+ */
+export async function measureBatchCost(model: LoadedModel, bs: number[], ks: number[], past: number, rounds: number): Promise<BatchCost[]> {
+  const pastLen = Math.max(0, Math.min(past, model.info.contextLength - Math.max(...ks)));
+  const vocab = model.info.vocabSize;
+  const seqs = Array.from({ length: Math.max(...bs) }, () => model.newSequence());
+  try {
+    for (let i = 0; i < seqs.length; i++) await prefill(seqs[i], pastLen, vocab, i);
+    const inputs = seqs.map((_, i) => stepInputs(ks, pastLen, vocab, i));
+    const cases = bs.flatMap((b) => ks.map((k, ki) => ({ b, k, ki, batched: [] as number[], separate: [] as number[] })));
+    const rewind = (b: number) => seqs.slice(0, b).forEach((s) => s.truncate(pastLen));
+    const batched = async (b: number, ki: number) => {
+      await model.forwardBatch(seqs.slice(0, b).map((seq, i) => ({ seq, input: { ...inputs[i][ki], mask: null }, output: 'ids' })));
+      rewind(b);
+    };
+    const separate = async (b: number, ki: number) => {
+      for (let i = 0; i < b; i++) await seqs[i].forwardIds({ ...inputs[i][ki], mask: null });
+      rewind(b);
+    };
+    for (let r = 1 - WARMUP_ROUNDS; r <= Math.max(1, rounds); r++) {
+      for (const c of cases) {
+        for (const [run, times] of [[batched, c.batched], [separate, c.separate]] as const) {
+          await run(c.b, c.ki);
+          const t0 = performance.now();
+          await run(c.b, c.ki);
+          if (r > 0) times.push(performance.now() - t0);
+        }
+      }
+    }
+    return cases.map((c) => ({
+      b: c.b,
+      k: c.k,
+      batchedMs: median(c.batched),
+      separateMs: median(c.separate),
+      batchedMinMs: Math.min(...c.batched),
+      separateMinMs: Math.min(...c.separate),
+    }));
+  } finally {
+    for (const s of seqs) s.dispose();
+  }
+}
+
+/** Deterministic tokens, different per sequence `variant`. */
+function token(i: number, variant: number, vocab: number): number {
+  return (i * 7919 + 13 + variant * 104729) % vocab;
+}
+
+async function prefill(seq: Sequence, length: number, vocab: number, variant: number): Promise<void> {
+  const chunk = 256;
+  for (let at = 0; at < length; at += chunk) {
+    const n = Math.min(chunk, length - at);
+    await seq.forward({ tokens: Int32Array.from({ length: n }, (_, i) => token(at + i, variant, vocab)), positions: Int32Array.from({ length: n }, (_, i) => at + i), mask: null });
+  }
+}
+
+function stepInputs(ks: number[], past: number, vocab: number, variant: number): { tokens: Int32Array; positions: Int32Array }[] {
+  return ks.map((k) => ({
+    tokens: Int32Array.from({ length: k }, (_, i) => token(past + i, variant, vocab)),
+    positions: Int32Array.from({ length: k }, (_, i) => past + i),
+  }));
 }
 
 /** Keeps the scans from being optimized away. */

@@ -113,6 +113,12 @@ export class Int64Buffer {
     return this.data.subarray(0, values.length);
   }
 
+  /** A view of `length` entries for the caller to write. */
+  take(length: number): BigInt64Array {
+    if (length > this.data.length) this.data = new BigInt64Array(Math.max(length, this.data.length * 2));
+    return this.data.subarray(0, length);
+  }
+
   fill(value: number, length: number): BigInt64Array {
     if (length > this.data.length) this.data = new BigInt64Array(Math.max(length, this.data.length * 2));
     const v = this.data.subarray(0, length);

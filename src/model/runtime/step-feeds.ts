@@ -20,13 +20,7 @@ export class StepFeeds {
   write({ tokens, positions, mask }: ForwardInput, past: number, feeds: Record<string, ort.Tensor>): number {
     const s = tokens.length;
     const total = past + s;
-    checkForwardInput(tokens, positions, mask, past);
-    if (total > this.info.contextLength) {
-      throw new ContextLengthError(`sequence of ${total} tokens exceeds the context length of ${this.info.contextLength}`);
-    }
-    for (let i = 0; i < s; i++) {
-      if (positions[i] < 0 || positions[i] >= this.info.contextLength) throw new InvalidRequestError(`position ${positions[i]} out of range`);
-    }
+    checkStep(this.info, { tokens, positions, mask }, past);
     if (!mask) {
       if (this.bias.length < s * total) this.bias = new Float32Array(Math.max(s * total, this.bias.length * 2));
       mask = fillCausalBias(this.bias, past, s);
@@ -35,6 +29,16 @@ export class StepFeeds {
     feeds[io.positionIds] = new ort.Tensor('int64', this.positions.view(positions), [1, s]);
     feeds[io.bias] = new ort.Tensor('float32', mask, [1, 1, s, total]);
     return 2 * 8 * s + 4 * mask.length;
+  }
+}
+
+/** A forward's input is well formed and fits the context behind `past` cached rows. */
+export function checkStep(info: ModelInfo, { tokens, positions, mask }: ForwardInput, past: number): void {
+  checkForwardInput(tokens, positions, mask, past);
+  const total = past + tokens.length;
+  if (total > info.contextLength) throw new ContextLengthError(`sequence of ${total} tokens exceeds the context length of ${info.contextLength}`);
+  for (let i = 0; i < positions.length; i++) {
+    if (positions[i] < 0 || positions[i] >= info.contextLength) throw new InvalidRequestError(`position ${positions[i]} out of range`);
   }
 }
 

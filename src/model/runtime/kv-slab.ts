@@ -1,0 +1,108 @@
+/** A run of rows in the slab. */
+export interface SlabRegion {
+  start: number;
+  rows: number;
+}
+
+/**
+ * The K/V rows of every sequence of a model in one buffer per layer ([capacity, kvDim] rows), so that a batched
+ * forward takes all of them as one zero-copy input and its index inputs pick each sequence's. Each sequence owns a
+ * region of consecutive rows (its cache positions in order); regions keep their offsets when the slab grows.
+ */
+export class KvSlab {
+  keys: Float32Array[] = [];
+  values: Float32Array[] = [];
+  private capacity = 0;
+  /** Rows below this are or were in a region: what a forward's input view must cover. */
+  private top = 0;
+  /** Released regions below `top`, by start. */
+  private readonly holes: SlabRegion[] = [];
+
+  constructor(
+    readonly numLayers: number,
+    readonly rowSize: number,
+    initialRows: number,
+  ) {
+    this.resize(initialRows);
+  }
+
+  /** Rows the input views must cover: every allocated region lies below. */
+  get used(): number {
+    return this.top;
+  }
+
+  /** Bytes of K/V memory the slab holds. */
+  get bytes(): number {
+    return 2 * this.numLayers * this.capacity * this.rowSize * 4;
+  }
+
+  alloc(rows: number): SlabRegion {
+    const i = this.holes.findIndex((h) => h.rows >= rows);
+    if (i >= 0) {
+      const hole = this.holes[i];
+      const region = { start: hole.start, rows };
+      if (hole.rows === rows) this.holes.splice(i, 1);
+      else this.holes[i] = { start: hole.start + rows, rows: hole.rows - rows };
+      return region;
+    }
+    if (this.top + rows > this.capacity) this.resize(Math.max(this.capacity * 2, this.top + rows));
+    const region = { start: this.top, rows };
+    this.top += rows;
+    return region;
+  }
+
+  release(region: SlabRegion): void {
+    let { start, rows } = region;
+    let i = this.holes.findIndex((h) => h.start > start);
+    if (i < 0) i = this.holes.length;
+    const next = this.holes[i];
+    if (next && start + rows === next.start) {
+      rows += next.rows;
+      this.holes.splice(i, 1);
+    }
+    const prev = this.holes[i - 1];
+    if (prev && prev.start + prev.rows === start) {
+      start = prev.start;
+      rows += prev.rows;
+      this.holes.splice(--i, 1);
+    }
+    if (start + rows === this.top) this.top = start;
+    else this.holes.splice(i, 0, { start, rows });
+  }
+
+  /** A region of `rows` holding the first `filled` rows of `from`, which is released. */
+  move(from: SlabRegion, rows: number, filled: number): SlabRegion {
+    const to = this.alloc(rows);
+    const d = this.rowSize;
+    for (let l = 0; l < this.numLayers; l++) {
+      this.keys[l].copyWithin(to.start * d, from.start * d, (from.start + filled) * d);
+      this.values[l].copyWithin(to.start * d, from.start * d, (from.start + filled) * d);
+    }
+    this.release(from);
+    return to;
+  }
+
+  /** Moves row `from` to row `to` (absolute slab rows) in every layer. */
+  copyRow(from: number, to: number): void {
+    const d = this.rowSize;
+    for (let l = 0; l < this.numLayers; l++) {
+      this.keys[l].copyWithin(to * d, from * d, (from + 1) * d);
+      this.values[l].copyWithin(to * d, from * d, (from + 1) * d);
+    }
+  }
+
+  private resize(rows: number): void {
+    const keep = this.top * this.rowSize;
+    const grow = (old: Float32Array | undefined) => {
+      // Rows never written stay zero: a masked key still enters the GEMMs (times an exact zero), so it must be finite.
+      const a = new Float32Array(rows * this.rowSize);
+      if (old) a.set(old.subarray(0, keep));
+      return a;
+    };
+    for (let l = 0; l < this.numLayers; l++) {
+      this.keys[l] = grow(this.keys[l]);
+      this.values[l] = grow(this.values[l]);
+    }
+    this.capacity = rows;
+  }
+}

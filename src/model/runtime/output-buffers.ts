@@ -1,0 +1,38 @@
+/** Forwards up to this many tokens (drafts) write their logits into the two small buffers. */
+const SMALL_LOGITS_ROWS = 64;
+
+/**
+ * What a sequence's forwards return, in buffers reused by later sequences: two small logits buffers used in turn
+ * (so a decode forward's logits stay valid through the next forward too: callers compare consecutive forwards),
+ * one that grows to the longest prefill chunk, and the greedy ids.
+ */
+export class OutputBuffers {
+  private readonly small: Float32Array[];
+  private turn = 0;
+  private large = new Float32Array(0);
+  private ids = new Int32Array(SMALL_LOGITS_ROWS);
+  private ids64 = new BigInt64Array(SMALL_LOGITS_ROWS);
+
+  constructor(private readonly vocab: number) {
+    this.small = [new Float32Array(SMALL_LOGITS_ROWS * vocab), new Float32Array(SMALL_LOGITS_ROWS * vocab)];
+  }
+
+  logits(rows: number): Float32Array {
+    const n = rows * this.vocab;
+    if (rows <= SMALL_LOGITS_ROWS) {
+      this.turn ^= 1;
+      return this.small[this.turn].subarray(0, n);
+    }
+    if (this.large.length < n) this.large = new Float32Array(n);
+    return this.large.subarray(0, n);
+  }
+
+  /** Where ORT writes the ids (int64, as ArgMax makes them) and the int32 copy callers read. */
+  nextIds(rows: number): { raw: BigInt64Array; ids: Int32Array } {
+    if (this.ids.length < rows) {
+      this.ids = new Int32Array(Math.max(rows, this.ids.length * 2));
+      this.ids64 = new BigInt64Array(this.ids.length);
+    }
+    return { raw: this.ids64.subarray(0, rows), ids: this.ids.subarray(0, rows) };
+  }
+}

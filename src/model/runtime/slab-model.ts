@@ -1,0 +1,239 @@
+import * as ort from 'onnxruntime-node';
+import { InvalidRequestError } from '../../errors.js';
+import { io } from '../builder/llama-graph.js';
+import type { BatchItem, ForwardInput, KvResidency, LlamaConfig, LoadedModel, ModelInfo, Sequence, TransferCounters } from '../types.js';
+import { BatchFeeds, type BatchRow } from './batch-feeds.js';
+import { toInt32 } from './host-sequence.js';
+import { KvSlab, type SlabRegion } from './kv-slab.js';
+import { OutputBuffers } from './output-buffers.js';
+import { checkKeep, checkStep, layerNames, newTransferCounters } from './step-feeds.js';
+
+/** Sequences one forward may carry: past it, the padded attention of the widest item costs more than it saves. */
+export const MAX_BATCH = 16;
+
+/** Rows a sequence's region starts with; it doubles as the sequence grows. */
+const INITIAL_ROWS = 256;
+
+/** Output buffers of ended sequences kept for the next ones (logits buffers are megabytes each). */
+const POOLED_OUTPUTS = 2;
+
+/**
+ * A batched tree graph (builder's isBatched) on the host: every sequence's K/V lives in one KvSlab, and
+ * `forwardBatch` runs any set of sequences in one ORT run. A sequence's own forward is the batch of one, through
+ * the same graph, so batched and alone results are the same computation on the same key layout.
+ */
+export function openSlabModel(session: ort.InferenceSession, info: ModelInfo, c: LlamaConfig): LoadedModel {
+  const runner = new BatchRunner(session, info, c);
+  return {
+    info,
+    newSequence: () => runner.newSequence(),
+    forwardBatch: (items) => runner.run(items),
+    dispose: () => session.release(),
+  };
+}
+
+class SlabSequence implements Sequence {
+  length = 0;
+  readonly transfers: TransferCounters = newTransferCounters();
+  region: SlabRegion | null = null;
+  disposed = false;
+  /** The run that last claimed this sequence: a batch must not hold it twice. */
+  claim = 0;
+
+  constructor(
+    readonly runner: BatchRunner,
+    readonly out: OutputBuffers,
+  ) {}
+
+  async forward(input: ForwardInput): Promise<Float32Array> {
+    return (await this.runner.run([{ seq: this, input, output: 'logits' }]))[0] as Float32Array;
+  }
+
+  async forwardIds(input: ForwardInput): Promise<Int32Array> {
+    return (await this.runner.run([{ seq: this, input, output: 'ids' }]))[0] as Int32Array;
+  }
+
+  keep(base: number, rows: ArrayLike<number>): void {
+    checkKeep(base, rows, this.length);
+    const start = this.region?.start ?? 0;
+    for (let i = 0; i < rows.length; i++) if (rows[i] !== base + i) this.runner.slab.copyRow(start + rows[i], start + base + i);
+    this.length = base + rows.length;
+  }
+
+  truncate(length: number): void {
+    if (length < 0 || length > this.length) throw new InvalidRequestError(`truncate: ${length} outside 0..${this.length}`);
+    this.length = length;
+  }
+
+  residency(): KvResidency {
+    return { locations: new Array<string>(2 * this.runner.slab.numLayers).fill('cpu'), hostBytes: (this.region?.rows ?? 0) * this.runner.info.kvBytesPerToken };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.length = 0;
+    this.runner.release(this);
+  }
+}
+
+class BatchRunner {
+  readonly slab: KvSlab;
+  private readonly feeds: BatchFeeds;
+  private readonly f: Record<string, ort.Tensor> = {};
+  private readonly o: Record<string, ort.Tensor> = {};
+  private readonly past: { key: string[]; value: string[] };
+  private readonly fresh: { key: string[]; value: string[] };
+  private readonly rows: BatchRow[] = [];
+  private readonly pool: OutputBuffers[] = [];
+  /** A batch's new K/V rows land here, then go to each sequence's region. */
+  private staging: { keys: Float32Array[]; values: Float32Array[] } = { keys: [], values: [] };
+  private logits = new Float32Array(0);
+  private ids = new BigInt64Array(0);
+  private runs = 0;
+  /** Runs share the feeds and staging buffers, so they take turns (callers may start forwards on several sequences at once). */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly info: ModelInfo,
+    c: LlamaConfig,
+  ) {
+    const rowSize = c.numKvHeads * c.headDim;
+    this.slab = new KvSlab(c.numLayers, rowSize, Math.min(2 * INITIAL_ROWS, info.contextLength));
+    this.feeds = new BatchFeeds(c.slidingWindow);
+    this.past = layerNames(c.numLayers, io.pastKey, io.pastValue);
+    this.fresh = layerNames(c.numLayers, io.newKey, io.newValue);
+  }
+
+  newSequence(): SlabSequence {
+    return new SlabSequence(this, this.pool.pop() ?? new OutputBuffers(this.info.vocabSize));
+  }
+
+  release(seq: SlabSequence): void {
+    if (seq.region) this.slab.release(seq.region);
+    seq.region = null;
+    if (this.pool.length < POOLED_OUTPUTS) this.pool.push(seq.out);
+  }
+
+  run(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]> {
+    const result = this.tail.then(() => this.runNow(items));
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
+  private async runNow(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]> {
+    if (items.length === 0) return [];
+    if (items.length > this.info.maxBatch) throw new InvalidRequestError(`forwardBatch: ${items.length} sequences, at most ${this.info.maxBatch}`);
+    const run = ++this.runs;
+    const seqs = items.map(({ seq, input }) => {
+      if (!(seq instanceof SlabSequence) || seq.runner !== this) throw new InvalidRequestError('forwardBatch: a sequence of another model');
+      if (seq.disposed) throw new InvalidRequestError('forward on a disposed sequence');
+      if (seq.claim === run) throw new InvalidRequestError('forwardBatch: a sequence appears twice');
+      seq.claim = run;
+      checkStep(this.info, input, seq.length);
+      return seq;
+    });
+    // Regions first: growing one may reallocate the slab, and the views below must see the final buffers.
+    for (let i = 0; i < seqs.length; i++) this.reserve(seqs[i], seqs[i].length + items[i].input.tokens.length);
+    const rows = this.rows;
+    rows.length = 0;
+    for (let i = 0; i < seqs.length; i++) rows.push({ past: seqs[i].length, start: seqs[i].region!.start, input: items[i].input });
+    const n = this.feeds.write(rows, this.f);
+    const d = this.slab.rowSize;
+    const used = this.slab.used;
+    for (let l = 0; l < this.slab.numLayers; l++) {
+      this.f[this.past.key[l]] = new ort.Tensor('float32', this.slab.keys[l].subarray(0, used * d), [used, d]);
+      this.f[this.past.value[l]] = new ort.Tensor('float32', this.slab.values[l].subarray(0, used * d), [used, d]);
+    }
+    const single = items.length === 1;
+    this.bindNewRows(single ? seqs[0] : null, n);
+    const vocab = this.info.vocabSize;
+    const o = this.o;
+    delete o[io.logits];
+    delete o[io.nextIds];
+    // A lone sequence's outputs go straight into its own buffers; a batch's are split up after the run.
+    let logits: Float32Array | null = null;
+    let raw: BigInt64Array | null = null;
+    if (items.some((it) => it.output === 'logits')) {
+      logits = single ? seqs[0].out.logits(n) : this.batchLogits(n * vocab);
+      o[io.logits] = new ort.Tensor('float32', logits, [1, n, vocab]);
+    }
+    if (items.some((it) => it.output === 'ids')) {
+      raw = single ? seqs[0].out.nextIds(n).raw : this.batchIds(n);
+      o[io.nextIds] = new ort.Tensor('int64', raw, [1, n]);
+    }
+    await this.session.run(this.f, o);
+
+    const results: (Float32Array | Int32Array)[] = [];
+    let offset = 0;
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i];
+      const s = items[i].input.tokens.length;
+      if (!single) this.placeNewRows(seq, offset, s);
+      this.count(seq, s);
+      seq.length += s;
+      if (items[i].output === 'logits') {
+        if (single) results.push(logits!);
+        else {
+          const mine = seq.out.logits(s);
+          mine.set(logits!.subarray(offset * vocab, (offset + s) * vocab));
+          results.push(mine);
+        }
+      } else {
+        const mine = seq.out.nextIds(s);
+        results.push(toInt32(single ? mine.raw : raw!.subarray(offset, offset + s), mine.ids));
+      }
+      offset += s;
+    }
+    return results;
+  }
+
+  private reserve(seq: SlabSequence, rows: number): void {
+    const max = this.info.contextLength;
+    if (!seq.region) seq.region = this.slab.alloc(Math.min(Math.max(rows, INITIAL_ROWS), max));
+    else if (rows > seq.region.rows) seq.region = this.slab.move(seq.region, Math.min(Math.max(rows, 2 * seq.region.rows), max), seq.length);
+  }
+
+  /** New K/V rows: a lone sequence's straight into its region behind its past; a batch's into the staging buffers. */
+  private bindNewRows(lone: SlabSequence | null, n: number): void {
+    const d = this.slab.rowSize;
+    const staged = this.staging.keys[0]?.length ?? 0;
+    if (!lone && staged < n * d) {
+      const rows = Math.max(n, (2 * staged) / d);
+      const make = () => Array.from({ length: this.slab.numLayers }, () => new Float32Array(rows * d));
+      this.staging = { keys: make(), values: make() };
+    }
+    for (let l = 0; l < this.slab.numLayers; l++) {
+      const [keys, values, at] = lone ? [this.slab.keys[l], this.slab.values[l], (lone.region!.start + lone.length) * d] : [this.staging.keys[l], this.staging.values[l], 0];
+      this.o[this.fresh.key[l]] = new ort.Tensor('float32', keys.subarray(at, at + n * d), [1, n, d]);
+      this.o[this.fresh.value[l]] = new ort.Tensor('float32', values.subarray(at, at + n * d), [1, n, d]);
+    }
+  }
+
+  private placeNewRows(seq: SlabSequence, offset: number, s: number): void {
+    const d = this.slab.rowSize;
+    const at = (seq.region!.start + seq.length) * d;
+    for (let l = 0; l < this.slab.numLayers; l++) {
+      this.slab.keys[l].set(this.staging.keys[l].subarray(offset * d, (offset + s) * d), at);
+      this.slab.values[l].set(this.staging.values[l].subarray(offset * d, (offset + s) * d), at);
+    }
+  }
+
+  /** Host/device bytes on a GPU EP running this graph (the whole past goes up every step); nothing on the CPU. */
+  private count(seq: SlabSequence, s: number): void {
+    if (this.info.executionProvider === 'cpu') return;
+    seq.transfers.hostToDevice += 16 * s + seq.length * this.info.kvBytesPerToken;
+    seq.transfers.deviceToHost += s * this.info.kvBytesPerToken;
+  }
+
+  private batchLogits(size: number): Float32Array {
+    if (this.logits.length < size) this.logits = new Float32Array(size);
+    return this.logits.subarray(0, size);
+  }
+
+  private batchIds(n: number): BigInt64Array {
+    if (this.ids.length < n) this.ids = new BigInt64Array(Math.max(n, 2 * this.ids.length));
+    return this.ids.subarray(0, n);
+  }
+}
