@@ -50,8 +50,8 @@ commands:
                  lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
-  write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as an F32 GGUF for llama.cpp:
-                 --model HF_DIR --out FILE.gguf
+  write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as a GGUF for llama.cpp:
+                 --model HF_DIR --out FILE.gguf [--gguf-type F32|Q8_0|Q4_0 (linear layers; embeddings stay F32)]
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -110,6 +110,7 @@ const FLAGS = {
   'execution-provider': { type: 'string' },
   'compare-logits': { type: 'boolean' },
   'peer-model': { type: 'string' },
+  'gguf-type': { type: 'string' },
   'engine-model': { type: 'string' },
   'context-length': { type: 'string' },
   clients: { type: 'string' },
@@ -160,8 +161,10 @@ async function main(argv: string[]): Promise<number> {
       return peerLlamaCppCommand(f);
     case 'write-gguf': {
       if (!f.model || !f.out) throw new BenchError('write-gguf needs --model HF_DIR and --out FILE.gguf', 2);
-      const { writeGgufFromHf } = await import('./write-gguf.js');
-      writeGgufFromHf(f.model, f.out);
+      const { writeGgufFromHf, GGUF_WEIGHT_TYPES } = await import('./write-gguf.js');
+      const type = f['gguf-type'] ?? 'F32';
+      if (!GGUF_WEIGHT_TYPES.includes(type as never)) throw new BenchError(`--gguf-type must be one of ${GGUF_WEIGHT_TYPES.join(', ')} (got ${type})`, 2);
+      writeGgufFromHf(f.model, f.out, type as (typeof GGUF_WEIGHT_TYPES)[number]);
       process.stderr.write(`wrote ${f.out}\n`);
       return 0;
     }

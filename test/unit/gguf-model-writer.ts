@@ -9,6 +9,7 @@ import type { WeightSource } from '../../src/model/builder/source.js';
 import { hfTensorShapes } from '../../src/model/builder/sources/hf-config.js';
 import type { LlamaConfig } from '../../src/model/types.js';
 import type { Family } from '../helpers/families.js';
+import { GGML_Q4_0, GGML_Q8_0, quantizeQ4_0, quantizeQ8_0 } from './ggml-quantize.js';
 import { kv, writeGguf, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
 import { writeSafetensors } from './safetensors-writer.js';
 
@@ -47,6 +48,17 @@ export function permuteForInterleaved(w: Float32Array, heads: number, headDim: n
 
 function f32(name: string, dims: number[], data: Float32Array): GgufTensorSpec {
   return { name, dims: [...dims].reverse(), type: F32, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** How the matrices of the linear layers (and an untied output head) are stored; embeddings and norms stay F32. */
+export type GgufWeightType = 'F32' | 'Q8_0' | 'Q4_0';
+
+function weight(name: string, dims: number[], data: Float32Array, type: GgufWeightType): GgufTensorSpec {
+  // Our q8/q4 builds keep the embedding table fp32 too, so both engines quantize the same matrices.
+  if (type === 'F32' || dims.length !== 2 || name === 'token_embd.weight') return f32(name, dims, data);
+  return type === 'Q8_0'
+    ? { name, dims: [...dims].reverse(), type: GGML_Q8_0, data: quantizeQ8_0(data) }
+    : { name, dims: [...dims].reverse(), type: GGML_Q4_0, data: quantizeQ4_0(data) };
 }
 
 /** A SentencePiece-style vocabulary llama.cpp accepts; tests feed token ids, so the pieces only need to be distinct. */
@@ -88,10 +100,10 @@ function familyMetadata(f: Family): Record<string, GgufValue> {
 }
 
 /**
- * Writes `source` (HF layout) as an F32 GGUF of architecture `arch`, with the common hyperparameters and `extra`
+ * Writes `source` (HF layout) as a GGUF of architecture `arch`, with the common hyperparameters and `extra`
  * metadata (tokenizer, family keys). Q/K rows are permuted for the architectures llama.cpp rotates interleaved.
  */
-export function writeModelGguf(path: string, arch: string, source: WeightSource, extra: Record<string, GgufValue>): void {
+export function writeModelGguf(path: string, arch: string, source: WeightSource, extra: Record<string, GgufValue>, type: GgufWeightType = 'F32'): void {
   const c = source.config;
   const a = arch;
   const interleaved = a === 'llama' || a === 'smollm3';
@@ -100,7 +112,7 @@ export function writeModelGguf(path: string, arch: string, source: WeightSource,
     let data = source.tensor(name);
     if (interleaved && name.endsWith('q_proj.weight')) data = permuteForInterleaved(data, c.numHeads, c.headDim, c.hiddenSize);
     if (interleaved && name.endsWith('k_proj.weight')) data = permuteForInterleaved(data, c.numKvHeads, c.headDim, c.hiddenSize);
-    tensors.push(f32(ggufName(name, a), dims, data));
+    tensors.push(weight(ggufName(name, a), dims, data, type));
   }
   if (a === 'llama' && c.ropeFreqDivisors) tensors.push(f32('rope_freqs.weight', [c.ropeFreqDivisors.length], Float32Array.from(c.ropeFreqDivisors)));
   if (a === 'phi3') {
