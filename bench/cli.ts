@@ -53,10 +53,10 @@ commands:
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
   quant-agreement  greedy agreement with our fp32 of our q8/q4 (symmetric and zero points) and llama.cpp's
-                 F32/Q8_0/Q4_0 GGUFs of the same weights: --model HF_DIR --workload FILE [--requests 50]
+                 F32/Q8_0/Q4_0/Q4_K GGUFs of the same weights: --model HF_DIR --workload FILE [--requests 50]
                  [--max-tokens 64] [--threads 2] [--no-llamacpp] [--out DIR (quant-agreement.json)]
   write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as a GGUF for llama.cpp:
-                 --model HF_DIR --out FILE.gguf [--gguf-type F32|Q8_0|Q4_0 (linear layers; embeddings stay F32)]
+                 --model HF_DIR --out FILE.gguf [--gguf-type F32|Q8_0|Q4_0|Q4_K (linear layers; embeddings stay F32)]
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)

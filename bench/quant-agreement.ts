@@ -14,16 +14,15 @@ import { loadConfig } from '../src/config/load.js';
 import { ensureBuilt } from '../src/model/builder/cache.js';
 import { nbitsSettings, type NBitsOptions, type WeightDType } from '../src/model/builder/options.js';
 import { dequantizeNBits, quantizeNBits } from '../src/model/builder/quantize.js';
+import type { WeightSource } from '../src/model/builder/source.js';
+import { dequantize } from '../src/model/builder/sources/gguf/ggml-types.js';
 import { openHfDir } from '../src/model/builder/sources/hf-dir.js';
 import { treeBuildOptions } from '../src/model/load.js';
 import { openBuiltModel } from '../src/model/runtime/built-model.js';
 import type { LoadedModel } from '../src/model/types.js';
-import type { WeightSource } from '../src/model/builder/source.js';
-import { dequantize } from '../src/model/builder/sources/gguf/ggml-types.js';
-import type { GgufWeightType } from '../test/unit/gguf-model-writer.js';
-import { GGML_Q4_0, GGML_Q8_0, quantizeQ4_0, quantizeQ8_0 } from '../test/unit/ggml-quantize.js';
+import { GGUF_QUANTIZERS, ggufTypeFits, type GgufWeightType } from '../test/unit/gguf-model-writer.js';
 import { BenchError } from './errors.js';
-import { writeGgufFromHf } from './write-gguf.js';
+import { linearColumns, writeGgufFromHf } from './write-gguf.js';
 
 export interface OursArm {
   name: string;
@@ -38,7 +37,7 @@ export const OURS_ARMS: OursArm[] = [
   { name: 'ours q4 zero points, block 16', dtype: 'q4', nbits: { blockSize: 16 } },
 ];
 
-export const LLAMACPP_TYPES: GgufWeightType[] = ['F32', 'Q8_0', 'Q4_0'];
+export const LLAMACPP_TYPES: GgufWeightType[] = ['F32', 'Q8_0', 'Q4_0', 'Q4_K'];
 
 export interface AgreementOptions {
   /** HF Llama directory: what we build and what write-gguf converts. */
@@ -71,6 +70,8 @@ export interface AgreementResult {
   promptTokens: { min: number; max: number; mean: number };
   reference: string;
   arms: ArmAgreement[];
+  /** Arms that could not run on this model, and why. */
+  skipped: string[];
 }
 
 interface Continuations {
@@ -112,7 +113,8 @@ export async function runQuantAgreement(o: AgreementOptions): Promise<AgreementR
       await model.dispose();
     }
   }
-  if (o.llamaCpp) arms.push(...(await llamaCppArms(o, source, reference, stop)));
+  const skipped: string[] = [];
+  if (o.llamaCpp) arms.push(...(await llamaCppArms(o, source, reference, stop, skipped)));
   const lengths = o.prompts.map((p) => p.length);
   return {
     model: o.model,
@@ -120,6 +122,7 @@ export async function runQuantAgreement(o: AgreementOptions): Promise<AgreementR
     promptTokens: { min: Math.min(...lengths), max: Math.max(...lengths), mean: lengths.reduce((a, b) => a + b, 0) / lengths.length },
     reference: 'ours fp32 greedy (tree graph, exact attention, CPU EP)',
     arms,
+    skipped,
   };
 }
 
@@ -184,7 +187,8 @@ function oursReconstruct(arm: OursArm): Reconstruct {
 
 function ggufReconstruct(type: GgufWeightType): Reconstruct | null {
   if (type === 'F32') return null;
-  return (w) => dequantize(type === 'Q8_0' ? GGML_Q8_0 : GGML_Q4_0, type === 'Q8_0' ? quantizeQ8_0(w) : quantizeQ4_0(w), w.length);
+  const q = GGUF_QUANTIZERS[type];
+  return (w) => dequantize(q.type, q.encode(w), w.length);
 }
 
 /** RMS of (decoded − fp32) over RMS of fp32, over every matrix both engines quantize (linear layers, untied head). */
@@ -211,7 +215,7 @@ function weightError(source: WeightSource, reconstruct: Reconstruct | null): num
   return Math.sqrt(err / norm);
 }
 
-async function llamaCppArms(o: AgreementOptions, source: WeightSource, reference: number[][], stop: Set<number>): Promise<ArmAgreement[]> {
+async function llamaCppArms(o: AgreementOptions, source: WeightSource, reference: number[][], stop: Set<number>, skipped: string[]): Promise<ArmAgreement[]> {
   let nlc: typeof import('node-llama-cpp');
   try {
     nlc = await import('node-llama-cpp');
@@ -225,6 +229,10 @@ async function llamaCppArms(o: AgreementOptions, source: WeightSource, reference
   try {
     for (const type of LLAMACPP_TYPES) {
       const arm = `llama.cpp ${type}`;
+      if (!ggufTypeFits(type, linearColumns(source.config))) {
+        skipped.push(`${arm}: the linear layers' input sizes (${linearColumns(source.config).join(', ')}) are not whole ${type} blocks`);
+        continue;
+      }
       o.log(arm);
       const path = join(dir, `${type}.gguf`);
       writeGgufFromHf(o.model, path, type);
@@ -272,6 +280,7 @@ export function renderQuantAgreement(r: AgreementResult): string {
     '| weights | identical continuations | tokens before first difference | teacher-forced top-1 agreement | weight RMS error (relative) |',
     '|---|---:|---:|---:|---:|',
     ...r.arms.map((a) => `| ${a.arm} | ${a.identical}/${a.prompts} | ${pct(a.prefixShare)} | ${pct(a.teacherForced)} | ${a.weightError === null ? '–' : pct(a.weightError)} |`),
+    ...r.skipped.map((s) => `\nskipped ${s}`),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dequantize } from '../../src/model/builder/sources/gguf/ggml-types.js';
-import { quantizeQ4_0, quantizeQ8_0 } from './ggml-quantize.js';
+import { quantizeQ4_0, quantizeQ4_K, quantizeQ8_0 } from './ggml-quantize.js';
 
 describe('ggml reference quantizers, read back by our GGUF reader', () => {
   const w = Float32Array.from({ length: 4 * 64 }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 5)) - 0.3);
@@ -36,5 +36,17 @@ describe('ggml reference quantizers, read back by our GGUF reader', () => {
     expect(bytes[0] | (bytes[1] << 8)).toBe(0xbc00); // fp16 -1
     expect(bytes[2]).toBe(0 | (10 << 4));
     expect(bytes[3]).toBe(7 | (10 << 4));
+  });
+
+  it('Q4_K: 144-byte super-blocks of 256, less error than Q4_0 on the same values', () => {
+    const big = Float32Array.from({ length: 4 * 256 }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 5)) + Math.cos(i * 0.011) - 0.3);
+    const bytes = quantizeQ4_K(big);
+    expect(bytes.length).toBe((big.length / 256) * 144);
+    const rms = (d: Float32Array) => Math.sqrt(d.reduce((s, x, i) => s + (x - big[i]) ** 2, 0) / big.length);
+    const k = rms(dequantize(12, bytes, big.length));
+    const amax = Math.max(...big.map(Math.abs));
+    // Within a fraction of the 4-bit step of the data's range, and better than one scale per 32 around zero.
+    expect(k).toBeLessThan((amax * 2) / 15 / 2);
+    expect(k).toBeLessThan(rms(dequantize(2, quantizeQ4_0(big), big.length)));
   });
 });
