@@ -20,7 +20,7 @@ export interface Variant {
   nbits?: NBitsOptions;
 }
 
-export const DEFAULT_VARIANTS = 'fp32,q8/b32/a4,q8/b32/a1,q8/b64/a4,q8/b128/a4,q4/b32/a4/zp,q4/b32/a4/sym,q4/b32/a1/zp,q4/b64/a4/zp,q4/b128/a4/zp';
+export const DEFAULT_VARIANTS = 'fp32,q8/b32/a4,q8/b32/a1,q8/b16/a4,q8/b64/a4,q8/b128/a4,q4/b32/a4/zp,q4/b32/a4/sym,q4/b16/a4/zp,q4/b32/a1/zp,q4/b64/a4/zp,q4/b128/a4/zp';
 
 const BLOCKS = [16, 32, 64, 128, 256] as const;
 const LEVELS = [0, 1, 2, 3, 4] as const;
