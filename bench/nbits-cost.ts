@@ -47,6 +47,8 @@ export function parseVariant(spec: string): Variant {
 
 export interface VariantCurve {
   variant: string;
+  /** Whether every row of an 8-token causal forward equals, bit for bit, the same token decoded alone: lookahead is lossless only then. */
+  rowExact: boolean;
   /** Per k: median over rounds, and the fastest round. */
   points: { k: number; ms: number; minMs: number }[];
 }
@@ -74,12 +76,36 @@ export async function runNBitsCost(
         curve.forEach((p, n) => times[i][n].push(p.ms));
       }
     }
+    const exact: boolean[] = [];
+    for (const m of models) exact.push(await rowsExact(m));
     return variants.map((v, i) => ({
       variant: v.label,
+      rowExact: exact[i],
       points: o.ks.map((k, n) => ({ k, ms: median(times[i][n]), minMs: Math.min(...times[i][n]) })),
     }));
   } finally {
     for (const m of models) await m.dispose();
+  }
+}
+
+async function rowsExact(model: LoadedModel, past = 40, k = 8): Promise<boolean> {
+  const tokens = Int32Array.from({ length: past + k }, (_, i) => (i * 7919 + 13) % model.info.vocabSize);
+  const positions = (from: number, n: number) => Int32Array.from({ length: n }, (_, i) => from + i);
+  const wide = model.newSequence();
+  const alone = model.newSequence();
+  try {
+    await wide.forward({ tokens: tokens.subarray(0, past), positions: positions(0, past), mask: null });
+    const rows = (await wide.forward({ tokens: tokens.subarray(past), positions: positions(past, k), mask: null })).slice();
+    await alone.forward({ tokens: tokens.subarray(0, past), positions: positions(0, past), mask: null });
+    const vocab = model.info.vocabSize;
+    for (let r = 0; r < k; r++) {
+      const row = await alone.forward({ tokens: tokens.subarray(past + r, past + r + 1), positions: positions(past + r, 1), mask: null });
+      for (let j = 0; j < vocab; j++) if (row[j] !== rows[r * vocab + j]) return false;
+    }
+    return true;
+  } finally {
+    wide.dispose();
+    alone.dispose();
   }
 }
 
@@ -88,10 +114,10 @@ export function renderNBitsCost(curves: VariantCurve[]): string {
   const ks = curves[0]?.points.map((p) => p.k) ?? [];
   const first = (c: VariantCurve) => c.points[0].ms;
   const lines = [
-    `| variant | ${ks.map((k) => `k=${k} ms`).join(' | ')} | ${ks.slice(1).map((k) => `×k=${k}`).join(' | ')} |`,
-    `|---|${ks.map(() => '---:').join('|')}|${ks.slice(1).map(() => '---:').join('|')}|`,
+    `| variant | rows exact | ${ks.map((k) => `k=${k} ms`).join(' | ')} | ${ks.slice(1).map((k) => `×k=${k}`).join(' | ')} |`,
+    `|---|---|${ks.map(() => '---:').join('|')}|${ks.slice(1).map(() => '---:').join('|')}|`,
     ...curves.map(
-      (c) => `| ${c.variant} | ${c.points.map((p) => p.ms.toFixed(1)).join(' | ')} | ${c.points.slice(1).map((p) => (p.ms / first(c)).toFixed(2)).join(' | ')} |`,
+      (c) => `| ${c.variant} | ${c.rowExact ? 'yes' : 'no'} | ${c.points.map((p) => p.ms.toFixed(1)).join(' | ')} | ${c.points.slice(1).map((p) => (p.ms / first(c)).toFixed(2)).join(' | ')} |`,
     ),
   ];
   return `${lines.join('\n')}\n`;
