@@ -108,7 +108,7 @@ export async function runQuantAgreement(o: AgreementOptions): Promise<AgreementR
         c.free.push(await greedy(model, ids, o.maxTokens, stop));
         c.forced.push(await teacherForced(model, ids, reference[p]));
       }
-      arms.push({ ...score(arm.name, reference, c), weightError: weightError(source, oursReconstruct(arm)) });
+      arms.push({ ...score(arm.name, reference, c, stop), weightError: weightError(source, oursReconstruct(arm)) });
     } finally {
       await model.dispose();
     }
@@ -157,21 +157,24 @@ function positionsFrom(start: number, n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => start + i);
 }
 
-function score(arm: string, reference: number[][], c: Continuations): Omit<ArmAgreement, 'weightError'> {
+/** Free-running continuations are compared without their final stop token: node-llama-cpp ends on it without yielding it. */
+function score(arm: string, reference: number[][], c: Continuations, stop: Set<number>): Omit<ArmAgreement, 'weightError'> {
+  const text = (ids: number[]) => (ids.length && stop.has(ids.at(-1)!) ? ids.slice(0, -1) : ids);
   let identical = 0;
   let prefix = 0;
   let hits = 0;
   let positions = 0;
-  reference.forEach((ref, p) => {
-    const free = c.free[p];
+  reference.forEach((full, p) => {
+    const ref = text(full);
+    const free = text(c.free[p]);
     let same = 0;
     while (same < ref.length && free[same] === ref[same]) same++;
     if (same === ref.length && free.length === ref.length) identical++;
-    prefix += same / ref.length;
-    ref.forEach((t, i) => {
+    prefix += ref.length ? same / ref.length : free.length ? 0 : 1;
+    full.forEach((t, i) => {
       if (c.forced[p][i] === t) hits++;
     });
-    positions += ref.length;
+    positions += full.length;
   });
   return { arm, prompts: reference.length, identical, prefixShare: prefix / reference.length, teacherForced: hits / positions };
 }
@@ -259,7 +262,7 @@ async function llamaCppArms(o: AgreementOptions, source: WeightSource, reference
           c.free.push(free);
           c.forced.push(outputs.slice(ids.length - 1).map((r) => (r?.next.token ?? -1) as number));
         }
-        arms.push({ ...score(arm, reference, c), weightError: weightError(source, ggufReconstruct(type)) });
+        arms.push({ ...score(arm, reference, c, stop), weightError: weightError(source, ggufReconstruct(type)) });
       } finally {
         await context.dispose();
         await model.dispose();
