@@ -42,6 +42,8 @@ commands:
                  [--ks 1,2,4,8,16,32,64] [--past 256] [--rounds 5] [--execution-provider EP]
                  [--compare-logits: also time the logits output + JS argmax scan, side by side]
                  [--batch 1,2,4,8: instead, one forwardBatch of b sequences × each k vs b separate forwards]
+                 [--variants default|fp32,q8/b64/a4,q4/b32/a1/zp,... with --model HF_DIR: each dtype and
+                 MatMulNBits setting (block size, accuracy level, zero points) built and timed round-robin]
   soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
                  [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
                  [--tenants N] [--document-every N] [--session-ids N]   (tenants, documents, sessions mixed in)
@@ -69,8 +71,11 @@ commands:
                  --cost k:ms,... (default: the 150M-cost model's curve) for each of --sizing adaptive,8,16
                  [--max-tokens 128] [--decoding-length 16] [--branch-length 12] [--layouts hier] [--category a,b]
                  [--out DIR]
-  write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as an F32 GGUF for llama.cpp:
-                 --model HF_DIR --out FILE.gguf
+  quant-agreement  greedy agreement with our fp32 of our q8/q4 (symmetric and zero points) and llama.cpp's
+                 F32/Q8_0/Q4_0/Q4_K GGUFs of the same weights: --model HF_DIR --workload FILE [--requests 50]
+                 [--max-tokens 64] [--threads 2] [--no-llamacpp] [--out DIR (quant-agreement.json)]
+  write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as a GGUF for llama.cpp:
+                 --model HF_DIR --out FILE.gguf [--gguf-type F32|Q8_0|Q4_0|Q4_K (linear layers; embeddings stay F32)]
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -133,6 +138,9 @@ const FLAGS = {
   'compare-logits': { type: 'boolean' },
   batch: { type: 'string' },
   'peer-model': { type: 'string' },
+  'gguf-type': { type: 'string' },
+  'no-llamacpp': { type: 'boolean' },
+  variants: { type: 'string' },
   'engine-model': { type: 'string' },
   'context-length': { type: 'string' },
   clients: { type: 'string' },
@@ -195,15 +203,19 @@ async function main(argv: string[]): Promise<number> {
       return peerLlamaCppCommand(f);
     case 'draft-replay':
       return draftReplayCommand(f, commandLine);
+    case 'quant-agreement':
+      return quantAgreementCommand(f);
     case 'write-gguf': {
       if (!f.model || !f.out) throw new BenchError('write-gguf needs --model HF_DIR and --out FILE.gguf', 2);
-      const { writeGgufFromHf } = await import('./write-gguf.js');
-      writeGgufFromHf(f.model, f.out);
+      const { writeGgufFromHf, GGUF_WEIGHT_TYPES } = await import('./write-gguf.js');
+      const type = f['gguf-type'] ?? 'F32';
+      if (!GGUF_WEIGHT_TYPES.includes(type as never)) throw new BenchError(`--gguf-type must be one of ${GGUF_WEIGHT_TYPES.join(', ')} (got ${type})`, 2);
+      writeGgufFromHf(f.model, f.out, type as (typeof GGUF_WEIGHT_TYPES)[number]);
       process.stderr.write(`wrote ${f.out}\n`);
       return 0;
     }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf or graph-vs-export`, 2);
   }
 }
 
@@ -393,6 +405,7 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
 
 async function forwardCostCommand(f: Flags, commandLine: string): Promise<number> {
   const ks = f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS;
+  if (f.variants) return nbitsCostCommand(f, ks);
   const vocab = optInt(f.vocab, '--vocab', 2, 1 << 20) ?? undefined;
   const opts = {
     ks,
@@ -543,6 +556,55 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     writeFileSync(join(f.out, 'peer-llamacpp.json'), `${JSON.stringify(result, null, 2)}\n`);
   }
   process.stdout.write(`${renderLlamaCppPeer(result)}\n`);
+  return 0;
+}
+
+async function quantAgreementCommand(f: Flags): Promise<number> {
+  if (!f.model || !f.workload) throw new BenchError('quant-agreement needs --model HF_DIR and --workload FILE', 2);
+  const requests = optInt(f.requests, '--requests', 1, 10_000) ?? 50;
+  const maxTokens = optInt(f['max-tokens'], '--max-tokens', 1, 4096) ?? 64;
+  const { loadTokenizer } = await import('../src/model/load.js');
+  const tokenizer = await loadTokenizer(f.model);
+  const prompts = loadWorkload(f.workload, { shape: 'plain', categories: list(f.category), repeat: 1 })
+    .slice(0, requests)
+    .map((i) => tokenizer.encode(tokenizer.renderChat(i.messages), { addSpecialTokens: !tokenizer.chatTemplateAddsBos }));
+  const { runQuantAgreement, renderQuantAgreement } = await import('./quant-agreement.js');
+  const result = await runQuantAgreement({
+    model: f.model,
+    prompts,
+    maxTokens,
+    threads: optInt(f.threads, '--threads', 1, 256) ?? 2,
+    llamaCpp: !f['no-llamacpp'],
+    log: (line) => {
+      if (!f.quiet) process.stderr.write(`${line}\n`);
+    },
+  });
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'quant-agreement.json'), `${JSON.stringify(result, null, 2)}\n`);
+  }
+  process.stdout.write(renderQuantAgreement(result));
+  return 0;
+}
+
+async function nbitsCostCommand(f: Flags, ks: number[]): Promise<number> {
+  if (!f.model) throw new BenchError('forward-cost --variants needs --model HF_DIR (each variant is built from it)', 2);
+  const { DEFAULT_VARIANTS, parseVariant, renderNBitsCost, runNBitsCost } = await import('./nbits-cost.js');
+  const variants = (f.variants === 'default' ? DEFAULT_VARIANTS : f.variants!).split(',').map(parseVariant);
+  const curves = await runNBitsCost(f.model, variants, {
+    ks,
+    past: optInt(f.past, '--past', 0, 1 << 20) ?? 256,
+    rounds: optInt(f.rounds, '--rounds', 1, 1000) ?? 3,
+    threads: optInt(f.threads, '--threads', 1, 256) ?? 2,
+    log: (line) => {
+      if (!f.quiet) process.stderr.write(`${line}\n`);
+    },
+  });
+  if (f.out) {
+    mkdirSync(f.out, { recursive: true });
+    writeFileSync(join(f.out, 'forward-cost-variants.json'), `${JSON.stringify(curves, null, 2)}\n`);
+  }
+  process.stdout.write(renderNBitsCost(curves));
   return 0;
 }
 

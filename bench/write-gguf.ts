@@ -1,6 +1,6 @@
 /**
- * An HF Llama checkpoint (config.json + safetensors + tokenizer.json) as an F32 GGUF that llama.cpp loads, so the
- * peer bench can run both engines on the same file. Tensors go through the test GGUF writer; the byte-level BPE
+ * An HF Llama checkpoint (config.json + safetensors + tokenizer.json) as a GGUF that llama.cpp loads (F32, or the
+ * linear layers as Q8_0/Q4_0/Q4_K), so the peer and agreement benches can run both engines on the same weights. Tensors go through the test GGUF writer; the byte-level BPE
  * tokenizer becomes GGUF's "gpt2" vocabulary with its merges, special tokens and chat template.
  */
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { readHfConfig } from '../src/model/builder/sources/hf-config.js';
 import { openHfDir } from '../src/model/builder/sources/hf-dir.js';
 import { GgufValueType, kv, type GgufValue } from '../test/unit/gguf-writer.js';
-import { writeModelGguf } from '../test/unit/gguf-model-writer.js';
+import type { LlamaConfig } from '../src/model/types.js';
+import { ggufTypeFits, writeModelGguf, type GgufWeightType } from '../test/unit/gguf-model-writer.js';
 import { BenchError } from './errors.js';
 
 interface TokenizerJson {
@@ -41,8 +42,15 @@ function bpeMetadata(dir: string, eos: number[], bos: number | null): Record<str
   };
 }
 
+/** Input sizes of the matrices write-gguf quantizes: q/k/v/gate/up and the head take hidden, o the heads, down the MLP. */
+export function linearColumns(c: LlamaConfig): number[] {
+  return [c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize];
+}
+
+export const GGUF_WEIGHT_TYPES: readonly GgufWeightType[] = ['F32', 'Q8_0', 'Q4_0', 'Q4_K'];
+
 /** Writes `out` from the HF directory `dir`; plain Llama checkpoints only (what chat-llama-5m is). */
-export function writeGgufFromHf(dir: string, out: string): void {
+export function writeGgufFromHf(dir: string, out: string, type: GgufWeightType = 'F32'): void {
   const source = openHfDir(dir);
   const c = source.config;
   const { modelType } = readHfConfig(dir);
@@ -50,5 +58,6 @@ export function writeGgufFromHf(dir: string, out: string): void {
     throw new BenchError(`${dir}: write-gguf converts plain Llama checkpoints only (model_type ${modelType})`);
   }
   if (c.eosTokenIds.length === 0) throw new BenchError(`${dir}: no eos_token_id`);
-  writeModelGguf(out, 'llama', source, bpeMetadata(dir, c.eosTokenIds, c.bosTokenId));
+  if (!ggufTypeFits(type, linearColumns(c))) throw new BenchError(`${dir}: ${type} needs every linear layer's input size to be a multiple of its block (sizes ${linearColumns(c).join(', ')})`);
+  writeModelGguf(out, 'llama', source, bpeMetadata(dir, c.eosTokenIds, c.bosTokenId), type);
 }

@@ -9,6 +9,7 @@ import type { WeightSource } from '../../src/model/builder/source.js';
 import { hfTensorShapes } from '../../src/model/builder/sources/hf-config.js';
 import type { LlamaConfig } from '../../src/model/types.js';
 import type { Family } from '../helpers/families.js';
+import { GGML_Q4_0, GGML_Q4_K, GGML_Q8_0, quantizeQ4_0, quantizeQ4_K, quantizeQ8_0 } from './ggml-quantize.js';
 import { kv, writeGguf, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
 import { writeSafetensors } from './safetensors-writer.js';
 
@@ -47,6 +48,29 @@ export function permuteForInterleaved(w: Float32Array, heads: number, headDim: n
 
 function f32(name: string, dims: number[], data: Float32Array): GgufTensorSpec {
   return { name, dims: [...dims].reverse(), type: F32, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** How the matrices of the linear layers (and an untied output head) are stored; embeddings and norms stay F32. */
+export type GgufWeightType = 'F32' | 'Q8_0' | 'Q4_0' | 'Q4_K';
+
+/** The ggml type, block size and encoder behind each quantized weight type. */
+export const GGUF_QUANTIZERS = {
+  Q8_0: { type: GGML_Q8_0, block: 32, encode: quantizeQ8_0 },
+  Q4_0: { type: GGML_Q4_0, block: 32, encode: quantizeQ4_0 },
+  Q4_K: { type: GGML_Q4_K, block: 256, encode: quantizeQ4_K },
+} as const;
+
+/** Whether every row of these [rows, cols] matrices splits into whole blocks of `type` (Q4_K: 256 columns). */
+export function ggufTypeFits(type: GgufWeightType, cols: number[]): boolean {
+  return type === 'F32' || cols.every((c) => c % GGUF_QUANTIZERS[type].block === 0);
+}
+
+function weight(name: string, dims: number[], data: Float32Array, type: GgufWeightType): GgufTensorSpec {
+  // Our q8/q4 builds keep the embedding table fp32 too, so both engines quantize the same matrices.
+  if (type === 'F32' || dims.length !== 2 || name === 'token_embd.weight') return f32(name, dims, data);
+  const q = GGUF_QUANTIZERS[type];
+  if (!ggufTypeFits(type, [dims[1]])) throw new Error(`${name}: ${dims[1]} columns are not whole ${type} blocks of ${q.block}`);
+  return { name, dims: [...dims].reverse(), type: q.type, data: q.encode(data) };
 }
 
 /** A SentencePiece-style vocabulary llama.cpp accepts; tests feed token ids, so the pieces only need to be distinct. */
@@ -88,10 +112,10 @@ function familyMetadata(f: Family): Record<string, GgufValue> {
 }
 
 /**
- * Writes `source` (HF layout) as an F32 GGUF of architecture `arch`, with the common hyperparameters and `extra`
+ * Writes `source` (HF layout) as a GGUF of architecture `arch`, with the common hyperparameters and `extra`
  * metadata (tokenizer, family keys). Q/K rows are permuted for the architectures llama.cpp rotates interleaved.
  */
-export function writeModelGguf(path: string, arch: string, source: WeightSource, extra: Record<string, GgufValue>): void {
+export function writeModelGguf(path: string, arch: string, source: WeightSource, extra: Record<string, GgufValue>, type: GgufWeightType = 'F32'): void {
   const c = source.config;
   const a = arch;
   const interleaved = a === 'llama' || a === 'smollm3';
@@ -100,7 +124,7 @@ export function writeModelGguf(path: string, arch: string, source: WeightSource,
     let data = source.tensor(name);
     if (interleaved && name.endsWith('q_proj.weight')) data = permuteForInterleaved(data, c.numHeads, c.headDim, c.hiddenSize);
     if (interleaved && name.endsWith('k_proj.weight')) data = permuteForInterleaved(data, c.numKvHeads, c.headDim, c.hiddenSize);
-    tensors.push(f32(ggufName(name, a), dims, data));
+    tensors.push(weight(ggufName(name, a), dims, data, type));
   }
   if (a === 'llama' && c.ropeFreqDivisors) tensors.push(f32('rope_freqs.weight', [c.ropeFreqDivisors.length], Float32Array.from(c.ropeFreqDivisors)));
   if (a === 'phi3') {

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel, META_FILE, type BuildLogger } from './build.js';
-import { BUILDER_VERSION, DEFAULT_BUILD_OPTIONS, type BuildOptions } from './options.js';
+import { BUILDER_VERSION, DEFAULT_BUILD_OPTIONS, nbitsSettings, type BuildOptions } from './options.js';
 import type { WeightSource } from './source.js';
 
 /** The cache directory name for a source built with options: any change to either builds anew. */
 export function buildKey(source: WeightSource, options: BuildOptions): string {
   const o = { ...DEFAULT_BUILD_OPTIONS, ...options };
-  const canonical = JSON.stringify([BUILDER_VERSION, source.cacheKey, o.dtype, o.attention, o.layout, o.kv ?? 'host', o.externalData ?? null]);
+  const canonical = JSON.stringify([BUILDER_VERSION, source.cacheKey, o.dtype, o.attention, o.layout, o.kv ?? 'host', o.externalData ?? null, o.dtype === 'q8' || o.dtype === 'q4' ? nbitsSettings(o.dtype, o.nbits) : null]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 20);
 }
 

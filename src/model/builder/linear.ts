@@ -1,8 +1,6 @@
 import type { OnnxGraph } from './onnx/graph.js';
-import type { WeightDType } from './options.js';
+import { nbitsSettings, type BuildOptions } from './options.js';
 import { quantizeNBits, toHalfArray } from './quantize.js';
-
-const NBITS_BLOCK = 32;
 
 /**
  * Emits y = x · Wᵀ (+ b) for a weight in HF layout [out, in], in the requested encoding.
@@ -15,20 +13,22 @@ export function linear(
   w: Float32Array,
   out: number,
   inp: number,
-  dtype: WeightDType,
+  options: Pick<BuildOptions, 'dtype' | 'nbits'>,
   bias?: Float32Array,
 ): string {
+  const { dtype } = options;
   let y: string;
   if (dtype === 'q4' || dtype === 'q8') {
     const bits = dtype === 'q4' ? 4 : 8;
-    const q = quantizeNBits(w, out, inp, bits, NBITS_BLOCK);
-    const b = g.initializer(`${name}.qweight`, 'uint8', [out, q.blocks, (NBITS_BLOCK * bits) / 8], q.packed);
+    const { blockSize, accuracyLevel, zeroPoints } = nbitsSettings(dtype, options.nbits);
+    const q = quantizeNBits(w, out, inp, bits, blockSize, zeroPoints);
+    const b = g.initializer(`${name}.qweight`, 'uint8', [out, q.blocks, (blockSize * bits) / 8], q.packed);
     const s = g.initializer(`${name}.scales`, 'float32', [out * q.blocks], q.scales);
+    const zp = q.zeroPoints ? [g.initializer(`${name}.zero_points`, 'uint8', [q.zeroPoints.length], q.zeroPoints)] : [];
     y = g.op(
       'MatMulNBits',
-      [x, b, s],
-      // accuracy_level 4 = int8 activations: the fast path on CPUs with VNNI.
-      { K: { i: inp }, N: { i: out }, bits: { i: bits }, block_size: { i: NBITS_BLOCK }, accuracy_level: { i: 4 } },
+      [x, b, s, ...zp],
+      { K: { i: inp }, N: { i: out }, bits: { i: bits }, block_size: { i: blockSize }, accuracy_level: { i: accuracyLevel } },
       'com.microsoft',
     );
   } else {

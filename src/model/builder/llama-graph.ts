@@ -157,24 +157,24 @@ export function decoderLayer(
   const attn = (n: string) => `${p}.self_attn.${n}_proj`;
   const qkvBias = c.attentionBias ? concatRows(['q', 'k', 'v'].map((n) => src.tensor(`${attn(n)}.bias`))) : undefined;
   const qkvWeight = fused(src, `${attn('qkv')}.weight`, ['q', 'k', 'v'].map((n) => `${attn(n)}.weight`));
-  const qkv = linear(g, h, attn('qkv'), qkvWeight, qD + 2 * kvD, c.hiddenSize, options.dtype, qkvBias);
+  const qkv = linear(g, h, attn('qkv'), qkvWeight, qD + 2 * kvD, c.hiddenSize, options, qkvBias);
   let [q, k, v] = g.node('Split', [qkv, g.constInt64('qkv_split', [qD, kvD, kvD])], 3, { axis: { i: -1 } });
   if (c.qkNorm) {
     q = headNorm(g, src, q, `${p}.self_attn.q_norm.weight`, c.numHeads);
     k = headNorm(g, src, k, `${p}.self_attn.k_norm.weight`, c.numKvHeads);
   }
   const att = attend(rope(g, c, q, pos, r, c.numHeads), rope(g, c, k, pos, r, c.numKvHeads), v);
-  let o = linear(g, att, attn('o'), src.tensor(`${attn('o')}.weight`), c.hiddenSize, qD, options.dtype);
+  let o = linear(g, att, attn('o'), src.tensor(`${attn('o')}.weight`), c.hiddenSize, qD, options);
   if (c.sandwichNorms) o = norm('post_attention_layernorm', o);
   const x1 = g.op('Add', [x, o]);
 
   const h2 = norm(c.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm', x1);
   const mlp = (n: string) => `${p}.mlp.${n}_proj`;
   const f = c.intermediateSize;
-  const gu = linear(g, h2, mlp('gate_up'), fused(src, `${mlp('gate_up')}.weight`, [`${mlp('gate')}.weight`, `${mlp('up')}.weight`]), 2 * f, c.hiddenSize, options.dtype);
+  const gu = linear(g, h2, mlp('gate_up'), fused(src, `${mlp('gate_up')}.weight`, [`${mlp('gate')}.weight`, `${mlp('up')}.weight`]), 2 * f, c.hiddenSize, options);
   const [gate, up] = g.node('Split', [gu, g.constInt64('gate_up_split', [f, f])], 2, { axis: { i: -1 } });
   const activated = c.hiddenAct === 'gelu_tanh' ? g.op('Gelu', [gate], { approximate: { s: 'tanh' } }) : g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
-  let down = linear(g, g.op('Mul', [activated, up]), mlp('down'), src.tensor(`${mlp('down')}.weight`), c.hiddenSize, f, options.dtype);
+  let down = linear(g, g.op('Mul', [activated, up]), mlp('down'), src.tensor(`${mlp('down')}.weight`), c.hiddenSize, f, options);
   if (c.sandwichNorms) down = norm('post_feedforward_layernorm', down);
   return g.op('Add', [x1, down]);
 }
@@ -191,7 +191,7 @@ export function lmHead(g: OnnxGraph, src: WeightSource, options: BuildOptions, h
     const flat = g.op('Reshape', [h, g.constInt64('flat_shape', [-1, c.hiddenSize])]);
     y = g.op('Unsqueeze', [g.op('Gemm', [flat, w], { transB: { i: 1 } }), g.constInt64('axis0', [0])]);
   } else {
-    y = linear(g, h, 'lm_head', src.tensor('lm_head.weight'), c.vocabSize, c.hiddenSize, options.dtype);
+    y = linear(g, h, 'lm_head', src.tensor('lm_head.weight'), c.vocabSize, c.hiddenSize, options);
   }
   if (c.finalLogitSoftcap !== undefined) {
     const cap = c.finalLogitSoftcap;

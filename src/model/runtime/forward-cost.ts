@@ -158,7 +158,7 @@ function argmaxRow(logits: Float32Array, start: number, n: number): number {
   return best - start;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
