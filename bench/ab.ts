@@ -126,11 +126,12 @@ export async function runAb(o: AbOptions): Promise<AbOutcome> {
     let warmupApplied: boolean | null = null;
     const collected: { label: string; concurrency: number; lookahead: Arm['lookahead']; samples: RequestSample[]; durationS: number }[] = [];
     for (const [li, c] of levels.entries()) {
-      // Each tenant warms its own trie with its own answers (or the references) before anything is measured.
+      // Each tenant warms its own trie with its own answers (or the references) before anything is measured, at the
+      // level's own concurrency: the forwards it runs teach the engine's cost curve and draft floor for that batch size.
       if (warmup.length > 0) {
         for (const ai of abbaOrder(o.arms.map((_, i) => i), li)) {
           const target = as(keyOf(li, ai));
-          const ok = o.warmupFrom === 'references' ? await postDocuments(target, warmupDocuments(warmup)) : (await send(target, warmup, maxConcurrency, o.arms[ai])).samples.every((s) => s.ok);
+          const ok = o.warmupFrom === 'references' ? await postDocuments(target, warmupDocuments(warmup)) : (await send(target, warmup, c, o.arms[ai])).samples.every((s) => s.ok);
           warmupApplied = (warmupApplied ?? true) && ok;
         }
       }

@@ -161,7 +161,7 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
     if (x.answer.length === 0) continue;
     const scope = new RequestScope(settings, x.prompt, x.prediction);
     const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy] }, variant.decodingLength, acceptance);
-    const sizer = budget ? new JobBudget(budget, proposer) : null;
+    const sizer = budget ? new JobBudget(() => budget, proposer) : null;
     const context = new Int32Array(x.prompt.length + x.answer.length + 1);
     context.set(x.prompt);
     let length = x.prompt.length;

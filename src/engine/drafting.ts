@@ -59,13 +59,15 @@ export class DraftingState {
   private readonly settings: TrieSettings;
   private readonly globals: GlobalTries;
   private readonly sessions: SessionStore;
-  private readonly curve: CostCurve;
+  /** The forward cost measured at load, the start of every batch size's own curve. */
+  private readonly costPoints: CostPoint[];
   private readonly open = new Map<number, JobDrafts>();
   /**
-   * One adaptive budget per decodingLength, and one acceptance model: what drafts achieve is a property of the model
-   * and the traffic, so a request starts from what earlier ones learnt rather than from priors.
+   * One adaptive budget per decodingLength and batch size (see JobBudget), and one acceptance model: what drafts
+   * achieve is a property of the model and the traffic, so a request starts from what earlier ones learnt rather
+   * than from priors.
    */
-  private readonly budgets = new Map<number, BudgetController>();
+  private readonly budgets = new Map<string, BudgetController>();
   private readonly acceptance = new AcceptanceModel();
   /** Set when a rejected snapshot could not be moved aside: it must not be overwritten. */
   private snapshotsDisabled = false;
@@ -85,7 +87,7 @@ export class DraftingState {
       { ...this.settings, maxNodes: Math.max(Math.floor(maxNodes / 16), floor) },
       { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000, maxPerTenant: options.sessions.maxPerTenant },
     );
-    this.curve = new CostCurve(costCurve);
+    this.costPoints = costCurve;
   }
 
   /** Drafting for a job, or null when its lookahead is off. */
@@ -103,16 +105,23 @@ export class DraftingState {
       job.lookahead.decodingLength,
       this.acceptance,
     );
-    const key = job.lookahead.decodingLength;
-    let controller = this.budgets.get(key);
-    if (!controller) {
-      controller = new BudgetController(this.curve, { decodingLength: key });
-      this.budgets.set(key, controller);
-    }
-    const budget = new JobBudget(controller, proposer);
+    const decodingLength = job.lookahead.decodingLength;
+    const budget = new JobBudget((items) => this.controller(decodingLength, items), proposer);
     const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask);
     this.open.set(job.jobId, drafts);
     return { source: drafts, budget };
+  }
+
+  /** The shared controller of a draft setting for forwards of `items` decode items, batch sizes bucketed by powers of two. */
+  private controller(decodingLength: number, items: number): BudgetController {
+    const bucket = 2 ** Math.ceil(Math.log2(Math.max(1, items)));
+    const key = `${decodingLength}/${bucket}`;
+    let controller = this.budgets.get(key);
+    if (!controller) {
+      controller = new BudgetController(new CostCurve(this.costPoints), { decodingLength });
+      this.budgets.set(key, controller);
+    }
+    return controller;
   }
 
   /**

@@ -21,6 +21,8 @@ export interface DraftSource {
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
 export interface DraftSizer {
+  /** The coming step rides in a forward of `items` decode items; called before the draft source classifies it. */
+  seat(items: number): void;
   /** The size for this job's next step when `others` tokens of other jobs already ride in the same forward. */
   next(context: number, others: number): number;
   /** The job put `size` tokens into a forward of `total` tokens that took `forwardMs`, and `accepted` were kept. */
@@ -159,7 +161,7 @@ export class Generation {
    * step — the root and a draft sized for a forward in which `others` tokens of other jobs already ride, at most
    * `limit` tokens in all. Valid until `complete` (or `cancel`).
    */
-  plan(others: number, limit: number): BatchItem {
+  plan(others: number, limit: number, items = 1): BatchItem {
     const input = this.item.input;
     if (this.prefilling) {
       if (this.prefilled === 0) this.prefillStart = performance.now();
@@ -181,6 +183,7 @@ export class Generation {
       const t0 = performance.now();
       const remaining = this.job.maxTokens - this.generated;
       const room = this.model.info.contextLength - past;
+      this.budget.seat(items);
       const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0, others), room, remaining, limit);
       if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
       this.timing.draftSeconds += (performance.now() - t0) / 1000;

@@ -200,16 +200,17 @@ class DecodeLoop {
       const run = this.order[(this.cursor + i) % n];
       if (run.gen.finished || run.gen.prefilling) continue;
       seated++;
-      used += this.plan(run, used, this.maxTokens - used - (seats - seated));
+      // Every seat still to fill holds at least its root: the draft is sized for a forward that carries them too.
+      used += this.plan(run, used + (seats - seated), this.maxTokens - used - (seats - seated), seats);
     }
     this.cursor = (this.cursor + i) % n;
     return used;
   }
 
   /** Adds the job's item to the round; returns its tokens (0 when planning failed: the job failed alone). */
-  private plan(run: Running, others: number, limit: number): number {
+  private plan(run: Running, others: number, limit: number, items = 1): number {
     try {
-      const item = run.gen.plan(others, limit);
+      const item = run.gen.plan(others, limit, items);
       // A decode item's tokens are the job's own buffer (a prompt chunk's are its context): safe to spoil.
       if (this.poisoned.size > 0 && !run.gen.prefilling && this.poisoned.delete(run.jobId)) item.input.tokens[0] = this.model.info.vocabSize + 1;
       this.seated.push(run);

@@ -148,17 +148,30 @@ export interface PreparedGains {
 }
 
 /**
- * One job's sizer over the shared controller (the engine's DraftSizer). Each step `prepare` has the proposer select
+ * One job's sizer over the shared controllers (the engine's DraftSizer). Each step `prepare` has the proposer select
  * its candidates — unless the floor holds drafting off, so a job that does not draft pays nothing for drafting —
  * and `next` sizes them; the job's last size is remembered for the switching cost.
  */
 export class JobBudget {
   private last = 1;
+  private controller: BudgetController;
 
   constructor(
-    private readonly controller: BudgetController,
+    /**
+     * The controller for forwards of `items` decode items. A forward of eight sequences costs another curve than one
+     * of a sequence alone with as many tokens (attention per sequence, padding), and a floor judged on crowded
+     * forwards must not switch drafting off for a job alone: each batch size learns apart.
+     */
+    private readonly controllers: (items: number) => BudgetController,
     private readonly proposer: PreparedGains,
-  ) {}
+  ) {
+    this.controller = controllers(1);
+  }
+
+  /** The coming step rides in a forward of `items` decode items (call before `prepare`). */
+  seat(items: number): void {
+    this.controller = this.controllers(items);
+  }
 
   prepare(context: ArrayLike<number>, length: number, maxNodes: number, maxDepth: number, chain: boolean): void {
     if (this.controller.mayDraft()) this.proposer.prepare(context, length, maxNodes, maxDepth, chain);

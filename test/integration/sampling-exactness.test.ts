@@ -23,7 +23,7 @@ const PROMPT = [1, 3, 4, 3, 4, 3];
 let prediction: number[] = [];
 
 /** Always drafts as wide as allowed, so every step goes through tree verification. */
-const alwaysWide: DraftSizer = { next: () => 6, observe: () => {} };
+const alwaysWide: DraftSizer = { seat: () => {}, next: () => 6, observe: () => {} };
 
 function job(seed: number, lookahead: boolean): WorkerJob {
   return {

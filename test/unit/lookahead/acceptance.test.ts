@@ -54,7 +54,7 @@ function replay(prompt: number[], answer: number[], seed: number, skip = 0): { r
   const controller = new BudgetController(new CostCurve(points), { decodingLength: 16 });
   const scope = new RequestScope({ gramLength: 9 }, prompt);
   const proposer = new Proposer({ request: scope.trie, copies: [scope.copy] }, 16);
-  const sizer = new JobBudget(controller, proposer);
+  const sizer = new JobBudget(() => controller, proposer);
   const context = new Int32Array(prompt.length + answer.length);
   context.set(prompt);
   let length = prompt.length;

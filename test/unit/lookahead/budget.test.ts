@@ -36,7 +36,7 @@ function fixedGains(gains: Float64Array): PreparedGains {
 
 /** Runs `steps` steps of one job with fixed gains; a draft of `size` gets `accept(size)` accepted. Returns the sizes. */
 function run(controller: BudgetController, curve: CostCurve, gains: Float64Array, steps: number, accept: (size: number) => number, others = 0): number[] {
-  const sizer = new JobBudget(controller, fixedGains(gains));
+  const sizer = new JobBudget(() => controller, fixedGains(gains));
   const sizes: number[] = [];
   for (let i = 0; i < steps; i++) {
     sizer.prepare([1], 1, 16, 8, false);
@@ -176,7 +176,7 @@ describe('BudgetController', () => {
     const gains = fixedGains(optimistic);
     let prepared = 0;
     const counting = { ...gains, gains: optimistic, prepare: () => (prepared++, gains.prepare([1], 1, 16, 8, false)), unprepare: gains.unprepare };
-    const sizer = new JobBudget(controller, counting);
+    const sizer = new JobBudget(() => controller, counting);
     for (let i = 0; i < 1000; i++) {
       sizer.prepare([1], 1, 16, 8, false);
       sizer.observe(sizer.next(0, 0), 0, 10, 1);
@@ -189,6 +189,23 @@ describe('BudgetController', () => {
     const after = run(controller, curve, optimistic, 600, (s) => s - 1);
     expect(controller.paused).toBe(false);
     expect(after.slice(-100).every((s) => s > 1)).toBe(true);
+  });
+
+  it('a job learns apart per batch size: a floor switched off in crowded forwards leaves it drafting alone', () => {
+    const alone = new BudgetController(new CostCurve(POINTS), { decodingLength: 16 });
+    const crowdCurve = new CostCurve(POINTS);
+    const crowd = new BudgetController(crowdCurve, { decodingLength: 16 });
+    const optimistic = gainsOf(16, () => 0.9);
+    run(crowd, crowdCurve, optimistic, 500, () => 0, 7);
+    expect(crowd.paused).toBe(true);
+    const sizer = new JobBudget((items) => (items > 1 ? crowd : alone), fixedGains(optimistic));
+    sizer.seat(8);
+    sizer.prepare([1], 1, 16, 8, false);
+    expect(sizer.next(0, 7)).toBe(1);
+    sizer.seat(1);
+    sizer.prepare([1], 1, 16, 8, false);
+    expect(sizer.next(0, 0)).toBeGreaterThan(1);
+    expect(alone.paused).toBe(false);
   });
 
   it('learns the forward cost of the batch as run, from the total tokens of each forward', () => {
