@@ -200,6 +200,22 @@ function serverConfig(keys: string[], adminKey: string, maxConcurrency: number):
 }
 
 /** Per-request measures the arms are paired on. */
+/**
+ * Aggregate decode tokens/s of a level: `concurrency` requests decoding side by side, each at the level's pooled
+ * rate Σ(tokens − 1) / Σ(e2e − TTFT). Unlike tokens over wall time it leaves prefill out: a block of c prompts
+ * arriving at once prefills c prompts before its last stream starts, which says nothing about batched decoding.
+ */
+export function aggregateDecode(samples: readonly RequestSample[], concurrency: number): number | null {
+  let tokens = 0;
+  let ms = 0;
+  for (const s of samples) {
+    if (decodeTokensPerSecond(s) === null) continue;
+    tokens += s.completionTokens - 1;
+    ms += s.e2eMs - s.ttftMs!;
+  }
+  return ms > 0 ? (concurrency * tokens) / (ms / 1000) : null;
+}
+
 export function decodeTokensPerSecond(s: RequestSample): number | null {
   if (!s.ok || s.ttftMs === null || s.completionTokens < 2 || s.e2eMs <= s.ttftMs) return null;
   return (s.completionTokens - 1) / ((s.e2eMs - s.ttftMs) / 1000);
@@ -245,13 +261,18 @@ export function abSection(o: Pick<AbOptions, 'seed' | 'arms'>, runs: readonly Co
       tokens_per_step: pair((s) => (s.ok ? (s.lookahead?.tokens_per_step ?? null) : null)),
     });
   }
+  const decodeOf = (label: string, c: number) => aggregateDecode(runs.find((x) => x.label === label && x.concurrency === c)?.samples ?? [], c);
   const scaling = labelled.map((r) => {
     const one = labelled.find((x) => x.label === r.label && x.concurrency === 1);
+    const decode = decodeOf(r.label, r.concurrency!);
+    const decodeOne = decodeOf(r.label, 1);
     return {
       label: r.label,
       concurrency: r.concurrency!,
       tokens_per_second: r.summary.tokensPerSecond,
       vs_one_client: one && one.summary.tokensPerSecond > 0 ? r.summary.tokensPerSecond / one.summary.tokensPerSecond : null,
+      decode_tokens_per_second: decode,
+      decode_vs_one_client: decode !== null && decodeOne ? decode / decodeOne : null,
       ttft_p50_ms: r.summary.ttftMs?.p50 ?? null,
     };
   });

@@ -39,8 +39,8 @@ export async function runTable(o: TableOptions, command: string): Promise<{ repo
 /** One row per model and client count: aggregate throughput, the paired decode speed-up, scaling, TTFT, draft sizes. */
 export function renderTable(reports: readonly Report[], command: string): string {
   const lines = [
-    '| model | clients | tok/s off | tok/s hier | decode × (paired, 95 % CI) | tokens/step | off × 1 client | hier × 1 client | TTFT p50 ms off / hier | hier draft sizes (size×steps) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| model | clients | tok/s off | tok/s hier | decode × (paired, 95 % CI) | tokens/step | off × 1 client | hier × 1 client | decode tok/s off / hier (× 1 client) | TTFT p50 ms off / hier | hier draft sizes (size×steps) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of reports) {
     const ab = r.ab!;
@@ -49,7 +49,7 @@ export function renderTable(reports: readonly Report[], command: string): string
       const run = r.runs.find((x) => x.label === 'hier' && x.concurrency === c);
       const p = ab.paired.find((x) => x.concurrency === c);
       lines.push(
-        `| ${r.model.id} | ${c} | ${num(sc('off')?.tokens_per_second, 1)} | ${num(sc('hier')?.tokens_per_second, 1)} | ${interval(p?.decode_tokens_per_second ?? null)} | ${num(run?.tokens_per_step, 2)} | ${num(sc('off')?.vs_one_client, 2)} | ${num(sc('hier')?.vs_one_client, 2)} | ${num(sc('off')?.ttft_p50_ms, 0)} / ${num(sc('hier')?.ttft_p50_ms, 0)} | ${sizes(run?.draft_sizes ?? null, 3)} |`,
+        `| ${r.model.id} | ${c} | ${num(sc('off')?.tokens_per_second, 1)} | ${num(sc('hier')?.tokens_per_second, 1)} | ${interval(p?.decode_tokens_per_second ?? null)} | ${num(run?.tokens_per_step, 2)} | ${num(sc('off')?.vs_one_client, 2)} | ${num(sc('hier')?.vs_one_client, 2)} | ${decodeCell(sc('off'))} / ${decodeCell(sc('hier'))} | ${num(sc('off')?.ttft_p50_ms, 0)} / ${num(sc('hier')?.ttft_p50_ms, 0)} | ${sizes(run?.draft_sizes ?? null, 3)} |`,
       );
     }
   }
@@ -58,4 +58,8 @@ export function renderTable(reports: readonly Report[], command: string): string
     ? `${first.config.workload.items} held-out prompts after ${first.ab!.warmup_per_tenant} warm-up items per tenant, greedy, ≤ ${first.config.max_tokens} new tokens; ${first.machine.cpu_model}, ${first.machine.cores} cores`
     : '';
   return `${lines.join('\n')}\n\n${setup}. \`${command}\`\n`;
+}
+
+function decodeCell(sc: { decode_tokens_per_second: number | null; decode_vs_one_client: number | null } | undefined): string {
+  return `${num(sc?.decode_tokens_per_second ?? null, 1)} (×${num(sc?.decode_vs_one_client ?? null, 2)})`;
 }

@@ -57,11 +57,11 @@ function abLines(report: Report): string[] {
   for (const p of ab.paired) {
     lines.push(`| ${p.label} | ${p.concurrency} | ${interval(p.decode_tokens_per_second)} | ${interval(p.tpot)} | ${interval(p.tokens_per_step)} | ${p.identical_outputs}/${p.compared_outputs} |`);
   }
-  lines.push('', '| arm | conc. | aggregate tok/s | × 1 client | TTFT p50 ms | TPOT p50 ms (client) | server ms/token | forward ms/step | draft sizes (forward size×steps) |', '|---|---:|---:|---:|---:|---:|---:|---:|---|');
+  lines.push('', '| arm | conc. | aggregate tok/s | × 1 client | aggregate decode tok/s | × 1 client | TTFT p50 ms | TPOT p50 ms (client) | server ms/token | forward ms/step | draft sizes (forward size×steps) |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const sc of ab.scaling) {
     const run = report.runs.find((r) => r.label === sc.label && r.concurrency === sc.concurrency);
     lines.push(
-      `| ${sc.label} | ${sc.concurrency} | ${num(sc.tokens_per_second, 1)} | ${num(sc.vs_one_client, 2)} | ${num(sc.ttft_p50_ms, 0)} | ${num(run?.tpot_ms?.p50, 1)} | ${num(run?.server_tpot_ms, 1)} | ${num(run?.forward_ms_per_step, 1)} | ${sizes(run?.draft_sizes ?? null)} |`,
+      `| ${sc.label} | ${sc.concurrency} | ${num(sc.tokens_per_second, 1)} | ${num(sc.vs_one_client, 2)} | ${num(sc.decode_tokens_per_second, 1)} | ${num(sc.decode_vs_one_client, 2)} | ${num(sc.ttft_p50_ms, 0)} | ${num(run?.tpot_ms?.p50, 1)} | ${num(run?.server_tpot_ms, 1)} | ${num(run?.forward_ms_per_step, 1)} | ${sizes(run?.draft_sizes ?? null)} |`,
     );
   }
   return lines;

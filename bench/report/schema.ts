@@ -69,7 +69,7 @@ export const abSchema = z.strictObject({
     }),
   ),
   /** Aggregate tokens/s of each arm at each level, and ÷ the same arm at 1 client. */
-  scaling: z.array(z.strictObject({ label: z.string(), concurrency: z.number().int().positive(), tokens_per_second: z.number().nonnegative(), vs_one_client: z.number().nullable(), ttft_p50_ms: z.number().nullable() })),
+  scaling: z.array(z.strictObject({ label: z.string(), concurrency: z.number().int().positive(), tokens_per_second: z.number().nonnegative(), vs_one_client: z.number().nullable(), decode_tokens_per_second: z.number().nullable(), decode_vs_one_client: z.number().nullable(), ttft_p50_ms: z.number().nullable() })),
 });
 
 const ratio = z.strictObject({

@@ -94,6 +94,11 @@ describe('the ab section', () => {
     // At 4 clients: ×2 on p, ×(200/150) on q.
     expect(ab.paired[1].decode_tokens_per_second!.estimate).toBeCloseTo(Math.sqrt(2 * (200 / 150)), 12);
     expect(ab.scaling.find((s) => s.label === 'hier' && s.concurrency === 4)!.vs_one_client).toBeCloseTo(22 / 0.4 / (22 / 0.5), 12);
+    // Aggregate decode: 4 streams at the pooled rate (20 tokens after the first in 100 + 150 ms) against 1 stream
+    // at its own (20 in 50 + 50 ms); prefill is left out.
+    const hier4Scaling = ab.scaling.find((s) => s.label === 'hier' && s.concurrency === 4)!;
+    expect(hier4Scaling.decode_tokens_per_second).toBeCloseTo((4 * 20) / 0.25, 9);
+    expect(hier4Scaling.decode_vs_one_client).toBeCloseTo((4 * 20) / 0.25 / (20 / 0.1), 9);
     expect(labelled[1].summary.draftSizes).toEqual({ 8: 6 });
     expect(labelled[1].summary.forwardMsPerStep).toBeCloseTo((0.06 / 8) * 1000, 12);
 
@@ -110,11 +115,11 @@ describe('the ab section', () => {
     expect(reportSchema.safeParse(report).success).toBe(true);
     const md = renderMarkdown(report);
     expect(md).toContain('| hier | 1 | 2.00 [2.00, 2.00] | 0.50 [0.50, 0.50] | 3.00 [3.00, 3.00] | 1/2 |');
-    expect(md).toMatch(/\| hier \| 1 \| 44\.0 \| 1\.00 \| 50 \| [0-9.]+ \| [0-9.]+ \| 7\.5 \| 8×6 \|/);
+    expect(md).toMatch(/\| hier \| 1 \| 44\.0 \| 1\.00 \| 200\.0 \| 1\.00 \| 50 \| [0-9.]+ \| [0-9.]+ \| 7\.5 \| 8×6 \|/);
     expect(renderHtml(report)).toContain('Paired decode speed-up vs off (95 % CI)');
     const table = renderTable([report, { ...report, model: { id: 'wide', path: null } }], 'npm run bench -- table');
     expect(table.split('\n').filter((l) => /^\| (m|wide) \|/.test(l))).toHaveLength(4);
-    expect(table).toContain('| m | 1 | 22.0 | 44.0 | 2.00 [2.00, 2.00] | 3.00 | 1.00 | 1.00 | 220 / 50 | 8×6 |');
+    expect(table).toContain('| m | 1 | 22.0 | 44.0 | 2.00 [2.00, 2.00] | 3.00 | 1.00 | 1.00 | 100.0 (×1.00) / 200.0 (×1.00) | 220 / 50 | 8×6 |');
     expect(table).toContain('2 held-out prompts after 4 warm-up items per tenant');
   });
 
