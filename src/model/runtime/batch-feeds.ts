@@ -41,12 +41,10 @@ export class BatchFeeds {
       t = Math.max(t, past + s);
     }
     const r = sMax + 1;
-    const ids = this.ids.take(n);
-    const positions = this.positions.take(n);
-    const kvGather = this.kvGather.take(t * b);
-    const kvScatter = this.kvScatter.take(n);
-    const queryGather = this.queryGather.take(b * r);
-    const rowGather = this.rowGather.take(n);
+    const { ids, positions, kvGather, kvScatter, queryGather, rowGather } = this;
+    // Taken first: taking may move a buffer, and `set` writes into where it is now.
+    const [idsView, positionsView, kvGatherView] = [ids.take(n), positions.take(n), kvGather.take(t * b)];
+    const [kvScatterView, queryGatherView, rowGatherView] = [kvScatter.take(n), queryGather.take(b * r), rowGather.take(n)];
     if (this.bias.length < b * r * t) {
       this.bias = new Float32Array(Math.max(b * r * t, this.bias.length * 2));
       if (this.window !== undefined) this.local = new Float32Array(this.bias.length);
@@ -56,26 +54,26 @@ export class BatchFeeds {
       const { past, start, input } = rows[j];
       const s = input.tokens.length;
       for (let i = 0; i < s; i++) {
-        ids[offset + i] = BigInt(input.tokens[i]);
-        positions[offset + i] = BigInt(input.positions[i]);
-        kvScatter[offset + i] = BigInt((past + i) * b + j);
-        rowGather[offset + i] = BigInt(j * r + i);
+        ids.set(offset + i, input.tokens[i]);
+        positions.set(offset + i, input.positions[i]);
+        kvScatter.set(offset + i, (past + i) * b + j);
+        rowGather.set(offset + i, j * r + i);
       }
       // Keys at or past `past` are this step's rows (scattered over these) or masked; any row of the sequence will do.
-      for (let k = 0; k < t; k++) kvGather[k * b + j] = BigInt(start + (k < past ? k : 0));
+      for (let k = 0; k < t; k++) kvGather.set(k * b + j, start + (k < past ? k : 0));
       for (let i = 0; i < r; i++) {
         const q = Math.min(i, s - 1);
-        queryGather[j * r + i] = BigInt(offset + q);
+        queryGather.set(j * r + i, offset + q);
         this.writeBiasRow((j * r + i) * t, t, input, past, q);
       }
       offset += s;
     }
-    feeds[io.inputIds] = new ort.Tensor('int64', ids, [1, n]);
-    feeds[io.positionIds] = new ort.Tensor('int64', positions, [1, n]);
-    feeds[io.kvGather] = new ort.Tensor('int64', kvGather, [t * b]);
-    feeds[io.kvScatter] = new ort.Tensor('int64', kvScatter, [n, 1]);
-    feeds[io.queryGather] = new ort.Tensor('int64', queryGather, [b * r]);
-    feeds[io.rowGather] = new ort.Tensor('int64', rowGather, [n]);
+    feeds[io.inputIds] = new ort.Tensor('int64', idsView, [1, n]);
+    feeds[io.positionIds] = new ort.Tensor('int64', positionsView, [1, n]);
+    feeds[io.kvGather] = new ort.Tensor('int64', kvGatherView, [t * b]);
+    feeds[io.kvScatter] = new ort.Tensor('int64', kvScatterView, [n, 1]);
+    feeds[io.queryGather] = new ort.Tensor('int64', queryGatherView, [b * r]);
+    feeds[io.rowGather] = new ort.Tensor('int64', rowGatherView, [n]);
     feeds[io.bias] = new ort.Tensor('float32', this.bias.subarray(0, b * r * t), [b, 1, r, t]);
     if (this.window !== undefined) feeds[io.localBias] = new ort.Tensor('float32', this.local.subarray(0, b * r * t), [b, 1, r, t]);
     return n;

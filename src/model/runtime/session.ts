@@ -103,25 +103,38 @@ export async function probe(ep: ExecutionProvider): Promise<Error | null> {
   }
 }
 
-/** Int64 input buffers reused across steps; views cover only the current step's length. */
+/**
+ * Int64 input buffers reused across steps; views cover only the current step's length. Entries are written through
+ * an Int32Array over the same memory (low word, then the sign word: little-endian, as every platform Node runs on),
+ * so filling thousands of indices per forward makes no BigInt per entry.
+ */
 export class Int64Buffer {
   private data = new BigInt64Array(64);
+  private words = new Int32Array(this.data.buffer);
 
   view(values: ArrayLike<number>): BigInt64Array {
-    if (values.length > this.data.length) this.data = new BigInt64Array(Math.max(values.length, this.data.length * 2));
-    for (let i = 0; i < values.length; i++) this.data[i] = BigInt(values[i]);
-    return this.data.subarray(0, values.length);
+    const v = this.take(values.length);
+    for (let i = 0; i < values.length; i++) this.set(i, values[i]);
+    return v;
   }
 
-  /** A view of `length` entries for the caller to write. */
+  /** A view of `length` entries, for `set` to fill (it may move the buffer: take before setting). */
   take(length: number): BigInt64Array {
-    if (length > this.data.length) this.data = new BigInt64Array(Math.max(length, this.data.length * 2));
+    if (length > this.data.length) {
+      this.data = new BigInt64Array(Math.max(length, this.data.length * 2));
+      this.words = new Int32Array(this.data.buffer);
+    }
     return this.data.subarray(0, length);
   }
 
+  /** Entry i = value (an int32). */
+  set(i: number, value: number): void {
+    this.words[2 * i] = value;
+    this.words[2 * i + 1] = value < 0 ? -1 : 0;
+  }
+
   fill(value: number, length: number): BigInt64Array {
-    if (length > this.data.length) this.data = new BigInt64Array(Math.max(length, this.data.length * 2));
-    const v = this.data.subarray(0, length);
+    const v = this.take(length);
     v.fill(BigInt(value));
     return v;
   }
