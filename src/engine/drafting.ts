@@ -67,7 +67,7 @@ export class DraftingState {
    * achieve is a property of the model and the traffic, so a request starts from what earlier ones learnt rather
    * than from priors.
    */
-  private readonly budgets = new Map<string, BudgetController>();
+  private readonly budgets = new Map<number, BudgetController[]>();
   private readonly acceptance = new AcceptanceModel();
   /** Set when a rejected snapshot could not be moved aside: it must not be overwritten. */
   private snapshotsDisabled = false;
@@ -114,14 +114,10 @@ export class DraftingState {
 
   /** The shared controller of a draft setting for forwards of `items` decode items, batch sizes bucketed by powers of two. */
   private controller(decodingLength: number, items: number): BudgetController {
-    const bucket = 2 ** Math.ceil(Math.log2(Math.max(1, items)));
-    const key = `${decodingLength}/${bucket}`;
-    let controller = this.budgets.get(key);
-    if (!controller) {
-      controller = new BudgetController(new CostCurve(this.costPoints), { decodingLength });
-      this.budgets.set(key, controller);
-    }
-    return controller;
+    let byBucket = this.budgets.get(decodingLength);
+    if (!byBucket) this.budgets.set(decodingLength, (byBucket = []));
+    const bucket = Math.ceil(Math.log2(Math.max(1, items)));
+    return (byBucket[bucket] ??= new BudgetController(new CostCurve(this.costPoints), { decodingLength }));
   }
 
   /**
