@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
+import { collectJob, GREEDY } from '../src/engine/collect.js';
 import { createEngine } from '../src/engine/index.js';
 import type { Engine, JobResult, LookaheadOptions } from '../src/engine/types.js';
 import { ensureBuilt } from '../src/model/builder/cache.js';
@@ -172,14 +173,13 @@ async function greedy(engine: Engine, o: DeviceCheckOptions, lookahead: Lookahea
     const job = engine.submit(id, {
       promptIds: tok.encode(tok.renderChat([{ role: 'user', content: prompt }]), { addSpecialTokens: !tok.chatTemplateAddsBos }),
       maxTokens: o.maxTokens,
-      sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+      sampling: GREEDY,
       stop: [],
       logprobs: null,
       lookahead,
     });
-    const ids: number[] = [];
-    for await (const chunk of job) ids.push(...chunk.tokens);
-    runs.push({ ids, result: await job.result });
+    const { ids, result } = await collectJob(job);
+    runs.push({ ids, result });
   }
   return runs;
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
+import { collectJob, GREEDY } from '../src/engine/collect.js';
 import { createEngine } from '../src/engine/index.js';
 import {
   acceptedDepth,
@@ -94,15 +95,13 @@ export async function greedyCorpus(opts: CorpusOptions, log: (line: string) => v
         const job = engine.submit(modelId, {
           promptIds: prompt,
           maxTokens: opts.maxTokens,
-          sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+          sampling: GREEDY,
           stop: [],
           logprobs: null,
           lookahead: { enabled: false, decodingLength: 1, branchLength: 1, layout: 'hier' },
           tenant: 'draft-replay',
         });
-        const answer: number[] = [];
-        for await (const chunk of job) answer.push(...chunk.tokens);
-        await job.result;
+        const answer = (await collectJob(job)).ids;
         out.push({ id: item.id, prompt, ...(prediction ? { prediction } : {}), answer });
       }
       log(`${opts.workload}: ${out.length} greedy answers`);

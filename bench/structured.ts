@@ -1,5 +1,6 @@
 import { toEngineOptions } from '../src/config/engine-options.js';
 import { loadConfig } from '../src/config/load.js';
+import { collectJob, GREEDY } from '../src/engine/collect.js';
 import { GrammarCompilers } from '../src/engine/grammar/compiler.js';
 import { createEngine } from '../src/engine/index.js';
 import { readJsonl } from '../src/engine/jsonl.js';
@@ -156,15 +157,8 @@ export function renderStructured(r: StructuredResult, command: string): string {
   ].join('\n');
 }
 
-async function run(engine: Engine, modelId: string, spec: Omit<JobSpec, 'sampling' | 'stop' | 'logprobs'>) {
-  const job = engine.submit(modelId, { ...spec, sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null }, stop: [], logprobs: null });
-  const ids: number[] = [];
-  let text = '';
-  for await (const chunk of job) {
-    ids.push(...chunk.tokens);
-    text += chunk.text;
-  }
-  return { ids, text, result: await job.result };
+function run(engine: Engine, modelId: string, spec: Omit<JobSpec, 'sampling' | 'stop' | 'logprobs'>) {
+  return collectJob(engine.submit(modelId, { ...spec, sampling: GREEDY, stop: [], logprobs: null }));
 }
 
 function articleOf(row: unknown): string | null {

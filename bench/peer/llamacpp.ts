@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { loadConfig } from '../../src/config/load.js';
+import { collectJob, GREEDY } from '../../src/engine/collect.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { loadTokenizer } from '../../src/model/load.js';
@@ -150,13 +151,11 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
     const started = performance.now();
     const job = engine.submit(engine.models[0].id, {
       promptIds: prompts[p], maxTokens: o.maxTokens, stop: [], logprobs: null, lookahead,
-      sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+      sampling: GREEDY,
       // Each arm its own tenant: the lookahead arm drafts from its own earlier answers, never from the off arm's.
       tenant: arm === 'ours off' ? 'bench-off' : 'bench-on',
     });
-    const out: number[] = [];
-    for await (const chunk of job) out.push(...chunk.tokens);
-    const result = await job.result;
+    const { ids: out, result } = await collectJob(job);
     const seconds = (performance.now() - started) / 1000;
     // The stop token is not counted on the llama.cpp side either.
     record(arm, p, out.filter((id) => !stopIds.has(id)), seconds, result.lookahead.steps, result.lookahead.draftTokens, result.lookahead.acceptedTokens);

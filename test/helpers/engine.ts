@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { loadConfig } from '../../src/config/load.js';
+import { collectJob, GREEDY } from '../../src/engine/collect.js';
 import { createEngine, type TestHooks } from '../../src/engine/index.js';
 import { SYNTHETIC_MODEL } from '../../src/model/load.js';
 import type { Engine, JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
@@ -35,19 +36,13 @@ export async function startEngine(flags: string[] = [], hooks: TestHooks = {}): 
       const job = engine.submit(modelId, {
         promptIds,
         maxTokens: 32,
-        sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null },
+        sampling: GREEDY,
         stop: [],
         logprobs: null,
         lookahead: options.lookahead,
         ...spec,
       });
-      const ids: number[] = [];
-      let text = '';
-      for await (const chunk of job) {
-        ids.push(...chunk.tokens);
-        text += chunk.text;
-      }
-      return { ids, text, result: await job.result };
+      return collectJob(job);
     },
     async close() {
       await engine.close(1000);

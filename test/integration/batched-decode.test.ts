@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppError } from '../../src/errors.js';
+import { GREEDY } from '../../src/engine/collect.js';
 import type { WorkerEngine } from '../../src/engine/index.js';
 import type { JobResult, JobSpec, LookaheadOptions } from '../../src/engine/types.js';
 import { mapError } from '../../src/server/errors.js';
@@ -18,7 +19,6 @@ import { CHAT_MODEL, LOOKAHEAD_OFF, SHARED, startEngine, type TestEngine } from 
  */
 const BATCH = 8;
 const ON: LookaheadOptions = { enabled: true, decodingLength: 16, branchLength: 8, layout: 'hier' };
-const GREEDY = { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: null };
 const DEV = join(SHARED, 'datasets/rag-eval/dev.jsonl');
 const haveChat = existsSync(CHAT_MODEL) && existsSync(DEV);
 if (!haveChat) console.warn(`SKIPPED batched-decode tests on chat-llama-5m: ${SHARED} is absent (needs chat-llama-5m and rag-eval)`);
