@@ -15,8 +15,8 @@ import { runLoad } from './load.js';
 import { pairRatios, summariseRun, type LabelledRun, type RequestSample } from './metrics.js';
 import { abbaOrder, bootstrapRatio, DEFAULT_LEVEL, DEFAULT_RESAMPLES, perPromptRatios } from './paired.js';
 import { Progress } from './progress.js';
-import { machineInfo, toReportRatio, toReportRun } from './report/build.js';
-import { REPORT_SCHEMA_VERSION, type AbReport, type Report } from './report/schema.js';
+import { newReport, requestCounts, toReportRatio, toReportRun } from './report/build.js';
+import type { AbReport } from './report/schema.js';
 import type { Arm, BenchOutcome } from './run.js';
 import { spawnServer, type SpawnedServer } from './server-process.js';
 import { discoverModel, fetchLookaheadStats, postDocuments, resolveTarget } from './target.js';
@@ -153,14 +153,10 @@ export async function runAb(o: AbOptions): Promise<AbOutcome> {
     const ab = abSection(o, collected, labelled, warmup.length);
     const serverStats = await fetchLookaheadStats(as(adminKey));
     const forwardCost = o.forwardCost && server ? await o.forwardCost(o.modelPath) : null;
-    const failed = reportRuns.reduce((n, r) => n + (r.requests - r.completed), 0);
-    const total = reportRuns.reduce((n, r) => n + r.requests, 0);
-    const report: Report = {
-      schema_version: REPORT_SCHEMA_VERSION,
+    const { failed, total } = requestCounts(reportRuns);
+    const report = newReport({
       kind: 'ab',
-      created_at: new Date().toISOString(),
       command: o.command,
-      machine: machineInfo(),
       model: { id: model, path: o.modelPath },
       config: {
         base_url: o.baseUrl,
@@ -179,7 +175,7 @@ export async function runAb(o: AbOptions): Promise<AbOutcome> {
       peer: null,
       ab,
       server_stats: serverStats,
-    };
+    });
     return { report, failed, total, samples: collected };
   } finally {
     await base?.dispatcher.close();

@@ -12,9 +12,9 @@ import type { DraftLayout } from '../src/lookahead/index.js';
 import { DEFAULT_KS, forwardBatchCosts, forwardCostCurve, forwardCostCurves, renderBatchCosts, renderOutputComparison } from './forward-cost-command.js';
 import { graphVsExport } from './graph-vs-export.js';
 import { MAX_DURATION_S, MAX_REQUESTS } from './load.js';
-import { machineInfo } from './report/build.js';
+import { machineInfo, newReport } from './report/build.js';
 import { renderMarkdown } from './report/markdown.js';
-import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
+import type { Report } from './report/schema.js';
 import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
 import { renderSoak, runSoak } from './soak.js';
@@ -422,12 +422,9 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
   const curves = await forwardCostCurves(f.model ?? null, { ...opts, outputs: f['compare-logits'] ? ['ids', 'logits'] : ['ids'] });
   const curve = curves.ids!.map(({ k, ms }) => ({ k, ms }));
   if (f['compare-logits']) process.stdout.write(renderOutputComparison(curves) + '\n');
-  const report: Report = {
-    schema_version: REPORT_SCHEMA_VERSION,
+  const report = newReport({
     kind: 'forward-cost',
-    created_at: new Date().toISOString(),
     command: commandLine,
-    machine: machineInfo(),
     model: { id: vocab ? `synthetic-vocab-${vocab}` : (f.model ?? 'chat-llama-5m'), path: vocab ? null : (f.model ?? null) },
     config: {
       base_url: null,
@@ -446,7 +443,7 @@ async function forwardCostCommand(f: Flags, commandLine: string): Promise<number
     peer: null,
     ab: null,
     server_stats: null,
-  };
+  });
   emit(report, f.out);
   return 0;
 }

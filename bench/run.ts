@@ -3,8 +3,8 @@ import { BenchError } from './errors.js';
 import { runLoad, type Arrival } from './load.js';
 import { summariseRun, type RequestSample } from './metrics.js';
 import { Progress } from './progress.js';
-import { machineInfo, toReportRun, type RunMeta } from './report/build.js';
-import { REPORT_SCHEMA_VERSION, type Report } from './report/schema.js';
+import { newReport, requestCounts, toReportRun, type RunMeta } from './report/build.js';
+import type { Report } from './report/schema.js';
 import { RssSampler, type RssPoint } from './rss.js';
 import { spawnServer, type SpawnedServer } from './server-process.js';
 import { discoverModel, fetchLookaheadStats, postDocuments, resolveTarget } from './target.js';
@@ -147,14 +147,10 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     const reportRuns = collected.map(({ meta, samples, durationS }) => toReportRun(meta, summariseRun(samples, durationS)));
     const serverStats = await fetchLookaheadStats(target);
     const forwardCost = o.forwardCost && server ? await o.forwardCost(o.modelPath) : null;
-    const failed = reportRuns.reduce((n, r) => n + (r.requests - r.completed), 0);
-    const total = reportRuns.reduce((n, r) => n + r.requests, 0);
-    const report: Report = {
-      schema_version: REPORT_SCHEMA_VERSION,
+    const { failed, total } = requestCounts(reportRuns);
+    const report = newReport({
       kind: 'load',
-      created_at: new Date().toISOString(),
       command: o.command,
-      machine: machineInfo(),
       model: { id: model, path: o.modelPath },
       config: {
         base_url: o.baseUrl,
@@ -173,7 +169,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       peer: null,
       ab: null,
       server_stats: serverStats,
-    };
+    });
     return { report, failed, total };
   } finally {
     await target?.dispatcher.close();

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import type { Percentiles, Ratio, RunSummary } from '../metrics.js';
 import type { RssPoint } from '../rss.js';
-import type { Report, ReportRatio, ReportRun } from './schema.js';
+import { REPORT_SCHEMA_VERSION, type Report, type ReportRatio, type ReportRun } from './schema.js';
 
 export interface RunMeta {
   label: string;
@@ -81,4 +81,17 @@ function ortVersion(): string | null {
   } catch {
     return null;
   }
+}
+
+/** A report stamped with the schema version, the time and this machine. */
+export function newReport(body: Omit<Report, 'schema_version' | 'created_at' | 'machine'>): Report {
+  return { schema_version: REPORT_SCHEMA_VERSION, created_at: new Date().toISOString(), machine: machineInfo(), ...body };
+}
+
+/** Requests of a report's runs that did not complete, and all of them. */
+export function requestCounts(runs: readonly ReportRun[]): { failed: number; total: number } {
+  return {
+    failed: runs.reduce((n, r) => n + (r.requests - r.completed), 0),
+    total: runs.reduce((n, r) => n + r.requests, 0),
+  };
 }
