@@ -136,18 +136,7 @@ export class ScriptedEngine implements Engine {
   }
 
   stats(): EngineStats {
-    return {
-      state: 'ready',
-      restarts: 0,
-      running: this.running,
-      queued: 0,
-      kv: { reservedBytes: 0, budgetBytes: 2 ** 31 },
-      trieNodes: { global: 0, sessions: 0 },
-      tenants: 0,
-      sessions: 0,
-      evictedTenants: 0,
-      totals: { jobs: this.submitted.length, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 },
-    };
+    return readyStats(this.running, this.submitted.length);
   }
 
   async close(): Promise<void> {}
@@ -157,4 +146,20 @@ export class ScriptedEngine implements Engine {
   private require(modelId: string): void {
     if (modelId !== SCRIPTED_MODEL) throw new NotFoundError(`no model ${modelId}`, 'model_not_found');
   }
+}
+
+/** The stats of a fake engine that is ready, with `running` jobs of `jobs` submitted and nothing else. */
+export function readyStats(running = 0, jobs = 0): EngineStats {
+  return {
+    state: 'ready',
+    restarts: 0,
+    running,
+    queued: 0,
+    kv: { reservedBytes: 0, budgetBytes: 2 ** 31 },
+    trieNodes: { global: 0, sessions: 0 },
+    tenants: 0,
+    sessions: 0,
+    evictedTenants: 0,
+    totals: { jobs, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 },
+  };
 }

@@ -7,6 +7,7 @@ import type { Engine, EngineStats, Exchange, ReplicaTries } from '../../src/engi
 import type { TextTokenizer } from '../../src/model/tokenizer/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Replication } from '../../src/sync/index.js';
+import { readyStats } from '../helpers/scripted-engine.js';
 
 if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/integration/replication.test.ts: redis-server is not installed (.ci/run installs it)');
 
@@ -140,18 +141,7 @@ class RecordingEngine implements Engine, ReplicaTries {
   }
 
   stats(): EngineStats {
-    return {
-      state: 'ready',
-      restarts: 0,
-      running: 0,
-      queued: 0,
-      kv: { reservedBytes: 0, budgetBytes: 2 ** 31 },
-      trieNodes: { global: 0, sessions: 0 },
-      tenants: 0,
-      sessions: 0,
-      evictedTenants: 0,
-      totals: { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 },
-    };
+    return readyStats();
   }
 
   async close(): Promise<void> {}
