@@ -16,7 +16,7 @@ const present = existsSync(`${MODEL_DIR}/config.json`) && existsSync(DEV);
 if (!present) console.warn(`SKIPPED test/e2e/replicas.test.ts: ${MODEL_DIR} or ${DEV} is absent`);
 if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/e2e/replicas.test.ts: redis-server is not installed (.ci/run installs it)');
 
-const TENANTS = ['docs', 'other', 'base', 'alone', 'warm', 'late', 'outage', 'sess'] as const;
+const TENANTS = ['docs', 'other', 'base', 'cold', 'alone', 'warm', 'late', 'outage', 'sess'] as const;
 type Tenant = (typeof TENANTS)[number];
 const ADMIN = 'sk-admin';
 const key = (t: Tenant) => `sk-${t}`;
@@ -68,13 +68,16 @@ describe.skipIf(!present || !REDIS_SERVER_PRESENT)('replicas sharing tries throu
     await sleep(1000 - (Date.now() - posted));
     const onB = await ask(b, 'docs', [{ role: 'user', content: QUESTION }]);
     const otherTenant = await ask(b, 'other', [{ role: 'user', content: QUESTION }]);
+    // A tenant without the document, asked now: how well drafts are sized and ranked is learnt per model, across
+    // tenants (from onB's accepted copies too), so the cold baseline above is no reference for a later request.
+    const cold = await ask(b, 'cold', [{ role: 'user', content: QUESTION }]);
     const plain = await ask(b, 'docs', [{ role: 'user', content: QUESTION }], false);
-    console.log(`replicas: accepted on B baseline ${baseline.accepted}/${baseline.completion}, with A's document ${onB.accepted}/${onB.completion}, other tenant ${otherTenant.accepted}/${otherTenant.completion}`);
+    console.log(`replicas: accepted on B baseline ${baseline.accepted}/${baseline.completion}, with A's document ${onB.accepted}/${onB.completion}, other tenant ${otherTenant.accepted}/${otherTenant.completion}, tenant without it asked after ${cold.accepted}/${cold.completion}`);
     expect(onB.text).toBe(baseline.text);
     expect(plain.text).toBe(baseline.text);
     expect(otherTenant.text).toBe(baseline.text);
     expect(onB.accepted).toBeGreaterThan(onB.completion / 2);
-    expect(otherTenant.accepted).toBeLessThanOrEqual(baseline.accepted + 2);
+    expect(otherTenant.accepted).toBeLessThanOrEqual(cold.accepted + 2);
   });
 
   it("answers on A raise B's tokens per step on held-out prompts (warm-up on A, measured on B)", async () => {
