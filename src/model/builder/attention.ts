@@ -45,6 +45,8 @@ interface BatchShapes extends BatchIndices {
   q5: string;
   q3: string;
   kv3: string;
+  /** bool [1]: B = 1, when the past input holds only the sequence's own rows, in order. */
+  lone: string;
   /** V as [T, B*kvH, hd/w, w]: column slices of width w <= 16 (see batchedExactAttention). */
   v4: string;
   scores4: string;
@@ -170,6 +172,7 @@ function batchedContext(g: OnnxGraph, bias: string, shape: AttentionShape, batch
     ones: g.op('Expand', [g.constFloat('one', [1], [1, 1]), cat([t, g.constInt64('ones_width', [16])])]),
     batch: {
       ...batch,
+      lone: g.op('Equal', [b, g.constInt64('one', [1])]),
       q5: cat([b, r, g.constInt64('kv_groups', [kvH, groups, hd])]),
       q3: cat([minusOne, m, g.constInt64('head_dim', [hd])]),
       kv3: cat([minusOne, bk, g.constInt64('head_dim', [hd])]),
@@ -199,16 +202,25 @@ function batchedExactAttention(g: OnnxGraph, ctx: AttentionContext, shape: Atten
   const grouped = g.op('Transpose', [g.op('Reshape', [queries, b.q5])], { perm: { ints: [0, 2, 3, 1, 4] } });
   const qh = g.op('Reshape', [grouped, b.q3]);
   const flat = g.constInt64('kv_flat', [-1, kvH * hd]);
-  const keys = (past: string, fresh: string) =>
-    g.op('Reshape', [g.op('ScatterND', [g.op('Gather', [past, b.kvGather], { axis: { i: 0 } }), b.kvScatter, g.op('Reshape', [fresh, flat])]), b.kv3]);
+  const fresh = [g.op('Reshape', [kNew, flat]), g.op('Reshape', [vNew, flat])];
+  // A lone sequence is fed only its own past rows, and its new rows go right behind them: one copy, as the
+  // unbatched graph's Concat. A batch gathers its pasts and scatters the new rows in (two copies: ScatterND
+  // cannot write in place). Both put every key at the same index.
+  const [allK, allV] = g.ifElse(
+    b.lone,
+    'float32',
+    (t) => [t.op('Concat', [pastK, fresh[0]], { axis: { i: 0 } }), t.op('Concat', [pastV, fresh[1]], { axis: { i: 0 } })],
+    (e) => [pastK, pastV].map((past, i) => e.op('ScatterND', [e.op('Gather', [past, b.kvGather], { axis: { i: 0 } }), b.kvScatter, fresh[i]])),
+  );
+  const keys = (all: string) => g.op('Reshape', [all, b.kv3]);
   const fused = (a: string, x: string, transB: number, alpha = 1) =>
     g.op('FusedMatMul', [a, x], { transB: { i: transB }, transBatchB: { i: 1 }, alpha: { f: alpha } }, 'com.microsoft');
-  const raw = g.op('Reshape', [fused(qh, keys(pastK, kNew), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), b.scores4]);
+  const raw = g.op('Reshape', [fused(qh, keys(allK), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), b.scores4]);
   const scores = g.op('Add', [raw, ctx.bias]);
   const e = g.op('Reshape', [g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]), b.scores3]);
   const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
   // e·V per column slice of V: [B*kvH, 1, M, T] · [B*kvH, hd/w, T, w] → [B*kvH, hd/w, M, w] → [B*kvH, M, hd].
-  const sliced = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), g.op('Reshape', [keys(pastV, vNew), b.v4]), 0);
+  const sliced = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), g.op('Reshape', [keys(allV), b.v4]), 0);
   const ev = g.op('Reshape', [g.op('Transpose', [sliced], { perm: { ints: [0, 2, 1, 3] } }), b.q3]);
   const out = g.op('Reshape', [g.op('Div', [ev, den]), b.out5]);
   // [B,kvH,G,R,hd] → [B,R,kvH,G,hd] → [B*R, H*hd] → the N ragged rows

@@ -140,13 +140,14 @@ class BatchRunner {
     rows.length = 0;
     for (let i = 0; i < seqs.length; i++) rows.push({ past: seqs[i].length, start: seqs[i].region!.start, input: items[i].input });
     const n = this.feeds.write(rows, this.f);
-    const d = this.slab.rowSize;
-    const used = this.slab.used;
-    for (let l = 0; l < this.slab.numLayers; l++) {
-      this.f[this.past.key[l]] = new ort.Tensor('float32', this.slab.keys[l].subarray(0, used * d), [used, d]);
-      this.f[this.past.value[l]] = new ort.Tensor('float32', this.slab.values[l].subarray(0, used * d), [used, d]);
-    }
     const single = items.length === 1;
+    // A batch's index inputs pick rows anywhere in the slab; a lone sequence's past is exactly its own rows.
+    const d = this.slab.rowSize;
+    const [from, to] = single ? [rows[0].start, rows[0].start + rows[0].past] : [0, this.slab.used];
+    for (let l = 0; l < this.slab.numLayers; l++) {
+      this.f[this.past.key[l]] = new ort.Tensor('float32', this.slab.keys[l].subarray(from * d, to * d), [to - from, d]);
+      this.f[this.past.value[l]] = new ort.Tensor('float32', this.slab.values[l].subarray(from * d, to * d), [to - from, d]);
+    }
     this.bindNewRows(single ? seqs[0] : null, n);
     const vocab = this.info.vocabSize;
     const o = this.o;

@@ -13,9 +13,13 @@ export type Attr =
   | { f: number }
   | { s: string }
   | { ints: readonly number[] }
-  | { floats: readonly number[] };
+  | { floats: readonly number[] }
+  | { g: Message };
 
-const AttrType = { f: 1, i: 2, s: 3, floats: 6, ints: 7 } as const;
+const AttrType = { f: 1, i: 2, s: 3, g: 5, floats: 6, ints: 7 } as const;
+
+/** Builds a branch of an If node in `g` and returns the branch's outputs (values its own nodes produce). */
+export type Branch = (g: OnnxGraph) => string[];
 
 export interface ExternalDataOptions {
   /** Absolute path of the data file to write. */
@@ -46,10 +50,16 @@ export class OnnxGraph {
   private dataFd: number | null = null;
   private dataOffset = 0;
 
-  constructor(readonly name: string, private readonly external: ExternalDataOptions | null = null) {}
+  /** `root`: the graph a subgraph belongs to, which names its values and holds its initializers. */
+  constructor(
+    readonly name: string,
+    private readonly external: ExternalDataOptions | null = null,
+    private readonly root: OnnxGraph | null = null,
+  ) {}
 
   /** A fresh value name based on `base`. */
   fresh(base: string): string {
+    if (this.root) return this.root.fresh(base);
     const n = this.names.get(base) ?? 0;
     this.names.set(base, n + 1);
     return n === 0 ? base : `${base}_${n}`;
@@ -65,6 +75,7 @@ export class OnnxGraph {
   }
 
   initializer(name: string, dtype: DType, dims: readonly number[], data: ArrayBufferView): string {
+    if (this.root) return this.root.initializer(name, dtype, dims, data);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const t = new Message();
     for (const d of dims) t.int(1, d);
@@ -123,6 +134,25 @@ export class OnnxGraph {
     return this.node(op, inputs, 1, attrs, domain)[0];
   }
 
+  /**
+   * An If node whose branches each yield `dtype` tensors of any shape. Branch nodes read the enclosing graph's
+   * values by name, and their constants go to the root graph's initializers.
+   */
+  ifElse(cond: string, dtype: DType, thenBranch: Branch, elseBranch: Branch): string[] {
+    const body = (base: string, build: Branch) => {
+      const sub = new OnnxGraph(this.fresh(base), null, this.root ?? this);
+      const outs = build(sub);
+      const g = new Message();
+      for (const n of sub.nodes) g.message(1, n);
+      g.string(2, sub.name);
+      for (const o of outs) g.message(12, valueInfo(o, dtype, null));
+      return { graph: g, count: outs.length };
+    };
+    const [then, other] = [body('then_branch', thenBranch), body('else_branch', elseBranch)];
+    if (then.count !== other.count) throw new Error(`If: the branches yield ${then.count} and ${other.count} values`);
+    return this.node('If', [cond], then.count, { then_branch: { g: then.graph }, else_branch: { g: other.graph } });
+  }
+
   /** Writes the model file (and closes the external data file, if any). */
   write(path: string, options: ModelOptions): void {
     if (this.dataFd !== null) {
@@ -157,10 +187,14 @@ export class OnnxGraph {
   }
 }
 
-function valueInfo(name: string, dtype: DType, dims: readonly Dim[]): Message {
-  const shape = new Message();
-  for (const d of dims) shape.message(1, typeof d === 'number' ? new Message().int(1, d) : new Message().string(2, d));
-  const tensor = new Message().uint(1, DataType[dtype]).message(2, shape);
+/** `dims` null: a tensor of unknown shape. */
+function valueInfo(name: string, dtype: DType, dims: readonly Dim[] | null): Message {
+  const tensor = new Message().uint(1, DataType[dtype]);
+  if (dims) {
+    const shape = new Message();
+    for (const d of dims) shape.message(1, typeof d === 'number' ? new Message().int(1, d) : new Message().string(2, d));
+    tensor.message(2, shape);
+  }
   return new Message().string(1, name).message(2, new Message().message(1, tensor));
 }
 
@@ -172,7 +206,8 @@ function attribute(name: string, value: Attr): Message {
   else if ('ints' in value) {
     for (const v of value.ints) a.int(8, v);
     a.uint(20, AttrType.ints);
-  } else {
+  } else if ('g' in value) a.message(6, value.g).uint(20, AttrType.g);
+  else {
     for (const v of value.floats) a.float(7, v);
     a.uint(20, AttrType.floats);
   }
