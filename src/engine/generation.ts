@@ -147,6 +147,11 @@ export class Generation {
   }
 
   /** True until the whole prompt is in the KV cache (the first token comes with its last chunk). */
+  /** Rows in the job's KV cache: the keys its next step attends over, besides its own new tokens. */
+  get cached(): number {
+    return this.seq.length;
+  }
+
   get prefilling(): boolean {
     return this.prefilled < this.job.promptIds.length;
   }
