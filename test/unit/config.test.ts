@@ -33,7 +33,7 @@ describe('loadConfig', () => {
     expect(c.cacheDir).toBe('/xdg/lookahead-proxy');
     expect(c.threads).toBeGreaterThan(0);
     expect(c.lookahead).toEqual({ enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' });
-    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 4, maxBatchTokens: 256, kvBudgetMb: 2048 });
+    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 16, maxBatchTokens: 256, kvBudgetMb: 2048 });
     expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32, maxDocumentBytes: 4 * 1024 * 1024, documentBytesPerMinute: 64 * 1024 * 1024 });
     expect(c.sessions).toEqual({ max: 1000, ttlSeconds: 3600, maxPerTenant: 100 });
     expect(c.globalTrie).toEqual({ maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 });
@@ -108,7 +108,7 @@ describe('loadConfig', () => {
   it('maps onto EngineOptions', () => {
     const c = loadConfig(['--context-length', '512', '--model', '/m', '--corpus', '/c.jsonl'], {});
     const o = toEngineOptions(c);
-    expect(o).toMatchObject({ model: '/m', contextLength: 512, corpus: '/c.jsonl', maxQueued: 64, maxRunning: 4, executionProvider: 'cpu' });
+    expect(o).toMatchObject({ model: '/m', contextLength: 512, corpus: '/c.jsonl', maxQueued: 64, maxRunning: 16, executionProvider: 'cpu' });
     expect(o.lookahead).toEqual(c.lookahead);
     expect('modelId' in toEngineOptions(loadConfig([], {}))).toBe(false);
   });
