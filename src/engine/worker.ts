@@ -69,11 +69,8 @@ class DecodeLoop {
   private readonly order: Running[] = [];
   /** Where the next decode forward starts seating streams, when more run than one forward holds. */
   private cursor = 0;
-  /**
-   * Streams still to step in the current decode turn. Prompt chunks and the streams take turns: a chunk forward,
-   * then forwards until every stream has stepped once (several when a forward cannot seat them all).
-   */
-  private turnLeft = 0;
+  /** Whether the last forward was the streams' (then prompt chunks, if any wait, get the next one). */
+  private decodedLast = false;
   /** The jobs in the forward being run and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
@@ -178,12 +175,14 @@ class DecodeLoop {
       if (run.gen.prefilling) prompts++;
       else streams++;
     }
-    const prefill = prompts > 0 && (streams === 0 || this.turnLeft <= 0);
+    // One forward each, in turn: waiting prompts get every other forward, so a new prompt's first token waits for
+    // its own chunks and as many of the streams' forwards, not for a whole round of them.
+    const prefill = prompts > 0 && (streams === 0 || this.decodedLast);
+    this.decodedLast = !prefill;
     this.seated.length = 0;
     this.items.length = 0;
     this.group.length = 0;
     const used = prefill ? this.planPrefill(streams > 0 ? PREFILL_CHUNK : this.maxTokens) : this.planDecode(streams);
-    this.turnLeft = prefill ? streams : this.turnLeft - this.group.length;
     if (this.items.length > 0) await this.forward(used);
     this.sweep();
   }
