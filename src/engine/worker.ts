@@ -12,6 +12,7 @@ import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
 import { IngestQueue } from './ingest.js';
 import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type WorkerData, type WorkerFault, type WorkerJob } from './protocol.js';
+import { seatByLength } from './seating.js';
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
@@ -60,9 +61,6 @@ const IDLE_SLICE_MS = 10;
  */
 const PREFILL_CHUNK = 128;
 
-/** How many times the key rows its streams need a decode forward may attend over, padding included (see planDecode). */
-const PADDING_LIMIT = 2;
-
 class DecodeLoop {
   private readonly running = new Map<number, Running>();
   /** The running jobs in arrival order: prompts are prefilled oldest first. */
@@ -74,8 +72,10 @@ class DecodeLoop {
   /** The jobs in the forward being run and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
-  /** The streams a decode forward seats, chosen before any plans (reused each round). */
-  private readonly group: Running[] = [];
+  /** A decode forward's candidate streams in turn order (offsets from the cursor), their key rows, and the seated ones; reused each round. */
+  private readonly candidates: number[] = [];
+  private candidateRows = new Int32Array(16);
+  private readonly group: number[] = [];
   private looping = false;
   private lastFlush = 0;
 
@@ -181,7 +181,6 @@ class DecodeLoop {
     this.decodedLast = !prefill;
     this.seated.length = 0;
     this.items.length = 0;
-    this.group.length = 0;
     const used = prefill ? this.planPrefill(streams > 0 ? PREFILL_CHUNK : this.maxTokens) : this.planDecode(streams);
     if (this.items.length > 0) await this.forward(used);
     this.sweep();
@@ -198,40 +197,29 @@ class DecodeLoop {
   }
 
   /**
-   * Seats the next streams in turn, each sure of a token and its draft sized from what is left; returns the tokens
-   * planned. The batched graph pads every sequence's attention, and the copies of its K/V, to the longest sequence
-   * in the forward: a stream that would make the group attend over more than PADDING_LIMIT times the key rows it
-   * needs waits for the next forward (it is first in turn then), which seats the streams of its own length. With
-   * rag-eval's prompts (33–1338 tokens) at 8 clients, padding took most of a decode forward.
+   * Seats the next streams in turn, grouped by length (seatByLength), each sure of a token and its draft sized from
+   * what is left; returns the tokens planned.
    */
   private planDecode(streams: number): number {
     const n = this.order.length;
-    const limit = Math.min(this.maxItems, this.maxTokens, streams);
-    const group = this.group;
-    let keys = 0;
-    let longest = 0;
-    let skipped = -1;
-    let i = 0;
-    for (; i < n && group.length < limit; i++) {
+    const { candidates, group } = this;
+    candidates.length = 0;
+    if (this.candidateRows.length < n) this.candidateRows = new Int32Array(2 * n);
+    for (let i = 0; i < n; i++) {
       const run = this.order[(this.cursor + i) % n];
       if (run.gen.finished || run.gen.prefilling) continue;
-      const rows = run.gen.cached + 1;
-      if (group.length > 0 && (group.length + 1) * Math.max(longest, rows) > PADDING_LIMIT * (keys + rows)) {
-        if (skipped < 0) skipped = i;
-        continue;
-      }
-      group.push(run);
-      keys += rows;
-      longest = Math.max(longest, rows);
+      this.candidateRows[candidates.length] = run.gen.cached + 1;
+      candidates.push(i);
     }
-    this.cursor = (this.cursor + (skipped >= 0 ? skipped : i)) % n;
+    const next = seatByLength(this.candidateRows, candidates.length, Math.min(this.maxItems, this.maxTokens, streams), group);
     const seats = group.length;
     let used = 0;
     for (let k = 0; k < seats; k++) {
       // Every seat still to fill holds at least its root: the draft is sized for a forward that carries them too.
       const after = seats - k - 1;
-      used += this.plan(group[k], used + after, this.maxTokens - used - after, seats);
+      used += this.plan(this.order[(this.cursor + candidates[group[k]]) % n], used + after, this.maxTokens - used - after, seats);
     }
+    this.cursor = (this.cursor + (next < candidates.length ? candidates[next] : n)) % n;
     return used;
   }
 
