@@ -90,10 +90,10 @@ export async function runAb(o: AbOptions): Promise<AbOutcome> {
       configDir = mkdtempSync(join(tmpdir(), 'bench-ab-'));
       adminKey = 'bench-admin';
       const configPath = join(configDir, 'config.json');
-      writeFileSync(configPath, JSON.stringify(serverConfig(keys, adminKey, maxConcurrency)));
+      writeFileSync(configPath, JSON.stringify(serverConfig(keys, adminKey)));
       if (!o.quiet) process.stderr.write(`starting the server${o.modelPath ? ` on ${o.modelPath}` : ' (shipped default model)'}, ${tenantCount} tenants…\n`);
       // The caller's --server-arg flags come last: flags beat the config file.
-      server = await spawnServer({ model: o.modelPath, extraArgs: ['--config', configPath, ...o.serverArgs], startupTimeoutMs: o.startupTimeoutMs });
+      server = await spawnServer({ model: o.modelPath, extraArgs: ['--config', configPath, ...o.serverArgs], startupTimeoutMs: o.startupTimeoutMs, clients: maxConcurrency });
     }
     base = resolveTarget(server?.baseUrl ?? o.baseUrl!, { allowRemote: o.allowRemote, apiKey: keys[0], requestTimeoutMs: o.requestTimeoutMs, connections: maxConcurrency + 4 });
     const as = (apiKey: string | null): Target => ({ ...base!, apiKey });
@@ -184,14 +184,11 @@ export async function runAb(o: AbOptions): Promise<AbOutcome> {
   }
 }
 
-/** What the spawned server needs beyond its defaults: the tenants, an admin key for the stats, room for every client. */
-function serverConfig(keys: string[], adminKey: string, maxConcurrency: number): unknown {
-  const defaults = defaultConfig(process.env);
+/** What the spawned server needs beyond its defaults: the tenants and an admin key for the stats. */
+function serverConfig(keys: string[], adminKey: string): unknown {
   return {
     auth: { apiKeys: keys.map((key) => ({ key, tenant: key })), adminKey },
-    // Every client of the highest level runs at once: queueing behind a job limit would measure the limit.
-    queue: { maxRunning: Math.max(defaults.queue.maxRunning, maxConcurrency) },
-    globalTrie: { maxTenants: Math.max(defaults.globalTrie.maxTenants, keys.length) },
+    globalTrie: { maxTenants: Math.max(defaultConfig(process.env).globalTrie.maxTenants, keys.length) },
   };
 }
 

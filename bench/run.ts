@@ -1,5 +1,4 @@
 import type { Target } from './client.js';
-import { defaultConfig } from '../src/config/defaults.js';
 import { BenchError } from './errors.js';
 import { runLoad, type Arrival } from './load.js';
 import { summariseRun, type RequestSample } from './metrics.js';
@@ -77,10 +76,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
   try {
     if (o.baseUrl === null) {
       if (!o.quiet) process.stderr.write(`starting the server${o.modelPath ? ` on ${o.modelPath}` : ' (shipped default model)'}…\n`);
-      // Every client of the highest level runs at once (the flags after it may say otherwise): queueing behind the
-      // server's job limit would measure the limit, not the scheduling.
-      const room = ['--max-running', String(Math.max(defaultConfig(process.env).queue.maxRunning, maxConcurrency))];
-      server = await spawnServer({ model: o.modelPath, extraArgs: [...room, ...o.serverArgs], startupTimeoutMs: o.startupTimeoutMs });
+      server = await spawnServer({ model: o.modelPath, extraArgs: o.serverArgs, startupTimeoutMs: o.startupTimeoutMs, clients: maxConcurrency });
     }
     target = resolveTarget(server?.baseUrl ?? o.baseUrl!, { allowRemote: o.allowRemote, apiKey: o.apiKey, requestTimeoutMs: o.requestTimeoutMs, connections: maxConcurrency + 4 });
     const model = await discoverModel(target, o.modelId);

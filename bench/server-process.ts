@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { defaultConfig } from '../src/config/defaults.js';
 import { BenchError } from './errors.js';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -15,11 +16,25 @@ export interface SpawnedServer {
   stop(): Promise<void>;
 }
 
+export interface SpawnOptions {
+  model: string | null;
+  /** Flags after ours: they win over the ones spawnServer sets. */
+  extraArgs: string[];
+  startupTimeoutMs: number;
+  logLevel?: string;
+  /**
+   * Clients the harness will run at once: every one of them gets a running job (--max-running), since queueing
+   * behind the server's job limit would measure the limit, not the scheduling.
+   */
+  clients?: number;
+}
+
 /**
  * Starts our server as a child process (its CPU and memory apart from the harness, as in real use) on a free
  * loopback port, and waits for /health. Startup is bounded; on failure the child's last stderr is in the error.
  */
-export async function spawnServer(opts: { model: string | null; extraArgs: string[]; startupTimeoutMs: number; logLevel?: string }): Promise<SpawnedServer> {
+export async function spawnServer(opts: SpawnOptions): Promise<SpawnedServer> {
+  const room = opts.clients === undefined ? [] : ['--max-running', String(Math.max(defaultConfig(process.env).queue.maxRunning, opts.clients))];
   const port = await freePort();
   const args = [
     '--import',
@@ -32,6 +47,7 @@ export async function spawnServer(opts: { model: string | null; extraArgs: strin
     '--log-level',
     opts.logLevel ?? 'warn',
     ...(opts.model ? ['--model', opts.model] : []),
+    ...room,
     ...opts.extraArgs,
   ];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
