@@ -285,14 +285,12 @@ async function tableCommand(f: Flags, commandLine: string): Promise<number> {
       concurrency: intList(f.concurrency ?? '1,4,8', '--concurrency', 1024),
       arms: abArms('hier', draftingParams(f)),
       out: f.out ?? null,
-      log: (line) => {
-        if (!common.quiet) process.stderr.write(`${line}\n`);
-      },
+      log: progressLog(f),
     },
     commandLine,
   );
   process.stdout.write(markdown);
-  if (f.out) writeFileSync(join(f.out, 'table.md'), markdown);
+  writeOut(f, { 'table.md': markdown });
   if (failed > 0) throw new BenchError(`${failed} requests failed; see the reports' errors columns`, 3);
   return 0;
 }
@@ -320,11 +318,25 @@ function measuredCommon(f: Flags) {
   };
 }
 
+/** Progress lines on stderr, unless --quiet. */
+function progressLog(f: Flags): (line: string) => void {
+  return f.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`);
+}
+
+/** Writes each file (name → content) into --out, when given. */
+function writeOut(f: Flags, files: Record<string, string>): void {
+  if (!f.out) return;
+  mkdirSync(f.out, { recursive: true });
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(f.out, name), content);
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
 /** `--model wide150m` is the benchmark model, built on first use; anything else goes to the server as given. */
 function benchModel(f: Flags): string | null {
-  return resolveBenchModel(f.model ?? null, (line) => {
-    if (!f.quiet) process.stderr.write(`${line}\n`);
-  });
+  return resolveBenchModel(f.model ?? null, progressLog(f));
 }
 
 function finishMeasured(report: Report, failed: number, total: number, f: Flags): number {
@@ -348,17 +360,11 @@ async function structuredCommand(f: Flags, commandLine: string): Promise<number>
       maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 2048) ?? 160,
       lookahead: { enabled: true, layout: 'hier', decodingLength: drafting.decoding_length ?? 16, branchLength: drafting.branch_length ?? 8 },
     },
-    (line) => {
-      if (!f.quiet) process.stderr.write(`${line}\n`);
-    },
+    progressLog(f),
   );
   const markdown = renderStructured(result, commandLine);
   process.stdout.write(markdown);
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'structured.json'), `${JSON.stringify({ command: commandLine, machine: machineInfo(), ...result }, null, 2)}\n`);
-    writeFileSync(join(f.out, 'structured.md'), markdown);
-  }
+  writeOut(f, { 'structured.json': json({ command: commandLine, machine: machineInfo(), ...result }), 'structured.md': markdown });
   return 0;
 }
 
@@ -382,9 +388,7 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
         categories: list(f.category),
         cacheDir: f.cache ?? join('bench', '.replay-cache'),
       },
-      (line) => {
-        if (!f.quiet) process.stderr.write(`${line}\n`);
-      },
+      progressLog(f),
     );
     for (const layout of layouts) {
       for (const sizing of sizings) {
@@ -395,11 +399,7 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
   }
   const markdown = renderReplay(rows, commandLine);
   process.stdout.write(`${markdown}\n`);
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'draft-replay.json'), `${JSON.stringify({ command: commandLine, rows }, null, 2)}\n`);
-    writeFileSync(join(f.out, 'draft-replay.md'), markdown);
-  }
+  writeOut(f, { 'draft-replay.json': json({ command: commandLine, rows }), 'draft-replay.md': markdown });
   return 0;
 }
 
@@ -494,10 +494,7 @@ async function deviceCheckCommand(f: Flags): Promise<number> {
     threads: optInt(f.threads, '--threads', 1, 256) ?? 2,
     log: f.quiet ? () => {} : (m) => process.stderr.write(`device-check: ${m}\n`),
   });
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'device-check.json'), JSON.stringify(result, null, 2));
-  }
+  writeOut(f, { 'device-check.json': json(result) });
   process.stdout.write(renderDeviceCheck(result));
   const disagree = result.checks.some((c) => c.agreement.identical < c.agreement.tokens);
   return disagree ? 1 : 0;
@@ -544,14 +541,9 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     threads: optInt(f.threads, '--threads', 1, 256) ?? 1,
     layout: layout as 'hier' | 'par' | 'one',
     seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
-    log: (line) => {
-      if (!f.quiet) process.stderr.write(`${line}\n`);
-    },
+    log: progressLog(f),
   });
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'peer-llamacpp.json'), `${JSON.stringify(result, null, 2)}\n`);
-  }
+  writeOut(f, { 'peer-llamacpp.json': json(result) });
   process.stdout.write(`${renderLlamaCppPeer(result)}\n`);
   return 0;
 }
@@ -572,14 +564,9 @@ async function quantAgreementCommand(f: Flags): Promise<number> {
     maxTokens,
     threads: optInt(f.threads, '--threads', 1, 256) ?? 2,
     llamaCpp: !f['no-llamacpp'],
-    log: (line) => {
-      if (!f.quiet) process.stderr.write(`${line}\n`);
-    },
+    log: progressLog(f),
   });
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'quant-agreement.json'), `${JSON.stringify(result, null, 2)}\n`);
-  }
+  writeOut(f, { 'quant-agreement.json': json(result) });
   process.stdout.write(renderQuantAgreement(result));
   return 0;
 }
@@ -593,14 +580,9 @@ async function nbitsCostCommand(f: Flags, ks: number[]): Promise<number> {
     past: optInt(f.past, '--past', 0, 1 << 20) ?? 256,
     rounds: optInt(f.rounds, '--rounds', 1, 1000) ?? 3,
     threads: optInt(f.threads, '--threads', 1, 256) ?? 2,
-    log: (line) => {
-      if (!f.quiet) process.stderr.write(`${line}\n`);
-    },
+    log: progressLog(f),
   });
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'forward-cost-variants.json'), `${JSON.stringify(curves, null, 2)}\n`);
-  }
+  writeOut(f, { 'forward-cost-variants.json': json(curves) });
   process.stdout.write(renderNBitsCost(curves));
   return 0;
 }
@@ -623,10 +605,7 @@ async function soakCommand(f: Flags): Promise<number> {
     documentEvery: optInt(f['document-every'], '--document-every', 0, 1_000_000) ?? 0,
     sessionIds: optInt(f['session-ids'], '--session-ids', 0, 10_000_000) ?? 0,
   });
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'soak.json'), `${JSON.stringify(result, null, 2)}\n`);
-  }
+  writeOut(f, { 'soak.json': json(result) });
   process.stdout.write(renderSoak(result));
   return result.failed > 0 || result.after.running !== 0 || result.after.queued !== 0 ? 3 : 0;
 }
@@ -644,10 +623,7 @@ async function replicasCommand(f: Flags): Promise<number> {
     startupTimeoutMs: (optInt(f['startup-timeout-s'], '--startup-timeout-s', 1, 3600) ?? 600) * 1000,
   });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  if (f.out) {
-    mkdirSync(f.out, { recursive: true });
-    writeFileSync(join(f.out, 'replicas.json'), `${JSON.stringify(result, null, 2)}\n`);
-  }
+  writeOut(f, { 'replicas.json': json(result) });
   return 0;
 }
 
