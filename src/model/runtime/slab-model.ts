@@ -84,7 +84,10 @@ class BatchRunner {
   private readonly o: Record<string, ort.Tensor> = {};
   private readonly past: { key: string[]; value: string[] };
   private readonly fresh: { key: string[]; value: string[] };
+  /** The run's sequences and their rows for BatchFeeds, reused run after run. */
+  private readonly seqs: SlabSequence[] = [];
   private readonly rows: BatchRow[] = [];
+  private readonly rowPool: BatchRow[] = [];
   private readonly pool: OutputBuffers[] = [];
   /** A batch's new K/V rows land here, then go to each sequence's region. */
   private staging: { keys: Float32Array[]; values: Float32Array[] } = { keys: [], values: [] };
@@ -126,19 +129,26 @@ class BatchRunner {
     if (items.length === 0) return [];
     if (items.length > this.info.maxBatch) throw new InvalidRequestError(`forwardBatch: ${items.length} sequences, at most ${this.info.maxBatch}`);
     const run = ++this.runs;
-    const seqs = items.map(({ seq, input }) => {
+    const { seqs, rows } = this;
+    seqs.length = 0;
+    for (const { seq, input } of items) {
       if (!(seq instanceof SlabSequence) || seq.runner !== this) throw new InvalidRequestError('forwardBatch: a sequence of another model');
       if (seq.disposed) throw new InvalidRequestError('forward on a disposed sequence');
       if (seq.claim === run) throw new InvalidRequestError('forwardBatch: a sequence appears twice');
       seq.claim = run;
       checkStep(this.info, input, seq.length);
-      return seq;
-    });
+      seqs.push(seq);
+    }
     // Regions first: growing one may reallocate the slab, and the views below must see the final buffers.
     for (let i = 0; i < seqs.length; i++) this.reserve(seqs[i], seqs[i].length + items[i].input.tokens.length);
-    const rows = this.rows;
     rows.length = 0;
-    for (let i = 0; i < seqs.length; i++) rows.push({ past: seqs[i].length, start: seqs[i].region!.start, input: items[i].input });
+    for (let i = 0; i < seqs.length; i++) {
+      const row = (this.rowPool[i] ??= { past: 0, start: 0, input: items[i].input });
+      row.past = seqs[i].length;
+      row.start = seqs[i].region!.start;
+      row.input = items[i].input;
+      rows.push(row);
+    }
     const n = this.feeds.write(rows, this.f);
     const single = items.length === 1;
     // A batch's index inputs pick rows anywhere in the slab; a lone sequence's past is exactly its own rows.
