@@ -175,7 +175,7 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       const remaining = corpus.maxTokens - generated;
       if (sizer) sizer.prepare(context, length, variant.decodingLength, variant.branchLength, variant.layout === 'one');
       else proposer.prepare(context, length, variant.decodingLength, variant.branchLength, variant.layout === 'one');
-      const asked = sizer ? sizer.next(0, 0) : (variant.sizing as number);
+      const asked = sizer ? sizer.next(0) : (variant.sizing as number);
       const size = Math.min(asked, remaining);
       const draft = size > 1 ? proposer.propose(context, { decodingLength: size, branchLength: Math.min(variant.branchLength, remaining - 1), layout: variant.layout }, false, length) : null;
       const s = draft ? draft.size : 1;

@@ -30,10 +30,9 @@ class JobDrafts implements DraftSource {
   ) {}
 
   /** Prepares the step's candidates, whose expected gains the job's sizer reads next. */
-  classify(context: Int32Array, length: number): number {
+  prepare(context: Int32Array, length: number): void {
     const { decodingLength, branchLength, layout } = this.job.lookahead;
     this.sizer.prepare(context, length, decodingLength, branchLength, this.chainOnly || layout === 'one');
-    return 0;
   }
 
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree {

@@ -9,10 +9,10 @@ import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
 /** Where drafts come from for one job: the lookahead scopes, merged (see drafting.ts). */
 export interface DraftSource {
   /**
-   * The kind of the coming step (an index below the sizer's contexts), from the same context `propose` will get;
-   * a source without kinds makes every step kind 0.
+   * Selects the coming step's candidates from the same context `propose` will get, before the sizer sizes the step
+   * (it reads their expected gains).
    */
-  classify?(context: Int32Array, length: number): number;
+  prepare?(context: Int32Array, length: number): void;
   /** A draft rooted at the last token of `context[0..length)`; at most `maxNodes` nodes incl. the root. */
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
   /** Tokens the job committed (accepted + bonus), in order. */
@@ -21,10 +21,10 @@ export interface DraftSource {
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
 export interface DraftSizer {
-  /** The coming step rides in a forward of `items` decode items; called before the draft source classifies it. */
+  /** The coming step rides in a forward of `items` decode items; called before the draft source prepares it. */
   seat(items: number): void;
   /** The size for this job's next step when `others` tokens of other jobs already ride in the same forward. */
-  next(context: number, others: number): number;
+  next(others: number): number;
   /** The job put `size` tokens into a forward of `total` tokens that took `forwardMs`, and `accepted` were kept. */
   observe(size: number, accepted: number, forwardMs: number, total: number): void;
 }
@@ -146,12 +146,12 @@ export class Generation {
     return this.endReason !== null;
   }
 
-  /** True until the whole prompt is in the KV cache (the first token comes with its last chunk). */
   /** Rows in the job's KV cache: the keys its next step attends over, besides its own new tokens. */
   get cached(): number {
     return this.seq.length;
   }
 
+  /** True until the whole prompt is in the KV cache (the first token comes with its last chunk). */
   get prefilling(): boolean {
     return this.prefilled < this.job.promptIds.length;
   }
@@ -189,7 +189,8 @@ export class Generation {
       const remaining = this.job.maxTokens - this.generated;
       const room = this.model.info.contextLength - past;
       this.budget.seat(items);
-      const size = Math.min(this.budget.next(this.drafts.classify?.(this.context, this.length) ?? 0, others), room, remaining, limit);
+      this.drafts.prepare?.(this.context, this.length);
+      const size = Math.min(this.budget.next(others), room, remaining, limit);
       if (size > 1) draft = this.drafts.propose(this.context, this.length, size, Math.min(this.job.lookahead.branchLength, remaining - 1));
       this.timing.draftSeconds += (performance.now() - t0) / 1000;
     }

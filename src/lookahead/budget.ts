@@ -178,8 +178,8 @@ export class JobBudget {
     else this.proposer.unprepare();
   }
 
-  /** `kind` is unused: the prepared gains say more about the step than a kind would. */
-  next(_kind: number, others: number): number {
+  /** The size of the prepared step when `others` tokens of other jobs ride in the same forward. */
+  next(others: number): number {
     this.last = this.controller.next(this.proposer.gains, this.proposer.available, others, this.last);
     return this.last;
   }

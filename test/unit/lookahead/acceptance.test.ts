@@ -64,7 +64,7 @@ function replay(prompt: number[], answer: number[], seed: number, skip = 0): { r
   const random = rng(seed);
   for (let done = 0; done < answer.length; ) {
     sizer.prepare(context, length, 16, 8, false);
-    const size = sizer.next(0, 0);
+    const size = sizer.next(0);
     const draft = size > 1 ? proposer.propose(context, { decodingLength: size, branchLength: 8, layout: 'hier' }, false, length) : null;
     const s = draft ? draft.size : 1;
     const accepted = draft ? acceptedDepth(draft, answer, done) : 0;

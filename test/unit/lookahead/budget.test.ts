@@ -40,7 +40,7 @@ function run(controller: BudgetController, curve: CostCurve, gains: Float64Array
   const sizes: number[] = [];
   for (let i = 0; i < steps; i++) {
     sizer.prepare([1], 1, 16, 8, false);
-    const size = sizer.next(0, others);
+    const size = sizer.next(others);
     sizes.push(size);
     sizer.observe(size, size > 1 ? accept(size) : 0, curve.cost(others + size), others + size);
   }
@@ -179,7 +179,7 @@ describe('BudgetController', () => {
     const sizer = new JobBudget(() => controller, counting);
     for (let i = 0; i < 1000; i++) {
       sizer.prepare([1], 1, 16, 8, false);
-      sizer.observe(sizer.next(0, 0), 0, 10, 1);
+      sizer.observe(sizer.next(0), 0, 10, 1);
     }
     expect(prepared).toBeLessThan(10);
     const plainMs = sizes.length * curve.cost(1);
@@ -201,10 +201,10 @@ describe('BudgetController', () => {
     const sizer = new JobBudget((items) => (items > 1 ? crowd : alone), fixedGains(optimistic));
     sizer.seat(8);
     sizer.prepare([1], 1, 16, 8, false);
-    expect(sizer.next(0, 7)).toBe(1);
+    expect(sizer.next(7)).toBe(1);
     sizer.seat(1);
     sizer.prepare([1], 1, 16, 8, false);
-    expect(sizer.next(0, 0)).toBeGreaterThan(1);
+    expect(sizer.next(0)).toBeGreaterThan(1);
     expect(alone.paused).toBe(false);
   });
 
