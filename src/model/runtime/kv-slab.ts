@@ -31,11 +31,6 @@ export class KvSlab {
     return this.top;
   }
 
-  /** Bytes of K/V memory the slab holds. */
-  get bytes(): number {
-    return 2 * this.numLayers * this.capacity * this.rowSize * 4;
-  }
-
   alloc(rows: number): SlabRegion {
     const i = this.holes.findIndex((h) => h.rows >= rows);
     if (i >= 0) {
