@@ -41,9 +41,11 @@ export class BatchFeeds {
       t = Math.max(t, past + s);
     }
     const r = sMax + 1;
+    // A lone sequence's graph branch reads its own rows in order and never the gather index (batchedExactAttention).
+    const gathered = b === 1 ? 0 : t * b;
     const { ids, positions, kvGather, kvScatter, queryGather, rowGather } = this;
     // Taken first: taking may move a buffer, and `set` writes into where it is now.
-    const [idsView, positionsView, kvGatherView] = [ids.take(n), positions.take(n), kvGather.take(t * b)];
+    const [idsView, positionsView, kvGatherView] = [ids.take(n), positions.take(n), kvGather.take(gathered)];
     const [kvScatterView, queryGatherView, rowGatherView] = [kvScatter.take(n), queryGather.take(b * r), rowGather.take(n)];
     if (this.bias.length < b * r * t) {
       this.bias = new Float32Array(Math.max(b * r * t, this.bias.length * 2));
@@ -60,7 +62,7 @@ export class BatchFeeds {
         rowGather.set(offset + i, j * r + i);
       }
       // Keys at or past `past` are this step's rows (scattered over these) or masked; any row of the sequence will do.
-      for (let k = 0; k < t; k++) kvGather.set(k * b + j, start + (k < past ? k : 0));
+      if (gathered > 0) for (let k = 0; k < t; k++) kvGather.set(k * b + j, start + (k < past ? k : 0));
       for (let i = 0; i < r; i++) {
         const q = Math.min(i, s - 1);
         queryGather.set(j * r + i, offset + q);
@@ -70,7 +72,7 @@ export class BatchFeeds {
     }
     feeds[io.inputIds] = new ort.Tensor('int64', idsView, [1, n]);
     feeds[io.positionIds] = new ort.Tensor('int64', positionsView, [1, n]);
-    feeds[io.kvGather] = new ort.Tensor('int64', kvGatherView, [t * b]);
+    feeds[io.kvGather] = new ort.Tensor('int64', kvGatherView, [gathered]);
     feeds[io.kvScatter] = new ort.Tensor('int64', kvScatterView, [n, 1]);
     feeds[io.queryGather] = new ort.Tensor('int64', queryGatherView, [b * r]);
     feeds[io.rowGather] = new ort.Tensor('int64', rowGatherView, [n]);
