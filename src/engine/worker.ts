@@ -12,7 +12,6 @@ import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
 import { IngestQueue } from './ingest.js';
 import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type WorkerData, type WorkerFault, type WorkerJob } from './protocol.js';
-import { seatByLength } from './seating.js';
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
@@ -72,10 +71,8 @@ class DecodeLoop {
   /** The jobs in the forward being run and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
-  /** A decode forward's candidate streams in turn order (offsets from the cursor), their key rows, and the seated ones; reused each round. */
-  private readonly candidates: number[] = [];
-  private candidateRows = new Int32Array(16);
-  private readonly group: number[] = [];
+  /** The streams a decode forward seats; reused each round. */
+  private readonly group: Running[] = [];
   private looping = false;
   private lastFlush = 0;
 
@@ -196,30 +193,25 @@ class DecodeLoop {
     return used;
   }
 
-  /**
-   * Seats the next streams in turn, grouped by length (seatByLength), each sure of a token and its draft sized from
-   * what is left; returns the tokens planned.
-   */
+  /** Seats the next streams in turn, each sure of a token and its draft sized from what is left; returns the tokens planned. */
   private planDecode(streams: number): number {
     const n = this.order.length;
-    const { candidates, group } = this;
-    candidates.length = 0;
-    if (this.candidateRows.length < n) this.candidateRows = new Int32Array(2 * n);
-    for (let i = 0; i < n; i++) {
+    const limit = Math.min(this.maxItems, this.maxTokens, streams);
+    const group = this.group;
+    group.length = 0;
+    let i = 0;
+    for (; i < n && group.length < limit; i++) {
       const run = this.order[(this.cursor + i) % n];
-      if (run.gen.finished || run.gen.prefilling) continue;
-      this.candidateRows[candidates.length] = run.gen.cached + 1;
-      candidates.push(i);
+      if (!run.gen.finished && !run.gen.prefilling) group.push(run);
     }
-    const next = seatByLength(this.candidateRows, candidates.length, Math.min(this.maxItems, this.maxTokens, streams), group);
+    this.cursor = (this.cursor + i) % n;
     const seats = group.length;
     let used = 0;
     for (let k = 0; k < seats; k++) {
       // Every seat still to fill holds at least its root: the draft is sized for a forward that carries them too.
       const after = seats - k - 1;
-      used += this.plan(this.order[(this.cursor + candidates[group[k]]) % n], used + after, this.maxTokens - used - after, seats);
+      used += this.plan(group[k], used + after, this.maxTokens - used - after, seats);
     }
-    this.cursor = (this.cursor + (next < candidates.length ? candidates[next] : n)) % n;
     return used;
   }
 

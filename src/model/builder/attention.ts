@@ -11,8 +11,8 @@ export interface AttentionShape {
 
 /**
  * Values computed once per graph that every layer's attention needs.
- * `bias` is the additive mask [1,1,S,T] ('exact': [1,G*(S+1),T], see exactAttention; batched: [B,1,G*R,T]);
- * seqlensK/totalLength exist only for GQA.
+ * `bias` is the additive mask [1,1,S,T] ('exact': [1,G*(S+1),T], see exactAttention); seqlensK/totalLength exist
+ * only for GQA; `slots` only in the batched layout.
  */
 export interface AttentionContext {
   kind: AttentionKind;
@@ -21,37 +21,22 @@ export interface AttentionContext {
   totalLength?: string;
   /** 'exact' only: [T, 16] of ones, whose product with the exponentials is the softmax denominator. */
   ones?: string;
-  /** The batched 'exact' layout only (see batchedExactAttention). */
-  batch?: BatchShapes;
+  slots?: Slots;
 }
 
 /**
- * The index inputs of a batched forward: B sequences, N new tokens in all (ragged, concatenated), R = S_max + 1
- * query rows per sequence, T key rows per sequence. Filled by the runtime (src/model/runtime/batch-feeds.ts).
+ * The batched layout (see slottedAttention): slot s of a forward holds one sequence, whose `sizes[s]` new tokens
+ * follow the earlier slots' in the ragged token axis; a slot past the forward's sequences has size 0.
  */
-export interface BatchIndices {
-  /** int64 [T*B]: the cache row behind key t of sequence b, at t*B + b (position-major). */
-  kvGather: string;
-  /** int64 [N, 1]: where each new token's K/V row goes among those T*B rows (its own sequence, at its past length + j). */
-  kvScatter: string;
-  /** int64 [B*R]: the ragged row behind each padded query row; pad rows repeat their sequence's last token. */
-  queryGather: string;
-  /** int64 [N]: the padded row each ragged row's output comes from. */
-  rowGather: string;
-}
-
-/** Shapes the batched layout reshapes to, derived once from the bias [B,1,R,T]. */
-interface BatchShapes extends BatchIndices {
-  q5: string;
-  q3: string;
-  kv3: string;
-  /** bool [1]: B = 1, when the past input holds only the sequence's own rows, in order. */
-  lone: string;
-  /** V as [T, B*kvH, hd/w, w]: column slices of width w <= 16 (see batchedExactAttention). */
-  v4: string;
-  scores4: string;
-  scores3: string;
-  out5: string;
+export interface Slots {
+  /** int64 [slots]: new tokens per slot. */
+  sizes: string;
+  /** Per slot: its exactAttention bias [1, G*(S+1), T] (src/model/runtime/batch-feeds.ts writes them all). */
+  bias: string[];
+  /** Per slot: the ones of its softmax denominator, [T, 16]. */
+  ones: string[];
+  /** Per slot: bool [1], whether it holds a sequence (slot 0 always does, and has none). */
+  active: string[];
 }
 
 /** The `scale` attribute of every attention op here, when the family sets one. */
@@ -59,14 +44,13 @@ export function scaleAttr(scale: number | undefined): Record<string, Attr> {
   return scale === undefined ? {} : { scale: { f: scale } };
 }
 
-export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string, shape: AttentionShape, batch?: BatchIndices): AttentionContext {
-  if (kind === 'exact' && batch) return batchedContext(g, bias, shape, batch);
+export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string, shape: AttentionShape): AttentionContext {
   if (kind === 'exact') {
     // Rows as exactAttention stacks its queries: G copies of the S+1 padded rows, [1, G*(S+1), T].
     const padded = g.op('Concat', [bias, lastRow(g, bias, 2)], { axis: { i: 2 } });
     const rows = g.op('Tile', [padded, g.constInt64('bias_tiles', [1, 1, shape.numHeads / shape.numKvHeads, 1])]);
     const onesShape = g.op('Concat', [g.op('Shape', [bias], { start: { i: 3 } }), g.constInt64('ones_width', [16])], { axis: { i: 0 } });
-    return { kind, bias: g.op('Squeeze', [rows, g.constInt64('axis0', [0])]), ones: g.op('Expand', [g.constFloat('one', [1], [1, 1]), onesShape]) };
+    return { kind, bias: g.op('Squeeze', [rows, g.constInt64('axis0', [0])]), ones: ones(g, onesShape) };
   }
   if (kind !== 'gqa') return { kind, bias };
   const t = g.op('Shape', [bias], { start: { i: 3 }, end: { i: 4 } });
@@ -77,7 +61,8 @@ export function attentionContext(g: OnnxGraph, kind: AttentionKind, bias: string
 
 /**
  * Attention of the S new queries over past + new keys. q [1,S,H*hd] and kNew/vNew [1,S,kvH*hd] (keys after RoPE);
- * pastK/pastV are the cache's filled prefix [1,P,kvH*hd]. Returns [1,S,H*hd].
+ * pastK/pastV are the cache's filled prefix [1,P,kvH*hd], one per slot in the batched layout and else one.
+ * Returns [1,S,H*hd].
  */
 export function attention(
   g: OnnxGraph,
@@ -86,8 +71,8 @@ export function attention(
   q: string,
   kNew: string,
   vNew: string,
-  pastK: string,
-  pastV: string,
+  pastK: string[],
+  pastV: string[],
 ): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
   const scale = scaleAttr(shape.attentionScale);
@@ -98,16 +83,16 @@ export function attention(
       g.op('Transpose', [g.op('Reshape', [x, g.constInt64('bnsh_shape', [1, 0, kvH, hd])])], { perm: { ints: [0, 2, 1, 3] } });
     const [y] = g.node(
       'GroupQueryAttention',
-      [q, kNew, vNew, toBnsh(pastK), toBnsh(pastV), ctx.seqlensK!, ctx.totalLength!, '', '', '', ctx.bias],
+      [q, kNew, vNew, toBnsh(pastK[0]), toBnsh(pastV[0]), ctx.seqlensK!, ctx.totalLength!, '', '', '', ctx.bias],
       3,
       { num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale },
       'com.microsoft',
     );
     return y;
   }
-  if (ctx.batch) return batchedExactAttention(g, ctx, shape, q, kNew, vNew, pastK, pastV);
-  const k = g.op('Concat', [pastK, kNew], { axis: { i: 1 } });
-  const v = g.op('Concat', [pastV, vNew], { axis: { i: 1 } });
+  if (ctx.slots) return slottedAttention(g, ctx, shape, q, kNew, vNew, pastK, pastV);
+  const k = g.op('Concat', [pastK[0], kNew], { axis: { i: 1 } });
+  const v = g.op('Concat', [pastV[0], vNew], { axis: { i: 1 } });
   if (ctx.kind === 'exact') return exactAttention(g, ctx, shape, q, k, v);
   if (ctx.kind === 'onnx') {
     return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale });
@@ -149,95 +134,81 @@ function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionSha
   const scores = g.op('Add', [fused(qh, byHead(k), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), ctx.bias]);
   const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
   const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
-  const out = g.op('Reshape', [g.op('Div', [fused(e, byHead(v), 0), den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
+  let ev: string;
+  if (!ctx.slots) ev = fused(e, byHead(v), 0);
+  else {
+    // Batched layout: e·V per column slice of V, [kvH, 1, M, T] · [kvH, hd/w, T, w] → [kvH, hd/w, M, w] → [kvH, M, hd]
+    // (measured: half the time of one GEMM of N = hd here, whose strided reads of V per head cost more).
+    const w = sliceWidth(hd);
+    const slices = g.op('Reshape', [v, g.constInt64('v_slices', [-1, kvH, hd / w, w])]);
+    const product = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), slices, 0);
+    ev = g.op('Reshape', [g.op('Transpose', [product], { perm: { ints: [0, 2, 1, 3] } }), g.constInt64('ev_rows', [kvH, -1, hd])]);
+  }
+  const out = g.op('Reshape', [g.op('Div', [ev, den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
   const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis2', [2])]);
   return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [2, 0, 1, 3] } }), g.constInt64('merge_heads', [1, -1, h * hd])]);
 }
 
-/** The bias [B,1,R,T] with its rows as the batched GEMMs stack them, the ones, and the shapes of the layout. */
-function batchedContext(g: OnnxGraph, bias: string, shape: AttentionShape, batch: BatchIndices): AttentionContext {
-  const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
-  const groups = h / kvH;
-  const dim = (x: string, start: number) => g.op('Shape', [x], { start: { i: start }, end: { i: start + 1 } });
-  const cat = (parts: string[]) => g.op('Concat', parts, { axis: { i: 0 } });
-  const [b, r, t] = [dim(bias, 0), dim(bias, 2), dim(bias, 3)];
-  const m = g.op('Mul', [r, g.constInt64('groups', [groups])]);
-  // [B,1,R,T] → [B,G,R,T] → [B,1,G*R,T]: the G query heads of a kv head, each with the R rows of its sequence.
-  const rows = g.op('Reshape', [g.op('Tile', [bias, g.constInt64('bias_tiles', [1, groups, 1, 1])]), cat([b, g.constInt64('one', [1]), m, t])]);
-  const minusOne = g.constInt64('minus_one', [-1]);
-  const bk = g.op('Mul', [b, g.constInt64('kv_heads', [kvH])]);
-  return {
-    kind: 'exact',
-    bias: rows,
-    ones: g.op('Expand', [g.constFloat('one', [1], [1, 1]), cat([t, g.constInt64('ones_width', [16])])]),
-    batch: {
-      ...batch,
-      lone: g.op('Equal', [b, g.constInt64('one', [1])]),
-      q5: cat([b, r, g.constInt64('kv_groups', [kvH, groups, hd])]),
-      q3: cat([minusOne, m, g.constInt64('head_dim', [hd])]),
-      kv3: cat([minusOne, bk, g.constInt64('head_dim', [hd])]),
-      v4: cat([minusOne, bk, g.constInt64('v_slices', [hd / sliceWidth(hd), sliceWidth(hd)])]),
-      scores4: cat([b, g.constInt64('kv_heads', [kvH]), m, t]),
-      scores3: cat([minusOne, m, t]),
-      out5: cat([b, g.constInt64('kv_groups', [kvH, groups]), r, g.constInt64('head_dim', [hd])]),
-    },
-  };
-}
-
 /**
- * exactAttention for B sequences in one forward, each row bit for bit what its sequence alone (B = 1) gives.
- * Projections, norms and the MLP run on the N ragged tokens; only attention needs sequences apart. Queries are
- * gathered into R = S_max + 1 rows per sequence (pads repeat the sequence's last token, so every GEMM has M >= 2
- * as in exactAttention). Keys: the cache rows of every sequence are gathered position-major [T, B*kvH, hd] (one
- * copy of the past, as the Concat of the single-sequence graph), and each new row is scattered to its sequence's
- * own past length + j. So every key sits at the same index as when its sequence runs alone, and the GEMM sums over
- * keys block at the same places (MLAS splits K into fixed strides; a key moved across a stride boundary would
- * change the rounding). Keys past a sequence's own end are masked: exact zeros in both sums.
- */
-function batchedExactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, kNew: string, vNew: string, pastK: string, pastV: string): string {
-  const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
-  const b = ctx.batch!;
-  const queries = g.op('Gather', [g.op('Reshape', [q, g.constInt64('q_flat', [-1, h * hd])]), b.queryGather], { axis: { i: 0 } });
-  // [B,R,kvH,G,hd] → [B,kvH,G,R,hd] → [B*kvH, G*R, hd]
-  const grouped = g.op('Transpose', [g.op('Reshape', [queries, b.q5])], { perm: { ints: [0, 2, 3, 1, 4] } });
-  const qh = g.op('Reshape', [grouped, b.q3]);
-  const flat = g.constInt64('kv_flat', [-1, kvH * hd]);
-  const fresh = [g.op('Reshape', [kNew, flat]), g.op('Reshape', [vNew, flat])];
-  // A lone sequence is fed only its own past rows, and its new rows go right behind them: one copy, as the
-  // unbatched graph's Concat. A batch gathers its pasts and scatters the new rows in (two copies: ScatterND
-  // cannot write in place). Both put every key at the same index.
-  const [allK, allV] = g.ifElse(
-    b.lone,
-    'float32',
-    (t) => [t.op('Concat', [pastK, fresh[0]], { axis: { i: 0 } }), t.op('Concat', [pastV, fresh[1]], { axis: { i: 0 } })],
-    (e) => [pastK, pastV].map((past, i) => e.op('ScatterND', [e.op('Gather', [past, b.kvGather], { axis: { i: 0 } }), b.kvScatter, fresh[i]])),
-  );
-  const keys = (all: string) => g.op('Reshape', [all, b.kv3]);
-  const fused = (a: string, x: string, transB: number, alpha = 1) =>
-    g.op('FusedMatMul', [a, x], { transB: { i: transB }, transBatchB: { i: 1 }, alpha: { f: alpha } }, 'com.microsoft');
-  const raw = g.op('Reshape', [fused(qh, keys(allK), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), b.scores4]);
-  const scores = g.op('Add', [raw, ctx.bias]);
-  const e = g.op('Reshape', [g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]), b.scores3]);
-  const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
-  // e·V per column slice of V: [B*kvH, 1, M, T] · [B*kvH, hd/w, T, w] → [B*kvH, hd/w, M, w] → [B*kvH, M, hd].
-  const sliced = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), g.op('Reshape', [keys(allV), b.v4]), 0);
-  const ev = g.op('Reshape', [g.op('Transpose', [sliced], { perm: { ints: [0, 2, 1, 3] } }), b.q3]);
-  const out = g.op('Reshape', [g.op('Div', [ev, den]), b.out5]);
-  // [B,kvH,G,R,hd] → [B,R,kvH,G,hd] → [B*R, H*hd] → the N ragged rows
-  const padded = g.op('Reshape', [g.op('Transpose', [out], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constInt64('merge_heads', [-1, h * hd])]);
-  return g.op('Unsqueeze', [g.op('Gather', [padded, b.rowGather], { axis: { i: 0 } }), g.constInt64('axis0', [0])]);
-}
-
-/**
- * Width of the V column slices the batched e·V multiplies by. MLAS blocks a GEMM's sum over K (here: keys) by a
- * stride it derives from N, and splits N across threads when a batch has fewer GEMMs than threads: with N = head
- * size, a sequence alone (B*kvH GEMMs) and in a batch could get different strides and so different sums. N <= 16
- * is never split and always gets the widest stride (1024 keys).
+ * Width of the V column slices of the batched layout's e·V. MLAS blocks a GEMM's sum over K (here: keys) by a
+ * stride it derives from N, and may split N across threads when there are fewer GEMMs than threads; N <= 16 is
+ * never split and always gets the widest stride (1024 keys), so the sums are the same at every S.
  */
 function sliceWidth(hd: number): number {
   let w = 16;
   while (hd % w !== 0) w /= 2;
   return w;
+}
+
+/** [rows, 16] of ones; `shape` is int64 [2]. */
+function ones(g: OnnxGraph, shape: string): string {
+  return g.op('Expand', [g.constFloat('one', [1], [1, 1]), shape]);
+}
+
+/** The context of the batched layout, all of whose per-slot values the runtime feeds (no ops per unused slot). */
+export function slotsContext(slots: Slots): AttentionContext {
+  return { kind: 'exact', bias: slots.bias[0], slots };
+}
+
+/** The same slots with other biases (a sliding-window model's local layers). */
+export function withSlotBias(ctx: AttentionContext, bias: string[]): AttentionContext {
+  return { ...ctx, bias: bias[0], slots: { ...ctx.slots!, bias } };
+}
+
+/**
+ * exactAttention for several sequences in one forward, each row bit for bit what its sequence alone gives.
+ * Projections, norms and the MLP run on the N ragged tokens; attention runs per slot on the slot's own tokens, over
+ * its own past (an input that is a view of the runtime's cache, no copy) followed by its new rows: exactly the
+ * ops, shapes and key indices of the sequence alone, so no padding and one copy of each sequence's keys (the
+ * Concat). Slot s+1 runs inside an If on its being active, so a forward pays only for the slots it fills.
+ */
+function slottedAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, kNew: string, vNew: string, pastK: string[], pastV: string[]): string {
+  const slots = ctx.slots!;
+  const n = pastK.length;
+  const slot = (sub: OnnxGraph, s: number, qs: string, ks: string, vs: string) => {
+    const k = sub.op('Concat', [pastK[s], ks], { axis: { i: 1 } });
+    const v = sub.op('Concat', [pastV[s], vs], { axis: { i: 1 } });
+    return exactAttention(sub, { ...ctx, bias: slots.bias[s], ones: slots.ones[s] }, shape, qs, k, v);
+  };
+  const [y] = g.ifElse(
+    slots.active[1],
+    'float32',
+    (b) => {
+      const split = (x: string) => b.node('Split', [x, slots.sizes], n, { axis: { i: 1 } });
+      const [qs, ks, vs] = [split(q), split(kNew), split(vNew)];
+      const from = (sub: OnnxGraph, s: number): string => {
+        const own = slot(sub, s, qs[s], ks[s], vs[s]);
+        if (s + 1 === n) return own;
+        // An inactive slot's split is [1, 0, H*hd]: the empty rows the else branch yields.
+        const [rest] = sub.ifElse(slots.active[s + 1], 'float32', (t) => [from(t, s + 1)], (e) => [e.op('Identity', [qs[s + 1]])]);
+        return sub.op('Concat', [own, rest], { axis: { i: 1 } });
+      };
+      return [from(b, 0)];
+    },
+    // A lone sequence skips the splits: the same ops on the same values as slot 0 of a batch.
+    (lone) => [slot(lone, 0, q, kNew, vNew)],
+  );
+  return y;
 }
 
 /** The last slice of x along `axis`. */

@@ -16,28 +16,34 @@ export const boundary = {
   newValue: (i: number) => `new.${i}.value`,
   presentKey: (i: number) => `present.${i}.key`,
   presentValue: (i: number) => `present.${i}.value`,
-  kvGather: 'kv_gather',
-  kvScatter: 'kv_scatter',
-  queryGather: 'query_gather',
-  rowGather: 'row_gather',
+  /** The batched layout: past rows of the sequence in slot s. */
+  slotPastKey: (i: number, s: number) => `past.${i}.key.${s}`,
+  slotPastValue: (i: number, s: number) => `past.${i}.value.${s}`,
 };
 
-/** Per layer: given the new k/v rows [1,S,kvD], returns the past [1,P,kvD] attention should see, and wires the outputs. */
-export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: string, pastV: string];
+/**
+ * Per layer: given the new k/v rows [1,S,kvD], returns the past [1,P,kvD] attention should see (one per slot in the
+ * batched layout), and wires the outputs.
+ */
+export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: string[], pastV: string[]];
 
 /**
  * 'host': the runtime owns the cache; past rows come in as views of its buffers and only the S new rows go out.
- * 'batch': the same for a batched forward: past is every cache row [P, kvD] the runtime holds (the index inputs
- * pick each sequence's), and the N new rows of all sequences go out ragged.
+ * 'batch': the same for a batched forward of `slots` sequences: each slot's past comes in on its own, and the N
+ * new rows of all sequences go out ragged.
  * 'device': the cache is the graph's own output fed back next step ('present' = kept past + new rows). The rows
  * to keep from the fed-back past come in as `kv_keep` (int64 row indices), so trimming a rejected draft is a
  * Gather on the device rather than a round trip through host memory.
  */
-export function kvBoundary(g: OnnxGraph, placement: KvPlacement | 'batch', numLayers: number, kvD: number): KvBoundary {
-  const past: [string, string][] = [];
-  const pastDims = placement === 'batch' ? ['P', kvD] : [1, 'P', kvD];
+export function kvBoundary(g: OnnxGraph, placement: KvPlacement | 'batch', numLayers: number, kvD: number, slots = 1): KvBoundary {
+  const past: [string[], string[]][] = [];
+  const input = (name: string, rows: string) => g.input(name, 'float32', [1, rows, kvD]);
   for (let i = 0; i < numLayers; i++) {
-    past.push([g.input(boundary.pastKey(i), 'float32', pastDims), g.input(boundary.pastValue(i), 'float32', pastDims)]);
+    if (placement !== 'batch') past.push([[input(boundary.pastKey(i), 'P')], [input(boundary.pastValue(i), 'P')]]);
+    else {
+      const each = (name: (i: number, s: number) => string) => Array.from({ length: slots }, (_, s) => input(name(i, s), `P${s}`));
+      past.push([each(boundary.slotPastKey), each(boundary.slotPastValue)]);
+    }
   }
   if (placement !== 'device') {
     return (i, k, v) => {
@@ -50,13 +56,13 @@ export function kvBoundary(g: OnnxGraph, placement: KvPlacement | 'batch', numLa
   }
   const keep = g.input(boundary.kvKeep, 'int64', ['R']);
   return (i, k, v) => {
-    const kept = (x: string) => g.op('Gather', [x, keep], { axis: { i: 1 } });
+    const kept = (x: string[]) => g.op('Gather', [x[0], keep], { axis: { i: 1 } });
     const [pk, pv] = [kept(past[i][0]), kept(past[i][1])];
     g.node('Concat', [pk, k], [boundary.presentKey(i)], { axis: { i: 1 } });
     g.node('Concat', [pv, v], [boundary.presentValue(i)], { axis: { i: 1 } });
     g.output(boundary.presentKey(i), 'float32', [1, 'T', kvD]);
     g.output(boundary.presentValue(i), 'float32', [1, 'T', kvD]);
-    return [pk, pv];
+    return [[pk], [pv]];
   };
 }
 

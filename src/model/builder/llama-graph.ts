@@ -1,5 +1,5 @@
 import type { LlamaConfig } from '../types.js';
-import { attention, attentionContext, type AttentionContext } from './attention.js';
+import { attention, attentionContext, slotsContext, withSlotBias, type AttentionContext } from './attention.js';
 import { boundary, headOutputs, kvBoundary } from './graph-boundary.js';
 import { concatRows, linear } from './linear.js';
 import { OnnxGraph, type Attr, type ExternalDataOptions } from './onnx/graph.js';
@@ -12,13 +12,23 @@ import { windowBias } from './window.js';
 export const OPSETS = { '': 23, 'com.microsoft': 1 };
 export const IR_VERSION = 10;
 
+/**
+ * Sequences one batched forward carries. Each slot costs inputs (its own past per layer) and a few ops even when
+ * empty, and past 8 sequences of short drafts a CPU forward is compute-bound anyway.
+ */
+export const BATCH_SLOTS = 8;
+
 /** Names of the tree-layout graph's I/O (DESIGN.md §3). */
 export const io = {
   inputIds: 'input_ids',
   positionIds: 'position_ids',
   bias: 'attention_bias',
-  /** Batched graphs of sliding-window models: the bias with the window applied, written by the runtime. */
-  localBias: 'attention_bias_local',
+  /** Batched graphs: new tokens per slot, and each slot's bias (sliding-window models: also with the window applied). */
+  slotSizes: 'slot_sizes',
+  slotBias: (s: number) => `attention_bias.${s}`,
+  slotLocalBias: (s: number) => `attention_bias_local.${s}`,
+  slotOnes: (s: number) => `slot_ones.${s}`,
+  slotActive: (s: number) => `slot_active.${s}`,
   logits: 'logits',
   ...boundary,
 };
@@ -34,7 +44,7 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   const placement = options.kv ?? 'host';
   const ids = g.input(io.inputIds, 'int64', [1, 'S']);
   const pos = g.input(io.positionIds, 'int64', [1, 'S']);
-  const kv = kvBoundary(g, isBatched(options) ? 'batch' : placement, c.numLayers, kvD);
+  const kv = kvBoundary(g, isBatched(options) ? 'batch' : placement, c.numLayers, kvD, BATCH_SLOTS);
   const out = headOutputs(g, placement, io.logits, c.vocabSize);
 
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
@@ -43,16 +53,15 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   let full: AttentionContext;
   let local: AttentionContext;
   if (isBatched(options)) {
-    const index = (name: string, dims: (string | number)[]) => g.input(name, 'int64', dims);
-    const batch = {
-      kvGather: index(io.kvGather, ['TB']),
-      kvScatter: index(io.kvScatter, ['S', 1]),
-      queryGather: index(io.queryGather, ['BR']),
-      rowGather: index(io.rowGather, ['S']),
-    };
-    const biasInput = (name: string) => g.input(name, 'float32', ['B', 1, 'R', 'T']);
-    full = attentionContext(g, options.attention, biasInput(io.bias), c, batch);
-    local = c.slidingWindow === undefined ? full : attentionContext(g, options.attention, biasInput(io.localBias), c, batch);
+    const each = (make: (s: number) => string, from = 0) => Array.from({ length: BATCH_SLOTS }, (_, s) => (s < from ? '' : make(s)));
+    const biases = (name: (s: number) => string) => each((s) => g.input(name(s), 'float32', [1, `R${s}`, `T${s}`]));
+    full = slotsContext({
+      sizes: g.input(io.slotSizes, 'int64', [BATCH_SLOTS]),
+      bias: biases(io.slotBias),
+      ones: each((s) => g.input(io.slotOnes(s), 'float32', [`T${s}`, 16])),
+      active: each((s) => g.input(io.slotActive(s), 'bool', [1]), 1),
+    });
+    local = c.slidingWindow === undefined ? full : withSlotBias(full, biases(io.slotLocalBias));
   } else {
     const bias = g.input(io.bias, 'float32', [1, 1, 'S', 'T']);
     full = attentionContext(g, options.attention, bias, c);

@@ -11,90 +11,101 @@ export interface BatchRow {
 }
 
 /**
- * The inputs of a batched forward besides the K/V (see batchedExactAttention for the layout): ragged ids and
- * positions, the index inputs, and the bias [B,1,R,T] with R = S_max + 1 query rows and T = the longest
- * sequence's past + new keys. Buffers are reused step after step.
+ * The inputs of a batched forward besides the K/V (see slottedAttention for the layout): ragged ids and positions,
+ * the new tokens per slot, whether each slot is in use, and per slot its bias as its attention stacks the rows
+ * (G copies, the query heads of a kv head, of its S rows and a repeat of the last: [1, G*(S+1), past + S]) and the
+ * ones of its softmax denominator. Buffers are reused step after step.
  */
 export class BatchFeeds {
   private readonly ids = new Int64Buffer();
   private readonly positions = new Int64Buffer();
-  private readonly kvGather = new Int64Buffer();
-  private readonly kvScatter = new Int64Buffer();
-  private readonly queryGather = new Int64Buffer();
-  private readonly rowGather = new Int64Buffer();
-  private bias = new Float32Array(0);
-  private local = new Float32Array(0);
+  private readonly sizes: BigInt64Array;
+  private readonly sizeWords: Int32Array;
+  private readonly bias: Float32Array[];
+  private readonly local: Float32Array[];
+  private ones = new Float32Array(0);
+  private readonly empty = new ort.Tensor('float32', new Float32Array(0), [1, 0, 0]);
+  private readonly noOnes = new ort.Tensor('float32', new Float32Array(0), [0, 16]);
+  private readonly active = [false, true].map((on) => new ort.Tensor('bool', Uint8Array.of(on ? 1 : 0), [1]));
 
-  /** `window`: the sliding window of a model that has one (its local layers get a second bias). */
-  constructor(private readonly window: number | undefined) {}
+  /** `groups`: query heads per kv head; `window`: the sliding window of a model that has one (its local layers get a second bias). */
+  constructor(
+    private readonly slots: number,
+    private readonly groups: number,
+    private readonly window: number | undefined,
+  ) {
+    this.sizes = new BigInt64Array(slots);
+    this.sizeWords = new Int32Array(this.sizes.buffer);
+    this.bias = Array.from({ length: slots }, () => new Float32Array(0));
+    this.local = Array.from({ length: window === undefined ? 0 : slots }, () => new Float32Array(0));
+  }
 
   /** Sets every input but the K/V in `feeds`; returns the number of new tokens. */
   write(rows: readonly BatchRow[], feeds: Record<string, ort.Tensor>): number {
-    const b = rows.length;
     let n = 0;
-    let sMax = 0;
-    let t = 0;
-    for (const { past, input } of rows) {
-      const s = input.tokens.length;
-      n += s;
-      sMax = Math.max(sMax, s);
-      t = Math.max(t, past + s);
-    }
-    const r = sMax + 1;
-    // A lone sequence's graph branch reads its own rows in order and never the gather index (batchedExactAttention).
-    const gathered = b === 1 ? 0 : t * b;
-    const { ids, positions, kvGather, kvScatter, queryGather, rowGather } = this;
+    for (const { input } of rows) n += input.tokens.length;
+    const { ids, positions } = this;
     // Taken first: taking may move a buffer, and `set` writes into where it is now.
-    const [idsView, positionsView, kvGatherView] = [ids.take(n), positions.take(n), kvGather.take(gathered)];
-    const [kvScatterView, queryGatherView, rowGatherView] = [kvScatter.take(n), queryGather.take(b * r), rowGather.take(n)];
-    if (this.bias.length < b * r * t) {
-      this.bias = new Float32Array(Math.max(b * r * t, this.bias.length * 2));
-      if (this.window !== undefined) this.local = new Float32Array(this.bias.length);
-    }
+    const [idsView, positionsView] = [ids.take(n), positions.take(n)];
     let offset = 0;
-    for (let j = 0; j < b; j++) {
-      const { past, start, input } = rows[j];
-      const s = input.tokens.length;
+    for (let j = 0; j < this.slots; j++) {
+      const row = rows[j];
+      const s = row ? row.input.tokens.length : 0;
+      this.sizeWords[2 * j] = s;
+      if (j > 0) feeds[io.slotActive(j)] = this.active[row ? 1 : 0];
+      if (!row) {
+        feeds[io.slotOnes(j)] = this.noOnes;
+        feeds[io.slotBias(j)] = this.empty;
+        if (this.window !== undefined) feeds[io.slotLocalBias(j)] = this.empty;
+        continue;
+      }
       for (let i = 0; i < s; i++) {
-        ids.set(offset + i, input.tokens[i]);
-        positions.set(offset + i, input.positions[i]);
-        kvScatter.set(offset + i, (past + i) * b + j);
-        rowGather.set(offset + i, j * r + i);
+        ids.set(offset + i, row.input.tokens[i]);
+        positions.set(offset + i, row.input.positions[i]);
       }
-      // Keys at or past `past` are this step's rows (scattered over these) or masked; any row of the sequence will do.
-      if (gathered > 0) for (let k = 0; k < t; k++) kvGather.set(k * b + j, start + (k < past ? k : 0));
-      for (let i = 0; i < r; i++) {
-        const q = Math.min(i, s - 1);
-        queryGather.set(j * r + i, offset + q);
-        this.writeBiasRow((j * r + i) * t, t, input, past, q);
-      }
+      this.writeBias(j, row, feeds);
       offset += s;
     }
     feeds[io.inputIds] = new ort.Tensor('int64', idsView, [1, n]);
     feeds[io.positionIds] = new ort.Tensor('int64', positionsView, [1, n]);
-    feeds[io.kvGather] = new ort.Tensor('int64', kvGatherView, [gathered]);
-    feeds[io.kvScatter] = new ort.Tensor('int64', kvScatterView, [n, 1]);
-    feeds[io.queryGather] = new ort.Tensor('int64', queryGatherView, [b * r]);
-    feeds[io.rowGather] = new ort.Tensor('int64', rowGatherView, [n]);
-    feeds[io.bias] = new ort.Tensor('float32', this.bias.subarray(0, b * r * t), [b, 1, r, t]);
-    if (this.window !== undefined) feeds[io.localBias] = new ort.Tensor('float32', this.local.subarray(0, b * r * t), [b, 1, r, t]);
+    feeds[io.slotSizes] = new ort.Tensor('int64', this.sizes, [this.slots]);
     return n;
   }
 
-  /** Query row q of a sequence over its own past + s keys (the caller's mask, else causal), blocked beyond. */
-  private writeBiasRow(at: number, t: number, { tokens, positions, mask }: ForwardInput, past: number, q: number): void {
+  private writeBias(j: number, { past, input }: BatchRow, feeds: Record<string, ort.Tensor>): void {
+    const s = input.tokens.length;
+    const t = past + s;
+    const r = s + 1;
+    const size = this.groups * r * t;
+    if (this.bias[j].length < size) {
+      this.bias[j] = new Float32Array(Math.max(size, 2 * this.bias[j].length));
+      if (this.window !== undefined) this.local[j] = new Float32Array(this.bias[j].length);
+    }
+    const bias = this.bias[j];
+    const local = this.window === undefined ? null : this.local[j];
+    for (let i = 0; i < r; i++) this.writeRow(bias, local, i * t, input, past, Math.min(i, s - 1));
+    for (let g = 1; g < this.groups; g++) {
+      bias.copyWithin(g * r * t, 0, r * t);
+      local?.copyWithin(g * r * t, 0, r * t);
+    }
+    if (this.ones.length < 16 * t) this.ones = new Float32Array(Math.max(16 * t, 2 * this.ones.length)).fill(1);
+    feeds[io.slotOnes(j)] = new ort.Tensor('float32', this.ones.subarray(0, 16 * t), [t, 16]);
+    const dims = [1, this.groups * r, t];
+    feeds[io.slotBias(j)] = new ort.Tensor('float32', bias.subarray(0, size), dims);
+    if (local) feeds[io.slotLocalBias(j)] = new ort.Tensor('float32', local.subarray(0, size), dims);
+  }
+
+  /** Query row q of a sequence over its own past + s keys: the caller's mask, else causal. */
+  private writeRow(bias: Float32Array, local: Float32Array | null, at: number, { tokens, positions, mask }: ForwardInput, past: number, q: number): void {
     const own = past + tokens.length;
-    const bias = this.bias;
     for (let k = 0; k < own; k++) bias[at + k] = mask ? mask[q * own + k] : k <= past + q ? 0 : -Infinity;
-    bias.fill(-Infinity, at + own, at + t);
-    if (this.window === undefined) return;
+    if (!local) return;
     // A cached row r holds position r; the new rows hold the positions given (a draft node's own depth).
-    const local = this.local;
+    const window = this.window!;
     const qPos = positions[q];
     for (let k = 0; k < own; k++) {
       const kPos = k < past ? k : positions[k - past];
-      local[at + k] = qPos - kPos >= this.window ? -Infinity : bias[at + k];
+      local[at + k] = qPos - kPos >= window ? -Infinity : bias[at + k];
     }
-    local.fill(-Infinity, at + own, at + t);
   }
 }

@@ -8,8 +8,8 @@ import { HostSequence, SequenceBuffers } from './host-sequence.js';
 import { KvCache } from './kv-cache.js';
 import { forwardEach } from './forward-each.js';
 import { createSession, type RuntimeOptions } from './session.js';
-import { MAX_BATCH, openSlabModel } from './slab-model.js';
-import { io } from '../builder/llama-graph.js';
+import { openSlabModel } from './slab-model.js';
+import { BATCH_SLOTS, io, isBatched } from '../builder/llama-graph.js';
 
 /** Opens a tree-layout model written by the builder (model.onnx + lookahead-model.json). */
 export async function openBuiltModel(dir: string, options: RuntimeOptions = {}): Promise<LoadedModel> {
@@ -36,8 +36,12 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     kvBytesPerToken: 2 * c.numLayers * c.numKvHeads * c.headDim * 4,
     maxBatch: 1,
   };
-  // Graphs built before batching (or with device K/V, or a fused attention op) carry one sequence per forward.
-  if (session.inputNames.includes(io.kvGather)) return openSlabModel(session, { ...info, maxBatch: MAX_BATCH }, c);
+  // Graphs with device K/V or a fused attention op carry one sequence per forward.
+  if (session.inputNames.includes(io.slotSizes)) return openSlabModel(session, { ...info, maxBatch: BATCH_SLOTS }, c);
+  if (isBatched(meta.options)) {
+    await session.release();
+    throw new ModelLoadError(`${dir} holds an older batched layout; rebuild it with \`npm run cli -- build-model\``);
+  }
   const rowSize = c.numKvHeads * c.headDim;
   if (kvPlacement === 'device') {
     return { info, newSequence: () => new DeviceSequence(session, info, c.numLayers, rowSize), forwardBatch: forwardEach, dispose: () => session.release() };

@@ -5,15 +5,15 @@ export interface SlabRegion {
 }
 
 /**
- * The K/V rows of every sequence of a model in one buffer per layer ([capacity, kvDim] rows), so that a batched
- * forward takes all of them as one zero-copy input and its index inputs pick each sequence's. Each sequence owns a
- * region of consecutive rows (its cache positions in order); regions keep their offsets when the slab grows.
+ * The K/V rows of every sequence of a model in one buffer per layer ([capacity, kvDim] rows). Each sequence owns a
+ * region of consecutive rows (its cache positions in order), which a forward takes as a zero-copy input view;
+ * regions keep their offsets when the slab grows.
  */
 export class KvSlab {
   keys: Float32Array[] = [];
   values: Float32Array[] = [];
   private capacity = 0;
-  /** Rows below this are or were in a region: what a forward's input view must cover. */
+  /** Rows below this are or were in a region. */
   private top = 0;
   /** Released regions below `top`, by start. */
   private readonly holes: SlabRegion[] = [];
@@ -24,11 +24,6 @@ export class KvSlab {
     initialRows: number,
   ) {
     this.resize(initialRows);
-  }
-
-  /** Rows the input views must cover: every allocated region lies below. */
-  get used(): number {
-    return this.top;
   }
 
   alloc(rows: number): SlabRegion {
@@ -89,7 +84,6 @@ export class KvSlab {
   private resize(rows: number): void {
     const keep = this.top * this.rowSize;
     const grow = (old: Float32Array | undefined) => {
-      // Rows never written stay zero: a masked key still enters the GEMMs (times an exact zero), so it must be finite.
       const a = new Float32Array(rows * this.rowSize);
       if (old) a.set(old.subarray(0, keep));
       return a;

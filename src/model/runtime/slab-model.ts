@@ -1,15 +1,12 @@
 import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../errors.js';
-import { io } from '../builder/llama-graph.js';
+import { BATCH_SLOTS, io } from '../builder/llama-graph.js';
 import type { BatchItem, ForwardInput, KvResidency, LlamaConfig, LoadedModel, ModelInfo, Sequence, TransferCounters } from '../types.js';
 import { BatchFeeds, type BatchRow } from './batch-feeds.js';
 import { toInt32 } from './host-sequence.js';
 import { KvSlab, type SlabRegion } from './kv-slab.js';
 import { OutputBuffers } from './output-buffers.js';
 import { checkKeep, checkStep, layerNames, newTransferCounters } from './step-feeds.js';
-
-/** Sequences one forward may carry: past it, the padded attention of the widest item costs more than it saves. */
-export const MAX_BATCH = 16;
 
 /** Rows a sequence's region starts with; it doubles as the sequence grows. */
 const INITIAL_ROWS = 256;
@@ -82,8 +79,11 @@ class BatchRunner {
   private readonly feeds: BatchFeeds;
   private readonly f: Record<string, ort.Tensor> = {};
   private readonly o: Record<string, ort.Tensor> = {};
-  private readonly past: { key: string[]; value: string[] };
+  /** Input names of slot s's past in layer l: [l][s]. */
+  private readonly past: { key: string[][]; value: string[][] };
   private readonly fresh: { key: string[]; value: string[] };
+  /** The past of an empty slot. */
+  private readonly noPast: ort.Tensor;
   /** The run's sequences and their rows for BatchFeeds, reused run after run. */
   private readonly seqs: SlabSequence[] = [];
   private readonly rows: BatchRow[] = [];
@@ -104,8 +104,10 @@ class BatchRunner {
   ) {
     const rowSize = c.numKvHeads * c.headDim;
     this.slab = new KvSlab(c.numLayers, rowSize, Math.min(2 * INITIAL_ROWS, info.contextLength));
-    this.feeds = new BatchFeeds(c.slidingWindow);
-    this.past = layerNames(c.numLayers, io.pastKey, io.pastValue);
+    this.feeds = new BatchFeeds(BATCH_SLOTS, c.numHeads / c.numKvHeads, c.slidingWindow);
+    const names = (name: (l: number, s: number) => string) => Array.from({ length: c.numLayers }, (_, l) => Array.from({ length: BATCH_SLOTS }, (_, s) => name(l, s)));
+    this.past = { key: names(io.slotPastKey), value: names(io.slotPastValue) };
+    this.noPast = new ort.Tensor('float32', new Float32Array(0), [1, 0, rowSize]);
     this.fresh = layerNames(c.numLayers, io.newKey, io.newValue);
   }
 
@@ -151,12 +153,20 @@ class BatchRunner {
     }
     const n = this.feeds.write(rows, this.f);
     const single = items.length === 1;
-    // A batch's index inputs pick rows anywhere in the slab; a lone sequence's past is exactly its own rows.
+    // Each slot's past is a view of its sequence's own rows.
     const d = this.slab.rowSize;
-    const [from, to] = single ? [rows[0].start, rows[0].start + rows[0].past] : [0, this.slab.used];
     for (let l = 0; l < this.slab.numLayers; l++) {
-      this.f[this.past.key[l]] = new ort.Tensor('float32', this.slab.keys[l].subarray(from * d, to * d), [to - from, d]);
-      this.f[this.past.value[l]] = new ort.Tensor('float32', this.slab.values[l].subarray(from * d, to * d), [to - from, d]);
+      for (let j = 0; j < BATCH_SLOTS; j++) {
+        const row = rows[j];
+        const [key, value] = [this.past.key[l][j], this.past.value[l][j]];
+        if (!row) {
+          this.f[key] = this.f[value] = this.noPast;
+          continue;
+        }
+        const [from, to] = [row.start * d, (row.start + row.past) * d];
+        this.f[key] = new ort.Tensor('float32', this.slab.keys[l].subarray(from, to), [1, row.past, d]);
+        this.f[value] = new ort.Tensor('float32', this.slab.values[l].subarray(from, to), [1, row.past, d]);
+      }
     }
     this.bindNewRows(single ? seqs[0] : null, n);
     const vocab = this.info.vocabSize;

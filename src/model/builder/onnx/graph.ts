@@ -2,7 +2,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { Message } from './protobuf.js';
 
 /** ONNX TensorProto.DataType codes for the element types the builder emits. */
-export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, float16: 10 } as const;
+export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
 export type DType = keyof typeof DataType;
 
 export type Dim = number | string;
