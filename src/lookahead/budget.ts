@@ -27,8 +27,8 @@ const MAX_BACKOFF = 256;
  * forward will cost.
  *
  * The proposer gives gains[k], the expected accepted tokens of its best draft of k nodes (root included). Adding a
- * job's k tokens to a forward that already carries `others` costs cost(others + k) − cost(others + 1) ms more than
- * the job decoding plainly, and every job in the forward waits for it; time is worth λ tokens per ms, the rate the
+ * job's k tokens to a forward that already carries `others` costs tokens(others + k) − tokens(others + 1) ms more
+ * than the job decoding plainly, and every job in the forward waits for it; time is worth λ tokens per ms, the rate the
  * forwards achieve (tokens produced per token fed, over the forward's tokens per ms, at this batch fill), never
  * less than plain decoding's. The size maximises gains[k] − λ · extra cost — the step that raises tokens per ms the
  * most (Dinkelbach's rule for a ratio). On a memory-bound curve (small batch, GPU) extra tokens cost little and
@@ -56,12 +56,24 @@ export class BudgetController {
   private backoff = MIN_BACKOFF;
   private sinceProbe = 0;
 
+  /**
+   * `curve`: what the forwards this controller sizes cost, by their total tokens, as observed. `tokens`: what extra
+   * tokens cost, the curve of a sequence alone (the default: the same). A forward of several sequences costs more
+   * than one sequence of as many tokens (each attends over its own past), and its observed curve rises with the
+   * sequences it happened to carry; a draft token added to one of them costs what it costs alone.
+   */
   constructor(
     private readonly curve: CostCurve,
     options: BudgetOptions,
+    private readonly tokenCurve: CostCurve = curve,
   ) {
     this.max = Math.max(1, Math.floor(options.decodingLength));
     this.alpha = options.alpha ?? 0.02;
+  }
+
+  /** The curve extra tokens are priced by. */
+  get tokenCosts(): CostCurve {
+    return this.tokenCurve;
   }
 
   /** Whether the floor has switched drafting off (probes aside). */
@@ -78,10 +90,10 @@ export class BudgetController {
     let best = 1;
     if (limit > 1) {
       const lambda = this.rate(others);
-      const base = this.curve.cost(others + 1);
+      const base = this.tokenCurve.cost(others + 1);
       let bestScore = last === 1 ? 0 : -SWITCH_COST;
       for (let k = 2; k <= limit; k++) {
-        const score = gains[k] - lambda * (this.curve.cost(others + k) - base) - (k === last ? 0 : SWITCH_COST);
+        const score = gains[k] - lambda * (this.tokenCurve.cost(others + k) - base) - (k === last ? 0 : SWITCH_COST);
         if (score > bestScore) {
           best = k;
           bestScore = score;
@@ -103,7 +115,8 @@ export class BudgetController {
     const others = Math.max(0, total - size);
     const plainCost = this.curve.cost(others + 1);
     // Tokens beyond what plain decoding would have produced in the extra time the draft took.
-    const gain = accepted - ((this.curve.cost(total) - plainCost) * (others + 1)) / plainCost;
+    const extra = this.tokenCurve.cost(total) - this.tokenCurve.cost(others + 1);
+    const gain = accepted - (extra * (others + 1)) / plainCost;
     this.draftedSteps++;
     this.gained += (this.off ? PROBE_WEIGHT : Math.max(FLOOR_ALPHA, 1 / this.draftedSteps)) * (gain - this.gained);
     if (this.off) {
@@ -159,8 +172,8 @@ export class JobBudget {
   constructor(
     /**
      * The controller for forwards of `items` decode items. A forward of eight sequences costs another curve than one
-     * of a sequence alone with as many tokens (attention per sequence, padding), and a floor judged on crowded
-     * forwards must not switch drafting off for a job alone: each batch size learns apart.
+     * of a sequence alone with as many tokens (attention per sequence), and a floor judged on crowded forwards must
+     * not switch drafting off for a job alone: each batch size learns apart.
      */
     private readonly controllers: (items: number) => BudgetController,
     private readonly proposer: PreparedGains,

@@ -208,6 +208,21 @@ describe('BudgetController', () => {
     expect(alone.paused).toBe(false);
   });
 
+  it('prices a crowded forward\'s draft tokens by what a token costs alone, not by the sequences that forward carried', () => {
+    // Forwards of 5 to 8 sequences of one token each, costing 10 ms a sequence: their curve rises 10 ms a token.
+    const crowded = () => {
+      const curve = new CostCurve(POINTS);
+      for (let i = 0; i < 400; i++) for (let n = 5; n <= 8; n++) curve.observe(n, 10 * n);
+      return curve;
+    };
+    const gains = gainsOf(16, () => 0.5);
+    const steep = new BudgetController(crowded(), { decodingLength: 16 });
+    expect(steep.next(gains, 15, 7)).toBe(1);
+    const priced = new BudgetController(crowded(), { decodingLength: 16 }, new CostCurve(POINTS));
+    expect(priced.next(gains, 15, 7)).toBeGreaterThan(1);
+    expect(priced.tokenCosts.cost(8) - priced.tokenCosts.cost(7)).toBeLessThan(1);
+  });
+
   it('learns the forward cost of the batch as run, from the total tokens of each forward', () => {
     const curve = new CostCurve(POINTS);
     const controller = new BudgetController(curve, { decodingLength: 16 });
