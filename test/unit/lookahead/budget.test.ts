@@ -209,10 +209,10 @@ describe('BudgetController', () => {
   });
 
   it('prices a crowded forward\'s draft tokens by what a token costs alone, not by the sequences that forward carried', () => {
-    // Forwards of 5 to 8 sequences of one token each, costing 10 ms a sequence: their curve rises 10 ms a token.
+    // Forwards of 5 to 32 tokens, whose cost was the 10 ms of each sequence they carried: a curve rising 10 ms a token.
     const crowded = () => {
       const curve = new CostCurve(POINTS);
-      for (let i = 0; i < 400; i++) for (let n = 5; n <= 8; n++) curve.observe(n, 10 * n);
+      for (let i = 0; i < 400; i++) for (let n = 5; n <= 32; n++) curve.observe(n, 10 * n);
       return curve;
     };
     const gains = gainsOf(16, () => 0.5);
