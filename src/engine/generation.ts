@@ -146,11 +146,6 @@ export class Generation {
     return this.endReason !== null;
   }
 
-  /** Rows in the job's KV cache: the keys its next step attends over, besides its own new tokens. */
-  get cached(): number {
-    return this.seq.length;
-  }
-
   /** True until the whole prompt is in the KV cache (the first token comes with its last chunk). */
   get prefilling(): boolean {
     return this.prefilled < this.job.promptIds.length;

@@ -71,8 +71,6 @@ class DecodeLoop {
   /** The jobs in the forward being run and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
-  /** The streams a decode forward seats; reused each round. */
-  private readonly group: Running[] = [];
   private looping = false;
   private lastFlush = 0;
 
@@ -196,22 +194,18 @@ class DecodeLoop {
   /** Seats the next streams in turn, each sure of a token and its draft sized from what is left; returns the tokens planned. */
   private planDecode(streams: number): number {
     const n = this.order.length;
-    const limit = Math.min(this.maxItems, this.maxTokens, streams);
-    const group = this.group;
-    group.length = 0;
+    const seats = Math.min(this.maxItems, this.maxTokens, streams);
+    let used = 0;
+    let seated = 0;
     let i = 0;
-    for (; i < n && group.length < limit; i++) {
+    for (; i < n && seated < seats; i++) {
       const run = this.order[(this.cursor + i) % n];
-      if (!run.gen.finished && !run.gen.prefilling) group.push(run);
+      if (run.gen.finished || run.gen.prefilling) continue;
+      seated++;
+      // Every seat still to fill holds at least its root: the draft is sized for a forward that carries them too.
+      used += this.plan(run, used + (seats - seated), this.maxTokens - used - (seats - seated), seats);
     }
     this.cursor = (this.cursor + i) % n;
-    const seats = group.length;
-    let used = 0;
-    for (let k = 0; k < seats; k++) {
-      // Every seat still to fill holds at least its root: the draft is sized for a forward that carries them too.
-      const after = seats - k - 1;
-      used += this.plan(group[k], used + after, this.maxTokens - used - after, seats);
-    }
     return used;
   }
 

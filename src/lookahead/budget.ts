@@ -57,8 +57,8 @@ export class BudgetController {
   private sinceProbe = 0;
 
   /**
-   * `curve`: what the forwards this controller sizes cost, by their total tokens, as observed. `tokens`: what extra
-   * tokens cost, the curve of a sequence alone (the default: the same). A forward of several sequences costs more
+   * `curve`: what the forwards this controller sizes cost, by their total tokens, as observed. `tokenCurve`: what
+   * extra tokens cost, the curve of a sequence alone (the default: the same). A forward of several sequences costs more
    * than one sequence of as many tokens (each attends over its own past), and its observed curve rises with the
    * sequences it happened to carry; a draft token added to one of them costs what it costs alone.
    */

@@ -19,14 +19,15 @@ export interface BatchRow {
 export class BatchFeeds {
   private readonly ids = new Int64Buffer();
   private readonly positions = new Int64Buffer();
-  private readonly sizes: BigInt64Array;
-  private readonly sizeWords: Int32Array;
+  private readonly sizes = new Int64Buffer();
   private readonly bias: Float32Array[];
   private readonly local: Float32Array[];
   private ones = new Float32Array(0);
   private readonly empty = new ort.Tensor('float32', new Float32Array(0), [1, 0, 0]);
   private readonly noOnes = new ort.Tensor('float32', new Float32Array(0), [0, 16]);
   private readonly active = [false, true].map((on) => new ort.Tensor('bool', Uint8Array.of(on ? 1 : 0), [1]));
+  /** Each slot's input names, built once rather than every run. */
+  private readonly names: { bias: string[]; local: string[]; ones: string[]; active: string[] };
 
   /** `groups`: query heads per kv head; `window`: the sliding window of a model that has one (its local layers get a second bias). */
   constructor(
@@ -34,29 +35,29 @@ export class BatchFeeds {
     private readonly groups: number,
     private readonly window: number | undefined,
   ) {
-    this.sizes = new BigInt64Array(slots);
-    this.sizeWords = new Int32Array(this.sizes.buffer);
     this.bias = Array.from({ length: slots }, () => new Float32Array(0));
     this.local = Array.from({ length: window === undefined ? 0 : slots }, () => new Float32Array(0));
+    const each = (name: (s: number) => string) => Array.from({ length: slots }, (_, s) => name(s));
+    this.names = { bias: each(io.slotBias), local: each(io.slotLocalBias), ones: each(io.slotOnes), active: each(io.slotActive) };
   }
 
   /** Sets every input but the K/V in `feeds`; returns the number of new tokens. */
   write(rows: readonly BatchRow[], feeds: Record<string, ort.Tensor>): number {
     let n = 0;
     for (const { input } of rows) n += input.tokens.length;
-    const { ids, positions } = this;
+    const { ids, positions, sizes, names } = this;
     // Taken first: taking may move a buffer, and `set` writes into where it is now.
-    const [idsView, positionsView] = [ids.take(n), positions.take(n)];
+    const [idsView, positionsView, sizesView] = [ids.take(n), positions.take(n), sizes.take(this.slots)];
     let offset = 0;
     for (let j = 0; j < this.slots; j++) {
       const row = rows[j];
       const s = row ? row.input.tokens.length : 0;
-      this.sizeWords[2 * j] = s;
-      if (j > 0) feeds[io.slotActive(j)] = this.active[row ? 1 : 0];
+      sizes.set(j, s);
+      if (j > 0) feeds[names.active[j]] = this.active[row ? 1 : 0];
       if (!row) {
-        feeds[io.slotOnes(j)] = this.noOnes;
-        feeds[io.slotBias(j)] = this.empty;
-        if (this.window !== undefined) feeds[io.slotLocalBias(j)] = this.empty;
+        feeds[names.ones[j]] = this.noOnes;
+        feeds[names.bias[j]] = this.empty;
+        if (this.window !== undefined) feeds[names.local[j]] = this.empty;
         continue;
       }
       for (let i = 0; i < s; i++) {
@@ -68,7 +69,7 @@ export class BatchFeeds {
     }
     feeds[io.inputIds] = new ort.Tensor('int64', idsView, [1, n]);
     feeds[io.positionIds] = new ort.Tensor('int64', positionsView, [1, n]);
-    feeds[io.slotSizes] = new ort.Tensor('int64', this.sizes, [this.slots]);
+    feeds[io.slotSizes] = new ort.Tensor('int64', sizesView, [this.slots]);
     return n;
   }
 
@@ -89,10 +90,10 @@ export class BatchFeeds {
       local?.copyWithin(g * r * t, 0, r * t);
     }
     if (this.ones.length < 16 * t) this.ones = new Float32Array(Math.max(16 * t, 2 * this.ones.length)).fill(1);
-    feeds[io.slotOnes(j)] = new ort.Tensor('float32', this.ones.subarray(0, 16 * t), [t, 16]);
+    feeds[this.names.ones[j]] = new ort.Tensor('float32', this.ones.subarray(0, 16 * t), [t, 16]);
     const dims = [1, this.groups * r, t];
-    feeds[io.slotBias(j)] = new ort.Tensor('float32', bias.subarray(0, size), dims);
-    if (local) feeds[io.slotLocalBias(j)] = new ort.Tensor('float32', local.subarray(0, size), dims);
+    feeds[this.names.bias[j]] = new ort.Tensor('float32', bias.subarray(0, size), dims);
+    if (local) feeds[this.names.local[j]] = new ort.Tensor('float32', local.subarray(0, size), dims);
   }
 
   /** Query row q of a sequence over its own past + s keys: the caller's mask, else causal. */

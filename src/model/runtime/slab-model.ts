@@ -158,12 +158,14 @@ class BatchRunner {
     for (let l = 0; l < this.slab.numLayers; l++) {
       for (let j = 0; j < BATCH_SLOTS; j++) {
         const row = rows[j];
-        const [key, value] = [this.past.key[l][j], this.past.value[l][j]];
+        const key = this.past.key[l][j];
+        const value = this.past.value[l][j];
         if (!row) {
           this.f[key] = this.f[value] = this.noPast;
           continue;
         }
-        const [from, to] = [row.start * d, (row.start + row.past) * d];
+        const from = row.start * d;
+        const to = from + row.past * d;
         this.f[key] = new ort.Tensor('float32', this.slab.keys[l].subarray(from, to), [1, row.past, d]);
         this.f[value] = new ort.Tensor('float32', this.slab.values[l].subarray(from, to), [1, row.past, d]);
       }
