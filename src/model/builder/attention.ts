@@ -134,25 +134,21 @@ function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionSha
   const scores = g.op('Add', [fused(qh, byHead(k), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), ctx.bias]);
   const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
   const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
-  let ev: string;
-  if (!ctx.slots) ev = fused(e, byHead(v), 0);
-  else {
-    // Batched layout: e·V per column slice of V, [kvH, 1, M, T] · [kvH, hd/w, T, w] → [kvH, hd/w, M, w] → [kvH, M, hd]
-    // (measured: half the time of one GEMM of N = hd here, whose strided reads of V per head cost more).
-    const w = sliceWidth(hd);
-    const slices = g.op('Reshape', [v, g.constInt64('v_slices', [-1, kvH, hd / w, w])]);
-    const product = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), slices, 0);
-    ev = g.op('Reshape', [g.op('Transpose', [product], { perm: { ints: [0, 2, 1, 3] } }), g.constInt64('ev_rows', [kvH, -1, hd])]);
-  }
+  // e·V per column slice of V, [kvH, 1, M, T] · [kvH, hd/w, T, w] → [kvH, hd/w, M, w] → [kvH, M, hd] (see sliceWidth).
+  const w = sliceWidth(hd);
+  const slices = g.op('Reshape', [v, g.constInt64('v_slices', [-1, kvH, hd / w, w])]);
+  const product = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), slices, 0);
+  const ev = g.op('Reshape', [g.op('Transpose', [product], { perm: { ints: [0, 2, 1, 3] } }), g.constInt64('ev_rows', [kvH, -1, hd])]);
   const out = g.op('Reshape', [g.op('Div', [ev, den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
   const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis2', [2])]);
   return g.op('Reshape', [g.op('Transpose', [rows], { perm: { ints: [2, 0, 1, 3] } }), g.constInt64('merge_heads', [1, -1, h * hd])]);
 }
 
 /**
- * Width of the V column slices of the batched layout's e·V. MLAS blocks a GEMM's sum over K (here: keys) by a
- * stride it derives from N, and may split N across threads when there are fewer GEMMs than threads; N <= 16 is
- * never split and always gets the widest stride (1024 keys), so the sums are the same at every S.
+ * Width of the V column slices e·V multiplies by. MLAS blocks a GEMM's sum over K (here: keys) by a stride it
+ * derives from N, and may split N across threads when there are fewer GEMMs than threads; N <= 16 is never split
+ * and always gets the widest stride (1024 keys), so the sums are the same at every S. It is also faster on the CPU:
+ * about half the time of one GEMM of N = hd, whose reads of V per head are strided.
  */
 function sliceWidth(hd: number): number {
   let w = 16;
