@@ -152,7 +152,7 @@ export class Generation {
   }
 
   /** Prompt tokens not yet in the KV cache. */
-  private get promptLeft(): number {
+  get promptLeft(): number {
     return this.job.promptIds.length - this.prefilled;
   }
 

@@ -6,11 +6,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { toWire } from '../errors.js';
 import { loadModel } from '../model/load.js';
 import { measureForwardCost } from '../model/runtime/forward-cost.js';
+import type { CostPoint } from '../lookahead/index.js';
 import type { BatchItem, LoadedModel } from '../model/types.js';
 import { DraftingState } from './drafting.js';
 import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
 import { IngestQueue } from './ingest.js';
+import { PrefillOrder } from './prefill-order.js';
 import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type WorkerData, type WorkerFault, type WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 
@@ -28,6 +30,8 @@ interface Running {
   job: WorkerJob;
   gen: Generation;
   started: boolean;
+  /** When the job joined the loop (performance.now()): with its prompt left, it orders prefill (see planPrefill). */
+  arrived: number;
   /** What made the job fail; it leaves the loop at the end of the round (see sweep). */
   error: unknown;
   /** Tokens (and logprobs) decided but not yet sent to the main thread. */
@@ -52,22 +56,17 @@ const MIN_SLICE_MS = 0.2;
 const MAX_SLICE_MS = 4;
 const IDLE_SLICE_MS = 10;
 
-/**
- * Prompt tokens per chunk while streams run (with none, a chunk may fill the forward's token budget). Prefill
- * forwards alternate with the streams' forwards, so this bounds how long a new prompt holds the streams up per step;
- * on the 150M-cost model a 32-token chunk cost ~1.5x more per token than a 128-token one (measured on a loaded
- * machine), so smaller chunks would make prompts wait longer for their first token.
- */
-const PREFILL_CHUNK = 128;
-
 class DecodeLoop {
   private readonly running = new Map<number, Running>();
-  /** The running jobs in arrival order: prompts are prefilled oldest first. */
+  /** The running jobs in arrival order (streams are seated in turn from it). */
   private readonly order: Running[] = [];
   /** Where the next decode forward starts seating streams, when more run than one forward holds. */
   private cursor = 0;
   /** Whether the last forward was the streams' (then prompt chunks, if any wait, get the next one). */
   private decodedLast = false;
+  private readonly prefillOrder: PrefillOrder;
+  /** The prompts waiting for prefill, in the order they are served; reused every round. */
+  private readonly prompts: Running[] = [];
   /** The jobs in the forward being run and their items, in the same order; reused every round. */
   private readonly seated: Running[] = [];
   private readonly items: BatchItem[] = [];
@@ -87,7 +86,12 @@ class DecodeLoop {
     /** Items and tokens one forward carries at most. */
     private readonly maxItems: number,
     private readonly maxTokens: number,
-  ) {}
+    /** The model's measured forward costs: the longest one's cost per token first estimates prefill's. */
+    costCurve: readonly CostPoint[],
+  ) {
+    const last = costCurve.at(-1);
+    this.prefillOrder = new PrefillOrder(last ? last.ms / last.k : 0);
+  }
 
   async start(job: WorkerJob): Promise<void> {
     let gen: Generation;
@@ -105,7 +109,7 @@ class DecodeLoop {
       return;
     }
     if (state.aborted) gen.abort();
-    const run: Running = { jobId: job.jobId, job, gen, started: false, error: null, pending: [], pendingLogprobs: [] };
+    const run: Running = { jobId: job.jobId, job, gen, started: false, arrived: performance.now(), error: null, pending: [], pendingLogprobs: [] };
     this.running.set(job.jobId, run);
     this.order.push(run);
     this.wake();
@@ -159,7 +163,7 @@ class DecodeLoop {
    * step against 2.12), aggregate tok/s fell ×0.90 and time to first token rose ×1.08. A decode forward
    * seats up to maxItems streams (in turn when more run) within maxTokens tokens: each is sure of one token, and
    * drafts are sized from what is left, each knowing the tokens already planned into the forward. A prefill forward
-   * takes prompt chunks, oldest job first.
+   * takes prompt chunks (see planPrefill for their order).
    */
   private async round(): Promise<void> {
     beat[HEARTBEAT_BUSY_SINCE] = Date.now();
@@ -171,22 +175,32 @@ class DecodeLoop {
       else streams++;
     }
     // One forward each, in turn: waiting prompts get every other forward, so a new prompt's first token waits for
-    // its own chunks and as many of the streams' forwards, not for a whole round of them.
+    // its own chunks and as many of the streams' forwards, not for a whole round of them. A prefill forward fills the
+    // token budget (--max-batch-tokens), which bounds how long it holds the streams up. Chunks of 128 while streams
+    // ran (150M-cost model, 8 clients, budget 256) gave prefill less of the machine: prompts queued, and p50 time to
+    // first token was ×2.1–2.6 of 1 client against ×1.85–2.0 (pairs of runs, alternating), at the same tok/s.
     const prefill = prompts > 0 && (streams === 0 || this.decodedLast);
     this.decodedLast = !prefill;
     this.seated.length = 0;
     this.items.length = 0;
-    const used = prefill ? this.planPrefill(streams > 0 ? PREFILL_CHUNK : this.maxTokens) : this.planDecode(streams);
-    if (this.items.length > 0) await this.forward(used);
+    const used = prefill ? this.planPrefill() : this.planDecode(streams);
+    if (this.items.length > 0) {
+      const ms = await this.forward(used);
+      if (prefill) this.prefillOrder.observe(ms, used);
+    }
     this.sweep();
   }
 
-  /** Seats prompt chunks of at most `chunk` tokens, oldest job first; returns the tokens planned. */
-  private planPrefill(chunk: number): number {
+  /** Seats the waiting prompts' next chunks within the token budget, in PrefillOrder; returns the tokens planned. */
+  private planPrefill(): number {
+    const prompts = this.prompts;
+    prompts.length = 0;
+    for (const run of this.order) if (!run.gen.finished && run.gen.prefilling) prompts.push(run);
+    this.prefillOrder.sort(prompts);
     let used = 0;
-    for (const run of this.order) {
+    for (const run of prompts) {
       if (this.items.length === this.maxItems || used === this.maxTokens) break;
-      if (!run.gen.finished && run.gen.prefilling) used += this.plan(run, used, Math.min(chunk, this.maxTokens - used));
+      used += this.plan(run, used, this.maxTokens - used);
     }
     return used;
   }
@@ -225,21 +239,24 @@ class DecodeLoop {
     }
   }
 
-  /** Runs the round's items and hands each job its result. */
-  private async forward(total: number): Promise<void> {
+  /** Runs the round's items and hands each job its result; returns how long the forward took (0 when it threw). */
+  private async forward(total: number): Promise<number> {
     const count = this.items.length;
     const f0 = performance.now();
     let outputs: (Float32Array | Int32Array)[];
     try {
       outputs = await this.model.forwardBatch(this.items);
     } catch (err) {
-      if (count > 1) return this.forwardApart();
-      this.seated[0].gen.cancel();
-      this.fail(this.seated[0], err);
-      return;
+      if (count > 1) await this.forwardApart();
+      else {
+        this.seated[0].gen.cancel();
+        this.fail(this.seated[0], err);
+      }
+      return 0;
     }
     const forwardMs = performance.now() - f0;
     for (let i = 0; i < count; i++) this.complete(this.seated[i], outputs[i], forwardMs, total, count);
+    return forwardMs;
   }
 
   /**
@@ -358,7 +375,7 @@ async function main(): Promise<void> {
   );
   // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
   const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
-  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens);
+  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve);
   port.on('message', (msg: ToWorker) => {
     // A throwing handler must not take the worker (and every running job) down with it.
     handle(msg).catch((err: unknown) => {

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { PrefillOrder, type WaitingPrompt } from '../../src/engine/prefill-order.js';
+
+const prompt = (id: string, arrived: number, promptLeft: number) => ({ id, arrived, gen: { promptLeft } });
+const ids = (prompts: WaitingPrompt[]) => prompts.map((p) => (p as ReturnType<typeof prompt>).id);
+
+describe('PrefillOrder', () => {
+  it('serves a short prompt before a long one that arrived a little earlier', () => {
+    const order = new PrefillOrder(2);
+    const prompts = [prompt('long', 0, 1000), prompt('short', 100, 50)];
+    order.sort(prompts);
+    expect(ids(prompts)).toEqual(['short', 'long']);
+  });
+
+  it('serves a long prompt first once it has waited longer than the extra prefill it needs', () => {
+    const order = new PrefillOrder(2);
+    // The long one would be done alone at 0 + 1000 × 2 = 2000 ms; the short one, arriving at 1990, at 2090.
+    const prompts = [prompt('short', 1990, 50), prompt('long', 0, 1000)];
+    order.sort(prompts);
+    expect(ids(prompts)).toEqual(['long', 'short']);
+  });
+
+  it('is oldest first among prompts of the same length, and learns the cost per token from prefill forwards', () => {
+    const order = new PrefillOrder(0);
+    const prompts = [prompt('b', 20, 10), prompt('a', 10, 500), prompt('c', 30, 10)];
+    order.sort(prompts);
+    // At no cost per token only arrival counts.
+    expect(ids(prompts)).toEqual(['a', 'b', 'c']);
+    for (let i = 0; i < 30; i++) order.observe(256, 256);
+    order.sort(prompts);
+    expect(ids(prompts)).toEqual(['b', 'c', 'a']);
+  });
+
+  it('ignores a forward that carried no prompt tokens or took no time', () => {
+    const order = new PrefillOrder(1);
+    order.observe(0, 100);
+    order.observe(50, 0);
+    const prompts = [prompt('short', 50, 10), prompt('long', 0, 100)];
+    order.sort(prompts);
+    // Still 1 ms per token: the long one is done alone at 100, the short one at 60.
+    expect(ids(prompts)).toEqual(['short', 'long']);
+  });
+});
