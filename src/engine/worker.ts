@@ -89,8 +89,7 @@ class DecodeLoop {
     /** The model's measured forward costs: the longest one's cost per token first estimates prefill's. */
     costCurve: readonly CostPoint[],
   ) {
-    const last = costCurve.at(-1);
-    this.prefillOrder = new PrefillOrder(last ? last.ms / last.k : 0);
+    this.prefillOrder = new PrefillOrder(costCurve);
   }
 
   async start(job: WorkerJob): Promise<void> {
@@ -191,7 +190,10 @@ class DecodeLoop {
     this.sweep();
   }
 
-  /** Seats the waiting prompts' next chunks within the token budget, in PrefillOrder; returns the tokens planned. */
+  /**
+   * Seats the waiting prompts' next chunks within the token budget, in PrefillOrder, until the forward is long
+   * enough to cost the least per token (PrefillOrder.enough); returns the tokens planned.
+   */
   private planPrefill(): number {
     const prompts = this.prompts;
     prompts.length = 0;
@@ -199,7 +201,7 @@ class DecodeLoop {
     this.prefillOrder.sort(prompts);
     let used = 0;
     for (const run of prompts) {
-      if (this.items.length === this.maxItems || used === this.maxTokens) break;
+      if (this.items.length === this.maxItems || used >= this.maxTokens || used >= this.prefillOrder.enough) break;
       used += this.plan(run, used, this.maxTokens - used);
     }
     return used;
