@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../../src/errors.js';
 import { writeTreeMask, writeTreePositions } from '../../src/lookahead/mask.js';
-import { buildModel } from '../../src/model/builder/build.js';
+import { buildModel, LONE_FILE } from '../../src/model/builder/build.js';
 import type { WeightDType } from '../../src/model/builder/options.js';
 import type { WeightSource } from '../../src/model/builder/source.js';
 import { openHfDir } from '../../src/model/builder/sources/hf-dir.js';
@@ -89,12 +89,24 @@ async function batchedStep(model: LoadedModel, pairs: Pair[], kinds: Kind[], ran
   }
 }
 
-function describeModel(name: string, source: () => WeightSource, dtype: WeightDType, skip = false, pasts = [0, 3, 64, 129, 300], threads?: number): void {
-  describe.skipIf(skip)(`forwardBatch equals each sequence alone (${name}, ${dtype}${threads ? `, ${threads} threads` : ''})`, () => {
+interface Case {
+  skip?: boolean;
+  pasts?: number[];
+  threads?: number;
+  /** Without the lone graph, a sequence alone runs through the batched graph's lone branch. */
+  lone?: boolean;
+}
+
+function describeModel(name: string, source: () => WeightSource, dtype: WeightDType, { skip = false, pasts = [0, 3, 64, 129, 300], threads, lone = true }: Case = {}): void {
+  const title = `${name}, ${dtype}${threads ? `, ${threads} threads` : ''}${lone ? '' : ', no lone graph'}`;
+  describe.skipIf(skip)(`forwardBatch equals each sequence alone (${title})`, () => {
     let model: LoadedModel;
     beforeAll(async () => {
-      const dir = join(root, `${name}-${dtype}-${threads ?? 0}`);
+      const dir = join(root, title.replace(/[^a-z0-9]+/gi, '-'));
       await buildModel(source(), { dtype, attention: 'exact', layout: 'tree' }, dir);
+      // Small models get the lone graph, so a twin's forwards run through it and a batch's through the batched one.
+      expect(existsSync(join(dir, LONE_FILE))).toBe(true);
+      if (!lone) rmSync(join(dir, LONE_FILE));
       model = await openBuiltModel(dir, { threads });
     });
     afterAll(() => model?.dispose());
@@ -162,20 +174,21 @@ function describeModel(name: string, source: () => WeightSource, dtype: WeightDT
 
 const synthetic = () => new SyntheticSource(syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 256, maxPositions: 512 }), 11);
 for (const dtype of ['fp32', 'fp16', 'q8', 'q4'] as WeightDType[]) describeModel('synthetic', synthetic, dtype);
+for (const dtype of ['fp32', 'q8'] as WeightDType[]) describeModel('synthetic', synthetic, dtype, { lone: false });
 // Head size 64: MLAS sums e·V over keys in blocks of 256, so these batches put keys on both sides of block
 // boundaries that their sequences alone do not cross; each key must still sit at its alone index.
 const wideHeads = () => new SyntheticSource(syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 2, numKvHeads: 2, vocabSize: 256, maxPositions: 1024 }), 12);
-describeModel('synthetic-hd64', wideHeads, 'q8', false, [0, 200, 236, 250, 600]);
+describeModel('synthetic-hd64', wideHeads, 'q8', { pasts: [0, 200, 236, 250, 600] });
 // One kv head: alone, attention is a single GEMM per step, which MLAS splits across threads by columns (and then
 // blocks its sums otherwise); in a batch it is not split. The V column slices keep both the same.
 const mqa = () => new SyntheticSource(syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 2, numKvHeads: 1, vocabSize: 256, maxPositions: 1024 }), 13);
-describeModel('synthetic-mqa-hd64', mqa, 'q8', false, [0, 200, 236, 250, 600]);
-describeModel('synthetic-mqa-hd64', mqa, 'fp32', false, [0, 500, 700, 250, 900]);
+describeModel('synthetic-mqa-hd64', mqa, 'q8', { pasts: [0, 200, 236, 250, 600] });
+describeModel('synthetic-mqa-hd64', mqa, 'fp32', { pasts: [0, 500, 700, 250, 900] });
 // More threads than kv heads: the same split happens with two kv heads.
-describeModel('synthetic-hd64', wideHeads, 'fp32', false, [0, 200, 236, 250, 600], 4);
+describeModel('synthetic-hd64', wideHeads, 'fp32', { pasts: [0, 200, 236, 250, 600], threads: 4 });
 // Sliding windows (crossed by the pasts above) with one kv head, and Gemma 3's local/global layers.
 for (const family of FAMILIES.filter((f) => f.config.slidingWindow !== undefined)) describeModel(family.name, () => new SyntheticSource(family.config, 3), 'q8');
 
 const CHAT = join(SHARED_DATA, 'models/chat-llama-5m');
 if (!existsSync(CHAT)) console.warn(`skipping the chat-llama-5m batch tests: ${CHAT} is absent`);
-describeModel('chat-llama-5m', () => openHfDir(CHAT), 'fp32', !existsSync(CHAT));
+describeModel('chat-llama-5m', () => openHfDir(CHAT), 'fp32', { skip: !existsSync(CHAT) });

@@ -29,7 +29,7 @@ export interface AttentionContext {
  * follow the earlier slots' in the ragged token axis; a slot past the forward's sequences has size 0.
  */
 export interface Slots {
-  /** int64 [slots]: new tokens per slot. */
+  /** int64 [slots]: new tokens per slot ('' in a one-slot graph, which splits nothing). */
   sizes: string;
   /** Per slot: its exactAttention bias [1, G*(S+1), T] (src/model/runtime/batch-feeds.ts writes them all). */
   bias: string[];
@@ -186,6 +186,8 @@ function slottedAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionS
     const v = sub.op('Concat', [pastV[s], vs], { axis: { i: 1 } });
     return exactAttention(sub, { ...ctx, bias: slots.bias[s], ones: slots.ones[s] }, shape, qs, k, v);
   };
+  // The lone graph (buildLlamaGraph with one slot): the ops of the batched graph's lone branch, at top level.
+  if (n === 1) return slot(g, 0, q, kNew, vNew);
   const [y] = g.ifElse(
     slots.active[1],
     'float32',

@@ -1,14 +1,20 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LlamaConfig } from '../types.js';
-import { buildLlamaGraph, IR_VERSION, OPSETS } from './llama-graph.js';
-import { BUILDER_VERSION, EXTERNAL_DATA_THRESHOLD, type BuildOptions } from './options.js';
+import { buildLlamaGraph, IR_VERSION, isBatched, OPSETS } from './llama-graph.js';
+import { BUILDER_VERSION, EXTERNAL_DATA_THRESHOLD, LONE_GRAPH_MAX_BYTES, type BuildOptions } from './options.js';
 import type { WeightSource } from './source.js';
 import { buildStandardGraph, hfConfig } from './standard-graph.js';
 
 export const MODEL_FILE = 'model.onnx';
 export const DATA_FILE = 'model.onnx.data';
 export const META_FILE = 'lookahead-model.json';
+/**
+ * A small batched model's second graph: the same decoder with one slot, which the runtime runs for forwards of a
+ * single sequence (see LONE_GRAPH_MAX_BYTES). Its ops are those of the batched graph's lone branch, so a sequence's
+ * rows are the same whichever graph ran them.
+ */
+export const LONE_FILE = 'lone.onnx';
 
 /** What lookahead-model.json holds: enough for the runtime to open the graph without the weight source. */
 export interface BuildMeta {
@@ -21,7 +27,7 @@ export interface BuildMeta {
 
 export type BuildLogger = (message: string) => void;
 
-/** Writes model.onnx (+ model.onnx.data) and lookahead-model.json into outDir. */
+/** Writes model.onnx (+ model.onnx.data, or lone.onnx) and lookahead-model.json into outDir. */
 export async function buildModel(source: WeightSource, options: BuildOptions, outDir: string, log: BuildLogger = () => {}): Promise<BuildMeta> {
   mkdirSync(outDir, { recursive: true });
   const c = source.config;
@@ -31,7 +37,11 @@ export async function buildModel(source: WeightSource, options: BuildOptions, ou
   const started = Date.now();
   const external = externalData ? { path: join(outDir, DATA_FILE), location: DATA_FILE, minBytes: 1024 } : null;
   const graph = options.layout === 'standard' ? buildStandardGraph(source, options, external) : buildLlamaGraph(source, options, external);
-  graph.write(join(outDir, MODEL_FILE), { irVersion: IR_VERSION, opsets: OPSETS, producer: 'lookahead-proxy', producerVersion: String(BUILDER_VERSION) });
+  const header = { irVersion: IR_VERSION, opsets: OPSETS, producer: 'lookahead-proxy', producerVersion: String(BUILDER_VERSION) };
+  graph.write(join(outDir, MODEL_FILE), header);
+  if (options.layout === 'tree' && isBatched(options) && !graph.usesExternalData && bytes <= LONE_GRAPH_MAX_BYTES) {
+    buildLlamaGraph(source, options, null, 1).write(join(outDir, LONE_FILE), header);
+  }
   const meta: BuildMeta = { builderVersion: BUILDER_VERSION, source: source.cacheKey, config: c, options, externalData: graph.usesExternalData };
   if (options.layout === 'standard') writeFileSync(join(outDir, 'config.json'), JSON.stringify(hfConfig(c), null, 2));
   writeFileSync(join(outDir, META_FILE), JSON.stringify(meta, null, 2));

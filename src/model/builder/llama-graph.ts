@@ -36,15 +36,17 @@ export const io = {
 /**
  * A Llama-family decoder in the tree layout: the caller supplies positions and an additive bias over past + new,
  * and owns the KV cache (past rows in, new rows out, keys after RoPE) unless options.kv puts it on the device.
+ * A batched graph has `slots` slots; with one, it is the lone graph: slot 0's inputs only, for forwards of one
+ * sequence (see build.ts LONE_FILE).
  */
-export function buildLlamaGraph(src: WeightSource, options: BuildOptions, external: ExternalDataOptions | null): OnnxGraph {
+export function buildLlamaGraph(src: WeightSource, options: BuildOptions, external: ExternalDataOptions | null, slots = BATCH_SLOTS): OnnxGraph {
   const c = src.config;
   const g = new OnnxGraph('llama', external);
   const kvD = c.numKvHeads * c.headDim;
   const placement = options.kv ?? 'host';
   const ids = g.input(io.inputIds, 'int64', [1, 'S']);
   const pos = g.input(io.positionIds, 'int64', [1, 'S']);
-  const kv = kvBoundary(g, isBatched(options) ? 'batch' : placement, c.numLayers, kvD, BATCH_SLOTS);
+  const kv = kvBoundary(g, isBatched(options) ? 'batch' : placement, c.numLayers, kvD, slots);
   const out = headOutputs(g, placement, io.logits, c.vocabSize);
 
   const embed = g.initializer('model.embed_tokens.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('model.embed_tokens.weight'));
@@ -53,10 +55,10 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   let full: AttentionContext;
   let local: AttentionContext;
   if (isBatched(options)) {
-    const each = (make: (s: number) => string, from = 0) => Array.from({ length: BATCH_SLOTS }, (_, s) => (s < from ? '' : make(s)));
+    const each = (make: (s: number) => string, from = 0) => Array.from({ length: slots }, (_, s) => (s < from ? '' : make(s)));
     const biases = (name: (s: number) => string) => each((s) => g.input(name(s), 'float32', [1, `R${s}`, `T${s}`]));
     full = slotsContext({
-      sizes: g.input(io.slotSizes, 'int64', [BATCH_SLOTS]),
+      sizes: slots > 1 ? g.input(io.slotSizes, 'int64', [slots]) : '',
       bias: biases(io.slotBias),
       ones: each((s) => g.input(io.slotOnes(s), 'float32', [`T${s}`, 16])),
       active: each((s) => g.input(io.slotActive(s), 'bool', [1]), 1),

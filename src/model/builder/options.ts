@@ -44,7 +44,14 @@ export interface BuildOptions {
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = { dtype: 'fp32', attention: 'exact', layout: 'tree' };
 
 /** Bumped whenever the emitted graph changes, so cached builds are rebuilt. */
-export const BUILDER_VERSION = 12;
+export const BUILDER_VERSION = 13;
 
 /** Protobuf caps a message at 2 GB; stay well below it. */
 export const EXTERNAL_DATA_THRESHOLD = 1.5 * 1024 ** 3;
+
+/**
+ * Batched graphs whose weights are at most this many bytes also get the lone graph (build.ts LONE_FILE). ORT binds
+ * every input of a run, idle slots' included (1–2.5 µs each): on chat-llama-5m (~1 ms forwards) that made a lone
+ * forward ×1.25, and on the 150M-cost model (10–25 ms) ×1.01–1.03, not worth a second copy of its weights.
+ */
+export const LONE_GRAPH_MAX_BYTES = 64 * 1024 ** 2;

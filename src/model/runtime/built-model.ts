@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelLoadError } from '../../errors.js';
-import { META_FILE, MODEL_FILE, type BuildMeta } from '../builder/build.js';
+import { LONE_FILE, META_FILE, MODEL_FILE, type BuildMeta } from '../builder/build.js';
 import type { LoadedModel, ModelInfo } from '../types.js';
 import { DeviceSequence, deviceOutputLocations } from './device-sequence.js';
 import { HostSequence, SequenceBuffers } from './host-sequence.js';
@@ -37,7 +37,11 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     maxBatch: 1,
   };
   // Graphs with device K/V or a fused attention op carry one sequence per forward.
-  if (session.inputNames.includes(io.slotSizes)) return openSlabModel(session, { ...info, maxBatch: BATCH_SLOTS }, c);
+  if (session.inputNames.includes(io.slotSizes)) {
+    const lonePath = join(dir, LONE_FILE);
+    const lone = existsSync(lonePath) ? (await createSession(lonePath, options)).session : null;
+    return openSlabModel(session, lone, { ...info, maxBatch: BATCH_SLOTS }, c);
+  }
   if (isBatched(meta.options)) {
     await session.release();
     throw new ModelLoadError(`${dir} holds an older batched layout; rebuild it with \`npm run cli -- build-model\``);

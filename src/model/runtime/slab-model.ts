@@ -17,15 +17,19 @@ const POOLED_OUTPUTS = 2;
 /**
  * A batched tree graph (builder's isBatched) on the host: every sequence's K/V lives in one KvSlab, and
  * `forwardBatch` runs any set of sequences in one ORT run. A sequence's own forward is the batch of one, through
- * the same graph, so batched and alone results are the same computation on the same key layout.
+ * the same graph (or the lone graph, build.ts LONE_FILE, whose ops are those of its lone branch), so batched and
+ * alone results are the same computation on the same key layout.
  */
-export function openSlabModel(session: ort.InferenceSession, info: ModelInfo, c: LlamaConfig): LoadedModel {
-  const runner = new BatchRunner(session, info, c);
+export function openSlabModel(session: ort.InferenceSession, lone: ort.InferenceSession | null, info: ModelInfo, c: LlamaConfig): LoadedModel {
+  const runner = new BatchRunner(session, lone, info, c);
   return {
     info,
     newSequence: () => runner.newSequence(),
     forwardBatch: (items) => runner.run(items),
-    dispose: () => session.release(),
+    dispose: async () => {
+      await session.release();
+      await lone?.release();
+    },
   };
 }
 
@@ -78,6 +82,8 @@ class BatchRunner {
   readonly slab: KvSlab;
   private readonly feeds: BatchFeeds;
   private readonly f: Record<string, ort.Tensor> = {};
+  /** The lone graph's inputs (a subset of the batched graph's), taken from `f` for a forward of one sequence. */
+  private readonly loneFeeds: Record<string, ort.Tensor> = {};
   private readonly o: Record<string, ort.Tensor> = {};
   /** Input names of slot s's past in layer l: [l][s]. */
   private readonly past: { key: string[][]; value: string[][] };
@@ -99,6 +105,7 @@ class BatchRunner {
 
   constructor(
     private readonly session: ort.InferenceSession,
+    private readonly lone: ort.InferenceSession | null,
     readonly info: ModelInfo,
     c: LlamaConfig,
   ) {
@@ -186,7 +193,12 @@ class BatchRunner {
       raw = single ? seqs[0].out.nextIds(n).raw : this.batchIds(n);
       o[io.nextIds] = new ort.Tensor('int64', raw, [1, n]);
     }
-    await this.session.run(this.f, o);
+    if (single && this.lone) {
+      for (const name of this.lone.inputNames) this.loneFeeds[name] = this.f[name];
+      await this.lone.run(this.loneFeeds, o);
+    } else {
+      await this.session.run(this.f, o);
+    }
 
     const results: (Float32Array | Int32Array)[] = [];
     let offset = 0;
