@@ -2,7 +2,7 @@
  * The engine's worker thread: owns the ORT session, every job's KV cache and the lookahead tries, and runs the
  * decode loop. Every round, the running jobs' steps and prompt chunks go into one batched forward (see round()).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { toWire } from '../errors.js';
 import { loadModel } from '../model/load.js';
 import { measureForwardCost } from '../model/runtime/forward-cost.js';
@@ -17,6 +17,14 @@ import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWo
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
+/**
+ * Delivers the messages waiting on the port now (main() sets it). onnxruntime-node runs a session synchronously on
+ * this thread, so messages sent during a forward wait in the port, and the event loop would hand them over only
+ * after the next round was planned: a new prompt missed a whole forward. Measured at 8 clients on the 150M-cost
+ * model (closed-loop `load`, alternating runs), p50 time to first token was ×1.68–1.97 of 1 client taking messages
+ * before each round, against ×1.97–2.17.
+ */
+let inbox = (): void => {};
 const { options, fingerprint, heartbeat, testFaults, testMaxBatch } = workerData as WorkerData;
 /** See WorkerData.heartbeat. */
 const beat = new Float64Array(heartbeat);
@@ -166,6 +174,7 @@ class DecodeLoop {
    */
   private async round(): Promise<void> {
     beat[HEARTBEAT_BUSY_SINCE] = Date.now();
+    inbox();
     let streams = 0;
     let prompts = 0;
     for (const run of this.order) {
@@ -378,13 +387,14 @@ async function main(): Promise<void> {
   // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
   const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
   const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve);
-  port.on('message', (msg: ToWorker) => {
+  const deliver = (msg: ToWorker): void => {
     // A throwing handler must not take the worker (and every running job) down with it.
     handle(msg).catch((err: unknown) => {
       if ('requestId' in msg) send({ type: 'reply', requestId: msg.requestId, value: null, error: toWire(err) });
       else send({ type: 'log', message: `worker: ${msg.type} failed: ${(err as Error).message}` });
     });
-  });
+  };
+  port.on('message', deliver);
   const handle = async (msg: ToWorker): Promise<void> => {
     switch (msg.type) {
       case 'start':
@@ -440,6 +450,9 @@ async function main(): Promise<void> {
         else injectFault(msg.kind);
         break;
     }
+  };
+  inbox = () => {
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) deliver(m.message as ToWorker);
   };
   send({ type: 'ready', info: model.info, costCurve });
 }
