@@ -1,10 +1,10 @@
+import type { CostPoint } from '../lookahead/index.js';
+
 /** A prompt waiting for prefill: when its job joined the decode loop (performance.now()) and what is left of it. */
 export interface WaitingPrompt {
   readonly arrived: number;
   readonly gen: { readonly promptLeft: number };
 }
-
-import type { CostPoint } from '../lookahead/index.js';
 
 /** Weight of the newest prefill forward in the running cost per token. */
 const SMOOTHING = 0.2;
@@ -16,8 +16,8 @@ const EFFICIENT = 1.1;
  * alone since it arrived, at arrival + prompt left × prefill's cost per token. A short prompt passes long ones, so
  * its time to first token stays near its own prefill; a long one passes every prompt that arrives after its own
  * finish time, so none starves. Oldest first made short prompts queue behind long ones: at 8 clients on the
- * 150M-cost model (rag-eval prompts of 10 to 1300 tokens) p50 time to first token was ×2.1–2.4 of 1 client in the
- * worker, and ×1.5–1.7 in this order (with prefill forwards filling the token budget, see worker.ts).
+ * 150M-cost model (the bench's rag-eval prompts, 33 to 1030 tokens) p50 time to first token was ×2.1–2.4 of 1
+ * client in the worker, and ×1.5–1.7 in this order (with prefill forwards filling the token budget, see worker.ts).
  */
 export class PrefillOrder {
   /** Prefill's cost per prompt token, ms: it weighs a prompt's length against its time waited. */
