@@ -17,14 +17,6 @@ import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWo
 import type { TokenLogprob } from './types.js';
 
 const port = parentPort!;
-/**
- * Delivers the messages waiting on the port now (main() sets it). onnxruntime-node runs a session synchronously on
- * this thread, so messages sent during a forward wait in the port, and the event loop would hand them over only
- * after the next round was planned: a new prompt missed a whole forward. Measured at 8 clients on the 150M-cost
- * model (closed-loop `load`, alternating runs), p50 time to first token was ×1.68–1.97 of 1 client taking messages
- * before each round, against ×1.97–2.17.
- */
-let inbox = (): void => {};
 const { options, fingerprint, heartbeat, testFaults, testMaxBatch } = workerData as WorkerData;
 /** See WorkerData.heartbeat. */
 const beat = new Float64Array(heartbeat);
@@ -96,6 +88,14 @@ class DecodeLoop {
     private readonly maxTokens: number,
     /** The model's measured forward costs: the longest one's cost per token first estimates prefill's. */
     costCurve: readonly CostPoint[],
+    /**
+     * Delivers the messages waiting on the port now; called before each round is planned. onnxruntime-node runs a
+     * session synchronously on this thread, so messages sent during a forward wait in the port, and the event loop
+     * would hand them over only after the next round was planned: a new prompt missed a whole forward. Measured at 8
+     * clients on the 150M-cost model (closed-loop `load`, alternating runs), p50 time to first token was ×1.68–1.97
+     * of 1 client taking messages before each round, against ×1.97–2.17.
+     */
+    private readonly inbox: () => void,
   ) {
     this.prefillOrder = new PrefillOrder(costCurve);
   }
@@ -174,7 +174,7 @@ class DecodeLoop {
    */
   private async round(): Promise<void> {
     beat[HEARTBEAT_BUSY_SINCE] = Date.now();
-    inbox();
+    this.inbox();
     let streams = 0;
     let prompts = 0;
     for (const run of this.order) {
@@ -386,7 +386,9 @@ async function main(): Promise<void> {
   );
   // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
   const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
-  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve);
+  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve, () => {
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) deliver(m.message as ToWorker);
+  });
   const deliver = (msg: ToWorker): void => {
     // A throwing handler must not take the worker (and every running job) down with it.
     handle(msg).catch((err: unknown) => {
@@ -450,9 +452,6 @@ async function main(): Promise<void> {
         else injectFault(msg.kind);
         break;
     }
-  };
-  inbox = () => {
-    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) deliver(m.message as ToWorker);
   };
   send({ type: 'ready', info: model.info, costCurve });
 }

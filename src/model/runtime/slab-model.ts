@@ -197,8 +197,8 @@ class BatchRunner {
     }
     // The lone graph only once a second forward in a row carries one sequence: each session has its own ORT thread
     // pool, whose threads spin a while after a run, and switching sessions every forward (a prompt's chunk alone, then
-    // the streams' batch) set both pools against each other on the cores: chat-llama-5m at 8 clients decoded 870
-    // tok/s against 1212-1341 without the lone graph.
+    // the streams' batch) set both pools against each other on the cores: chat-llama-5m at 8 clients decoded 870 and
+    // 872 tok/s, against 1341 and 1213 without the lone graph in alternating runs (with this rule: 1347 and 1369).
     const lone = single && this.lastSingle ? this.lone : null;
     this.lastSingle = single;
     if (lone) {
