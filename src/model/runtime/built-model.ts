@@ -39,7 +39,13 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
   // Graphs with device K/V or a fused attention op carry one sequence per forward.
   if (session.inputNames.includes(io.slotSizes)) {
     const lonePath = join(dir, LONE_FILE);
-    const lone = existsSync(lonePath) ? (await createSession(lonePath, options)).session : null;
+    let lone = null;
+    try {
+      if (existsSync(lonePath)) lone = (await createSession(lonePath, options)).session;
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
     return openSlabModel(session, lone, { ...info, maxBatch: BATCH_SLOTS }, c);
   }
   if (isBatched(meta.options)) {
