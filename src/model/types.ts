@@ -116,6 +116,12 @@ export interface Sequence {
   /** After this, rows base..base+rows.length-1 hold the former rows `rows` (ascending, each >= base); length = base + rows.length. */
   keep(base: number, rows: ArrayLike<number>): void;
   truncate(length: number): void;
+  /**
+   * A new sequence of the same model holding a copy of this one's first `rows` rows (which stays as it is), for a
+   * prompt that starts with the same tokens. Its rows equal what prefilling those tokens would compute, bit for bit:
+   * rows do not depend on how the forwards were cut. Absent where the cache cannot be copied cheaply (device K/V).
+   */
+  fork?(rows: number): Sequence;
   readonly transfers: TransferCounters;
   residency(): KvResidency;
   /** Releases the KV memory. */

@@ -63,21 +63,22 @@ export class KvSlab {
   /** A region of `rows` holding the first `filled` rows of `from`, which is released. */
   move(from: SlabRegion, rows: number, filled: number): SlabRegion {
     const to = this.alloc(rows);
-    const d = this.rowSize;
-    for (let l = 0; l < this.numLayers; l++) {
-      this.keys[l].copyWithin(to.start * d, from.start * d, (from.start + filled) * d);
-      this.values[l].copyWithin(to.start * d, from.start * d, (from.start + filled) * d);
-    }
+    this.copyRows(from.start, to.start, filled);
     this.release(from);
     return to;
   }
 
-  /** Moves row `from` to row `to` (absolute slab rows) in every layer. */
+  /** Copies row `from` to row `to` (absolute slab rows) in every layer. */
   copyRow(from: number, to: number): void {
+    this.copyRows(from, to, 1);
+  }
+
+  /** Copies `count` rows from row `from` on to row `to` on (absolute slab rows; the ranges may overlap) in every layer. */
+  copyRows(from: number, to: number, count: number): void {
     const d = this.rowSize;
     for (let l = 0; l < this.numLayers; l++) {
-      this.keys[l].copyWithin(to * d, from * d, (from + 1) * d);
-      this.values[l].copyWithin(to * d, from * d, (from + 1) * d);
+      this.keys[l].copyWithin(to * d, from * d, (from + count) * d);
+      this.values[l].copyWithin(to * d, from * d, (from + count) * d);
     }
   }
 

@@ -66,6 +66,12 @@ class SlabSequence implements Sequence {
     this.length = length;
   }
 
+  fork(rows: number): SlabSequence {
+    if (this.disposed) throw new InvalidRequestError('fork of a disposed sequence');
+    if (!Number.isInteger(rows) || rows < 0 || rows > this.length) throw new InvalidRequestError(`fork: ${rows} rows outside 0..${this.length}`);
+    return this.runner.fork(this, rows);
+  }
+
   residency(): KvResidency {
     return { locations: new Array<string>(2 * this.runner.slab.numLayers).fill('cpu'), hostBytes: (this.region?.rows ?? 0) * this.runner.info.kvBytesPerToken };
   }
@@ -122,6 +128,17 @@ class BatchRunner {
 
   newSequence(): SlabSequence {
     return new SlabSequence(this, this.pool.pop() ?? new OutputBuffers(this.info.vocabSize));
+  }
+
+  /** A new sequence with a copy of `from`'s first `rows` rows. */
+  fork(from: SlabSequence, rows: number): SlabSequence {
+    const seq = this.newSequence();
+    if (rows === 0) return seq;
+    // Reserving may move the slab's buffers, and with them `from`'s rows: its offset is read after.
+    this.reserve(seq, rows);
+    this.slab.copyRows(from.region!.start, seq.region!.start, rows);
+    seq.length = rows;
+    return seq;
   }
 
   release(seq: SlabSequence): void {
