@@ -15,6 +15,7 @@ export function toEngineOptions(config: Config): EngineOptions {
     maxRunning: config.queue.maxRunning,
     maxBatchTokens: config.queue.maxBatchTokens,
     kvBudgetBytes: config.queue.kvBudgetMb * 2 ** 20,
+    prefixCacheBytes: config.queue.prefixCacheMb * 2 ** 20,
     sessions: { ...config.sessions },
     globalTrie: { ...config.globalTrie },
     watchdogMs: config.server.workerWatchdogMs,

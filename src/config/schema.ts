@@ -64,6 +64,8 @@ export const configSchema = z.strictObject({
     maxBatchTokens: positiveInt,
     /** K/V memory (MiB) the running jobs may reserve together; a job reserves for its prompt, max_tokens and a draft. */
     kvBudgetMb: positiveInt,
+    /** K/V memory (MiB) finished jobs' rows may hold for prompts that start the same way; 0 = no prefix cache. */
+    prefixCacheMb: z.number().int().min(0),
   }),
   limits: z.strictObject({
     maxN: positiveInt,

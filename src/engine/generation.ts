@@ -2,6 +2,7 @@ import type { BatchItem, LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
 import type { GrammarFilter } from './grammar/filter.js';
 import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import type { CachedPrefix } from './prefix-cache.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 import { Sampler, TokenPresence, topLogprobs } from './sampler.js';
@@ -51,10 +52,13 @@ export class Generation {
     budgets: {},
     batchItems: {},
     prefillForwards: 0,
+    cachedTokens: 0,
   };
   endReason: EndReason | null = null;
 
-  private readonly seq: Sequence;
+  private seq: Sequence;
+  /** The sequence went to the prefix cache (`detach`): dispose leaves it alone. */
+  private detached = false;
   private readonly context: Int32Array;
   private length: number;
   private generated = 0;
@@ -131,6 +135,17 @@ export class Generation {
     if (filter && this.sampler.plainArgmax && job.logprobs === null) filter.enableFastPath();
   }
 
+  /**
+   * Starts from the rows of the prompt's start (the prefix cache), so only the rest is prefilled; before the first
+   * plan only.
+   */
+  startFrom(cached: CachedPrefix): void {
+    if (this.prefillStart !== 0 || this.seq.length !== 0) throw new Error('startFrom: the prompt has begun');
+    this.seq.dispose();
+    this.seq = this.item.seq = cached.seq;
+    this.prefilled = this.timing.cachedTokens = cached.rows;
+  }
+
   /** The job's decode statistics so far. */
   get stats(): StepStats {
     const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
@@ -164,7 +179,7 @@ export class Generation {
   plan(others: number, limit: number, items = 1): BatchItem {
     const input = this.item.input;
     if (this.prefilling) {
-      if (this.prefilled === 0) this.prefillStart = performance.now();
+      if (this.prefillStart === 0) this.prefillStart = performance.now();
       const n = Math.min(limit, this.promptLeft, this.posBuf.length);
       const positions = this.posBuf.subarray(0, n);
       for (let i = 0; i < n; i++) positions[i] = this.prefilled + i;
@@ -270,8 +285,21 @@ export class Generation {
     if (!this.endReason) this.end('aborted');
   }
 
+  /**
+   * For the prefix cache, once the job ended by itself (not aborted: an abort can land mid-step, with rows no token
+   * was committed for): its sequence and the tokens of its rows. The sequence is the caller's from then on.
+   */
+  detach(): { tokens: Int32Array; seq: Sequence } | null {
+    if (!this.finished || this.endReason === 'aborted' || this.detached) return null;
+    this.detached = true;
+    // Row i holds context[i]: the prompt, then each committed token but the last (whose row no forward computed).
+    const rows = Math.min(this.seq.length, this.length);
+    if (rows < this.seq.length) this.seq.truncate(rows);
+    return { tokens: this.context.slice(0, rows), seq: this.seq };
+  }
+
   dispose(): void {
-    this.seq.dispose();
+    if (!this.detached) this.seq.dispose();
     this.filter?.dispose();
   }
 

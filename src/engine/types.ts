@@ -103,6 +103,8 @@ export interface LookaheadStats {
   batchItems: Record<number, number>;
   /** Forwards the prompt took (it is prefilled in chunks interleaved with other jobs' steps). */
   prefillForwards: number;
+  /** Prompt tokens whose K/V came from the prefix cache (a copy of an earlier job's rows), not prefilled. */
+  cachedTokens: number;
   /** Time the grammar cost (masks, and checks of greedy picks), and how many full masks it computed (structured outputs only). */
   maskSeconds?: number;
   masks?: number;
@@ -144,6 +146,11 @@ export interface EngineOptions extends LoadOptions {
    * ModelInfo.kvBytesPerToken from its start to its end; past the budget, jobs wait in the queue.
    */
   kvBudgetBytes: number;
+  /**
+   * K/V of finished jobs kept for prompts that start the same way (system prompts, earlier turns of a chat), beyond
+   * kvBudgetBytes; 0 = off. See PrefixCache.
+   */
+  prefixCacheBytes: number;
   /** Session tries held in all, and per tenant (a tenant's new sessions evict its own oldest). */
   sessions: { max: number; ttlSeconds: number; maxPerTenant: number };
   /** maxTenants: global tries held; past it the least recently used tenant's trie is dropped. */

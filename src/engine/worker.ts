@@ -13,6 +13,7 @@ import { GrammarCompilers } from './grammar/compiler.js';
 import { Generation, type StepOutput } from './generation.js';
 import { IngestQueue } from './ingest.js';
 import { PrefillOrder } from './prefill-order.js';
+import { PrefixCache } from './prefix-cache.js';
 import { HEARTBEAT_BUSY_SINCE, HEARTBEAT_PIECES_DONE, type FromWorker, type ToWorker, type WorkerData, type WorkerFault, type WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
 
@@ -34,6 +35,8 @@ interface Running {
   arrived: number;
   /** What made the job fail; it leaves the loop at the end of the round (see sweep). */
   error: unknown;
+  /** Whether the job still has to look up the prefix cache (see round). */
+  lookup: boolean;
   /** Tokens (and logprobs) decided but not yet sent to the main thread. */
   pending: number[];
   pendingLogprobs: TokenLogprob[];
@@ -96,6 +99,8 @@ class DecodeLoop {
      * of 1 client taking messages before each round, against ×1.97–2.17.
      */
     private readonly inbox: () => void,
+    /** Finished jobs' K/V for prompts that start the same way (null: off). */
+    private readonly prefixes: PrefixCache | null,
   ) {
     this.prefillOrder = new PrefillOrder(costCurve);
   }
@@ -116,7 +121,7 @@ class DecodeLoop {
       return;
     }
     if (state.aborted) gen.abort();
-    const run: Running = { jobId: job.jobId, job, gen, started: false, arrived: performance.now(), error: null, pending: [], pendingLogprobs: [] };
+    const run: Running = { jobId: job.jobId, job, gen, started: false, arrived: performance.now(), error: null, lookup: this.prefixes !== null, pending: [], pendingLogprobs: [] };
     this.running.set(job.jobId, run);
     this.order.push(run);
     this.wake();
@@ -175,6 +180,7 @@ class DecodeLoop {
   private async round(): Promise<void> {
     beat[HEARTBEAT_BUSY_SINCE] = Date.now();
     this.inbox();
+    this.lookUpPrefixes();
     let streams = 0;
     let prompts = 0;
     for (const run of this.order) {
@@ -197,6 +203,25 @@ class DecodeLoop {
       if (prefill) this.prefillOrder.observe(ms, used);
     }
     this.sweep();
+  }
+
+  /**
+   * New jobs start from the prefix cache here, between forwards, not when they arrive: a copy of rows may grow the
+   * model's K/V buffers, and a forward's inputs and outputs are bound to them before it runs (onnxruntime-node runs a
+   * session in a later setImmediate), so growing them then loses what that forward writes.
+   */
+  private lookUpPrefixes(): void {
+    for (const run of this.order) {
+      if (!run.lookup) continue;
+      run.lookup = false;
+      if (run.gen.finished) continue;
+      try {
+        const cached = this.prefixes!.take(run.job.tenant, run.job.promptIds);
+        if (cached) run.gen.startFrom(cached);
+      } catch (err) {
+        this.fail(run, err);
+      }
+    }
   }
 
   /**
@@ -345,6 +370,8 @@ class DecodeLoop {
     this.running.delete(jobId);
     this.order.splice(this.order.indexOf(run), 1);
     try {
+      const kept = this.prefixes && run.error === null ? run.gen.detach() : null;
+      if (kept) this.prefixes!.put(run.job.tenant, kept.tokens, kept.seq);
       run.gen.dispose();
       const aborted = run.gen.endReason === 'aborted';
       this.drafting.finish(run.job, run.gen.answer, aborted);
@@ -386,9 +413,12 @@ async function main(): Promise<void> {
   );
   // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
   const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
-  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve, () => {
+  const prefixRows = Math.floor(options.prefixCacheBytes / model.info.kvBytesPerToken);
+  const inbox = () => {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) deliver(m.message as ToWorker);
-  });
+  };
+  const prefixes = prefixRows > 0 ? new PrefixCache(prefixRows) : null;
+  const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve, inbox, prefixes);
   const deliver = (msg: ToWorker): void => {
     // A throwing handler must not take the worker (and every running job) down with it.
     handle(msg).catch((err: unknown) => {
@@ -442,6 +472,7 @@ async function main(): Promise<void> {
         for (const requestId of bulk.clear()) send({ type: 'reply', requestId, value: false });
         const saved = drafting.snapshot();
         if (saved) send({ type: 'log', message: saved });
+        prefixes?.clear();
         await model.dispose();
         send({ type: 'reply', requestId: msg.requestId, value: true });
         break;

@@ -216,11 +216,14 @@ export interface FinishedChoice {
  */
 export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; lookahead: LookaheadBlock } {
   const promptTokens = new Map<number, number>();
+  /** Per prompt, the most of its tokens one of its choices took from the prefix cache. */
+  const cachedTokens = new Map<number, number>();
   let completion = 0;
   const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0, accepted_by_position: [], draft_sizes: {}, forward_seconds: 0, decode_seconds: 0 };
   let stepTokens = 0;
   for (const c of choices) {
     promptTokens.set(c.promptIndex, c.result.promptTokens);
+    cachedTokens.set(c.promptIndex, Math.max(cachedTokens.get(c.promptIndex) ?? 0, c.result.lookahead.cachedTokens));
     completion += c.result.completionTokens;
     const la = c.result.lookahead;
     block.steps += la.steps;
@@ -240,7 +243,7 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
       prompt_tokens: prompt,
       completion_tokens: completion,
       total_tokens: prompt + completion,
-      prompt_tokens_details: { cached_tokens: 0 },
+      prompt_tokens_details: { cached_tokens: [...cachedTokens.values()].reduce((a, b) => a + b, 0) },
       completion_tokens_details: {
         reasoning_tokens: 0,
         accepted_prediction_tokens: block.accepted_tokens,

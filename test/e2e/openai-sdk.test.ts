@@ -60,6 +60,19 @@ describe('OpenAI SDK against the real server', () => {
     if (res.choices[0].finish_reason === 'length') expect(usage.completion_tokens).toBe(24);
   });
 
+  it('reports the prompt tokens a request took from the prefix cache in usage.prompt_tokens_details', async () => {
+    const system = { role: 'system' as const, content: 'You answer in one line, and only about the planets of the solar system.' };
+    const ask = (content: string) => client.chat.completions.create({ model, messages: [system, { role: 'user', content }], max_tokens: 8, temperature: 0 });
+    const first = await ask('Which planet is largest?');
+    // Earlier tests' prompts share the template's start at most, not this system prompt.
+    expect(first.usage!.prompt_tokens_details!.cached_tokens!).toBeLessThan(system.content.length);
+    const second = await ask('Which planet is smallest?');
+    const cached = second.usage!.prompt_tokens_details!.cached_tokens!;
+    // The system prompt and the template around it came from the first request's rows; the new question did not.
+    expect(cached).toBeGreaterThan(system.content.length);
+    expect(cached).toBeLessThan(second.usage!.prompt_tokens);
+  });
+
   it('streams the same text as the non-streaming greedy answer, with include_usage', async () => {
     const reference = await greedy();
     const stream = await client.chat.completions.create({

@@ -118,7 +118,7 @@ export class ScriptedEngine implements Engine {
         finishReason: finish,
         promptTokens: spec.promptIds.length,
         completionTokens,
-        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {}, batchItems: {}, prefillForwards: 1 },
+        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {}, batchItems: {}, prefillForwards: 1, cachedTokens: 0 },
       };
     } finally {
       this.running--;

@@ -21,6 +21,7 @@ const options: EngineOptions = {
   maxRunning: 1,
   maxBatchTokens: 256,
   kvBudgetBytes: 2 ** 30,
+  prefixCacheBytes: 0,
   sessions: { max: 10, ttlSeconds: 60, maxPerTenant: 10 },
   globalTrie: { maxNodes: 100_000, snapshotPath: null, maxTenants: 16 },
   watchdogMs: 60_000,
