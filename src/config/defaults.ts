@@ -17,7 +17,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv): Config {
     executionProvider: 'cpu',
     dtype: 'fp32',
     lookahead: { enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' },
-    queue: { maxQueued: 64, maxRunning: 16, maxBatchTokens: 256, kvBudgetMb: 2048, prefixCacheMb: 256 },
+    queue: { maxQueued: 64, maxRunning: 16, maxBatchTokens: 256, kvBudgetMb: 2048, prefixCacheMb: 1024 },
     limits: { maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32, maxDocumentBytes: 4 * 1024 * 1024, documentBytesPerMinute: 64 * 1024 * 1024 },
     sessions: { max: 1000, ttlSeconds: 3600, maxPerTenant: 100 },
     globalTrie: { maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 },

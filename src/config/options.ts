@@ -38,7 +38,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'queue.maxRunning', env: 'LOOKAHEAD_MAX_RUNNING', flag: 'max-running', kind: 'int', help: 'jobs decoded concurrently (their steps batched into one forward)' },
   { path: 'queue.maxBatchTokens', env: 'LOOKAHEAD_MAX_BATCH_TOKENS', flag: 'max-batch-tokens', kind: 'int', help: 'tokens per batched forward: drafts, single tokens and prompt chunks (default 256)' },
   { path: 'queue.kvBudgetMb', env: 'LOOKAHEAD_KV_BUDGET_MB', flag: 'kv-budget-mb', kind: 'int', help: 'K/V memory (MiB) running jobs reserve in all; past it jobs queue (default 2048)' },
-  { path: 'queue.prefixCacheMb', env: 'LOOKAHEAD_PREFIX_CACHE_MB', flag: 'prefix-cache-mb', kind: 'int', help: 'K/V memory (MiB) kept from finished jobs for prompts that start the same way; 0 = off (default 256)' },
+  { path: 'queue.prefixCacheMb', env: 'LOOKAHEAD_PREFIX_CACHE_MB', flag: 'prefix-cache-mb', kind: 'int', help: 'K/V memory (MiB) kept from finished jobs for prompts that start the same way; 0 = off (default 1024)' },
   { path: 'limits.maxN', env: 'LOOKAHEAD_MAX_N', flag: 'max-n', kind: 'int', help: 'largest `n` a request may ask for' },
   { path: 'limits.maxTokens', env: 'LOOKAHEAD_MAX_TOKENS', flag: 'max-tokens', kind: 'int', help: 'default and cap for max_tokens' },
   { path: 'limits.maxJobsPerTenant', env: 'LOOKAHEAD_MAX_JOBS_PER_TENANT', flag: 'max-jobs-per-tenant', kind: 'int', help: 'jobs one tenant may have running or queued' },

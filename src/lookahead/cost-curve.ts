@@ -5,6 +5,13 @@ export interface CostPoint {
 }
 
 /**
+ * The most one observation may scale a point by (or its inverse): a single stall (the K/V buffers growing by a
+ * gigabyte took 1.7 s on the 150M-cost model, against ~80 ms forwards) must not double the curve and switch
+ * drafting off for the steps it takes to decay. A lasting change still moves the curve, by alpha a step.
+ */
+const MAX_RATIO = 2;
+
+/**
  * Milliseconds per forward as a function of the number of new tokens, from points measured at load
  * (k = 1, 2, 4, ..., 64), interpolated linearly and extrapolated along the last segment. Observed step times
  * refresh it in flight, so it follows the machine's load and the growing context. Shared by the requests of a model.
@@ -40,19 +47,19 @@ export class CostCurve {
    */
   observe(k: number, ms: number): void {
     if (!(ms > 0) || !(k >= 1)) return;
-    const expected = this.cost(k);
+    const ratio = Math.min(MAX_RATIO, Math.max(1 / MAX_RATIO, ms / this.cost(k)));
     const ks = this.ks;
     const last = ks.length - 1;
     let i = 0;
     while (i < last && k >= ks[i + 1]) i++;
     if (i === last || k <= ks[0]) {
-      this.update(i, 1, ms / expected);
+      this.update(i, 1, ratio);
       this.keepMonotone(i);
       return;
     }
     const t = (k - ks[i]) / (ks[i + 1] - ks[i]);
-    this.update(i, 1 - t, ms / expected);
-    this.update(i + 1, t, ms / expected);
+    this.update(i, 1 - t, ratio);
+    this.update(i + 1, t, ratio);
     this.keepMonotone(t < 0.5 ? i : i + 1);
   }
 

@@ -33,7 +33,7 @@ describe('loadConfig', () => {
     expect(c.cacheDir).toBe('/xdg/lookahead-proxy');
     expect(c.threads).toBeGreaterThan(0);
     expect(c.lookahead).toEqual({ enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' });
-    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 16, maxBatchTokens: 256, kvBudgetMb: 2048, prefixCacheMb: 256 });
+    expect(c.queue).toEqual({ maxQueued: 64, maxRunning: 16, maxBatchTokens: 256, kvBudgetMb: 2048, prefixCacheMb: 1024 });
     expect(c.limits).toEqual({ maxN: 8, maxTokens: 4096, maxJobsPerTenant: 32, maxDocumentBytes: 4 * 1024 * 1024, documentBytesPerMinute: 64 * 1024 * 1024 });
     expect(c.sessions).toEqual({ max: 1000, ttlSeconds: 3600, maxPerTenant: 100 });
     expect(c.globalTrie).toEqual({ maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 });

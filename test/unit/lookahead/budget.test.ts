@@ -72,6 +72,16 @@ describe('CostCurve', () => {
     expect(() => new CostCurve([])).toThrow(RangeError);
   });
 
+  it('a single stall moves a point by alpha at most; a lasting change is still followed', () => {
+    const curve = new CostCurve(POINTS, 0.05);
+    curve.observe(8, 1700);
+    expect(curve.cost(8)).toBeCloseTo(15 * 1.05, 5);
+    curve.observe(8, 0.1);
+    expect(curve.cost(8)).toBeGreaterThan(15 * 1.05 * 0.97);
+    for (let i = 0; i < 300; i++) curve.observe(8, 90);
+    expect(curve.cost(8)).toBeCloseTo(90, 0);
+  });
+
   it('never costs less for more tokens: a busy-machine spike is capped by later points, observations keep it so', () => {
     const curve = new CostCurve([
       { k: 1, ms: 24 }, // measured while another process held the core
