@@ -159,6 +159,7 @@ export function record(c: Context<AppEnv>, deps: ServerDeps, opts: Pick<RespondO
     deps.metrics.observeJob({
       model: opts.model,
       promptTokens: r.promptTokens,
+      cachedTokens: r.lookahead.cachedTokens,
       completionTokens: r.completionTokens,
       steps: r.lookahead.steps,
       draftTokens: r.lookahead.draftTokens,

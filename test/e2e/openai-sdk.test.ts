@@ -71,6 +71,9 @@ describe('OpenAI SDK against the real server', () => {
     // The system prompt and the template around it came from the first request's rows; the new question did not.
     expect(cached).toBeGreaterThan(system.content.length);
     expect(cached).toBeLessThan(second.usage!.prompt_tokens);
+    const metrics = await (await fetch(new URL('/metrics', server.baseURL))).text();
+    const total = Number(/lookahead_prompt_cached_tokens_total\{model="[^"]+"\} (\d+)/.exec(metrics)?.[1]);
+    expect(total).toBeGreaterThanOrEqual(cached);
   });
 
   it('streams the same text as the non-streaming greedy answer, with include_usage', async () => {
