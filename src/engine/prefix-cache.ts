@@ -65,8 +65,9 @@ export class PrefixCache {
   }
 
   /**
-   * Keeps `seq`, whose rows hold `tokens`, for later prompts (the cache owns it from now on). A sequence that cannot
-   * be forked, or is longer than the whole cache, is disposed at once.
+   * Keeps `seq`, whose rows hold `tokens`, for later prompts (the cache owns it from now on, and settles it: its
+   * logits buffers are not held). A sequence that cannot be forked, or is longer than the whole cache, is disposed at
+   * once.
    */
   put(tenant: string, tokens: Int32Array, seq: Sequence): void {
     if (!seq.fork || tokens.length !== seq.length || tokens.length < MIN_SHARED || tokens.length > this.maxRows) {
@@ -78,6 +79,7 @@ export class PrefixCache {
       const e = this.entries[i];
       if (e.tenant === tenant && sharedStart(e.tokens, tokens) === e.tokens.length) this.remove(i);
     }
+    seq.settle?.();
     this.entries.push({ tenant, tokens, seq });
     this.rows += tokens.length;
     while (this.rows > this.maxRows) this.remove(0);

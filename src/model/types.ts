@@ -122,6 +122,11 @@ export interface Sequence {
    * rows do not depend on how the forwards were cut. Absent where the cache cannot be copied cheaply (device K/V).
    */
   fork?(rows: number): Sequence;
+  /**
+   * The sequence will not be forwarded again, only forked or disposed (a prefix cache entry): frees what forwards
+   * alone need (its logits buffers, megabytes on a large vocabulary). A forward after it throws.
+   */
+  settle?(): void;
   readonly transfers: TransferCounters;
   residency(): KvResidency;
   /** Releases the KV memory. */

@@ -5,6 +5,7 @@ import type { Sequence } from '../../src/model/types.js';
 /** A sequence that records forks and disposal (the rows themselves are the runtime's business: batch-forward tests). */
 class FakeSeq {
   disposed = false;
+  settled = false;
   forks: number[] = [];
   constructor(
     public length: number,
@@ -16,6 +17,9 @@ class FakeSeq {
       this.forks.push(rows);
       return new FakeSeq(rows) as unknown as Sequence;
     };
+  }
+  settle(): void {
+    this.settled = true;
   }
   dispose(): void {
     this.disposed = true;
@@ -33,6 +37,8 @@ describe('PrefixCache', () => {
     const b = seq(60);
     cache.put('t', range(0, 40), asSeq(a));
     cache.put('t', Int32Array.from([...range(0, 30), ...range(500, 30)]), asSeq(b));
+    // Kept sequences are settled: they hold no logits buffers while they wait.
+    expect([a.settled, b.settled]).toEqual([true, true]);
     const hit = cache.take('t', [...range(0, 35), 9, 9])!;
     expect(hit.rows).toBe(35);
     expect(a.forks).toEqual([35]);

@@ -43,7 +43,8 @@ class SlabSequence implements Sequence {
 
   constructor(
     readonly runner: BatchRunner,
-    readonly out: OutputBuffers,
+    /** Where its forwards' results go; null once settled. */
+    public out: OutputBuffers | null,
   ) {}
 
   async forward(input: ForwardInput): Promise<Float32Array> {
@@ -64,6 +65,10 @@ class SlabSequence implements Sequence {
   truncate(length: number): void {
     if (length < 0 || length > this.length) throw new InvalidRequestError(`truncate: ${length} outside 0..${this.length}`);
     this.length = length;
+  }
+
+  settle(): void {
+    this.runner.settle(this);
   }
 
   fork(rows: number): SlabSequence {
@@ -144,7 +149,13 @@ class BatchRunner {
   release(seq: SlabSequence): void {
     if (seq.region) this.slab.release(seq.region);
     seq.region = null;
-    if (this.pool.length < POOLED_OUTPUTS) this.pool.push(seq.out);
+    this.settle(seq);
+  }
+
+  /** The sequence's output buffers go back to the pool (or to the GC): it will not be forwarded again. */
+  settle(seq: SlabSequence): void {
+    if (seq.out && this.pool.length < POOLED_OUTPUTS) this.pool.push(seq.out);
+    seq.out = null;
   }
 
   run(items: readonly BatchItem[]): Promise<(Float32Array | Int32Array)[]> {
@@ -162,6 +173,7 @@ class BatchRunner {
     for (const { seq, input } of items) {
       if (!(seq instanceof SlabSequence) || seq.runner !== this) throw new InvalidRequestError('forwardBatch: a sequence of another model');
       if (seq.disposed) throw new InvalidRequestError('forward on a disposed sequence');
+      if (!seq.out) throw new InvalidRequestError('forward on a settled sequence');
       if (seq.claim === run) throw new InvalidRequestError('forwardBatch: a sequence appears twice');
       seq.claim = run;
       checkStep(this.info, input, seq.length);
@@ -205,11 +217,11 @@ class BatchRunner {
     let logits: Float32Array | null = null;
     let raw: BigInt64Array | null = null;
     if (items.some((it) => it.output === 'logits')) {
-      logits = single ? seqs[0].out.logits(n) : this.batchLogits(n * vocab);
+      logits = single ? seqs[0].out!.logits(n) : this.batchLogits(n * vocab);
       o[io.logits] = new ort.Tensor('float32', logits, [1, n, vocab]);
     }
     if (items.some((it) => it.output === 'ids')) {
-      raw = single ? seqs[0].out.nextIds(n).raw : this.batchIds(n);
+      raw = single ? seqs[0].out!.nextIds(n).raw : this.batchIds(n);
       o[io.nextIds] = new ort.Tensor('int64', raw, [1, n]);
     }
     // The lone graph only once a second forward in a row carries one sequence: each session has its own ORT thread
@@ -236,12 +248,12 @@ class BatchRunner {
       if (items[i].output === 'logits') {
         if (single) results.push(logits!);
         else {
-          const mine = seq.out.logits(s);
+          const mine = seq.out!.logits(s);
           mine.set(logits!.subarray(offset * vocab, (offset + s) * vocab));
           results.push(mine);
         }
       } else {
-        const mine = seq.out.nextIds(s);
+        const mine = seq.out!.nextIds(s);
         results.push(toInt32(single ? mine.raw : raw!.subarray(offset, offset + s), mine.ids));
       }
       offset += s;
