@@ -206,9 +206,10 @@ class DecodeLoop {
   }
 
   /**
-   * New jobs start from the prefix cache here, between forwards, not when they arrive: a copy of rows may grow the
-   * model's K/V buffers, and a forward's inputs and outputs are bound to them before it runs (onnxruntime-node runs a
-   * session in a later setImmediate), so growing them then loses what that forward writes.
+   * New jobs start from the prefix cache here, between forwards, not when they arrive (a constrained job arrives
+   * after an await): onnxruntime-node binds a forward's tensors to the K/V buffers, then runs it in a later
+   * setImmediate, and nothing that makes room for a copy may run in between. With one K/V buffer per layer for all
+   * sequences, a fork that grew it there lost that forward's new rows (structured-outputs.test.ts caught it).
    */
   private lookUpPrefixes(): void {
     for (const run of this.order) {

@@ -3,10 +3,9 @@ import { io } from '../builder/llama-graph.js';
 import type { ForwardInput } from '../types.js';
 import { Int64Buffer } from './session.js';
 
-/** One sequence's part of a batched forward: its cached rows (`past` of them from slab row `start`) and new tokens. */
+/** One sequence's part of a batched forward: how many rows it has cached, and its new tokens. */
 export interface BatchRow {
   past: number;
-  start: number;
   input: ForwardInput;
 }
 

@@ -8,14 +8,11 @@ import { KvSlab, type SlabRegion } from './kv-slab.js';
 import { OutputBuffers } from './output-buffers.js';
 import { checkKeep, checkStep, layerNames, newTransferCounters } from './step-feeds.js';
 
-/** Rows a sequence's region starts with; it doubles as the sequence grows. */
-const INITIAL_ROWS = 256;
-
 /** Output buffers of ended sequences kept for the next ones (logits buffers are megabytes each). */
 const POOLED_OUTPUTS = 2;
 
 /**
- * A batched tree graph (builder's isBatched) on the host: every sequence's K/V lives in one KvSlab, and
+ * A batched tree graph (builder's isBatched) on the host: each sequence's K/V lives in a region of the KvSlab, and
  * `forwardBatch` runs any set of sequences in one ORT run. A sequence's own forward is the batch of one, through
  * the same graph (or the lone graph, build.ts LONE_FILE, whose ops are those of its lone branch), so batched and
  * alone results are the same computation on the same key layout.
@@ -57,8 +54,8 @@ class SlabSequence implements Sequence {
 
   keep(base: number, rows: ArrayLike<number>): void {
     checkKeep(base, rows, this.length);
-    const start = this.region?.start ?? 0;
-    for (let i = 0; i < rows.length; i++) if (rows[i] !== base + i) this.runner.slab.copyRow(start + rows[i], start + base + i);
+    const region = this.region;
+    if (region) for (let i = 0; i < rows.length; i++) if (rows[i] !== base + i) this.runner.slab.copyRows(region, rows[i], region, base + i, 1);
     this.length = base + rows.length;
   }
 
@@ -123,7 +120,7 @@ class BatchRunner {
     c: LlamaConfig,
   ) {
     const rowSize = c.numKvHeads * c.headDim;
-    this.slab = new KvSlab(c.numLayers, rowSize, Math.min(2 * INITIAL_ROWS, info.contextLength));
+    this.slab = new KvSlab(c.numLayers, rowSize, info.contextLength);
     this.feeds = new BatchFeeds(BATCH_SLOTS, c.numHeads / c.numKvHeads, c.slidingWindow);
     const names = (name: (l: number, s: number) => string) => Array.from({ length: c.numLayers }, (_, l) => Array.from({ length: BATCH_SLOTS }, (_, s) => name(l, s)));
     this.past = { key: names(io.slotPastKey), value: names(io.slotPastValue) };
@@ -139,9 +136,8 @@ class BatchRunner {
   fork(from: SlabSequence, rows: number): SlabSequence {
     const seq = this.newSequence();
     if (rows === 0) return seq;
-    // Reserving may move the slab's buffers, and with them `from`'s rows: its offset is read after.
     this.reserve(seq, rows);
-    this.slab.copyRows(from.region!.start, seq.region!.start, rows);
+    this.slab.copyRows(from.region!, 0, seq.region!, 0, rows);
     seq.length = rows;
     return seq;
   }
@@ -179,13 +175,12 @@ class BatchRunner {
       checkStep(this.info, input, seq.length);
       seqs.push(seq);
     }
-    // Regions first: growing one may reallocate the slab, and the views below must see the final buffers.
+    // Regions first: growing one moves it to new buffers, and the views below must see the final ones.
     for (let i = 0; i < seqs.length; i++) this.reserve(seqs[i], seqs[i].length + items[i].input.tokens.length);
     rows.length = 0;
     for (let i = 0; i < seqs.length; i++) {
-      const row = (this.rowPool[i] ??= { past: 0, start: 0, input: items[i].input });
+      const row = (this.rowPool[i] ??= { past: 0, input: items[i].input });
       row.past = seqs[i].length;
-      row.start = seqs[i].region!.start;
       row.input = items[i].input;
       rows.push(row);
     }
@@ -202,10 +197,9 @@ class BatchRunner {
           this.f[key] = this.f[value] = this.noPast;
           continue;
         }
-        const from = row.start * d;
-        const to = from + row.past * d;
-        this.f[key] = new ort.Tensor('float32', this.slab.keys[l].subarray(from, to), [1, row.past, d]);
-        this.f[value] = new ort.Tensor('float32', this.slab.values[l].subarray(from, to), [1, row.past, d]);
+        const region = seqs[j].region!;
+        this.f[key] = new ort.Tensor('float32', region.keys[l].subarray(0, row.past * d), [1, row.past, d]);
+        this.f[value] = new ort.Tensor('float32', region.values[l].subarray(0, row.past * d), [1, row.past, d]);
       }
     }
     this.bindNewRows(single ? seqs[0] : null, n);
@@ -261,10 +255,10 @@ class BatchRunner {
     return results;
   }
 
+  /** The sequence's region holds at least `rows` rows (KvSlab sizes regions by doubling). */
   private reserve(seq: SlabSequence, rows: number): void {
-    const max = this.info.contextLength;
-    if (!seq.region) seq.region = this.slab.alloc(Math.min(Math.max(rows, INITIAL_ROWS), max));
-    else if (rows > seq.region.rows) seq.region = this.slab.move(seq.region, Math.min(Math.max(rows, 2 * seq.region.rows), max), seq.length);
+    if (!seq.region) seq.region = this.slab.alloc(rows);
+    else if (rows > seq.region.rows) seq.region = this.slab.move(seq.region, rows, seq.length);
   }
 
   /** New K/V rows: a lone sequence's straight into its region behind its past; a batch's into the staging buffers. */
@@ -277,7 +271,7 @@ class BatchRunner {
       this.staging = { keys: make(), values: make() };
     }
     for (let l = 0; l < this.slab.numLayers; l++) {
-      const [keys, values, at] = lone ? [this.slab.keys[l], this.slab.values[l], (lone.region!.start + lone.length) * d] : [this.staging.keys[l], this.staging.values[l], 0];
+      const [keys, values, at] = lone ? [lone.region!.keys[l], lone.region!.values[l], lone.length * d] : [this.staging.keys[l], this.staging.values[l], 0];
       this.o[this.fresh.key[l]] = new ort.Tensor('float32', keys.subarray(at, at + n * d), [1, n, d]);
       this.o[this.fresh.value[l]] = new ort.Tensor('float32', values.subarray(at, at + n * d), [1, n, d]);
     }
@@ -285,10 +279,11 @@ class BatchRunner {
 
   private placeNewRows(seq: SlabSequence, offset: number, s: number): void {
     const d = this.slab.rowSize;
-    const at = (seq.region!.start + seq.length) * d;
+    const at = seq.length * d;
+    const region = seq.region!;
     for (let l = 0; l < this.slab.numLayers; l++) {
-      this.slab.keys[l].set(this.staging.keys[l].subarray(offset * d, (offset + s) * d), at);
-      this.slab.values[l].set(this.staging.values[l].subarray(offset * d, (offset + s) * d), at);
+      region.keys[l].set(this.staging.keys[l].subarray(offset * d, (offset + s) * d), at);
+      region.values[l].set(this.staging.values[l].subarray(offset * d, (offset + s) * d), at);
     }
   }
 
