@@ -41,7 +41,8 @@ describe('upstream passthrough', () => {
     const res = await fetch(`${front.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: remoteModel, messages: [{ role: 'user', content: 'Tell a story.' }], max_tokens: 48, temperature: 0, stream: true }),
+      // Long enough to span many of the worker's 20 ms token batches: the synthetic model decodes 48 tokens in ~60 ms.
+      body: JSON.stringify({ model: remoteModel, messages: [{ role: 'user', content: 'Tell a story.' }], max_tokens: 200, temperature: 0, stream: true }),
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/event-stream');
