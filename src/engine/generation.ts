@@ -56,7 +56,7 @@ export class Generation {
   };
   endReason: EndReason | null = null;
 
-  private seq: Sequence;
+  private readonly seq: Sequence;
   /** The sequence went to the prefix cache (`detach`): dispose leaves it alone. */
   private detached = false;
   private readonly context: Int32Array;
@@ -111,11 +111,14 @@ export class Generation {
     private readonly filter: GrammarFilter | null = null,
     /** The most prompt tokens one `plan` may put into a forward. */
     maxChunk = job.promptIds.length,
+    /** The rows of the prompt's start, from the prefix cache: only the rest is prefilled. */
+    cached: CachedPrefix | null = null,
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
     this.eos = new Set(info.eosTokenIds);
-    this.seq = model.newSequence();
+    this.seq = cached?.seq ?? model.newSequence();
+    this.prefilled = this.timing.cachedTokens = cached?.rows ?? 0;
     this.context = new Int32Array(info.contextLength + 1);
     this.context.set(job.promptIds);
     this.length = job.promptIds.length;
@@ -133,17 +136,6 @@ export class Generation {
     // A pick that depends on nothing but the row and records nothing that matters (no penalty context, no logprobs)
     // can be tried unmasked first (see TokenFilter.allows): a rejected try must leave no trace.
     if (filter && this.sampler.plainArgmax && job.logprobs === null) filter.enableFastPath();
-  }
-
-  /**
-   * Starts from the rows of the prompt's start (the prefix cache), so only the rest is prefilled; before the first
-   * plan only.
-   */
-  startFrom(cached: CachedPrefix): void {
-    if (this.prefillStart !== 0 || this.seq.length !== 0) throw new Error('startFrom: the prompt has begun');
-    this.seq.dispose();
-    this.seq = this.item.seq = cached.seq;
-    this.prefilled = this.timing.cachedTokens = cached.rows;
   }
 
   /** The job's decode statistics so far. */

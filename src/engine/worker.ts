@@ -35,8 +35,6 @@ interface Running {
   arrived: number;
   /** What made the job fail; it leaves the loop at the end of the round (see sweep). */
   error: unknown;
-  /** Whether the job still has to look up the prefix cache (see round). */
-  lookup: boolean;
   /** Tokens (and logprobs) decided but not yet sent to the main thread. */
   pending: number[];
   pendingLogprobs: TokenLogprob[];
@@ -115,13 +113,16 @@ class DecodeLoop {
         filter = await this.grammars.filter(job.constraint).finally(() => this.preparing.delete(job.jobId));
       }
       const session = this.drafting.start(job);
-      gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter, this.maxTokens);
+      // Safe between a forward's binding and its run (a constrained job starts after an await): a fork only reads its
+      // source, which no forward holds, and writes a region of its own.
+      const cached = this.prefixes?.take(job.tenant, job.promptIds) ?? null;
+      gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter, this.maxTokens, cached);
     } catch (err) {
       send({ type: 'failed', jobId: job.jobId, error: toWire(err) });
       return;
     }
     if (state.aborted) gen.abort();
-    const run: Running = { jobId: job.jobId, job, gen, started: false, arrived: performance.now(), error: null, lookup: this.prefixes !== null, pending: [], pendingLogprobs: [] };
+    const run: Running = { jobId: job.jobId, job, gen, started: false, arrived: performance.now(), error: null, pending: [], pendingLogprobs: [] };
     this.running.set(job.jobId, run);
     this.order.push(run);
     this.wake();
@@ -180,7 +181,6 @@ class DecodeLoop {
   private async round(): Promise<void> {
     beat[HEARTBEAT_BUSY_SINCE] = Date.now();
     this.inbox();
-    this.lookUpPrefixes();
     let streams = 0;
     let prompts = 0;
     for (const run of this.order) {
@@ -203,26 +203,6 @@ class DecodeLoop {
       if (prefill) this.prefillOrder.observe(ms, used);
     }
     this.sweep();
-  }
-
-  /**
-   * New jobs start from the prefix cache here, between forwards, not when they arrive (a constrained job arrives
-   * after an await): onnxruntime-node binds a forward's tensors to the K/V buffers, then runs it in a later
-   * setImmediate, and nothing that makes room for a copy may run in between. With one K/V buffer per layer for all
-   * sequences, a fork that grew it there lost that forward's new rows (structured-outputs.test.ts caught it).
-   */
-  private lookUpPrefixes(): void {
-    for (const run of this.order) {
-      if (!run.lookup) continue;
-      run.lookup = false;
-      if (run.gen.finished) continue;
-      try {
-        const cached = this.prefixes!.take(run.job.tenant, run.job.promptIds);
-        if (cached) run.gen.startFrom(cached);
-      } catch (err) {
-        this.fail(run, err);
-      }
-    }
   }
 
   /**
