@@ -51,9 +51,6 @@ function pathTo(parent: Int32Array, node: number): number[] {
 
 const bits = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
-/** A past long enough to cross MLAS's key blocks on the models here, within their context. */
-const pasts0 = (model: LoadedModel) => Math.min(300, model.info.contextLength - 32);
-
 interface Pair {
   seq: Sequence;
   twin: Sequence;
@@ -163,30 +160,31 @@ function describeModel(name: string, source: () => WeightSource, dtype: WeightDT
 
     it('a fork holds the first rows of its source: its forwards equal those of a sequence prefilled with the same tokens', async () => {
       const rand = lcg(name.length * 31 + 5);
-      const pasts = pasts0(model);
+      // Long enough to cross MLAS's key blocks on the models here, within their context.
+      const past = Math.min(300, model.info.contextLength - 32);
       const source = model.newSequence();
       const twin = model.newSequence();
       // The source's rows came in one cut (a prompt's chunks, then a decoded step), the twin's in another.
-      const tokens = Int32Array.from({ length: pasts + 8 }, () => Math.floor(rand() * model.info.vocabSize));
+      const tokens = Int32Array.from({ length: past + 8 }, () => Math.floor(rand() * model.info.vocabSize));
       const positions = Int32Array.from(tokens, (_, i) => i);
-      await source.forwardIds({ tokens: tokens.subarray(0, pasts), positions: positions.subarray(0, pasts), mask: null });
-      await source.forwardIds({ tokens: tokens.subarray(pasts), positions: positions.subarray(pasts), mask: null });
-      for (let at = 0; at < pasts - 3; at += 64) {
-        const end = Math.min(at + 64, pasts - 3);
+      await source.forwardIds({ tokens: tokens.subarray(0, past), positions: positions.subarray(0, past), mask: null });
+      await source.forwardIds({ tokens: tokens.subarray(past), positions: positions.subarray(past), mask: null });
+      for (let at = 0; at < past - 3; at += 64) {
+        const end = Math.min(at + 64, past - 3);
         await twin.forwardIds({ tokens: tokens.subarray(at, end), positions: positions.subarray(at, end), mask: null });
       }
-      const fork = source.fork!(pasts - 3);
+      const fork = source.fork!(past - 3);
       // Kept only to fork from: its logits buffers go, and it no longer forwards.
       source.settle!();
       await expect(source.forwardIds({ tokens: Int32Array.of(1), positions: Int32Array.of(source.length), mask: null })).rejects.toThrow(/settled/);
-      expect(fork.length).toBe(pasts - 3);
-      const { input } = stepInput(rand, model.info.vocabSize, pasts - 3, 'tree', 9);
+      expect(fork.length).toBe(past - 3);
+      const { input } = stepInput(rand, model.info.vocabSize, past - 3, 'tree', 9);
       const [a, b] = await Promise.all([fork.forward(input), twin.forward(input)]);
       expect(bits(a).equals(bits(b)), 'a tree step on the fork and on the twin').toBe(true);
       // The fork's rows are its own: the source going away leaves them. Both keep the tree's root and decode on.
       source.dispose();
-      for (const s of [fork, twin]) s.keep(pasts - 3, [pasts - 3]);
-      const next = { tokens: Int32Array.of(3), positions: Int32Array.of(pasts - 2), mask: null };
+      for (const s of [fork, twin]) s.keep(past - 3, [past - 3]);
+      const next = { tokens: Int32Array.of(3), positions: Int32Array.of(past - 2), mask: null };
       expect(bits(await fork.forwardIds(next)).equals(bits(await twin.forwardIds(next)))).toBe(true);
       fork.dispose();
       twin.dispose();
