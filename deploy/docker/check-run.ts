@@ -4,6 +4,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 
 interface ImageConfig {
@@ -152,6 +153,16 @@ try {
   const sdk = await client.chat.completions.create(request);
   const sdkText = sdk.choices[0]?.message.content ?? '';
   report(sdkText === text, 'openai SDK', `chat.completions.create from the host: ${sdkText === text ? 'the same text' : `another text: ${JSON.stringify(sdkText.slice(0, 60))}`}`);
+
+  // The sidecar example's app (deploy/sidecar/app), run from the host with the proxy as its OpenAI base URL.
+  const app = spawn(process.execPath, [fileURLToPath(new URL('../sidecar/app/app.mjs', import.meta.url))], {
+    env: { ...process.env, OPENAI_BASE_URL: `${base}/v1`, OPENAI_API_KEY: 'sk-local' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let appOut = '';
+  app.stdout?.on('data', (d: Buffer) => (appOut += d.toString()));
+  const appExit = await exitOf(app);
+  report(appExit === 0 && appOut.startsWith(`${model}: `), 'sidecar app', `deploy/sidecar/app/app.mjs exited ${appExit}: ${JSON.stringify(appOut.trim().slice(0, 70))}`);
 
   // Drain: SIGTERM once a long stream is under way; it must finish its answer and the process exit 0 in the grace.
   const grace = Number(env.findLast((e) => e.startsWith('LOOKAHEAD_SHUTDOWN_GRACE_MS='))?.split('=')[1] ?? 10_000);
