@@ -163,7 +163,7 @@ describe('tools together with a response format', () => {
   it('json_object with tools: any object or a call list; a tool whose parameters the grammar cannot enforce is a 400', async () => {
     const { engine, json, post } = setup([], { script: () => '{"free": [1, 2]}' });
     expect((await json({ input: 'x', tools: [weather], text: { format: { type: 'json_object' } } })).output[0].content[0].text).toBe('{"free": [1, 2]}');
-    expect((engine.submitted[0].constraint as { schema: { anyOf: object[] } }).schema.anyOf[0]).toEqual({ type: 'object', additionalProperties: true });
+    expect((engine.submitted[0].constraint as unknown as { schema: { anyOf: object[] } }).schema.anyOf[0]).toEqual({ type: 'object', additionalProperties: true });
     const odd = { ...weather, parameters: { type: 'object', properties: { n: { type: 'number', multipleOf: 3 } } } };
     const res = await post({ input: 'x', tools: [odd], text: { format: { type: 'json_object' } } });
     expect(res.status).toBe(400);
