@@ -2,7 +2,7 @@ import type { SyncKeys } from './keys.js';
 import type { RedisLink } from './link.js';
 import { withTimeout } from './timeout.js';
 
-/** A lookup never waits longer than this: a slow Redis makes a continuation a 400 (unknown id), not a hang. */
+/** A lookup waits at most this long for the connection, and as long for the answer: a Redis away makes a continuation a 400 (unknown id), not a hang. */
 const GET_TIMEOUT_MS = 1000;
 
 /**
@@ -59,7 +59,10 @@ export class SharedResponseRecords {
   }
 
   async get(tenant: string, keys: readonly string[]): Promise<(string | null)[]> {
-    if (!this.link.connected || keys.length === 0) return keys.map(() => null);
+    if (keys.length === 0) return [];
+    // A replica that just started may not be connected yet: a continuation waits for it rather than fail.
+    await this.link.waitUp(GET_TIMEOUT_MS);
+    if (!this.link.connected) return keys.map(() => null);
     try {
       return await withTimeout(this.link.cmd.mget(...keys.map((k) => this.keys.record(tenant, k))), GET_TIMEOUT_MS);
     } catch {
