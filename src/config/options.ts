@@ -53,7 +53,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'corpus', env: 'LOOKAHEAD_CORPUS', flag: 'corpus', kind: 'nullable', help: 'JSONL or directory of documents fed to the global trie at start' },
   { path: 'responses.storeMbPerTenant', env: 'LOOKAHEAD_RESPONSES_STORE_MB', flag: 'responses-store-mb', kind: 'int', help: 'stored Responses (previous_response_id) one tenant may hold, MiB; oldest dropped first; 0 = none (default 64)' },
   { path: 'responses.ttlSeconds', env: 'LOOKAHEAD_RESPONSES_TTL_SECONDS', flag: 'responses-ttl-seconds', kind: 'int', help: 'how long a stored response can be continued (default 604800, a week)' },
-  { path: 'sync.redisUrl', env: 'LOOKAHEAD_REDIS_URL', flag: 'redis-url', kind: 'nullable', help: 'redis://host:port shared by replicas: tries, sessions and stored responses sync through it (default: off)' },
+  { path: 'sync.redisUrl', env: 'LOOKAHEAD_REDIS_URL', flag: 'redis-url', kind: 'nullable', help: 'redis://host:port shared by replicas: tries and sessions sync through it (default: off)' },
   { path: 'sync.keyPrefix', env: 'LOOKAHEAD_REDIS_PREFIX', flag: 'redis-prefix', kind: 'string', help: 'Redis key namespace; one per served model (default lookahead)' },
   { path: 'sync.streamMaxLen', env: 'LOOKAHEAD_SYNC_STREAM_MAX_LEN', flag: 'sync-stream-max-len', kind: 'int', help: 'entries kept per tenant stream (default 100000)' },
   { path: 'sync.snapshotIntervalMs', env: 'LOOKAHEAD_SYNC_SNAPSHOT_MS', flag: 'sync-snapshot-ms', kind: 'int', help: 'how often the tries are snapshotted into Redis (default 60000)' },
