@@ -7,7 +7,7 @@ import { lookaheadSchema } from '../schemas.js';
 import { argumentsOf } from '../tools/request.js';
 import type { InputItem } from './response-store.js';
 
-/** `POST /v1/responses` as OpenAI documents it, the fields a stateless local server can honour, plus our extensions. */
+/** `POST /v1/responses` as OpenAI documents it, the fields this server honours, plus our extensions. */
 export const responsesRequestSchema = z.looseObject({
   model: z.string().min(1),
   input: z.union([z.string(), z.array(z.looseObject({ type: z.string().optional(), role: z.string().optional() }))]),
@@ -60,8 +60,6 @@ export function textConstraintOf(body: ResponsesRequest): OutputConstraint | und
   return constraint;
 }
 
-type Item = InputItem;
-
 /** Items to render: `history` of them came from the previous response, the rest from this request's input. */
 export interface Conversation {
   items: InputItem[];
@@ -101,7 +99,7 @@ export function messagesOf(instructions: string | null | undefined, conversation
 
 const ROLES = new Set(['user', 'system', 'developer', 'assistant']);
 
-function messageOf(item: Item, param: string): ChatMessage {
+function messageOf(item: InputItem, param: string): ChatMessage {
   const { role, content } = item as { role?: unknown; content?: unknown };
   if (typeof role !== 'string' || !ROLES.has(role)) {
     throw new InvalidRequestError(`unknown role ${JSON.stringify(role)}; expected user, system, developer or assistant`, `${param}.role`);
@@ -118,7 +116,7 @@ function messageOf(item: Item, param: string): ChatMessage {
   return { role, content: text };
 }
 
-function functionCallOf(item: Item, param: string): NonNullable<ChatMessage['tool_calls']>[number] {
+function functionCallOf(item: InputItem, param: string): NonNullable<ChatMessage['tool_calls']>[number] {
   const { call_id, name, arguments: args } = item as { call_id?: unknown; name?: unknown; arguments?: unknown };
   if (typeof name !== 'string') throw new InvalidRequestError('a function_call needs a name', `${param}.name`);
   if (typeof args !== 'string') throw new InvalidRequestError('a function_call needs arguments as a JSON string', `${param}.arguments`);
