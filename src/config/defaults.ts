@@ -22,6 +22,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv): Config {
     sessions: { max: 1000, ttlSeconds: 3600, maxPerTenant: 100 },
     globalTrie: { maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 },
     corpus: null,
+    responses: { storeMbPerTenant: 64, ttlSeconds: 7 * 86_400 },
     sync: { redisUrl: null, keyPrefix: 'lookahead', streamMaxLen: 100_000, snapshotIntervalMs: 60_000, sessionTurns: 16 },
     upstream: { baseUrl: null, apiKey: null, timeoutMs: 600_000 },
     logLevel: 'info',

@@ -13,6 +13,7 @@ export const TOPICS = {
   scheduling: 'Scheduling and K/V memory',
   limits: 'Request limits',
   tries: 'Tries, sessions and snapshots',
+  responses: 'Stored responses',
   replicas: 'Replicas (Redis)',
   upstream: 'Upstream passthrough',
 } as const;
@@ -66,6 +67,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'globalTrie.maxNodes', topic: 'tries', env: 'LOOKAHEAD_TRIE_MAX_NODES', flag: 'trie-max-nodes', kind: 'int', help: 'global trie size bound' },
   { path: 'globalTrie.snapshotPath', topic: 'tries', env: 'LOOKAHEAD_TRIE_SNAPSHOT', flag: 'trie-snapshot', kind: 'nullable', help: 'file the global trie is saved to / restored from' },
   { path: 'corpus', topic: 'tries', env: 'LOOKAHEAD_CORPUS', flag: 'corpus', kind: 'nullable', help: 'JSONL or directory of documents fed to the global trie at start' },
+  { path: 'responses.storeMbPerTenant', topic: 'responses', env: 'LOOKAHEAD_RESPONSES_STORE_MB', flag: 'responses-store-mb', kind: 'int', help: 'stored Responses (previous_response_id) one tenant may hold, MiB; oldest dropped first; 0 = none (default 64)' },
+  { path: 'responses.ttlSeconds', topic: 'responses', env: 'LOOKAHEAD_RESPONSES_TTL_SECONDS', flag: 'responses-ttl-seconds', kind: 'int', help: 'how long a stored response can be continued (default 604800, a week)' },
   { path: 'sync.redisUrl', topic: 'replicas', env: 'LOOKAHEAD_REDIS_URL', flag: 'redis-url', kind: 'nullable', help: 'redis://host:port shared by replicas: tries and sessions sync through it (default: off)' },
   { path: 'sync.keyPrefix', topic: 'replicas', env: 'LOOKAHEAD_REDIS_PREFIX', flag: 'redis-prefix', kind: 'string', help: 'Redis key namespace; one per served model (default lookahead)' },
   { path: 'sync.streamMaxLen', topic: 'replicas', env: 'LOOKAHEAD_SYNC_STREAM_MAX_LEN', flag: 'sync-stream-max-len', kind: 'int', help: 'entries kept per tenant stream (default 100000)' },

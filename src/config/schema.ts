@@ -81,6 +81,11 @@ export const configSchema = z.strictObject({
   /** maxTenants bounds memory whatever tenant names arrive: the least recently used tenant's trie goes first. */
   globalTrie: z.strictObject({ maxNodes: positiveInt, snapshotPath: nullablePath, maxTenants: positiveInt }),
   corpus: nullablePath,
+  /**
+   * Stored Responses (`previous_response_id`, `item_reference`): kept per tenant, the oldest dropped past the byte
+   * bound (the stored JSON's bytes) or the age; in Redis too when sync.redisUrl is set. 0 MiB = nothing is stored.
+   */
+  responses: z.strictObject({ storeMbPerTenant: z.number().int().min(0), ttlSeconds: positiveInt }),
   /** Replicas sharing each tenant's global trie and sessions' turns through Redis; redisUrl null = off. */
   sync: z.strictObject({
     redisUrl: z.url({ protocol: /^rediss?$/ }).nullable(),

@@ -3,6 +3,7 @@ import type { Engine } from '../engine/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Authenticate, Caller } from './auth.js';
+import type { SharedRecords } from './responses/store.js';
 import type { TenantJobs } from './tenant-jobs.js';
 import type { Upstream } from './upstream.js';
 
@@ -17,6 +18,8 @@ export interface ReplicaSync {
   prepareSession(tenant: string, sessionId: string): Promise<void>;
   /** For /ready's body: connected or not, lag, what was applied. */
   status(): object;
+  /** Stored responses, readable by every replica. */
+  readonly responses: SharedRecords;
 }
 
 /** What every route may use. */

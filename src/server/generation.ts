@@ -207,6 +207,8 @@ export interface FinishedChoice {
   promptIndex: number;
   tokens: readonly number[];
   result: JobResult;
+  /** Of its tokens, those that were thinking (a thinking template's think block). */
+  reasoningTokens?: number;
 }
 
 /**
@@ -219,12 +221,14 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
   /** Per prompt, the most of its tokens one of its choices took from the prefix cache. */
   const cachedTokens = new Map<number, number>();
   let completion = 0;
+  let reasoning = 0;
   const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0, accepted_by_position: [], draft_sizes: {}, forward_seconds: 0, decode_seconds: 0 };
   let stepTokens = 0;
   for (const c of choices) {
     promptTokens.set(c.promptIndex, c.result.promptTokens);
     cachedTokens.set(c.promptIndex, Math.max(cachedTokens.get(c.promptIndex) ?? 0, c.result.lookahead.cachedTokens));
     completion += c.result.completionTokens;
+    reasoning += c.reasoningTokens ?? 0;
     const la = c.result.lookahead;
     block.steps += la.steps;
     block.draft_tokens += la.draftTokens;
@@ -245,7 +249,7 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
       total_tokens: prompt + completion,
       prompt_tokens_details: { cached_tokens: [...cachedTokens.values()].reduce((a, b) => a + b, 0) },
       completion_tokens_details: {
-        reasoning_tokens: 0,
+        reasoning_tokens: reasoning,
         accepted_prediction_tokens: block.accepted_tokens,
         rejected_prediction_tokens: block.draft_tokens - block.accepted_tokens,
       },

@@ -24,6 +24,8 @@ export interface ResponseShape<State> {
   flush?(index: number, state: State): object[];
   closing(index: number, finishReason: string, state: State): object;
   choice(output: ChoiceOutput, state: State): object;
+  /** Of a finished choice's tokens, how many were thinking (once its text went through the state). */
+  reasoningTokens?(tokens: readonly number[], state: State): number;
 }
 
 export interface RespondOptions {
@@ -86,12 +88,15 @@ export async function respond<S>(c: Context<AppEnv>, deps: ServerDeps, shape: Re
   } finally {
     opts.abort.dispose();
   }
-  const { usage, lookahead } = usageOf(outputs);
+  const states = outputs.map(() => shape.newState());
+  const choices = outputs.map((o, i) => shape.choice(o, states[i]));
+  const finished = outputs.map((o, i) => ({ ...o, reasoningTokens: shape.reasoningTokens?.(o.tokens, states[i]) ?? 0 }));
+  const { usage, lookahead } = usageOf(finished);
   record(c, deps, opts, outputs, usage.prompt_tokens, lookahead.tokens_per_step);
   return c.json({
     ...base,
     object: shape.object,
-    choices: outputs.map((o) => shape.choice(o, shape.newState())),
+    choices,
     usage,
     lookahead,
     service_tier: 'default',
@@ -122,7 +127,7 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
     const result = await choice.job.result;
     for (const held of shape.flush?.(choice.index, state) ?? []) sse.send(chunk(held));
     sse.send(chunk(shape.closing(choice.index, result.finishReason, state)));
-    return { promptIndex: choice.promptIndex, tokens, result };
+    return { promptIndex: choice.promptIndex, tokens, result, reasoningTokens: shape.reasoningTokens?.(tokens, state) ?? 0 };
   };
 
   let ended!: () => void;

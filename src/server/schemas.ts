@@ -69,6 +69,8 @@ export const chatRequestSchema = z.looseObject({
   max_completion_tokens: z.number().int().min(1).nullish(),
   // vLLM's extension: extra chat template variables, e.g. Qwen3's {"enable_thinking": false}.
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  // Checked by effortOf, so an unknown effort is a 400 that lists the known ones.
+  reasoning_effort: z.unknown().optional(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   prompt_cache_key: z.string().nullish(),

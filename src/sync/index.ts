@@ -30,6 +30,7 @@ export function startReplication(
       sessionTtlSeconds: config.sessions.ttlSeconds,
       maxSessions: config.sessions.max,
       corpus: config.corpus ? readCorpus(config.corpus) : [],
+      responses: { bytesPerTenant: config.responses.storeMbPerTenant * 1024 * 1024, ttlMs: config.responses.ttlSeconds * 1000 },
     },
     registry,
     log,

@@ -39,6 +39,20 @@ export class SyncKeys {
     return `${this.tenant(tenant)}:session:${encodeURIComponent(sessionId)}`;
   }
 
+  /** A stored response or output item of the tenant (its key in the server's record store). */
+  record(tenant: string, key: string): string {
+    return `${this.tenant(tenant)}:rec:${encodeURIComponent(key)}`;
+  }
+
+  /** ZSET of the tenant's stored record groups by time written, and the bytes they hold: the tenant's byte bound. */
+  recordIndex(tenant: string): string {
+    return `${this.tenant(tenant)}:recs`;
+  }
+
+  recordBytes(tenant: string): string {
+    return `${this.tenant(tenant)}:recs:bytes`;
+  }
+
   /** The tenant a stream key belongs to, or null for a key that is not one of ours. */
   tenantOfStream(key: string): string | null {
     const head = `${this.prefix}:t:`;

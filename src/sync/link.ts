@@ -49,13 +49,15 @@ export class RedisLink {
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.cmd.off('ready', done);
-        this.reader.off('ready', done);
+        this.cmd.off('ready', ready);
+        this.reader.off('ready', ready);
         resolve();
       };
+      // Both connections: one of them ready is not connected yet.
+      const ready = () => this.connected && done();
       const timer = setTimeout(done, ms);
-      this.cmd.once('ready', done);
-      this.reader.once('ready', done);
+      this.cmd.on('ready', ready);
+      this.reader.on('ready', ready);
     });
   }
 

@@ -9,6 +9,7 @@ import { SyncKeys } from './keys.js';
 import { RedisLink } from './link.js';
 import { modelTag } from './model-tag.js';
 import { Publisher } from './publisher.js';
+import { SharedResponseRecords } from './responses.js';
 import { SessionTurns } from './sessions.js';
 import { readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshots.js';
 import { compareStreamIds } from './stream-ids.js';
@@ -23,6 +24,8 @@ export interface ReplicationOptions {
   maxSessions: number;
   /** The corpus this replica fed tenant "default" at start (already in its tries). */
   corpus: string[];
+  /** Stored responses' bounds per tenant, as the local store's. */
+  responses: { bytesPerTenant: number; ttlMs: number };
 }
 
 /** Own inputs kept while Redis is unreachable, before the oldest are dropped. */
@@ -57,6 +60,8 @@ export class Replication {
   private readonly publisher: Publisher;
   private readonly consumer: Consumer;
   private readonly sessions: SessionTurns;
+  /** Stored responses, shared by every replica. */
+  readonly responses: SharedResponseRecords;
   private readonly state: AppliedState = { cursors: new Map(), corpus: new Map(), skip: new Map(), ownUntil: new Map() };
   private readonly model: string;
   /** False until the first snapshot check, and during a restore: nothing is read or written meanwhile. */
@@ -97,6 +102,7 @@ export class Replication {
       tok.vocabSize,
       log,
     );
+    this.responses = new SharedResponseRecords(this.link, this.keys, options.responses);
     engine.onLearned((tenant, sessionId, exchange) => {
       this.learn(tenant, { kind: 'answer', prompt: exchange.prompt.slice(-PROMPT_TAIL), answer: exchange.answer });
       if (sessionId) this.sessions.record(tenant, sessionId, exchange);

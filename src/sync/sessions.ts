@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import { bufferToIds, idsToBuffer } from './entries.js';
 import type { SyncKeys } from './keys.js';
 import type { RedisLink } from './link.js';
+import { withTimeout } from './timeout.js';
 
 /** A session's prompts are stored up to this many tokens (their tail): turns stay small, the bound stays honest. */
 const PROMPT_KEEP = 1024;
@@ -84,10 +85,4 @@ function decodeTurn(bytes: Buffer, vocabSize: number): Exchange | null {
   } catch {
     return null;
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

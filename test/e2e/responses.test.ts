@@ -92,8 +92,12 @@ describe('Responses API with the openai SDK', () => {
     expect(resp.output.length).toBeGreaterThan(0);
   });
 
-  it('refuses previous_response_id (stateless) and bad input with a 400 naming the field', async () => {
-    await expect(client.responses.create({ model, input: 'hi', previous_response_id: 'resp_123' })).rejects.toMatchObject({ status: 400, param: 'previous_response_id' });
+  it('refuses an unknown previous_response_id and bad input with a 400 naming the field', async () => {
+    await expect(client.responses.create({ model, input: 'hi', previous_response_id: 'resp_123' })).rejects.toMatchObject({
+      status: 400,
+      param: 'previous_response_id',
+      code: 'previous_response_not_found',
+    });
     await expect(client.responses.create({ model, input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x', detail: 'auto' }] }] })).rejects.toMatchObject({
       status: 400,
       param: 'input[0].content[0]',

@@ -14,7 +14,7 @@ let client: OpenAI;
 let model: string;
 
 beforeAll(async () => {
-  server = await startRealServer(['--context-length', '512']);
+  server = await startRealServer(['--context-length', '1024']);
   client = new OpenAI({ baseURL: server.baseURL, apiKey: 'sk-local', maxRetries: 0 });
   model = server.modelId;
 });
@@ -95,5 +95,29 @@ describe('structured outputs through the OpenAI SDK', () => {
     expect(unsupported).toBeInstanceOf(OpenAI.BadRequestError);
     expect((unsupported as Error).message).toContain("'if'");
     expect((unsupported as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('unsupported_schema_feature');
+  });
+
+  it('tools with a response format in auto: every answer is the formatted object or a valid call, as one grammar allows', async () => {
+    const lookup = { type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { id: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['id'], additionalProperties: false } } };
+    const request = { model, messages, max_tokens: 120, tools: [lookup], response_format: zodResponseFormat(Person, 'person') };
+    const sampled = await client.chat.completions.create({ ...request, temperature: 1, seed: 3, n: 4 });
+    const kinds = sampled.choices.map((choice) => {
+      expect(choice.finish_reason).not.toBe('length');
+      const calls = choice.message.tool_calls ?? [];
+      if (calls.length === 0) return Person.safeParse(JSON.parse(choice.message.content!)).success ? 'answer' : 'invalid';
+      return calls.every((c) => c.type === 'function' && c.function.name === 'lookup' && Number.isInteger(JSON.parse(c.function.arguments).id)) ? 'call' : 'invalid';
+    });
+    expect(kinds).not.toContain('invalid');
+    // Noise prefers the object; a bias towards `[` (byte 0x5b of the synthetic model's byte vocabulary) takes the call branch.
+    const called = await client.chat.completions.create({ ...request, temperature: 0, parallel_tool_calls: false, logit_bias: { 91: 100 } });
+    expect(called.choices[0].finish_reason).toBe('tool_calls');
+    expect(called.choices[0].message.tool_calls).toHaveLength(1);
+    const call = called.choices[0].message.tool_calls![0] as OpenAI.Chat.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe('lookup');
+    expect(Number.isInteger(JSON.parse(call.function.arguments).id)).toBe(true);
+    const greedy = { ...request, temperature: 0 };
+    const on = await client.chat.completions.create({ ...greedy, lookahead: { enabled: true } } as typeof greedy);
+    const off = await client.chat.completions.create({ ...greedy, lookahead: { enabled: false } } as typeof greedy);
+    expect(on.choices[0].message).toEqual(expect.objectContaining({ content: off.choices[0].message.content }));
   });
 });

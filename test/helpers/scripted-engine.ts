@@ -9,19 +9,29 @@ import type { ChatMessage, ChatRenderOptions, TextTokenizer } from '../../src/mo
 
 export const SCRIPTED_MODEL = 'scripted';
 
-const byteTokenizer: TextTokenizer = {
-  vocabSize: 256,
-  bosTokenId: null,
-  eosTokenIds: [],
-  chatTemplateAddsBos: false,
-  chatTemplateTakesTools: false,
-  encode: (text) => [...Buffer.from(text, 'utf8')],
-  decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
-  tokenBytes: (id) => Uint8Array.of(id),
-  // Template variables show in the prompt so route tests can see that they arrived.
-  renderChat: (messages: ChatMessage[], options?: ChatRenderOptions) =>
-    messages.map((m) => `${m.role}: ${m.content}\n`).join('') + (options?.templateKwargs ? `${JSON.stringify(options.templateKwargs)}\n` : '') + 'assistant: ',
-};
+/**
+ * Tokens are UTF-8 bytes. A thinking tokenizer's template opens a think block in the generation prompt, as
+ * Qwen3-Thinking's does, unless `enable_thinking` is false (then it writes an empty one, as Qwen3's does).
+ */
+function byteTokenizer(thinks: boolean): TextTokenizer {
+  return {
+    vocabSize: 256,
+    bosTokenId: null,
+    eosTokenIds: [],
+    chatTemplateAddsBos: false,
+    chatTemplateTakesTools: false,
+    chatTemplateThinks: thinks,
+    encode: (text) => [...Buffer.from(text, 'utf8')],
+    decode: (ids) => Buffer.from(Array.from(ids)).toString('utf8'),
+    tokenBytes: (id) => Uint8Array.of(id),
+    // Template variables show in the prompt so route tests can see that they arrived.
+    renderChat: (messages: ChatMessage[], options?: ChatRenderOptions) =>
+      messages.map((m) => `${m.role}: ${m.content}\n`).join('') +
+      (options?.templateKwargs ? `${JSON.stringify(options.templateKwargs)}\n` : '') +
+      'assistant: ' +
+      (thinks ? (options?.templateKwargs?.enable_thinking === false ? '<think>\n\n</think>\n\n' : '<think>\n') : ''),
+  };
+}
 
 export interface ScriptOptions {
   contextLength?: number;
@@ -33,6 +43,8 @@ export interface ScriptOptions {
   capacity?: number;
   /** Fail every job with this error after its first step. */
   failAfterFirstStep?: Error;
+  /** The chat template thinks (see byteTokenizer). */
+  thinks?: boolean;
 }
 
 export class ScriptedEngine implements Engine {
@@ -41,14 +53,16 @@ export class ScriptedEngine implements Engine {
   readonly documents: { tenant: string; texts: string[] }[] = [];
   readonly aborted: JobSpec[] = [];
   running = 0;
+  private readonly tok: TextTokenizer;
 
   constructor(private readonly opts: ScriptOptions = {}) {
+    this.tok = byteTokenizer(opts.thinks ?? false);
     this.models = [{ id: SCRIPTED_MODEL, contextLength: opts.contextLength ?? 512, created: 1_700_000_000, executionProvider: 'cpu' }];
   }
 
   tokenizer(modelId: string): TextTokenizer {
     this.require(modelId);
-    return byteTokenizer;
+    return this.tok;
   }
 
   submit(modelId: string, spec: JobSpec): Job {

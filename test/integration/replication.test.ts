@@ -33,7 +33,7 @@ describe.skipIf(!REDIS_SERVER_PRESENT)('replication exactly once (counted)', () 
     const engine = new RecordingEngine();
     const replication = new Replication(
       engine,
-      { redisUrl: url, keyPrefix: prefix, streamMaxLen, snapshotIntervalMs: 3_600_000, sessionTurns: 4, sessionTtlSeconds: 60, maxSessions: 100, corpus: [] },
+      { redisUrl: url, keyPrefix: prefix, streamMaxLen, snapshotIntervalMs: 3_600_000, sessionTurns: 4, sessionTtlSeconds: 60, maxSessions: 100, corpus: [], responses: { bytesPerTenant: 1 << 20, ttlMs: 60_000 } },
       new Registry(),
       createLogger('silent'),
     );
@@ -181,6 +181,7 @@ const TOKENIZER: TextTokenizer = {
   renderChat: (messages) => messages.map((m) => m.content).join('\n'),
   chatTemplateAddsBos: false,
   chatTemplateTakesTools: false,
+  chatTemplateThinks: false,
   tokenBytes: () => null,
 };
 

@@ -10,6 +10,7 @@ export class ByteTokenizer implements TextTokenizer {
   readonly eosTokenIds = [257] as const;
   readonly chatTemplateAddsBos = false;
   readonly chatTemplateTakesTools = false;
+  readonly chatTemplateThinks = false;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 

@@ -57,6 +57,11 @@ export class ChatTemplate {
     return this.compiled !== null && /\btools\b/.test(this.source.template!);
   }
 
+  /** Thinking templates (Qwen3, SmolLM3, Phi-4-mini-reasoning) close a think block somewhere in their source. */
+  get thinks(): boolean {
+    return this.compiled !== null && this.source.template!.includes('</think>');
+  }
+
   /** Template kwargs are extra variables; they cannot replace the messages, the tools or the special-token strings. */
   render(messages: readonly ChatMessage[], options: ChatRenderOptions = {}): string {
     if (this.source.template === null) return renderFallbackChat(messages);

@@ -232,6 +232,10 @@ export abstract class GgufTokenizer implements TextTokenizer {
     return this.chat.takesTools;
   }
 
+  get chatTemplateThinks(): boolean {
+    return this.chat.thinks;
+  }
+
   renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string {
     return this.chat.render(messages, options);
   }

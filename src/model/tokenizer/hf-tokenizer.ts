@@ -78,6 +78,10 @@ class HfTokenizer implements TextTokenizer {
     return this.chat.takesTools;
   }
 
+  get chatTemplateThinks(): boolean {
+    return this.chat.thinks;
+  }
+
   renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string {
     return this.chat.render(messages, options);
   }

@@ -40,6 +40,8 @@ export interface TextTokenizer {
   renderChat(messages: ChatMessage[], options?: ChatRenderOptions): string;
   /** True when the chat template reads the `tools` variable (and so renders tools and tool turns itself). */
   readonly chatTemplateTakesTools: boolean;
+  /** True when the chat template writes think blocks (`<think>…</think>`): the output may begin with thinking. */
+  readonly chatTemplateThinks: boolean;
   /** True when the rendered chat prompt already contains BOS (so encode must not add another). */
   readonly chatTemplateAddsBos: boolean;
   /**

@@ -4,7 +4,7 @@ import type { ParsedCall } from '../tools/parse.js';
 import type { ResponsesRequest } from './request.js';
 
 /** Ids in OpenAI's style: a type prefix and random hex. */
-export function itemId(prefix: 'resp' | 'msg' | 'fc'): string {
+export function itemId(prefix: 'resp' | 'msg' | 'fc' | 'rs'): string {
   return `${prefix}_${randomBytes(16).toString('hex')}`;
 }
 
@@ -25,7 +25,20 @@ export interface FunctionCallItem {
   status: 'in_progress' | 'completed';
 }
 
-export type OutputItem = MessageItem | FunctionCallItem;
+/** A thinking template's think block, as vLLM and gpt-oss servers report it: the text itself, no summary. */
+export interface ReasoningItem {
+  type: 'reasoning';
+  id: string;
+  status: 'in_progress' | 'completed';
+  summary: never[];
+  content: { type: 'reasoning_text'; text: string }[];
+}
+
+export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
+
+export function reasoningText(text: string): ReasoningItem['content'][number] {
+  return { type: 'reasoning_text', text };
+}
 
 export function outputText(text: string): MessageItem['content'][number] {
   return { type: 'output_text', text, annotations: [], logprobs: [] };
@@ -41,7 +54,7 @@ export function responseUsage(usage: Usage) {
     input_tokens: usage.prompt_tokens,
     input_tokens_details: { cached_tokens: usage.prompt_tokens_details.cached_tokens },
     output_tokens: usage.completion_tokens,
-    output_tokens_details: { reasoning_tokens: 0 },
+    output_tokens_details: { reasoning_tokens: usage.completion_tokens_details.reasoning_tokens },
     total_tokens: usage.total_tokens,
   };
 }
@@ -71,16 +84,15 @@ export function responseObject(
     model: body.model,
     output: state.output,
     parallel_tool_calls: body.parallel_tool_calls ?? true,
-    previous_response_id: null,
-    reasoning: { effort: null, summary: null },
-    // Output items are kept (briefly) for item_reference unless the client said store: false; responses are not.
+    previous_response_id: body.previous_response_id ?? null,
+    reasoning: { effort: body.reasoning?.effort ?? null, summary: null },
     store: body.store !== false,
     temperature: body.temperature ?? 1,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? 'auto',
     tools: body.tools ?? [],
     top_p: body.top_p ?? 1,
-    truncation: 'disabled',
+    truncation: body.truncation ?? 'disabled',
     usage: state.usage ? responseUsage(state.usage) : null,
     user: body.user ?? null,
     metadata: body.metadata ?? {},

@@ -5,9 +5,9 @@ import { InvalidRequestError } from '../../errors.js';
 import type { ChatMessage } from '../../model/tokenizer/types.js';
 import { lookaheadSchema } from '../schemas.js';
 import { argumentsOf } from '../tools/request.js';
-import type { OutputItem } from './output.js';
+import type { InputItem } from './response-store.js';
 
-/** `POST /v1/responses` as OpenAI documents it, the fields a stateless local server can honour, plus our extensions. */
+/** `POST /v1/responses` as OpenAI documents it, the fields this server honours, plus our extensions. */
 export const responsesRequestSchema = z.looseObject({
   model: z.string().min(1),
   input: z.union([z.string(), z.array(z.looseObject({ type: z.string().optional(), role: z.string().optional() }))]),
@@ -18,7 +18,9 @@ export const responsesRequestSchema = z.looseObject({
   seed: z.number().int().nullish(),
   stream: z.boolean().nullish(),
   store: z.boolean().nullish(),
-  previous_response_id: z.string().nullish(),
+  previous_response_id: z.string().min(1).max(200).nullish(),
+  truncation: z.enum(['auto', 'disabled']).nullish(),
+  reasoning: z.looseObject({ effort: z.unknown().optional() }).nullish(),
   text: z.looseObject({ format: z.looseObject({ type: z.enum(['text', 'json_object', 'json_schema']) }).nullish() }).nullish(),
   tools: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
@@ -37,12 +39,6 @@ export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;
 
 /** Fields that need server-side state or features this server does not have: refused by name, never ignored. */
 export function rejectUnsupported(body: ResponsesRequest): void {
-  if (body.previous_response_id) {
-    throw new InvalidRequestError(
-      'previous_response_id is not supported: this server stores no responses (it behaves as store: false). Send the conversation in input instead.',
-      'previous_response_id',
-    );
-  }
   for (const field of ['conversation', 'background', 'prompt'] as const) {
     if (body[field] != null && body[field] !== false) throw new InvalidRequestError(`${field} is not supported by this server`, field);
   }
@@ -64,23 +60,24 @@ export function textConstraintOf(body: ResponsesRequest): OutputConstraint | und
   return constraint;
 }
 
-type Item = ResponsesRequest['input'] extends infer T ? (T extends (infer I)[] ? I : never) : never;
+/** Items to render: `history` of them came from the previous response, the rest from this request's input. */
+export interface Conversation {
+  items: InputItem[];
+  history: number;
+}
 
 /**
- * The conversation the template renders: `instructions` as the system turn, then the input — a string (one user
- * turn) or items: messages, the model's earlier `function_call`s (folded into one assistant turn with tool_calls)
- * and their `function_call_output`s (tool turns).
+ * The conversation the template renders: `instructions` as the system turn, then the input items (earlier
+ * responses' items and references already in place): messages, the model's earlier `function_call`s (folded into
+ * one assistant turn with tool_calls) and their `function_call_output`s (tool turns). Earlier `reasoning` items are
+ * left out, as thinking templates leave earlier thinking out of the prompt.
  */
-export function messagesOf(body: ResponsesRequest, resolve: (id: string) => OutputItem | undefined): ChatMessage[] {
+export function messagesOf(instructions: string | null | undefined, conversation: Conversation): ChatMessage[] {
   const messages: ChatMessage[] = [];
-  if (body.instructions) messages.push({ role: 'system', content: body.instructions });
-  if (typeof body.input === 'string') {
-    messages.push({ role: 'user', content: body.input });
-    return messages;
-  }
-  body.input.forEach((given, i) => {
-    const param = `input[${i}]`;
-    const item = given.type === 'item_reference' ? referenced(given, param, resolve) : given;
+  if (instructions) messages.push({ role: 'system', content: instructions });
+  conversation.items.forEach((item, i) => {
+    // Errors name the request's own items as it numbered them; stored history was checked when it was sent.
+    const param = `input[${i - conversation.history}]`;
     const type = item.type ?? 'message';
     if (type === 'message') messages.push(messageOf(item, param));
     else if (type === 'function_call') {
@@ -92,7 +89,7 @@ export function messagesOf(body: ResponsesRequest, resolve: (id: string) => Outp
       const { call_id, output } = item as { call_id?: unknown; output?: unknown };
       if (typeof call_id !== 'string') throw new InvalidRequestError('a function_call_output needs the call_id of its call', `${param}.call_id`);
       messages.push({ role: 'tool', tool_call_id: call_id, content: typeof output === 'string' ? output : JSON.stringify(output ?? '') });
-    } else {
+    } else if (type !== 'reasoning') {
       throw new InvalidRequestError(`input items of type '${type}' are not supported by this server; use message, function_call or function_call_output`, `${param}.type`);
     }
   });
@@ -100,20 +97,9 @@ export function messagesOf(body: ResponsesRequest, resolve: (id: string) => Outp
   return messages;
 }
 
-function referenced(item: Item, param: string, resolve: (id: string) => OutputItem | undefined): Item {
-  const id = (item as { id?: unknown }).id;
-  if (typeof id !== 'string') throw new InvalidRequestError('an item_reference needs the id of an earlier output item', `${param}.id`);
-  const found = resolve(id);
-  if (!found) {
-    throw new InvalidRequestError(`item ${JSON.stringify(id.slice(0, 80))} is not known here: this server keeps recent output items for an hour only; send the item itself`, `${param}.id`);
-  }
-  // Stored messages carry output_text parts, which messageOf reads like input text.
-  return found as unknown as Item;
-}
-
 const ROLES = new Set(['user', 'system', 'developer', 'assistant']);
 
-function messageOf(item: Item, param: string): ChatMessage {
+function messageOf(item: InputItem, param: string): ChatMessage {
   const { role, content } = item as { role?: unknown; content?: unknown };
   if (typeof role !== 'string' || !ROLES.has(role)) {
     throw new InvalidRequestError(`unknown role ${JSON.stringify(role)}; expected user, system, developer or assistant`, `${param}.role`);
@@ -130,7 +116,7 @@ function messageOf(item: Item, param: string): ChatMessage {
   return { role, content: text };
 }
 
-function functionCallOf(item: Item, param: string): NonNullable<ChatMessage['tool_calls']>[number] {
+function functionCallOf(item: InputItem, param: string): NonNullable<ChatMessage['tool_calls']>[number] {
   const { call_id, name, arguments: args } = item as { call_id?: unknown; name?: unknown; arguments?: unknown };
   if (typeof name !== 'string') throw new InvalidRequestError('a function_call needs a name', `${param}.name`);
   if (typeof args !== 'string') throw new InvalidRequestError('a function_call needs arguments as a JSON string', `${param}.arguments`);

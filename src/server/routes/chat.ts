@@ -11,6 +11,7 @@ import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
 import { readJson, sessionIdOf, tenantOf } from '../request.js';
 import { constraintOfResponseFormat } from '../response-format.js';
+import { effortOf, reasoningSetupOf, reasoningTokens, splitThinking, thinkingKwargs, ThinkingStream, type ReasoningSetup } from '../reasoning.js';
 import { generate, type ResponseShape } from '../respond.js';
 import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
 import { tokenText } from './token-text.js';
@@ -23,10 +24,12 @@ export function chatCompletions(deps: ServerDeps) {
     const body = chatRequestSchema.parse(raw);
     rejectUnsupported(body);
     const tools = toolSetupOf(body, 'chat');
-    const constraint = outputConstraint(tools, constraintOfResponseFormat(body.response_format), 'response_format');
+    const format = constraintOfResponseFormat(body.response_format);
+    const constraint = outputConstraint(tools, format, 'response_format');
     const tok = deps.engine.tokenizer(body.model);
     const messages = body.messages.map(chatMessageOf);
-    const prompt = renderWithTools(tok, messages, tools, body.chat_template_kwargs ?? undefined);
+    const kwargs = thinkingKwargs(tok, effortOf(body.reasoning_effort, 'reasoning_effort'), body.chat_template_kwargs);
+    const prompt = renderWithTools(tok, messages, tools, kwargs);
     const promptIds = tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
     const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
     const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
@@ -35,7 +38,7 @@ export function chatCompletions(deps: ServerDeps) {
     return generate(
       c,
       deps,
-      chatShape(tok, tools),
+      chatShape(tok, tools, format !== null, reasoningSetupOf(tok, prompt)),
       {
         modelId: body.model,
         prompts: [promptIds],
@@ -111,10 +114,11 @@ function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {
   };
 }
 
-/** Per choice: what the tools make of the output, and the stream index of each call begun. */
+/** Per choice: what the tools make of the output, the stream index of each call begun, and its thinking. */
 interface ChatState {
   turn: ToolTurn;
   callIndex: Map<string, number>;
+  thinking: ThinkingStream | null;
 }
 
 /** OpenAI reports `tool_calls` as the finish reason of an answer that called tools and was not cut off. */
@@ -122,12 +126,17 @@ function finishOf(reason: string, calls: number): string {
   return calls > 0 && reason === 'stop' ? 'tool_calls' : reason;
 }
 
+/** Thinking under both names peers use: `reasoning_content` (llama.cpp, DeepSeek) and `reasoning` (vLLM, Ollama). */
+function reasoningFields(reasoning: string | null) {
+  return { reasoning_content: reasoning, reasoning };
+}
+
 /**
- * One streamed delta from tool events: text as content; a call as its first `tool_calls` entry (id, name, empty
- * arguments) followed by argument pieces, as OpenAI streams them. A call that completes without having begun
- * goes out whole.
+ * One streamed delta from thinking and tool events: thinking as reasoning; text as content; a call as its first
+ * `tool_calls` entry (id, name, empty arguments) followed by argument pieces, as OpenAI streams them. A call that
+ * completes without having begun goes out whole.
  */
-function deltaOf(events: readonly ToolEvent[], state: ChatState): { content?: string; tool_calls?: object[] } | null {
+function deltaOf(reasoning: string, events: readonly ToolEvent[], state: ChatState): object | null {
   let content = '';
   const calls: object[] = [];
   const begin = (id: string, name: string) => {
@@ -143,32 +152,36 @@ function deltaOf(events: readonly ToolEvent[], state: ChatState): { content?: st
       calls.push({ index: state.callIndex.get(e.call.id), function: { arguments: e.call.arguments } });
     }
   }
-  if (!content && calls.length === 0) return null;
-  return { ...(content && { content }), ...(calls.length > 0 && { tool_calls: calls }) };
+  if (!reasoning && !content && calls.length === 0) return null;
+  return { ...(reasoning && reasoningFields(reasoning)), ...(content && { content }), ...(calls.length > 0 && { tool_calls: calls }) };
 }
 
-function chatShape(tok: TextTokenizer, tools: ToolSetup | null): ResponseShape<ChatState> {
+function chatShape(tok: TextTokenizer, tools: ToolSetup | null, formatted: boolean, reasoning: ReasoningSetup | null): ResponseShape<ChatState> {
   return {
     idPrefix: 'chatcmpl-',
     object: 'chat.completion',
     chunkObject: 'chat.completion.chunk',
-    newState: () => ({ turn: toolTurn(tools), callIndex: new Map() }),
+    newState: () => ({ turn: toolTurn(tools, formatted), callIndex: new Map(), thinking: reasoning && new ThinkingStream(reasoning) }),
     opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
     delta: (index, text, logprobs, state) => {
       const lp = logprobs ? chatLogprobs(tok, logprobs) : null;
-      const delta = deltaOf(state.turn.push(text), state);
+      const piece = splitThinking(state.thinking, text, false);
+      const delta = deltaOf(piece.reasoning, state.turn.push(piece.content), state);
       return delta || lp ? { index, delta: delta ?? {}, logprobs: lp, finish_reason: null } : null;
     },
     flush: (index, state) => {
-      const delta = deltaOf(state.turn.end(), state);
+      const piece = splitThinking(state.thinking, '', true);
+      const delta = deltaOf(piece.reasoning, [...state.turn.push(piece.content), ...state.turn.end()], state);
       return delta ? [{ index, delta, logprobs: null, finish_reason: null }] : [];
     },
     closing: (index, finishReason, state) => ({ index, delta: {}, logprobs: null, finish_reason: finishOf(finishReason, state.callIndex.size) }),
     choice: (o, state) => {
-      const { content, calls } = collectToolOutput([...state.turn.push(o.text), ...state.turn.end()]);
+      const piece = splitThinking(state.thinking, o.text, true);
+      const { content, calls } = collectToolOutput([...state.turn.push(piece.content), ...state.turn.end()]);
       const message = {
         role: 'assistant',
         content: calls.length > 0 && content === '' ? null : content,
+        ...(reasoning && reasoningFields(piece.reasoning || null)),
         refusal: null,
         annotations: [],
         ...(calls.length > 0 && {
@@ -182,5 +195,6 @@ function chatShape(tok: TextTokenizer, tools: ToolSetup | null): ResponseShape<C
         finish_reason: finishOf(o.result.finishReason, calls.length),
       };
     },
+    reasoningTokens: (tokens, state) => (state.thinking ? reasoningTokens(tok, tokens, state.thinking) : 0),
   };
 }

@@ -10,14 +10,19 @@ import {
   functionCallItem,
   itemId,
   outputText,
+  reasoningText,
   responseObject,
   type FunctionCallItem,
   type MessageItem,
   type OutputItem,
+  type ReasoningItem,
   type ResponseHead,
 } from '../responses/output.js';
-import { messagesOf, rejectUnsupported, responsesRequestSchema, textConstraintOf } from '../responses/request.js';
-import { ItemStore } from '../responses/item-store.js';
+import { conversationOf } from '../responses/conversation.js';
+import { messagesOf, rejectUnsupported, responsesRequestSchema, textConstraintOf, type Conversation } from '../responses/request.js';
+import { ResponseStore } from '../responses/response-store.js';
+import { truncated } from '../responses/truncation.js';
+import { effortOf, reasoningSetupOf, reasoningTokens, splitThinking, thinkingKwargs, ThinkingStream, type ReasoningPiece, type ReasoningSetup } from '../reasoning.js';
 import { SseStream } from '../sse.js';
 import { collectToolOutput, type ParsedCall, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
@@ -25,12 +30,14 @@ import { toolSetupOf } from '../tools/request.js';
 import { outputConstraint, toolTurn } from '../tools/turn.js';
 
 /**
- * `POST /v1/responses`: one generation whose output becomes a message item and/or function_call items, streamed
- * as the documented typed events. No response is stored (previous_response_id is refused); output items are kept
- * briefly for clients that refer back to them (item_reference).
+ * `POST /v1/responses`: one generation whose output becomes a reasoning item (a thinking template's think block),
+ * a message item and/or function_call items, streamed as the documented typed events. Responses are stored per
+ * tenant unless `store` is false, so `previous_response_id` and `item_reference`s continue them (on any replica,
+ * through Redis, when replicas share one).
  */
 export function responses(deps: ServerDeps) {
-  const store = new ItemStore();
+  const { storeMbPerTenant, ttlSeconds } = deps.config.responses;
+  const store = new ResponseStore({ bytesPerTenant: storeMbPerTenant * 1024 * 1024, ttlMs: ttlSeconds * 1000 }, deps.replication?.responses);
   return async (c: Context<AppEnv>): Promise<Response> => {
     const { text, body: raw } = await readJson(c);
     const forwarded = await forwardIfRemote(deps, c, raw, text, 'responses');
@@ -38,16 +45,25 @@ export function responses(deps: ServerDeps) {
     const body = responsesRequestSchema.parse(raw);
     rejectUnsupported(body);
     const tools = toolSetupOf(body, 'responses');
-    const constraint = outputConstraint(tools, textConstraintOf(body), 'text.format');
+    const format = textConstraintOf(body);
+    const constraint = outputConstraint(tools, format, 'text.format');
 
     const tok = deps.engine.tokenizer(body.model);
     const tenant = tenantOf(c);
-    const messages = messagesOf(body, (id) => store.get(tenant, id));
-    const promptIds = tok.encode(renderWithTools(tok, messages, tools), { addSpecialTokens: !tok.chatTemplateAddsBos });
-    const keep = (items: OutputItem[]) => body.store !== false && store.keep(tenant, items);
+    const kwargs = thinkingKwargs(tok, effortOf(body.reasoning?.effort, 'reasoning.effort'), undefined);
+    const render = (conversation: Conversation) => renderWithTools(tok, messagesOf(body.instructions, conversation), tools, kwargs);
+    const encode = (prompt: string) => tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
+    const conversation = await conversationOf(body, store, tenant);
+    const contextLength = deps.engine.models.find((m) => m.id === body.model)?.contextLength ?? Number.POSITIVE_INFINITY;
+    const room = contextLength - (body.max_output_tokens ?? 1);
+    const sent = body.truncation === 'auto' ? truncated(conversation, (c) => encode(render(c)).length <= room) : conversation;
+    const prompt = render(sent);
+    const head: ResponseHead = { id: itemId('resp'), createdAt: Math.floor(Date.now() / 1000), body };
+    // The whole conversation is kept, truncated or not: a later turn may fit more of it.
+    const keep = (output: OutputItem[]) => body.store !== false && store.keep(tenant, { id: head.id, history: conversation.items, output });
     const plan: GenerationPlan = {
       modelId: body.model,
-      prompts: [promptIds],
+      prompts: [encode(prompt)],
       n: 1,
       maxTokens: body.max_output_tokens ?? null,
       maxTokensParam: 'max_output_tokens',
@@ -61,17 +77,19 @@ export function responses(deps: ServerDeps) {
       tenant,
     };
     const { choices, abort } = await startJobs(c, deps, plan);
-    const head: ResponseHead = { id: itemId('resp'), createdAt: Math.floor(Date.now() / 1000), body };
-    if (body.stream === true) return streamed(c, deps, head, choices[0], abort, toolTurn(tools), keep);
+    const reading: OutputReading = { turn: toolTurn(tools, format !== undefined), thinking: thinkingOf(reasoningSetupOf(tok, prompt)) };
+    const thought = (tokens: readonly number[]) => (reading.thinking ? reasoningTokens(tok, tokens, reading.thinking) : 0);
+    if (body.stream === true) return streamed(c, deps, head, choices[0], abort, reading, thought, keep);
 
     try {
       const output = await collect(choices[0]);
-      const turn = toolTurn(tools);
-      const { content, calls } = collectToolOutput([...turn.push(output.text), ...turn.end()]);
+      const piece = splitThinking(reading.thinking, output.text, true);
+      const { content, calls } = collectToolOutput([...reading.turn.push(piece.content), ...reading.turn.end()]);
       const items: OutputItem[] = [];
+      if (piece.reasoning) items.push({ type: 'reasoning', id: itemId('rs'), status: 'completed', summary: [], content: [reasoningText(piece.reasoning)] });
       if (content) items.push({ type: 'message', id: itemId('msg'), status: 'completed', role: 'assistant', content: [outputText(content)] });
       for (const call of calls) items.push(functionCallItem(call, 'completed'));
-      const { usage, lookahead } = usageOf([output]);
+      const { usage, lookahead } = usageOf([{ ...output, reasoningTokens: thought(output.tokens) }]);
       record(c, deps, { model: body.model, stream: false }, [output], usage.prompt_tokens, lookahead.tokens_per_step);
       const status = output.result.finishReason === 'length' ? 'incomplete' : 'completed';
       keep(items);
@@ -85,10 +103,20 @@ export function responses(deps: ServerDeps) {
   };
 }
 
+/** How output is read: thinking first (for a thinking template), the rest through the request's tools. */
+interface OutputReading {
+  turn: ToolTurn;
+  thinking: ThinkingStream | null;
+}
+
+function thinkingOf(setup: ReasoningSetup | null): ThinkingStream | null {
+  return setup && new ThinkingStream(setup);
+}
+
 /**
- * The event sequence of a streamed response: created, in_progress; per output item added → (content part added,
- * text deltas, text done, part done | arguments delta, arguments done) → item done; then completed (or incomplete
- * when max_output_tokens cut it). Every event carries its sequence_number.
+ * The event sequence of a streamed response: created, in_progress; per output item added → (reasoning text deltas,
+ * reasoning text done | content part added, text deltas, text done, part done | arguments delta, arguments done) →
+ * item done; then completed (or incomplete when max_output_tokens cut it). Every event carries its sequence_number.
  */
 function streamed(
   c: Context<AppEnv>,
@@ -96,7 +124,8 @@ function streamed(
   head: ResponseHead,
   choice: ChoiceJob,
   abort: RequestAbort,
-  turn: ToolTurn,
+  reading: OutputReading,
+  thought: (tokens: readonly number[]) => number,
   keep: (items: OutputItem[]) => void,
 ): Response {
   const requestId = c.get('requestId');
@@ -106,6 +135,26 @@ function streamed(
   const output: OutputItem[] = [];
   let message: MessageItem | null = null;
   let text = '';
+  let reasoning: ReasoningItem | null = null;
+  let thinking = '';
+
+  const think = (delta: string) => {
+    if (!reasoning) {
+      reasoning = { type: 'reasoning', id: itemId('rs'), status: 'in_progress', summary: [], content: [] };
+      output.push(reasoning);
+      send('response.output_item.added', { output_index: output.length - 1, item: { ...reasoning, content: [] } });
+    }
+    thinking += delta;
+    send('response.reasoning_text.delta', { item_id: reasoning.id, output_index: output.indexOf(reasoning), content_index: 0, delta });
+  };
+  const closeReasoning = () => {
+    if (!reasoning || reasoning.status === 'completed') return;
+    const index = output.indexOf(reasoning);
+    send('response.reasoning_text.done', { item_id: reasoning.id, output_index: index, content_index: 0, text: thinking });
+    reasoning.status = 'completed';
+    reasoning.content = [reasoningText(thinking)];
+    send('response.output_item.done', { output_index: index, item: reasoning });
+  };
 
   const openMessage = (): MessageItem => {
     message = { type: 'message', id: itemId('msg'), status: 'in_progress', role: 'assistant', content: [] };
@@ -149,6 +198,7 @@ function streamed(
     send('response.output_item.done', { output_index: index, item });
   };
   const emit = (events: ToolEvent[]) => {
+    if (events.length > 0) closeReasoning();
     for (const e of events) {
       if (e.type === 'text') {
         const m = message ?? openMessage();
@@ -167,14 +217,20 @@ function streamed(
       send('response.created', { response: responseObject(head, { status: 'in_progress', output: [], usage: null, lookahead: null }) });
       send('response.in_progress', { response: responseObject(head, { status: 'in_progress', output: [], usage: null, lookahead: null }) });
       const tokens: number[] = [];
+      const read = (piece: ReasoningPiece) => {
+        if (piece.reasoning) think(piece.reasoning);
+        if (piece.content) emit(reading.turn.push(piece.content));
+      };
       for await (const part of choice.job) {
         for (const t of part.tokens) tokens.push(t);
-        if (part.text) emit(turn.push(part.text));
+        if (part.text) read(splitThinking(reading.thinking, part.text, false));
       }
-      emit(turn.end());
+      read(splitThinking(reading.thinking, '', true));
+      emit(reading.turn.end());
+      closeReasoning();
       closeMessage();
       const result = await choice.job.result;
-      const finished = [{ promptIndex: 0, tokens, result }];
+      const finished = [{ promptIndex: 0, tokens, result, reasoningTokens: thought(tokens) }];
       const { usage, lookahead } = usageOf(finished);
       record(c, deps, { model: head.body.model, stream: true }, finished, usage.prompt_tokens, lookahead.tokens_per_step);
       const status = result.finishReason === 'length' ? 'incomplete' : 'completed';

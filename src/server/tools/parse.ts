@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { partialLength } from '../partial-tag.js';
 import type { ToolChoice } from './request.js';
 
 /** A call the model made: `arguments` is JSON text, as OpenAI returns it. */
@@ -242,14 +243,6 @@ function callOf(value: unknown, names: ReadonlySet<string>): ParsedCall | null {
     return isObject(parseJson(args)) ? { id: newCallId(), name: value.name, arguments: args } : null;
   }
   return isObject(args) ? { id: newCallId(), name: value.name, arguments: JSON.stringify(args) } : null;
-}
-
-/** How many trailing characters of `text` could begin `tag`. */
-function partialLength(text: string, tag: string): number {
-  for (let n = Math.min(tag.length - 1, text.length); n > 0; n--) {
-    if (tag.startsWith(text.slice(text.length - n))) return n;
-  }
-  return 0;
 }
 
 function parseJson(text: string): unknown {

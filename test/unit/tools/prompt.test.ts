@@ -18,6 +18,7 @@ function tokenizer(template: string): TextTokenizer {
     eosTokenIds: [],
     chatTemplateAddsBos: false,
     chatTemplateTakesTools: chat.takesTools,
+    chatTemplateThinks: chat.thinks,
     encode: () => [],
     decode: () => '',
     tokenBytes: () => null,

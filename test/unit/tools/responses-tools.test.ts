@@ -85,9 +85,9 @@ describe('Responses API: function calls and text.format', () => {
     ['an unknown tool_choice function', { tools: [weather], tool_choice: { type: 'function', name: 'nope' } }, 'tool_choice'],
     ['a malformed parameters schema', { tools: [{ type: 'function', name: 'f', parameters: { type: 'objekt' } }] }, 'tools[0].parameters'],
     ['tool_choice without tools', { tool_choice: 'required' }, 'tool_choice'],
-    ['text.format with callable tools', { tools: [weather], text: { format: { type: 'json_object' } } }, 'text.format'],
-    ['an unknown item type', { input: [{ type: 'reasoning', summary: [] }] }, 'input[0].type'],
-    ['previous_response_id', { previous_response_id: 'resp_1' }, 'previous_response_id'],
+    ['an unknown item type', { input: [{ type: 'web_search_call' }] }, 'input[0].type'],
+    ['an unknown previous_response_id', { previous_response_id: 'resp_1' }, 'previous_response_id'],
+    ['an unknown truncation', { truncation: 'middle' }, 'truncation'],
     ['background', { background: true }, 'background'],
   ];
   for (const [name, body, param] of refusals) {
