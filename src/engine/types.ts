@@ -85,6 +85,9 @@ export interface LookaheadStats {
   steps: number;
   draftTokens: number;
   acceptedTokens: number;
+  /** The part of draftTokens / acceptedTokens copied from the client's `prediction` (0 without one). */
+  predictionDraftTokens: number;
+  predictionAcceptedTokens: number;
   tokensPerStep: number;
   draftSeconds: number;
   /** Time inside session.run for decode steps (prefill excluded). */

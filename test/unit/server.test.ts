@@ -48,7 +48,8 @@ describe('POST /v1/chat/completions', () => {
     expect(body.usage).toMatchObject({ prompt_tokens: engine.submitted[0].promptIds.length, completion_tokens: 10, total_tokens: engine.submitted[0].promptIds.length + 10 });
     // The scripted engine's 4 steps drafted 16 tokens and kept 6 (10 tokens = 4 bonus + 6 accepted).
     expect(body.lookahead).toMatchObject({ steps: 4, draft_tokens: 16, accepted_tokens: 6 });
-    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 6, rejected_prediction_tokens: 10 });
+    // No `prediction` was sent: OpenAI's prediction fields count nothing, whatever the tries drafted.
+    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
     const spec = engine.submitted[0];
     expect(Buffer.from(spec.promptIds).toString()).toBe('user: hi\nassistant: ');
     expect(spec.sampling).toEqual({ temperature: 0, topP: 1, topK: 5, repetitionPenalty: 1, seed: null });
