@@ -4,6 +4,7 @@ import {
   AbortedError,
   ContextLengthError,
   EngineRestartingError,
+  InvalidRequestError,
   fromWire,
   KvBudgetError,
   ModelLoadError,
@@ -140,7 +141,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
     if (this.closing) throw new UnavailableError('the server is shutting down', 1);
     if (this.state !== 'ready') throw new EngineRestartingError('The engine is restarting after a worker failure; retry shortly.', 2);
     const context = this.info.contextLength;
-    if (spec.promptIds.length === 0) throw new ContextLengthError('the prompt is empty', 'messages');
+    if (spec.promptIds.length === 0) throw new InvalidRequestError('the prompt is empty: there is nothing to condition the completion on');
     if (spec.promptIds.length + spec.maxTokens > context) {
       throw new ContextLengthError(
         `This model's maximum context length is ${context} tokens. However, you requested ` +
@@ -276,12 +277,12 @@ export class WorkerEngine implements Engine, ReplicaTries {
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
     for (const { job } of this.pending.splice(0)) {
-      job.fail(new AbortedError('the server is shutting down'));
+      job.fail(shuttingDown());
       this.jobs.delete(job.numericId);
     }
     const deadline = Date.now() + graceMs;
     while (this.jobs.size > 0 && Date.now() < deadline) await sleep(20);
-    for (const id of this.jobs.keys()) this.abortJob(id, new AbortedError('the server is shutting down'));
+    for (const id of this.jobs.keys()) this.abortJob(id, shuttingDown());
     if (this.worker && this.state === 'ready') {
       // Saves the tries; bounded, so a wedged worker cannot hold shutdown.
       await Promise.race([this.ask({ type: 'close', requestId: 0 }).catch((err: Error) => this.log(`engine worker close: ${err.message}`)), sleep(CLOSE_BOUND_MS)]);
@@ -294,7 +295,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
     this.pending.length = 0;
     for (const [id, job] of this.jobs) {
       this.post({ type: 'abort', jobId: id });
-      job.fail(new AbortedError('the server is stopping now'));
+      job.fail(shuttingDown('the server is stopping now'));
     }
     // Terminating the worker inside an ORT forward aborts the whole process: wait (briefly) for the step to end.
     const deadline = Date.now() + 2000;
@@ -565,6 +566,11 @@ export class WorkerEngine implements Engine, ReplicaTries {
 
 function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(1);
+}
+
+/** Jobs cut off by shutdown: not the client's fault nor a failure of ours, so a 503 that says when to retry. */
+function shuttingDown(message = 'the server is shutting down'): UnavailableError {
+  return new UnavailableError(`${message}; retry on another instance`, 1);
 }
 
 function sleep(ms: number): Promise<void> {

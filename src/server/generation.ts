@@ -104,6 +104,13 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
     throw new InvalidRequestError(`${plan.maxTokensParam} must be at most ${config.limits.maxTokens} on this server`, plan.maxTokensParam);
   }
   const budgets = plan.prompts.map((ids) => {
+    if (ids.length === 0) {
+      // With a BOS token an empty prompt still encodes to [BOS]; without one nothing conditions the completion.
+      throw new InvalidRequestError(
+        `The ${plan.promptParam} is empty and this model's tokenizer has no BOS token to start from: there is nothing to condition the completion on.`,
+        plan.promptParam,
+      );
+    }
     const room = contextLength - ids.length;
     if (plan.maxTokens === null && room < 1) {
       // Nothing was asked for, so there is no completion size to quote: the prompt alone is too long.

@@ -53,6 +53,13 @@ describe.skipIf(!present)('chat-llama-5m through the OpenAI SDK', () => {
     expect(drafted).toBeGreaterThan(0);
   });
 
+  it('refuses an empty completions prompt (its tokenizer has no BOS) with a 400 naming prompt', async () => {
+    const error = await client.completions.create({ model: 'chat-llama-5m', prompt: '', max_tokens: 4 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', param: 'prompt' });
+    expect((error as { code: unknown }).code).not.toBe('context_length_exceeded');
+  });
+
   it('streams the same greedy text, with prediction and a session id', async () => {
     const c = cases[0];
     const expected = c.text.replace(/<\|im_end\|>$/, '');

@@ -266,6 +266,16 @@ describe('POST /v1/completions', () => {
     await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: [1, 999] }), 400, 'prompt');
     await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: 'x', echo: true }), 400, 'echo');
   });
+
+  it('refuses an empty prompt on a tokenizer without BOS: nothing to condition on, a 400 naming prompt', async () => {
+    const { post, engine } = setup();
+    for (const prompt of ['', []]) {
+      const error = await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt, max_tokens: 4 }), 400, 'prompt');
+      expect(error.type).toBe('invalid_request_error');
+      expect(error.code).not.toBe('context_length_exceeded');
+    }
+    expect(engine.submitted).toEqual([]);
+  });
 });
 
 describe('models, health and lookahead admin routes', () => {
