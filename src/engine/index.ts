@@ -106,6 +106,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
   private lastTrieStats: TrieStats = { global: 0, sessions: 0, tenants: 0, sessionCount: 0, evictedTenants: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
   private readonly learnedListeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
+  private readonly restartListeners: (() => void)[] = [];
 
   constructor(
     private readonly tok: TextTokenizer,
@@ -239,6 +240,10 @@ export class WorkerEngine implements Engine, ReplicaTries {
 
   onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void {
     this.learnedListeners.push(listener);
+  }
+
+  onRestarted(listener: () => void): void {
+    this.restartListeners.push(listener);
   }
 
   async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
@@ -421,6 +426,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.state = 'ready';
       this.restarts++;
       this.log(`engine worker restarted (${this.restarts} restart${this.restarts === 1 ? '' : 's'} since start); serving again`);
+      for (const listener of this.restartListeners) listener();
       this.feedCorpus();
       this.startWaiting();
       return;
