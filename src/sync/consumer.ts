@@ -165,11 +165,13 @@ export class Consumer {
       this.log.warn({ component: 'sync', tenant, id, reason: err.message }, 'skipped a stream entry');
       return null;
     }
-    const ownHeld = entry.at >= this.state.replaced.at && compareStreamIds(id, this.state.ownUntil.get(tenant) ?? '0-0') > 0;
-    if (entry.origin === this.replicaId && ownHeld) {
-      this.metrics.count('skipped_own');
+    if (entry.origin === this.replicaId) {
       this.publisher.forgetThrough(tenant, id);
-      return null;
+      // Own entries are in the tries unless a restore (ownUntil) or a new worker (replaced) wiped them.
+      if (entry.at >= this.state.replaced.at && compareStreamIds(id, this.state.ownUntil.get(tenant) ?? '0-0') > 0) {
+        this.metrics.count('skipped_own');
+        return null;
+      }
     }
     if (this.state.skip.get(tenant)?.has(id)) {
       this.metrics.count('skipped_duplicate');
