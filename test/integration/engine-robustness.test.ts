@@ -40,20 +40,19 @@ describe('engine robustness', () => {
     expect(plain.name).toBe('RangeError');
   });
 
-  it('jobs cut off by shutdown answer 503 with Retry-After, not 500', async () => {
-    const own = await startEngine(['--context-length', '256']);
-    const spec = { promptIds: [40, 41, 42], maxTokens: 250, sampling: GREEDY, stop: [], logprobs: null, lookahead: LOOKAHEAD_OFF };
-    // More jobs than run at once: some are cut off running, some waiting.
-    const outcomes = Array.from({ length: 12 }, () => collectJob(own.engine.submit(own.modelId, spec)).then(() => null, (e: unknown) => e));
-    await new Promise((r) => setTimeout(r, 50));
-    await own.engine.close(0);
-    const errors = (await Promise.all(outcomes)).filter((e) => e !== null);
-    expect(errors.length).toBeGreaterThan(0);
+  // Last: it closes the shared engine (afterAll's close is then a no-op).
+  it('jobs cut off by shutdown, running or waiting, answer 503 with Retry-After, not 500', async () => {
+    const { engine: shared, modelId } = engine;
+    const spec = { promptIds: [40, 41, 42], maxTokens: 60, sampling: GREEDY, stop: [], logprobs: null, lookahead: LOOKAHEAD_OFF };
+    // More jobs than run at once (16): some are cut off running, the rest waiting.
+    const outcomes = Array.from({ length: 20 }, () => collectJob(shared.submit(modelId, spec)).then(() => null, (e: unknown) => e));
+    await shared.close(0);
+    const errors = await Promise.all(outcomes);
+    expect(errors.filter((e) => e !== null)).toHaveLength(20);
     for (const error of errors) {
       const mapped = mapError(error, 'req_test');
       expect(mapped).toMatchObject({ status: 503, headers: { 'Retry-After': expect.any(String) }, internal: false });
       expect(mapped.body.error.code).toBe('service_unavailable');
     }
-    await own.close();
   });
 });
