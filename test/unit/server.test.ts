@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { UnavailableError } from '../../src/errors.js';
 import { createApp } from '../../src/server/app.js';
 import type { Upstream } from '../../src/server/upstream.js';
 import { SCRIPTED_MODEL, ScriptedEngine, type ScriptOptions } from '../helpers/scripted-engine.js';
@@ -297,6 +298,27 @@ describe('models, health and lookahead admin routes', () => {
     await expectError(await post('/v1/lookahead/documents', { documents: [] }), 400, 'documents');
     expect(await (await app.request('/v1/lookahead/stats')).json()).toMatchObject({ running: 0, queued: 0, totals: { jobs: 0 } });
     expect(await (await app.request('/v1/lookahead/sessions/s1', { method: 'DELETE' })).json()).toMatchObject({ id: 's1', deleted: true });
+  });
+
+  it("deleting a session with replicas deletes its shared turns too, and fails whole when they cannot be", async () => {
+    const dropped: string[] = [];
+    let reachable = true;
+    const replication = {
+      prepareSession: async () => {},
+      status: () => ({}),
+      dropSession: async (tenant: string, id: string) => {
+        if (!reachable) throw new UnavailableError('Redis is unreachable', 2);
+        dropped.push(`${tenant}/${id}`);
+        return true;
+      },
+    };
+    const app = createApp({ engine: new ScriptedEngine(), config, replication });
+    expect((await app.request('/v1/lookahead/sessions/s1', { method: 'DELETE' })).status).toBe(200);
+    expect(dropped).toEqual(['default/s1']);
+    reachable = false;
+    const res = await app.request('/v1/lookahead/sessions/s2', { method: 'DELETE' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('2');
   });
 });
 
