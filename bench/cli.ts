@@ -17,7 +17,7 @@ import { renderMarkdown } from './report/markdown.js';
 import type { Report } from './report/schema.js';
 import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
-import { renderSoak, runSoak } from './soak.js';
+import { renderSoak, runSoak, soakRssChart } from './soak.js';
 import { renderStructured, runStructured } from './structured.js';
 import { loadWorkload, type WorkloadShape } from './workload.js';
 
@@ -44,8 +44,9 @@ commands:
                  [--batch 1,2,4,8: instead, one forwardBatch of b sequences × each k vs b separate forwards]
                  [--variants default|fp32,q8/b64/a4,q4/b32/a1/zp,... with --model HF_DIR: each dtype and
                  MatMulNBits setting (block size, accuracy level, zero points) built and timed round-robin]
-  soak           long run with disconnects, server RSS at start and end; starts our server unless --base-url:
-                 [--model PATH] [--duration 600] [--clients 16] [--abort-fraction 0.5] [--max-tokens 64]
+  soak           long run with disconnects, server RSS timeline (exit 3 on a failure or RSS still climbing);
+                 starts our server unless --base-url: [--model PATH] [--duration 600] [--clients 16]
+                 [--abort-fraction 0.5] [--max-tokens 64] [--rss-interval 5 (s)] [--out DIR]
                  [--tenants N] [--document-every N] [--session-ids N]   (tenants, documents, sessions mixed in)
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
@@ -148,6 +149,7 @@ const FLAGS = {
   tenants: { type: 'string' },
   'document-every': { type: 'string' },
   'session-ids': { type: 'string' },
+  'rss-interval': { type: 'string' },
   sizing: { type: 'string' },
   cost: { type: 'string' },
   cache: { type: 'string' },
@@ -604,10 +606,11 @@ async function soakCommand(f: Flags): Promise<number> {
     tenants: optInt(f.tenants, '--tenants', 0, 10_000) ?? 0,
     documentEvery: optInt(f['document-every'], '--document-every', 0, 1_000_000) ?? 0,
     sessionIds: optInt(f['session-ids'], '--session-ids', 0, 10_000_000) ?? 0,
+    rssIntervalS: optNum(f['rss-interval'], '--rss-interval', 3600) ?? 5,
   });
-  writeOut(f, { 'soak.json': json(result) });
+  writeOut(f, { 'soak.json': json(result), 'soak.md': renderSoak(result), 'soak-rss.svg': soakRssChart(result) });
   process.stdout.write(renderSoak(result));
-  return result.failed > 0 || result.after.running !== 0 || result.after.queued !== 0 ? 3 : 0;
+  return result.failed > 0 || result.after.running !== 0 || result.after.queued !== 0 || result.rss.flattened === false ? 3 : 0;
 }
 
 async function replicasCommand(f: Flags): Promise<number> {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Target } from './client.js';
 import { streamChat } from './client.js';
+import { lineChart } from './report/svg.js';
 import { RssSampler, type RssPoint } from './rss.js';
 import { spawnServer, type SpawnedServer } from './server-process.js';
 import { call, resolveTarget } from './target.js';
@@ -30,6 +31,23 @@ export interface SoakOptions {
   tenants: number;
   documentEvery: number;
   sessionIds: number;
+  /** Seconds between RSS samples of the server (the timeline in the report). */
+  rssIntervalS: number;
+}
+
+/** The server's RSS over the run, and whether it levelled off (see rssSummary). */
+export interface SoakRss {
+  startBytes: number | null;
+  endBytes: number | null;
+  maxBytes: number | null;
+  points: number;
+  intervalS: number;
+  /** Every sample: seconds since the clients started, bytes. */
+  timeline: RssPoint[];
+  /** Growth over the first and the second half of the run (each end a median of 3 samples); null if too few. */
+  growth: { firstHalfBytes: number; secondHalfBytes: number } | null;
+  /** The second half grew at most a quarter of the first half's growth, or 16 MiB: memory stopped climbing. */
+  flattened: boolean | null;
 }
 
 export interface SoakResult {
@@ -42,7 +60,7 @@ export interface SoakResult {
   errors: Record<string, number>;
   /** Documents posted (and refused by the per-tenant rate limit, which is not a failure). */
   documents: { posted: number; rateLimited: number };
-  rss: { startBytes: number | null; endBytes: number | null; maxBytes: number | null; points: number };
+  rss: SoakRss;
   /** Engine state after the clients stopped and the queue had time to drain. */
   after: { running: number | null; queued: number | null };
 }
@@ -56,7 +74,8 @@ const PROMPTS = [
 
 /**
  * Long-running load with disconnects: `clients` streaming clients in a loop for `durationS`, a share of their
- * requests cut at a random moment. The server's RSS is sampled throughout; what matters is start vs end.
+ * requests cut at a random moment. The server's RSS is sampled every `rssIntervalS` throughout; what matters is
+ * that it levels off.
  */
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   let spawned: SpawnedServer | null = null;
@@ -74,13 +93,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   try {
     const target = resolveTarget(spawned?.baseUrl ?? opts.baseUrl!, { allowRemote: opts.allowRemote, apiKey: opts.apiKey ?? keys[0] ?? null, requestTimeoutMs: 120_000, connections: opts.clients + 4 });
     const model = await firstModel(target);
-    const sampler = new RssSampler(target, spawned?.pid ?? null, 5000, 10_000);
+    const sampler = new RssSampler(target, spawned?.pid ?? null, opts.rssIntervalS * 1000, 10_000);
     sampler.begin();
     const result = await drive(target, model, opts, keys);
     // Give aborted jobs a moment to end before the last reading.
     const after = await settle(target);
     const points = (await sampler.end()) ?? [];
-    return { ...result, after, rss: summary(points) };
+    return { ...result, after, rss: rssSummary(points, opts.rssIntervalS) };
   } finally {
     await spawned?.stop();
   }
@@ -177,9 +196,34 @@ async function settle(target: Target): Promise<SoakResult['after']> {
   return last;
 }
 
-function summary(points: RssPoint[]): SoakResult['rss'] {
-  if (points.length === 0) return { startBytes: null, endBytes: null, maxBytes: null, points: 0 };
-  return { startBytes: points[0].bytes, endBytes: points.at(-1)!.bytes, maxBytes: Math.max(...points.map((p) => p.bytes)), points: points.length };
+const FLAT_SLACK_BYTES = 16 * 2 ** 20;
+
+/** The timeline and its verdict: the second half may grow at most a quarter of the first half, or 16 MiB. */
+export function rssSummary(points: RssPoint[], intervalS: number): SoakRss {
+  const base = { points: points.length, intervalS, timeline: points };
+  if (points.length === 0) return { ...base, startBytes: null, endBytes: null, maxBytes: null, growth: null, flattened: null };
+  const bytes = points.map((p) => p.bytes);
+  const summary = { ...base, startBytes: bytes[0], endBytes: bytes.at(-1)!, maxBytes: Math.max(...bytes) };
+  if (points.length < 6) return { ...summary, growth: null, flattened: null };
+  // A median of three samples around each end, so one GC pause or spike does not decide the verdict.
+  const around = (i: number) => median(bytes.slice(Math.max(0, Math.min(i - 1, bytes.length - 3)), Math.max(0, Math.min(i - 1, bytes.length - 3)) + 3));
+  const start = around(0);
+  const middle = around(Math.floor(bytes.length / 2));
+  const end = around(bytes.length - 1);
+  const growth = { firstHalfBytes: middle - start, secondHalfBytes: end - middle };
+  return { ...summary, growth, flattened: growth.secondHalfBytes <= Math.max(growth.firstHalfBytes / 4, FLAT_SLACK_BYTES) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** The timeline as one line of at most `rows` readings, evenly spaced. */
+function timelineLine(timeline: RssPoint[], rows = 24): string {
+  const step = Math.max(1, Math.ceil(timeline.length / rows));
+  const shown = timeline.filter((_, i) => i % step === 0 || i === timeline.length - 1);
+  return shown.map((p) => `${p.t.toFixed(0)} s ${(p.bytes / 2 ** 20).toFixed(0)}`).join(', ');
 }
 
 export function renderSoak(r: SoakResult): string {
@@ -191,7 +235,19 @@ export function renderSoak(r: SoakResult): string {
     `|---|---|---|---|---|---|---|---|---|`,
     `| ${r.requests} | ${r.completed} | ${r.abortedByClient} | ${r.failed} | ${r.documents.posted} (${r.documents.rateLimited}) | ${mib(r.rss.startBytes)} | ${mib(r.rss.endBytes)} | ${mib(r.rss.maxBytes)} | ${r.after.running ?? '?'} / ${r.after.queued ?? '?'} |`,
     '',
+    `RSS timeline (MiB, every ${r.rss.intervalS} s): ${r.rss.timeline.length > 0 ? timelineLine(r.rss.timeline) : 'n/a'}`,
+    '',
+    r.rss.growth
+      ? `RSS growth: first half ${mib(r.rss.growth.firstHalfBytes)}, second half ${mib(r.rss.growth.secondHalfBytes)}: ${r.rss.flattened ? 'flattened' : 'STILL CLIMBING'} (flat = second half at most a quarter of the first, or 16 MiB)`
+      : 'RSS growth: too few samples for a verdict',
+    '',
     Object.keys(r.errors).length > 0 ? `errors: ${JSON.stringify(r.errors)}` : 'errors: none',
     '',
   ].join('\n');
+}
+
+/** The timeline as a chart for the report folder. */
+export function soakRssChart(r: SoakResult): string {
+  const series = [{ name: 'server RSS', points: r.rss.timeline.map((p): [number, number] => [p.t, p.bytes / 2 ** 20]) }];
+  return lineChart({ title: `Server RSS during the soak (${r.clients} clients)`, xLabel: 'seconds', yLabel: 'MiB', series });
 }

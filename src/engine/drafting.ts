@@ -44,6 +44,10 @@ class JobDrafts implements DraftSource {
     );
   }
 
+  get predictionTokens(): { drafted: number; accepted: number } {
+    return this.proposer.predictionTokens;
+  }
+
   accepted(tokens: Int32Array): void {
     this.proposer.accepted(tokens);
     this.scope.pushOutput(tokens);
@@ -99,8 +103,10 @@ export class DraftingState {
       job.constraintHints,
     );
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
+    const copies = scope.prediction ? [scope.copy, scope.prediction] : [scope.copy];
+    copies.push(this.globals.copyIndex(job.tenant));
     const proposer = new Proposer(
-      { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)] },
+      { request: scope.trie, session, global: this.globals.get(job.tenant), copies, prediction: scope.prediction },
       job.lookahead.decodingLength,
       this.acceptance,
     );

@@ -18,6 +18,8 @@ export interface DraftSource {
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
   /** Tokens the job committed (accepted + bonus), in order. */
   accepted(tokens: Int32Array): void;
+  /** Draft tokens copied from the client's prediction so far, and how many of them were kept. */
+  readonly predictionTokens?: { drafted: number; accepted: number };
 }
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
@@ -44,7 +46,7 @@ export interface StepOutput {
  */
 export class Generation {
   private readonly counters = new DraftCounters();
-  private readonly timing: Omit<StepStats, 'steps' | 'draftTokens' | 'acceptedTokens' | 'acceptedByPosition'> = {
+  private readonly timing: Omit<StepStats, 'steps' | 'draftTokens' | 'acceptedTokens' | 'predictionDraftTokens' | 'predictionAcceptedTokens' | 'acceptedByPosition'> = {
     draftSeconds: 0,
     forwardSeconds: 0,
     prefillSeconds: 0,
@@ -141,7 +143,16 @@ export class Generation {
   /** The job's decode statistics so far. */
   get stats(): StepStats {
     const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
-    const stats: StepStats = { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+    const prediction = this.drafts?.predictionTokens;
+    const stats: StepStats = {
+      ...this.timing,
+      steps,
+      draftTokens,
+      acceptedTokens,
+      predictionDraftTokens: prediction?.drafted ?? 0,
+      predictionAcceptedTokens: prediction?.accepted ?? 0,
+      acceptedByPosition,
+    };
     if (this.filter) {
       stats.maskSeconds = this.filter.maskSeconds;
       stats.masks = this.filter.masks;

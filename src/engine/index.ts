@@ -4,6 +4,7 @@ import {
   AbortedError,
   ContextLengthError,
   EngineRestartingError,
+  InvalidRequestError,
   fromWire,
   KvBudgetError,
   ModelLoadError,
@@ -105,6 +106,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
   private lastTrieStats: TrieStats = { global: 0, sessions: 0, tenants: 0, sessionCount: 0, evictedTenants: 0 };
   private readonly totals = { jobs: 0, steps: 0, draftTokens: 0, acceptedTokens: 0, generatedTokens: 0 };
   private readonly learnedListeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
+  private readonly restartListeners: (() => void)[] = [];
 
   constructor(
     private readonly tok: TextTokenizer,
@@ -140,7 +142,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
     if (this.closing) throw new UnavailableError('the server is shutting down', 1);
     if (this.state !== 'ready') throw new EngineRestartingError('The engine is restarting after a worker failure; retry shortly.', 2);
     const context = this.info.contextLength;
-    if (spec.promptIds.length === 0) throw new ContextLengthError('the prompt is empty', 'messages');
+    if (spec.promptIds.length === 0) throw new InvalidRequestError('the prompt is empty: there is nothing to condition the completion on');
     if (spec.promptIds.length + spec.maxTokens > context) {
       throw new ContextLengthError(
         `This model's maximum context length is ${context} tokens. However, you requested ` +
@@ -240,6 +242,10 @@ export class WorkerEngine implements Engine, ReplicaTries {
     this.learnedListeners.push(listener);
   }
 
+  onRestarted(listener: () => void): void {
+    this.restartListeners.push(listener);
+  }
+
   async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
     await this.ask({ type: 'exchanges', requestId: 0, tenant, sessionId, exchanges });
   }
@@ -276,12 +282,12 @@ export class WorkerEngine implements Engine, ReplicaTries {
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
     for (const { job } of this.pending.splice(0)) {
-      job.fail(new AbortedError('the server is shutting down'));
+      job.fail(shuttingDown());
       this.jobs.delete(job.numericId);
     }
     const deadline = Date.now() + graceMs;
     while (this.jobs.size > 0 && Date.now() < deadline) await sleep(20);
-    for (const id of this.jobs.keys()) this.abortJob(id, new AbortedError('the server is shutting down'));
+    for (const id of this.jobs.keys()) this.abortJob(id, shuttingDown());
     if (this.worker && this.state === 'ready') {
       // Saves the tries; bounded, so a wedged worker cannot hold shutdown.
       await Promise.race([this.ask({ type: 'close', requestId: 0 }).catch((err: Error) => this.log(`engine worker close: ${err.message}`)), sleep(CLOSE_BOUND_MS)]);
@@ -294,7 +300,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
     this.pending.length = 0;
     for (const [id, job] of this.jobs) {
       this.post({ type: 'abort', jobId: id });
-      job.fail(new AbortedError('the server is stopping now'));
+      job.fail(shuttingDown('the server is stopping now'));
     }
     // Terminating the worker inside an ORT forward aborts the whole process: wait (briefly) for the step to end.
     const deadline = Date.now() + 2000;
@@ -420,6 +426,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.state = 'ready';
       this.restarts++;
       this.log(`engine worker restarted (${this.restarts} restart${this.restarts === 1 ? '' : 's'} since start); serving again`);
+      for (const listener of this.restartListeners) listener();
       this.feedCorpus();
       this.startWaiting();
       return;
@@ -565,6 +572,11 @@ export class WorkerEngine implements Engine, ReplicaTries {
 
 function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(1);
+}
+
+/** Jobs cut off by shutdown: not the client's fault nor a failure of ours, so a 503 that says when to retry. */
+function shuttingDown(message = 'the server is shutting down'): UnavailableError {
+  return new UnavailableError(`${message}; retry on another instance`, 1);
 }
 
 function sleep(ms: number): Promise<void> {

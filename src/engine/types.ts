@@ -85,6 +85,9 @@ export interface LookaheadStats {
   steps: number;
   draftTokens: number;
   acceptedTokens: number;
+  /** The part of draftTokens / acceptedTokens copied from the client's `prediction` (0 without one). */
+  predictionDraftTokens: number;
+  predictionAcceptedTokens: number;
   tokensPerStep: number;
   draftSeconds: number;
   /** Time inside session.run for decode steps (prefill excluded). */
@@ -172,6 +175,11 @@ export interface EngineOptions extends LoadOptions {
 export interface ReplicaTries {
   /** Called for every finished answer taught to a tenant's global trie (only with EngineOptions.shareAnswers). */
   onLearned(listener: (tenant: string, sessionId: string | null, exchange: Exchange) => void): void;
+  /**
+   * Called when a new worker replaced a failed one, before any job runs on it: its tries hold only what the local
+   * snapshot file had, not what was taught since.
+   */
+  onRestarted(listener: () => void): void;
   /** Teaches exchanges to the tenant's global trie, or to the session's trie; resolves once they are in. */
   addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void>;
   /** Every tenant's global trie as one blob, and the tenants it holds (importing it replaces exactly those). */

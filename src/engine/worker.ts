@@ -110,7 +110,7 @@ class DecodeLoop {
       let filter = null;
       if (job.constraint) {
         this.preparing.set(job.jobId, state);
-        filter = await this.grammars.filter(job.constraint).finally(() => this.preparing.delete(job.jobId));
+        filter = await this.grammars.filter(job.constraint, job.tenant).finally(() => this.preparing.delete(job.jobId));
       }
       const session = this.drafting.start(job);
       // Safe between a forward's binding and its run (a constrained job starts after an await): a fork only reads its

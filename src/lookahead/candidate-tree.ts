@@ -148,6 +148,12 @@ export class CandidateTree {
     return grown;
   }
 
+  /** Whether candidate `k` lies on the continuation of one of this step's copy matches in `index`. */
+  copiesFrom(k: number, index: CopyIndex): boolean {
+    for (let m = 0; m < this.copyCount; m++) if (this.copies[m] === index && this.copyAt[k * MAX_COPIES + m] >= 0) return true;
+    return false;
+  }
+
   /** `c`'s child holding `tok`, added if missing. */
   private childWith(c: number, tok: number): number {
     let k = this.firstChild[c];

@@ -15,6 +15,8 @@ export interface ProposerScopes {
    * own prompt and output first, then the tenant's earlier answers.
    */
   copies?: readonly CopyIndex[];
+  /** Which of `copies` holds the client's predicted output: the drafts copied from it are counted apart. */
+  prediction?: CopyIndex | null;
 }
 
 const UNSEEN = 0;
@@ -58,6 +60,12 @@ export class Proposer {
   private stack: Int32Array = new Int32Array(64);
   /** Candidate behind each draft node, for learning from the verification. */
   private readonly nodeCand: Int32Array;
+  /**
+   * Draft tokens copied from the client's prediction that went into forwards, and those of them verification kept:
+   * what OpenAI's accepted/rejected prediction tokens mean.
+   */
+  readonly predictionTokens = { drafted: 0, accepted: 0 };
+  private readonly prediction: CopyIndex | null;
   /** The draft was emitted and its outcome not yet learnt. */
   private pending = false;
   private readonly capacity: number;
@@ -85,6 +93,7 @@ export class Proposer {
     this.acceptance = acceptance;
     this.cands = new CandidateTree(sources, acceptance);
     this.copies = scopes.copies ?? [];
+    this.prediction = scopes.prediction ?? null;
     this.capacity = maxDecodingLength;
     this.gains = new Float64Array(maxDecodingLength + 1);
     this.picked = new Int32Array(maxDecodingLength);
@@ -174,8 +183,11 @@ export class Proposer {
       for (let j = node + 1; j < draft.size; j++) {
         if (draft.parent[j] !== node) continue;
         const hit = next === NONE && draft.tokens[j] === tokens[d];
-        if (hit) next = j;
         const k = this.nodeCand[j];
+        if (hit) {
+          next = j;
+          if (this.prediction && c.copiesFrom(k, this.prediction)) this.predictionTokens.accepted++;
+        }
         this.acceptance.record(c.cell[k], c.raw[k], hit);
       }
       if (next === NONE) return;
@@ -324,6 +336,7 @@ export class Proposer {
     draft.parent[at] = parent;
     draft.depth[at] = draft.depth[parent] + 1;
     this.nodeCand[at] = k;
+    if (this.prediction && this.cands.copiesFrom(k, this.prediction)) this.predictionTokens.drafted++;
   }
 
   /** Scratch indexed by candidate id (reuses the DFS stack, idle once the order is built). */

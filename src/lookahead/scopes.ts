@@ -18,8 +18,13 @@ const ANSWER_TAIL = 16;
  */
 export class RequestScope {
   readonly trie: TokenTrie;
-  /** Prediction, then prompt and output as one sequence: what this request can copy from. */
+  /** Hints, then prompt and output as one sequence: what this request can copy from. */
   readonly copy: CopyIndex;
+  /**
+   * The client's predicted output, copied from on its own so that the drafts it yields can be counted (usage's
+   * accepted/rejected prediction tokens); null without a prediction.
+   */
+  readonly prediction: CopyIndex | null = null;
   private readonly stream: OutputStreamInserter;
   /** The last two prompt tokens: what the first decode step queries with. */
   private readonly tail: Int32Array;
@@ -41,14 +46,15 @@ export class RequestScope {
       this.trie.insert(hint);
       hinted += hint.length + 1;
     }
-    this.copy = new CopyIndex(2 * (prompt.length + predicted + hinted) + 8192, prompt.length + predicted + hinted + 1024);
+    this.copy = new CopyIndex(2 * (prompt.length + hinted) + 8192, prompt.length + hinted + 1024);
     for (const hint of hints) {
       this.copy.append(hint);
       this.copy.endSequence();
     }
     if (predicted > 0) {
-      this.copy.append(withPrefix(this.tail, prediction!));
-      this.copy.endSequence();
+      const keyed = withPrefix(this.tail, prediction!);
+      this.prediction = new CopyIndex(keyed.length + 1, keyed.length + 1);
+      this.prediction.append(keyed);
     }
     this.copy.append(prompt);
   }

@@ -16,6 +16,8 @@ export interface Lifecycle {
 export interface ReplicaSync {
   /** Before a session's jobs: its turns served by other replicas are taught here first. Never throws. */
   prepareSession(tenant: string, sessionId: string): Promise<void>;
+  /** A deleted session's turns leave Redis, so no replica learns them again; true when there were any. */
+  dropSession(tenant: string, sessionId: string): Promise<boolean>;
   /** For /ready's body: connected or not, lag, what was applied. */
   status(): object;
   /** Stored responses, readable by every replica. */

@@ -104,6 +104,13 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
     throw new InvalidRequestError(`${plan.maxTokensParam} must be at most ${config.limits.maxTokens} on this server`, plan.maxTokensParam);
   }
   const budgets = plan.prompts.map((ids) => {
+    if (ids.length === 0) {
+      // With a BOS token an empty prompt still encodes to [BOS]; without one nothing conditions the completion.
+      throw new InvalidRequestError(
+        `The ${plan.promptParam} is empty and this model's tokenizer has no BOS token to start from: there is nothing to condition the completion on.`,
+        plan.promptParam,
+      );
+    }
     const room = contextLength - ids.length;
     if (plan.maxTokens === null && room < 1) {
       // Nothing was asked for, so there is no completion size to quote: the prompt alone is too long.
@@ -212,9 +219,9 @@ export interface FinishedChoice {
 }
 
 /**
- * Usage and the lookahead block. `accepted_prediction_tokens` / `rejected_prediction_tokens` count draft tokens —
- * from the client's `prediction` and from every trie alike — that verification kept or threw away: in a server
- * whose whole job is predicting tokens, that is what the fields can honestly report.
+ * Usage and the lookahead block. `accepted_prediction_tokens` / `rejected_prediction_tokens` count the draft tokens
+ * copied from the client's `prediction` that verification kept or threw away, as OpenAI's fields mean (0 without a
+ * prediction); the lookahead block counts every draft token, whatever its source.
  */
 export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; lookahead: LookaheadBlock } {
   const promptTokens = new Map<number, number>();
@@ -224,6 +231,8 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
   let reasoning = 0;
   const block: LookaheadBlock = { steps: 0, draft_tokens: 0, accepted_tokens: 0, tokens_per_step: 0, draft_seconds: 0, accepted_by_position: [], draft_sizes: {}, forward_seconds: 0, decode_seconds: 0 };
   let stepTokens = 0;
+  let predictionDrafted = 0;
+  let predictionAccepted = 0;
   for (const c of choices) {
     promptTokens.set(c.promptIndex, c.result.promptTokens);
     cachedTokens.set(c.promptIndex, Math.max(cachedTokens.get(c.promptIndex) ?? 0, c.result.lookahead.cachedTokens));
@@ -233,6 +242,8 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
     block.steps += la.steps;
     block.draft_tokens += la.draftTokens;
     block.accepted_tokens += la.acceptedTokens;
+    predictionDrafted += la.predictionDraftTokens;
+    predictionAccepted += la.predictionAcceptedTokens;
     block.draft_seconds += la.draftSeconds;
     block.forward_seconds += la.forwardSeconds;
     block.decode_seconds += la.decodeSeconds;
@@ -250,8 +261,8 @@ export function usageOf(choices: readonly FinishedChoice[]): { usage: Usage; loo
       prompt_tokens_details: { cached_tokens: [...cachedTokens.values()].reduce((a, b) => a + b, 0) },
       completion_tokens_details: {
         reasoning_tokens: reasoning,
-        accepted_prediction_tokens: block.accepted_tokens,
-        rejected_prediction_tokens: block.draft_tokens - block.accepted_tokens,
+        accepted_prediction_tokens: predictionAccepted,
+        rejected_prediction_tokens: predictionDrafted - predictionAccepted,
       },
     },
     lookahead: block,

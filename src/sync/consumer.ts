@@ -20,6 +20,12 @@ export interface AppliedState {
    * with its tries and are applied from the stream like anyone's; its own entries after it never left its tries.
    */
   ownUntil: Map<string, string>;
+  /**
+   * When the engine last replaced its worker (time, and the publisher's seq then; 0 = never): the new worker's tries
+   * lack what was learnt before, so own entries learnt before then are applied from the stream like anyone's (see
+   * Replication.onWorkerReplaced).
+   */
+  replaced: { at: number; seq: number };
 }
 
 /** How often a connected consumer looks again whether the replica may read (a restore is running). */
@@ -35,6 +41,8 @@ const COUNT = 256;
  */
 export class Consumer {
   private stopped = false;
+  /** The batch being applied, or work that must not interleave with one (a snapshot's export, a restore). */
+  private turn: Promise<unknown> = Promise.resolve();
   applied = 0;
   skippedInvalid = 0;
   /** Seconds from the last applied remote input being learnt to it being in this replica's trie. */
@@ -55,6 +63,16 @@ export class Consumer {
 
   stop(): void {
     this.stopped = true;
+  }
+
+  /**
+   * Runs `fn` once no batch is being applied, and starts none until it is done: the cursors then stand exactly for
+   * what the tries hold.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn);
+    this.turn = run.catch(() => {});
+    return run;
   }
 
   async run(): Promise<void> {
@@ -88,26 +106,54 @@ export class Consumer {
       await sleep(BLOCK_MS);
       return;
     }
-    const ids = tenants.map((t) => this.state.cursors.get(t)!);
-    const reply = await this.link.reader.xreadBuffer('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...tenants.map((t) => this.keys.stream(t)), ...ids);
-    // A restore began while this read was blocked: it sets the cursors, this batch is read again after it.
-    if (!reply || this.stopped || !this.ready()) return;
-    const pending: Promise<void>[] = [];
-    for (const [key, entries] of reply) {
-      const tenant = this.keys.tenantOfStream(key.toString('utf8'));
-      if (tenant === null) continue;
-      for (const [idBuf, fields] of entries) {
-        const id = idBuf.toString('latin1');
-        const applying = this.handle(tenant, id, fields);
-        // The cursor moves as the entry is handed to the engine (not when it is in): a snapshot asked for now is
-        // taken after it in the worker's order, so the snapshot's cursors never hold an entry twice or miss one.
-        this.state.cursors.set(tenant, id);
-        if (applying) pending.push(applying);
-      }
-    }
-    await Promise.all(pending);
+    const from = new Map(tenants.map((t) => [t, this.state.cursors.get(t)!]));
+    const reply = await this.link.reader.xreadBuffer('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...tenants.map((t) => this.keys.stream(t)), ...from.values());
+    if (!reply) return;
+    if (await this.exclusive(() => this.apply(reply, from))) await sleep(BLOCK_MS);
   }
 
+  /**
+   * Applies a read batch, and moves each tenant's cursor past what the engine confirmed it holds: an entry the
+   * engine could not take (its worker is being replaced) is read again, never counted as applied. True when one
+   * failed.
+   */
+  private async apply(reply: [Buffer, [Buffer, Buffer[]][]][], from: Map<string, string>): Promise<boolean> {
+    // A restore began while this read was blocked: it set the cursors, and the batch is read again after them.
+    if (this.stopped || !this.ready()) return false;
+    const batches: { tenant: string; ids: string[]; applying: Promise<void>[] }[] = [];
+    for (const [key, entries] of reply) {
+      const tenant = this.keys.tenantOfStream(key.toString('utf8'));
+      if (tenant === null || this.state.cursors.get(tenant) !== from.get(tenant)) continue;
+      const batch = { tenant, ids: [] as string[], applying: [] as Promise<void>[] };
+      for (const [idBuf, fields] of entries) {
+        const id = idBuf.toString('latin1');
+        batch.ids.push(id);
+        batch.applying.push(this.handle(tenant, id, fields) ?? Promise.resolve());
+      }
+      batches.push(batch);
+    }
+    let failed = false;
+    for (const { tenant, ids, applying } of batches) {
+      const outcomes = await Promise.allSettled(applying);
+      const firstFailed = outcomes.findIndex((o) => o.status === 'rejected');
+      const done = firstFailed < 0 ? ids.length : firstFailed;
+      if (firstFailed >= 0) {
+        failed = true;
+        const reason = (outcomes[firstFailed] as PromiseRejectedResult).reason as Error;
+        this.log.warn({ component: 'sync', tenant, id: ids[firstFailed], err: reason?.message }, 'could not apply a stream entry; reading it again');
+      }
+      if (done > 0) this.advance(tenant, ids[done - 1]);
+    }
+    return failed;
+  }
+
+  private advance(tenant: string, id: string): void {
+    this.state.cursors.set(tenant, id);
+    const skip = this.state.skip.get(tenant);
+    if (skip) for (const s of skip) if (compareStreamIds(s, id) <= 0) skip.delete(s);
+  }
+
+  /** Applies one entry unless it is to be skipped (null); the promise settles once the engine holds it. */
   private handle(tenant: string, id: string, fields: Buffer[]): Promise<void> | null {
     let entry: Entry;
     try {
@@ -119,17 +165,21 @@ export class Consumer {
       this.log.warn({ component: 'sync', tenant, id, reason: err.message }, 'skipped a stream entry');
       return null;
     }
-    if (entry.origin === this.replicaId && compareStreamIds(id, this.state.ownUntil.get(tenant) ?? '0-0') > 0) {
-      this.metrics.count('skipped_own');
+    if (entry.origin === this.replicaId) {
       this.publisher.forgetThrough(tenant, id);
-      return null;
+      // Own entries are in the tries unless a restore (ownUntil) or a new worker (replaced) wiped them.
+      if (entry.at >= this.state.replaced.at && compareStreamIds(id, this.state.ownUntil.get(tenant) ?? '0-0') > 0) {
+        this.metrics.count('skipped_own');
+        return null;
+      }
     }
-    if (this.state.skip.get(tenant)?.delete(id)) {
+    if (this.state.skip.get(tenant)?.has(id)) {
       this.metrics.count('skipped_duplicate');
       return null;
     }
+    let seen: Set<string> | null = null;
     if (entry.kind === 'corpus') {
-      const seen = this.state.corpus.get(tenant) ?? new Set<string>();
+      seen = this.state.corpus.get(tenant) ?? new Set<string>();
       this.state.corpus.set(tenant, seen);
       if (seen.has(entry.hash)) {
         this.metrics.count('skipped_duplicate');
@@ -137,14 +187,20 @@ export class Consumer {
       }
       seen.add(entry.hash);
     }
-    this.applied++;
-    this.metrics.count('applied');
-    if (entry.kind !== 'answer') {
-      const doc = entry;
-      return this.engine.addDocuments(tenant, [doc.text]).then(() => this.observeLag(doc));
-    }
-    const learnt = entry;
-    return this.engine.addExchanges(tenant, null, [{ prompt: learnt.prompt, answer: learnt.answer }]).then(() => this.observeLag(learnt));
+    const applying = entry.kind === 'answer'
+      ? this.engine.addExchanges(tenant, null, [{ prompt: entry.prompt, answer: entry.answer }])
+      : this.engine.addDocuments(tenant, [entry.text]);
+    return applying.then(
+      () => {
+        this.applied++;
+        this.metrics.count('applied');
+        this.observeLag(entry);
+      },
+      (err: unknown) => {
+        if (entry.kind === 'corpus') seen!.delete(entry.hash);
+        throw err;
+      },
+    );
   }
 
   private observeLag(entry: Entry): void {

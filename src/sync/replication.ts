@@ -62,12 +62,14 @@ export class Replication {
   private readonly sessions: SessionTurns;
   /** Stored responses, shared by every replica. */
   readonly responses: SharedResponseRecords;
-  private readonly state: AppliedState = { cursors: new Map(), corpus: new Map(), skip: new Map(), ownUntil: new Map() };
+  private readonly state: AppliedState = { cursors: new Map(), corpus: new Map(), skip: new Map(), ownUntil: new Map(), replaced: { at: 0, seq: 0 } };
   private readonly model: string;
   /** False until the first snapshot check, and during a restore: nothing is read or written meanwhile. */
   private bootstrapped = false;
   private everBootstrapped = false;
   private bootstrapping = false;
+  /** The engine replaced its worker and this replica has not caught up from Redis since. */
+  private workerReplaced = false;
   private restored: SnapshotInfo | null = null;
   private writtenAt: number | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -107,6 +109,7 @@ export class Replication {
       this.learn(tenant, { kind: 'answer', prompt: exchange.prompt.slice(-PROMPT_TAIL), answer: exchange.answer });
       if (sessionId) this.sessions.record(tenant, sessionId, exchange);
     });
+    engine.onRestarted(() => this.onWorkerReplaced());
     const corpus = new Set<string>();
     for (const text of options.corpus) {
       const hash = corpusHash(text);
@@ -129,6 +132,11 @@ export class Replication {
 
   prepareSession(tenant: string, sessionId: string): Promise<void> {
     return this.sessions.prepare(tenant, sessionId);
+  }
+
+  /** A session deleted on this replica: its turns leave Redis too, so no replica learns them again. */
+  dropSession(tenant: string, sessionId: string): Promise<boolean> {
+    return this.sessions.drop(tenant, sessionId);
   }
 
   status(): ReplicationStatus {
@@ -170,6 +178,8 @@ export class Replication {
         state: this.state,
         model: this.model,
         replica: this.id,
+        exclusive: (fn) => this.consumer.exclusive(fn),
+        ready: () => this.bootstrapped,
       });
       if (info) this.writtenAt = info.at;
       return info !== null;
@@ -192,23 +202,59 @@ export class Replication {
     if (this.bootstrapping) return;
     this.bootstrapping = true;
     this.bootstrapped = false;
+    let retryIn = 0;
     try {
-      if (!this.everBootstrapped) await this.bootstrap([]);
-      else {
-        const lost = await this.lostPastCursor();
-        if (lost.length > 0 && !(await this.bootstrap(lost))) {
-          this.log.warn({ component: 'sync', tenants: lost }, 'streams lost entries this replica had not read (trimmed while it was away, or Redis restarted empty) and no snapshot covers them');
+      // No batch is applied meanwhile: the cursors must stand for what the tries hold when they are reset.
+      await this.consumer.exclusive(async () => {
+        if (this.workerReplaced) {
+          this.forgetApplied();
+          await this.bootstrap([]);
+          this.workerReplaced = false;
+        } else if (!this.everBootstrapped) {
+          await this.bootstrap([]);
+        } else {
+          const lost = await this.lostPastCursor();
+          if (lost.length > 0 && !(await this.bootstrap(lost))) {
+            this.log.warn({ component: 'sync', tenants: lost }, 'streams lost entries this replica had not read (trimmed while it was away, or Redis restarted empty) and no snapshot covers them');
+          }
         }
-      }
+      });
       this.everBootstrapped = true;
     } catch (err) {
       this.log.warn({ component: 'sync', err: (err as Error).message }, 'could not read the snapshot from Redis; retrying');
-      if (!this.everBootstrapped) setTimeout(() => this.link.connected && void this.onUp(), 1000).unref();
+      retryIn = 1000;
     } finally {
-      this.bootstrapped = this.everBootstrapped;
+      this.bootstrapped = this.everBootstrapped && !this.workerReplaced;
       this.bootstrapping = false;
     }
+    // Not done (it failed, or the worker was replaced again meanwhile): once more while connected.
+    if (!this.bootstrapped) setTimeout(() => this.link.connected && void this.onUp(), retryIn).unref();
     void this.publisher.flush();
+  }
+
+  /**
+   * The engine replaced a failed worker: the new one's tries hold only the local snapshot file, not what this replica
+   * applied from the streams since, nor its own inputs learnt before. It catches up from Redis as a late replica
+   * does — the snapshot, then every stream after its cursors (from the start where it has none), own entries learnt
+   * before now included — and meanwhile reads nothing and writes no snapshot of the shrunken tries.
+   */
+  private onWorkerReplaced(): void {
+    this.state.replaced = { at: Date.now(), seq: this.publisher.lastSeq };
+    this.sessions.forgetAll();
+    this.workerReplaced = true;
+    this.bootstrapped = false;
+    if (this.link.connected) void this.onUp();
+  }
+
+  /** Every stream is read again from its start, or from the snapshot's cursors where one is restored. */
+  private forgetApplied(): void {
+    const ownCorpus = new Set(this.options.corpus.map(corpusHash));
+    for (const tenant of this.state.cursors.keys()) this.state.cursors.set(tenant, '0-0');
+    this.state.skip.clear();
+    this.state.ownUntil.clear();
+    this.state.corpus.clear();
+    // The engine feeds its own corpus file to the new worker.
+    if (ownCorpus.size > 0) this.state.corpus.set('default', ownCorpus);
   }
 
   /** Tenants whose stream now starts after this replica's cursor: what lay in between is gone. */
@@ -257,7 +303,8 @@ export class Replication {
       if (head) this.state.ownUntil.set(tenant, head);
     }
     for (const { tenant, entry } of this.publisher.waiting) {
-      if (!replaced.has(tenant)) continue;
+      // Learnt before the worker was replaced: the stream brings it back (AppliedState.replaced).
+      if (!replaced.has(tenant) || entry.at < this.state.replaced.at) continue;
       if (entry.kind === 'answer') void this.engine.addExchanges(tenant, null, [{ prompt: entry.prompt, answer: entry.answer }]);
       else if (entry.kind === 'doc') void this.engine.addDocuments(tenant, [entry.text]).catch((err: Error) => this.relearnFailed(err));
     }

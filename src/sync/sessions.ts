@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Engine, Exchange, ReplicaTries } from '../engine/types.js';
+import { UnavailableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { bufferToIds, idsToBuffer } from './entries.js';
 import type { SyncKeys } from './keys.js';
@@ -62,6 +63,21 @@ export class SessionTurns {
     } catch {
       // Slow or gone: the request drafts without the earlier turns rather than wait or fail.
     }
+  }
+
+  /** The session was deleted: its turns leave Redis, so neither this replica nor another learns them again. */
+  async drop(tenant: string, sessionId: string): Promise<boolean> {
+    if (!this.link.connected) {
+      throw new UnavailableError("Redis is unreachable, so the session's turns shared with other replicas cannot be deleted; retry shortly.", 2);
+    }
+    const removed = await this.link.cmd.del(this.keys.session(tenant, sessionId));
+    this.known.delete(this.localKey(tenant, sessionId));
+    return removed > 0;
+  }
+
+  /** The engine's session tries were lost (its worker was replaced): every session fetches its turns again. */
+  forgetAll(): void {
+    this.known.clear();
   }
 
   private localKey(tenant: string, sessionId: string): string {

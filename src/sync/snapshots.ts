@@ -45,26 +45,36 @@ export interface SnapshotWriter {
   state: AppliedState;
   model: string;
   replica: string;
+  /** Runs its argument while the consumer applies nothing (Consumer.exclusive). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** False while the replica is restoring or catching up: no snapshot then. */
+  ready(): boolean;
 }
 
 /**
  * Writes this replica's global tries to Redis with the stream positions they stand for, if no other replica is
- * writing one. The tries hold: every remote entry handed to the worker before the export (the cursors read just
- * before asking, since the worker keeps message order), and this replica's own inputs learnt before the export
- * (those the stream has after the cursors are listed in `also`, so a restoring replica skips them). Null when
- * another replica holds the lock or this one could not finish.
+ * writing one. The tries hold: every remote entry up to the cursors (read and exported while the consumer applies
+ * nothing, so the cursors stand exactly for what was applied), and this replica's own inputs learnt before the
+ * export (those the stream has after the cursors are listed in `also`, so a restoring replica skips them) — except
+ * those learnt before its worker was last replaced, which the stream brings back. Null when another replica holds
+ * the lock or this one could not finish.
  */
 export async function writeSnapshot(w: SnapshotWriter): Promise<SnapshotInfo | null> {
   const { link, keys, publisher } = w;
   if ((await link.cmd.set(keys.snapshotLock, w.replica, 'PX', LOCK_MS, 'NX')) !== 'OK') return null;
   publisher.holding = true;
   try {
-    const cursors = Object.fromEntries(w.state.cursors);
-    const corpus = Object.fromEntries([...w.state.corpus].map(([tenant, hashes]) => [tenant, [...hashes]]));
-    // Documents are applied locally before they are queued; answers are queued when the worker reports them.
-    const documentsCut = publisher.lastSeq;
-    const { bytes, tenants } = await w.engine.exportGlobalTries();
-    const answersCut = publisher.lastSeq;
+    const taken = await w.exclusive(async () => {
+      if (!w.ready()) return null;
+      const cursors = Object.fromEntries(w.state.cursors);
+      const corpus = Object.fromEntries([...w.state.corpus].map(([tenant, hashes]) => [tenant, [...hashes]]));
+      // Documents are applied locally before they are queued; answers are queued when the worker reports them.
+      const documentsCut = publisher.lastSeq;
+      const tries = await w.engine.exportGlobalTries();
+      return { cursors, corpus, documentsCut, answersCut: publisher.lastSeq, ...tries };
+    });
+    if (!taken) return null;
+    const { cursors, corpus, documentsCut, answersCut, bytes, tenants } = taken;
     const deadline = Date.now() + FLUSH_WAIT_MS;
     while (publisher.doneSeq < answersCut) {
       if (Date.now() > deadline || !link.connected) return null;
@@ -73,7 +83,7 @@ export async function writeSnapshot(w: SnapshotWriter): Promise<SnapshotInfo | n
     }
     const also: Record<string, string[]> = {};
     for (const own of publisher.written) {
-      if (own.seq > (own.kind === 'answer' ? answersCut : documentsCut)) continue;
+      if (own.seq > (own.kind === 'answer' ? answersCut : documentsCut) || own.seq <= w.state.replaced.seq) continue;
       if (compareStreamIds(own.id, cursors[own.tenant] ?? '0-0') <= 0) continue;
       (also[own.tenant] ??= []).push(own.id);
     }

@@ -41,11 +41,23 @@ describe.skipIf(!present)('chat-llama-5m through the OpenAI SDK', () => {
   });
 
   it('answers each reference prompt with the reference greedy text (lookahead on)', async () => {
+    let drafted = 0;
     for (const c of cases) {
       const res = await client.chat.completions.create({ model: 'chat-llama-5m', messages: messagesOf(c.prompt_text), max_tokens: 64, temperature: 0 });
       expect(res.choices[0].message.content).toBe(c.text.replace(/<\|im_end\|>$/, ''));
       expect(res.choices[0].finish_reason).toBe(c.text.endsWith('<|im_end|>') ? 'stop' : 'length');
+      // No prediction sent: OpenAI's prediction counts stay 0; the lookahead block has the drafting totals.
+      expect(res.usage!.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
+      drafted += (res as unknown as { lookahead: { draft_tokens: number } }).lookahead.draft_tokens;
     }
+    expect(drafted).toBeGreaterThan(0);
+  });
+
+  it('refuses an empty completions prompt (its tokenizer has no BOS) with a 400 naming prompt', async () => {
+    const error = await client.completions.create({ model: 'chat-llama-5m', prompt: '', max_tokens: 4 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', param: 'prompt' });
+    expect((error as { code: unknown }).code).not.toBe('context_length_exceeded');
   });
 
   it('streams the same greedy text, with prediction and a session id', async () => {

@@ -206,13 +206,13 @@ async function ask(server: SpawnedServer, tenant: Tenant, messages: Message[], l
   expect(res.status).toBe(200);
   const body = (await res.json()) as {
     choices: { message: { content: string } }[];
-    usage: { completion_tokens: number; completion_tokens_details: { accepted_prediction_tokens: number } };
-    lookahead: { steps: number };
+    usage: { completion_tokens: number };
+    lookahead: { steps: number; accepted_tokens: number };
   };
   return {
     text: body.choices[0].message.content,
     completion: body.usage.completion_tokens,
-    accepted: body.usage.completion_tokens_details.accepted_prediction_tokens,
+    accepted: body.lookahead.accepted_tokens,
     steps: body.lookahead.steps,
   };
 }

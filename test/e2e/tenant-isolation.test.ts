@@ -42,8 +42,8 @@ describe.skipIf(!present)('tenant isolation', () => {
       body: JSON.stringify({ model: 'chat-llama-5m', messages: [{ role: 'user', content: QUESTION }], max_tokens: 64, temperature: 0 }),
     });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number; completion_tokens_details: { accepted_prediction_tokens: number } } };
-    return { text: body.choices[0].message.content, completion: body.usage.completion_tokens, accepted: body.usage.completion_tokens_details.accepted_prediction_tokens };
+    const body = (await res.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number }; lookahead: { accepted_tokens: number } };
+    return { text: body.choices[0].message.content, completion: body.usage.completion_tokens, accepted: body.lookahead.accepted_tokens };
   }
 
   it("drafts from tenant A's document for A only; B asking the same gets nothing from it", async () => {

@@ -128,11 +128,13 @@ export class ScriptedEngine implements Engine {
       }
       if (ids.length < spec.maxTokens) finish = 'stop';
       const completionTokens = chunks.reduce((n, c) => n + c.tokens.length, 0);
+      // Every draft is taken to come from the prediction when there is one.
+      const predicted = spec.predictionIds !== undefined && spec.predictionIds.length > 0;
       return {
         finishReason: finish,
         promptTokens: spec.promptIds.length,
         completionTokens,
-        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {}, batchItems: {}, prefillForwards: 1, cachedTokens: 0 },
+        lookahead: { steps, draftTokens: steps * 4, acceptedTokens: completionTokens - steps, predictionDraftTokens: predicted ? steps * 4 : 0, predictionAcceptedTokens: predicted ? completionTokens - steps : 0, tokensPerStep: completionTokens / Math.max(1, steps), draftSeconds: 0.001, forwardSeconds: 0.01, prefillSeconds: 0.001, decodeSeconds: 0.01, acceptedByPosition: [], budgets: {}, batchItems: {}, prefillForwards: 1, cachedTokens: 0 },
       };
     } finally {
       this.running--;

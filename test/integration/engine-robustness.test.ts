@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError, ContextLengthError, fromWire, toWire } from '../../src/errors.js';
-import { startEngine, type TestEngine } from '../helpers/engine.js';
+import { collectJob, GREEDY } from '../../src/engine/collect.js';
+import { mapError } from '../../src/server/errors.js';
+import { LOOKAHEAD_OFF, startEngine, type TestEngine } from '../helpers/engine.js';
 
 /** Inputs that used to kill the engine's worker, and what crosses its boundary. */
 let engine: TestEngine;
@@ -36,5 +38,21 @@ describe('engine robustness', () => {
     const plain = fromWire(structuredClone(toWire(new RangeError('internal'))));
     expect(plain).not.toBeInstanceOf(AppError);
     expect(plain.name).toBe('RangeError');
+  });
+
+  // Last: it closes the shared engine (afterAll's close is then a no-op).
+  it('jobs cut off by shutdown, running or waiting, answer 503 with Retry-After, not 500', async () => {
+    const { engine: shared, modelId } = engine;
+    const spec = { promptIds: [40, 41, 42], maxTokens: 60, sampling: GREEDY, stop: [], logprobs: null, lookahead: LOOKAHEAD_OFF };
+    // More jobs than run at once (16): some are cut off running, the rest waiting.
+    const outcomes = Array.from({ length: 20 }, () => collectJob(shared.submit(modelId, spec)).then(() => null, (e: unknown) => e));
+    await shared.close(0);
+    const errors = await Promise.all(outcomes);
+    expect(errors.filter((e) => e !== null)).toHaveLength(20);
+    for (const error of errors) {
+      const mapped = mapError(error, 'req_test');
+      expect(mapped).toMatchObject({ status: 503, headers: { 'Retry-After': expect.any(String) }, internal: false });
+      expect(mapped.body.error.code).toBe('service_unavailable');
+    }
   });
 });

@@ -4,9 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_SERVER_PRESENT, startRedis, type RedisProcess } from '../../bench/redis-process.js';
 import { freePort } from '../../bench/server-process.js';
 import type { Engine, EngineStats, Exchange, ReplicaTries } from '../../src/engine/types.js';
+import { EngineRestartingError } from '../../src/errors.js';
 import type { TextTokenizer } from '../../src/model/tokenizer/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Replication } from '../../src/sync/index.js';
+import { SyncKeys } from '../../src/sync/keys.js';
 import { readyStats } from '../helpers/scripted-engine.js';
 
 if (!REDIS_SERVER_PRESENT) console.warn('SKIPPED test/integration/replication.test.ts: redis-server is not installed (.ci/run installs it)');
@@ -94,6 +96,51 @@ describe.skipIf(!REDIS_SERVER_PRESENT)('replication exactly once (counted)', () 
     expect(b.engine.sorted()).toEqual(a.engine.sorted());
     await proxy.close();
   });
+
+  it('a replica whose worker is replaced catches up from Redis, and its next snapshot misses nothing', async () => {
+    const a = replica(redis.url, 'p3');
+    const b = replica(redis.url, 'p3');
+    await until(() => a.replication.status().connected && b.replication.status().connected);
+    for (let i = 0; i < 5; i++) a.engine.answer('t', i);
+    b.engine.answer('t', 100);
+    b.engine.document(b.replication, 'u', 'doc');
+    await until(() => a.engine.size() === 7 && b.engine.size() === 7);
+
+    b.engine.crash();
+    // Handed to b's dead worker: they fail there and must be read again, not counted as applied.
+    for (let i = 5; i < 10; i++) a.engine.answer('t', i);
+    await sleep(500);
+    // The new worker holds only the local snapshot file's tries (none here).
+    b.engine.restarted();
+    await until(() => b.engine.size() === 12);
+    await sleep(300);
+    expect(b.engine.sorted()).toEqual(a.engine.sorted());
+
+    // b's snapshot stands for everything: a replica starting from it misses nothing and holds nothing twice.
+    expect(await b.replication.snapshot()).toBe(true);
+    const c = replica(redis.url, 'p3');
+    await until(() => c.engine.size() === 12);
+    await sleep(300);
+    expect(c.replication.status().snapshot_restored).not.toBeNull();
+    expect(c.engine.sorted()).toEqual(a.engine.sorted());
+  });
+
+  it("a deleted session's turns leave Redis: no replica learns them again", async () => {
+    const a = replica(redis.url, 'p4');
+    await until(() => a.replication.status().connected);
+    a.engine.answer('t', 1, 's1');
+    const key = new SyncKeys('p4').session('t', 's1');
+    await until(() => a.engine.size() === 1);
+    for (let i = 0; i < 100 && (await redis.client.exists(key)) === 0; i++) await sleep(20);
+    expect(await redis.client.exists(key)).toBe(1);
+
+    expect(await a.replication.dropSession('t', 's1')).toBe(true);
+    expect(await redis.client.exists(key)).toBe(0);
+    const b = replica(redis.url, 'p4');
+    await until(() => b.replication.status().connected);
+    await b.replication.prepareSession('t', 's1');
+    expect(b.engine.sessionTurns).toEqual([]);
+  });
 });
 
 /** Global tries reduced to what matters here: the multiset of inputs taught to them, per tenant. */
@@ -101,12 +148,28 @@ class RecordingEngine implements Engine, ReplicaTries {
   readonly models = [{ id: 'm', contextLength: 1024, created: 0, executionProvider: 'cpu' as const }];
   private readonly tries = new Map<string, string[]>();
   private readonly listeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
+  private readonly restartListeners: (() => void)[] = [];
+  /** Turns taught to session tries, as tenant/session. */
+  readonly sessionTurns: string[] = [];
+  private down = false;
 
   /** This replica answered: its tries learn it, replication is told (as the worker's `learned` message does). */
-  answer(tenant: string, n: number): void {
+  answer(tenant: string, n: number, sessionId: string | null = null): void {
     const exchange = { prompt: [1, 2], answer: [n % 1000, Math.floor(n / 1000)] };
     this.teach(tenant, `answer ${exchange.answer.join(',')}`);
-    for (const l of this.listeners) l(tenant, null, exchange);
+    for (const l of this.listeners) l(tenant, sessionId, exchange);
+  }
+
+  /** The worker died: what is handed to the engine now fails, as the real engine's replies do. */
+  crash(): void {
+    this.down = true;
+  }
+
+  /** A new worker is ready, its tries restored from a local snapshot file (none here). */
+  restarted(): void {
+    this.tries.clear();
+    this.down = false;
+    for (const l of this.restartListeners) l();
   }
 
   /** A document posted to this replica (what ReplicatedEngine does). */
@@ -132,6 +195,7 @@ class RecordingEngine implements Engine, ReplicaTries {
   }
 
   async addDocuments(tenant: string, texts: string[]): Promise<number> {
+    if (this.down) throw new EngineRestartingError('restarting', 1);
     for (const t of texts) this.teach(tenant, `doc ${t}`);
     return texts.length;
   }
@@ -151,8 +215,16 @@ class RecordingEngine implements Engine, ReplicaTries {
     this.listeners.push(listener);
   }
 
+  onRestarted(listener: () => void): void {
+    this.restartListeners.push(listener);
+  }
+
   async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
-    if (sessionId) return;
+    if (this.down) throw new EngineRestartingError('restarting', 1);
+    if (sessionId) {
+      this.sessionTurns.push(...exchanges.map(() => `${tenant}/${sessionId}`));
+      return;
+    }
     for (const e of exchanges) this.teach(tenant, `answer ${e.answer.join(',')}`);
   }
 

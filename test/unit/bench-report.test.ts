@@ -4,6 +4,7 @@ import { machineInfo, toReportRatio, toReportRun } from '../../bench/report/buil
 import { renderHtml } from '../../bench/report/html.js';
 import { renderMarkdown } from '../../bench/report/markdown.js';
 import { REPORT_SCHEMA_VERSION, reportSchema, type Report } from '../../bench/report/schema.js';
+import { renderSoak, rssSummary, type SoakResult } from '../../bench/soak.js';
 
 function ok(tokens: number, e2eMs: number, tps: number | null): RequestSample {
   return {
@@ -64,5 +65,26 @@ describe('report', () => {
     expect(html).toContain('Forward cost');
     expect(html).not.toMatch(/<script|<link|src=|href=/i);
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+});
+
+describe('soak RSS timeline', () => {
+  const MiB = 2 ** 20;
+  const timeline = (mib: number[]) => mib.map((m, i) => ({ t: i * 5, bytes: m * MiB }));
+  const result = (mib: number[]): SoakResult => ({
+    durationS: 60, clients: 4, requests: 10, completed: 10, abortedByClient: 0, failed: 0, errors: {},
+    documents: { posted: 0, rateLimited: 0 }, after: { running: 0, queued: 0 }, rss: rssSummary(timeline(mib), 5),
+  });
+
+  it('reports every sample and calls a curve that levels off flat, one still climbing not', () => {
+    const levelling = result([200, 260, 300, 320, 330, 332, 333, 334, 333, 335]);
+    expect(levelling.rss.timeline).toHaveLength(10);
+    expect(levelling.rss.flattened).toBe(true);
+    expect(renderSoak(levelling)).toMatch(/RSS timeline \(MiB, every 5 s\): 0 s 200, 5 s 260, .*45 s 335/);
+    expect(renderSoak(levelling)).toContain('flattened');
+    const climbing = result([200, 230, 260, 290, 320, 350, 380, 410, 440, 470]);
+    expect(climbing.rss.flattened).toBe(false);
+    expect(renderSoak(climbing)).toContain('STILL CLIMBING');
+    expect(result([200, 210]).rss.flattened).toBeNull();
   });
 });

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IncrementalDetokenizer } from '../../src/model/tokenizer/detokenizer.js';
+import { openGguf } from '../../src/model/builder/sources/gguf/index.js';
+import { createGgufTokenizer } from '../../src/model/tokenizer/gguf-tokenizer.js';
 import { loadHfTokenizer } from '../../src/model/tokenizer/hf-tokenizer.js';
 import type { TextTokenizer } from '../../src/model/tokenizer/types.js';
 import {
@@ -134,3 +136,48 @@ describe.skipIf(!haveChatLlama)('IncrementalDetokenizer on chat-llama-5m outputs
     }
   });
 });
+
+/** mulberry32: the same ids and cuts on every run, so a failure reproduces. */
+function seeded(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Streams `ids` in batches cut at random places; returns the joined deltas. */
+function streamed(tok: TextTokenizer, ids: number[], random: () => number, contextIds?: number[]): string {
+  const detok = new IncrementalDetokenizer(tok, { contextIds });
+  let out = '';
+  for (let i = 0; i < ids.length; ) {
+    const size = 1 + Math.floor(random() * 9);
+    out += detok.push(ids.slice(i, i + size));
+    i += size;
+  }
+  return out + detok.flush();
+}
+
+const STORIES_GGUF = join(SHARED_DATA, 'models/stories260K/stories260Ktok512.gguf');
+const realTokenizers: [string, string, () => TextTokenizer][] = [
+  ['chat-llama-5m (byte-level BPE)', join(CHAT_LLAMA, 'tokenizer.json'), () => loadHfTokenizer(CHAT_LLAMA)],
+  ['stories260K (SentencePiece byte fallback)', STORIES_GGUF, () => createGgufTokenizer(openGguf(STORIES_GGUF).metadata)],
+];
+for (const [name, file, open] of realTokenizers) {
+  if (!existsSync(file)) console.warn(`skipping the ${name} detokenizer property test: ${file} not found`);
+  describe.skipIf(!existsSync(file))(`IncrementalDetokenizer on random ids of ${name} (shared data)`, () => {
+    it('renders the same text whatever the batch cuts: streamed equals a whole decode', () => {
+      const tok = open();
+      const random = seeded(24);
+      const context = tok.encode('Once upon a time', { addSpecialTokens: false });
+      for (let round = 0; round < 300; round++) {
+        const ids = Array.from({ length: 1 + Math.floor(random() * 40) }, () => Math.floor(random() * tok.vocabSize));
+        expect(streamed(tok, ids, random), `ids ${ids}`).toBe(tok.decode(ids, { skipSpecialTokens: true }));
+        const whole = new IncrementalDetokenizer(tok, { contextIds: context });
+        const reference = whole.push(ids) + whole.flush();
+        expect(streamed(tok, ids, random, context), `ids ${ids} after a prompt`).toBe(reference);
+      }
+    });
+  });
+}

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { GrammarCompilers } from '../../src/engine/grammar/compiler.js';
 import { constraintHints } from '../../src/engine/grammar/hints.js';
+import { loadXGrammar } from '../../src/engine/grammar/xgrammar.js';
 import { isUtf8Fragment, Utf8Guard } from '../../src/engine/grammar/utf8.js';
 import { validateConstraint } from '../../src/engine/grammar/validate.js';
 import { InvalidSchemaError, UnsupportedSchemaError } from '../../src/errors.js';
@@ -92,6 +94,36 @@ describe('validateConstraint', () => {
       expect.unreachable();
     } catch (err) {
       expect((err as InvalidSchemaError).param).toBe('response_format.json_schema.name');
+    }
+  });
+});
+
+describe('GrammarCompilers', () => {
+  it('compiles a schema once per tenant: a grammar cached for one tenant never speeds up another', async () => {
+    const xgrammar = await loadXGrammar();
+    const original = xgrammar.GrammarCompiler.createGrammarCompiler;
+    let compiles = 0;
+    const cacheFlags: (boolean | undefined)[] = [];
+    xgrammar.GrammarCompiler.createGrammarCompiler = async (info, cacheEnabled) => {
+      cacheFlags.push(cacheEnabled);
+      const compiler = await original.call(xgrammar.GrammarCompiler, info, cacheEnabled);
+      const compile = compiler.compileJSONSchema.bind(compiler);
+      compiler.compileJSONSchema = (...args) => {
+        compiles++;
+        return compile(...args);
+      };
+      return compiler;
+    };
+    try {
+      const grammars = new GrammarCompilers(257, [256]);
+      grammars.setVocab([...Array.from({ length: 256 }, (_, b) => bytes(b)), null]);
+      const constraint = { type: 'json_schema', schema: { type: 'object', properties: { a: { type: 'integer' } } } } as const;
+      for (const tenant of ['a', 'a', 'b']) (await grammars.filter(constraint, tenant)).dispose();
+      expect(compiles).toBe(2);
+      // xgrammar's own cache is keyed by the schema alone.
+      expect(cacheFlags).toEqual([false]);
+    } finally {
+      xgrammar.GrammarCompiler.createGrammarCompiler = original;
     }
   });
 });

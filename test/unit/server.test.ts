@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { UnavailableError } from '../../src/errors.js';
 import { createApp } from '../../src/server/app.js';
 import type { Upstream } from '../../src/server/upstream.js';
 import { SCRIPTED_MODEL, ScriptedEngine, type ScriptOptions } from '../helpers/scripted-engine.js';
@@ -48,7 +49,8 @@ describe('POST /v1/chat/completions', () => {
     expect(body.usage).toMatchObject({ prompt_tokens: engine.submitted[0].promptIds.length, completion_tokens: 10, total_tokens: engine.submitted[0].promptIds.length + 10 });
     // The scripted engine's 4 steps drafted 16 tokens and kept 6 (10 tokens = 4 bonus + 6 accepted).
     expect(body.lookahead).toMatchObject({ steps: 4, draft_tokens: 16, accepted_tokens: 6 });
-    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 6, rejected_prediction_tokens: 10 });
+    // No `prediction` was sent: OpenAI's prediction fields count nothing, whatever the tries drafted.
+    expect(body.usage.completion_tokens_details).toMatchObject({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
     const spec = engine.submitted[0];
     expect(Buffer.from(spec.promptIds).toString()).toBe('user: hi\nassistant: ');
     expect(spec.sampling).toEqual({ temperature: 0, topP: 1, topK: 5, repetitionPenalty: 1, seed: null });
@@ -265,6 +267,16 @@ describe('POST /v1/completions', () => {
     await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: [1, 999] }), 400, 'prompt');
     await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: 'x', echo: true }), 400, 'echo');
   });
+
+  it('refuses an empty prompt on a tokenizer without BOS: nothing to condition on, a 400 naming prompt', async () => {
+    const { post, engine } = setup();
+    for (const prompt of ['', []]) {
+      const error = await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt, max_tokens: 4 }), 400, 'prompt');
+      expect(error.type).toBe('invalid_request_error');
+      expect(error.code).not.toBe('context_length_exceeded');
+    }
+    expect(engine.submitted).toEqual([]);
+  });
 });
 
 describe('models, health and lookahead admin routes', () => {
@@ -286,6 +298,28 @@ describe('models, health and lookahead admin routes', () => {
     await expectError(await post('/v1/lookahead/documents', { documents: [] }), 400, 'documents');
     expect(await (await app.request('/v1/lookahead/stats')).json()).toMatchObject({ running: 0, queued: 0, totals: { jobs: 0 } });
     expect(await (await app.request('/v1/lookahead/sessions/s1', { method: 'DELETE' })).json()).toMatchObject({ id: 's1', deleted: true });
+  });
+
+  it("deleting a session with replicas deletes its shared turns too, and fails whole when they cannot be", async () => {
+    const dropped: string[] = [];
+    let reachable = true;
+    const replication = {
+      prepareSession: async () => {},
+      status: () => ({}),
+      dropSession: async (tenant: string, id: string) => {
+        if (!reachable) throw new UnavailableError('Redis is unreachable', 2);
+        dropped.push(`${tenant}/${id}`);
+        return true;
+      },
+      responses: { put: () => {}, get: async (_tenant: string, keys: readonly string[]) => keys.map(() => null) },
+    };
+    const app = createApp({ engine: new ScriptedEngine(), config, replication });
+    expect((await app.request('/v1/lookahead/sessions/s1', { method: 'DELETE' })).status).toBe(200);
+    expect(dropped).toEqual(['default/s1']);
+    reachable = false;
+    const res = await app.request('/v1/lookahead/sessions/s2', { method: 'DELETE' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('2');
   });
 });
 

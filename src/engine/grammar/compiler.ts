@@ -7,7 +7,10 @@ import { loadXGrammar, type CompiledGrammarHandle, type GrammarCompilerHandle, t
 /** What json_object means here: any JSON object (not an array or scalar), additional properties allowed. */
 const ANY_OBJECT = JSON.stringify({ type: 'object' });
 
-/** Compiled grammars kept for reuse: clients send the same few schemas again and again. */
+/**
+ * Compiled grammars kept for reuse: clients send the same few schemas again and again. Kept per tenant: a grammar
+ * compiled for another tenant would start this one's answer sooner, and so tell it which schemas others just sent.
+ */
 const CACHED_GRAMMARS = 64;
 
 /**
@@ -37,12 +40,12 @@ export class GrammarCompilers {
     this.vocab = vocab;
   }
 
-  /** A fresh matcher for one job, at the start of the output. */
-  async filter(constraint: OutputConstraint): Promise<GrammarFilter> {
+  /** A fresh matcher for one of `tenant`'s jobs, at the start of the output. */
+  async filter(constraint: OutputConstraint, tenant: string): Promise<GrammarFilter> {
     const { xgrammar, compiler, utf8 } = await this.ready();
     const schema = constraint.type === 'json_schema' ? JSON.stringify(boundedStrings(constraint.schema)) : ANY_OBJECT;
     const strict = constraint.type === 'json_schema';
-    const key = `${strict ? 's' : 'o'}:${schema}`;
+    const key = `${tenant}\0${strict ? 's' : 'o'}:${schema}`;
     let grammar = this.compiled.get(key);
     if (!grammar) {
       grammar = compiler.compileJSONSchema(schema, false, -1, undefined, strict);
@@ -60,7 +63,8 @@ export class GrammarCompilers {
       const info = await xgrammar.TokenizerInfo.createTokenizerInfo(this.vocab, 'raw', false, this.vocabSize, [...this.stopTokenIds]);
       const utf8 = new Utf8Guard(this.vocab);
       this.vocab = null;
-      return { xgrammar, compiler: await xgrammar.GrammarCompiler.createGrammarCompiler(info, true), utf8 };
+      // xgrammar's own cache is keyed by schema alone, across tenants: `compiled` is the cache.
+      return { xgrammar, compiler: await xgrammar.GrammarCompiler.createGrammarCompiler(info, false), utf8 };
     })();
     return this.compiler;
   }

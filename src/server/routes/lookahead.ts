@@ -56,7 +56,9 @@ export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
 
   app.delete('/v1/lookahead/sessions/:id', async (c) => {
     const id = c.req.param('id');
-    const deleted = await deps.engine.dropSession(tenantOf(c), id);
+    // Redis first: if it cannot be reached the delete fails whole (503), rather than leave turns others re-learn.
+    const shared = (await deps.replication?.dropSession(tenantOf(c), id)) ?? false;
+    const deleted = (await deps.engine.dropSession(tenantOf(c), id)) || shared;
     return c.json({ id, object: 'lookahead.session', deleted });
   });
 
