@@ -1,0 +1,96 @@
+/**
+ * Token Recycling (arXiv 2408.08696): a table token → the model's top-k next tokens, overwritten from every row a
+ * verification forward computed. The forward already ranks the whole vocabulary at every draft node, so what the
+ * model said after a token, in the latest context it saw that token in, costs nothing to keep; it drafts where
+ * retrieval finds nothing and extends branches past where retrieval stops, and ranks retrieved candidates.
+ *
+ * Bounded: a fixed number of slots, each holding one token's successors, indexed by the token's low bits (a
+ * vocabulary up to the slot count never collides; beyond it a newer token takes the slot). Memory is allocated on
+ * the first row recorded, so a tenant that never drafts costs nothing.
+ */
+export const RECYCLED_K = 8;
+const MAX_SLOTS = 1 << 15;
+const NONE = -1;
+
+export class RecycledTable {
+  readonly k: number;
+  private readonly mask: number;
+  /** Token held by each slot (-1 = empty), and its successors, k per slot, best first (-1 padded). */
+  private keys: Int32Array | null = null;
+  private next: Int32Array | null = null;
+
+  /** `vocabSize` sizes the table: one slot per token up to MAX_SLOTS. */
+  constructor(vocabSize: number, k = RECYCLED_K) {
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, got ${k}`);
+    this.k = k;
+    let slots = 16;
+    while (slots < vocabSize && slots < MAX_SLOTS) slots *= 2;
+    this.mask = slots - 1;
+  }
+
+  /** Bytes the table holds (0 until the first row). */
+  get bytes(): number {
+    return this.keys ? this.keys.byteLength + this.next!.byteLength : 0;
+  }
+
+  /**
+   * The model's successors of `token`, best first: ids[from .. from + count) (count ≤ k; fewer leaves the rest
+   * empty). Replaces what the table held for it.
+   */
+  record(token: number, ids: ArrayLike<number>, from = 0, count = this.k): void {
+    if (!this.keys) {
+      this.keys = new Int32Array(this.mask + 1).fill(NONE);
+      this.next = new Int32Array((this.mask + 1) * this.k).fill(NONE);
+    }
+    const slot = token & this.mask;
+    this.keys[slot] = token;
+    const at = slot * this.k;
+    const n = Math.min(count, this.k);
+    for (let i = 0; i < n; i++) this.next![at + i] = ids[from + i];
+    this.next!.fill(NONE, at + n, at + this.k);
+  }
+
+  /** Whether the table holds successors of `token`. */
+  has(token: number): boolean {
+    return this.keys !== null && this.keys[token & this.mask] === token;
+  }
+
+  /** The successor of `token` at `rank` (0 = the model's first choice), or -1. */
+  successor(token: number, rank: number): number {
+    if (!this.has(token) || rank >= this.k) return NONE;
+    return this.next![(token & this.mask) * this.k + rank];
+  }
+
+  /** Rank of `next` among `token`'s successors, or -1 (also when the table knows nothing of `token`). */
+  rankOf(token: number, next: number): number {
+    if (!this.has(token)) return NONE;
+    const at = (token & this.mask) * this.k;
+    for (let i = 0; i < this.k; i++) if (this.next![at + i] === next) return i;
+    return NONE;
+  }
+
+  clear(): void {
+    this.keys?.fill(NONE);
+  }
+}
+
+/**
+ * The `k` highest entries of a logits row, best first (the lower id first on ties, as ArgMax and TopK pick), as ids
+ * written to out[at .. at + k). One pass with an insertion-sorted window: k is small, and most entries fall below the
+ * window's last at a single comparison.
+ */
+export function topIds(row: Float32Array, out: Int32Array | number[], at: number, k: number): void {
+  const n = Math.min(k, row.length);
+  let filled = 0;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    if (filled === n && !(v > row[out[at + n - 1]])) continue;
+    let j = filled < n ? filled++ : n - 1;
+    while (j > 0 && v > row[out[at + j - 1]]) {
+      out[at + j] = out[at + j - 1];
+      j--;
+    }
+    out[at + j] = i;
+  }
+  for (let j = n; j < k; j++) out[at + j] = NONE;
+}
