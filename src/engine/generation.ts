@@ -1,7 +1,18 @@
 import type { BatchItem, LoadedModel, Sequence } from '../model/types.js';
 import type { DraftTree } from '../lookahead/types.js';
 import type { GrammarFilter } from './grammar/filter.js';
-import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import {
+  clearTreeMask,
+  createVerifyResult,
+  DraftCounters,
+  pickUnder,
+  RECYCLED_K,
+  topIds,
+  verifyDraft,
+  writeTreeMask,
+  writeTreePositions,
+  type VerifyResult,
+} from '../lookahead/index.js';
 import type { CachedPrefix } from './prefix-cache.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
@@ -18,6 +29,11 @@ export interface DraftSource {
   propose(context: Int32Array, length: number, maxNodes: number, maxDepth: number): DraftTree;
   /** Tokens the job committed (accepted + bonus), in order. */
   accepted(tokens: Int32Array): void;
+  /**
+   * A forward computed rows for `tokens[0..rows)`: `top[r·k .. r·k + k)` are the model's best ids after row r's token,
+   * best first (lookahead's recycled table learns them).
+   */
+  recycle?(tokens: Int32Array, top: Int32Array, rows: number, k: number): void;
 }
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
@@ -98,6 +114,9 @@ export class Generation {
   private readonly eos: Set<number>;
   private readonly vocab: number;
   private readonly maxDraft: number;
+  /** Best ids per row the drafts learn from: from the graph (ids steps) or from the logits here; 0 = none. */
+  private readonly topK: number;
+  private topScratch: Int32Array = new Int32Array(0);
   private decodeStart = 0;
   /** Logprobs of the picks of the current step, in path order. */
   private stepLogprobs: TokenLogprob[] = [];
@@ -130,7 +149,13 @@ export class Generation {
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
-    this.item = { seq: this.seq, input: { tokens: this.tokenBuf, positions: this.posBuf, mask: null }, output: this.needsLogits ? 'logits' : 'ids' };
+    this.topK = !drafts?.recycle ? 0 : this.needsLogits ? Math.min(RECYCLED_K, this.vocab) : (info.topIds ?? 0);
+    this.item = {
+      seq: this.seq,
+      input: { tokens: this.tokenBuf, positions: this.posBuf, mask: null },
+      output: this.needsLogits ? 'logits' : 'ids',
+      top: !this.needsLogits && this.topK > 0,
+    };
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
     // A pick that depends on nothing but the row and records nothing that matters (no penalty context, no logprobs)
@@ -242,6 +267,8 @@ export class Generation {
     else this.stepIds = output as Int32Array;
     if (this.finished) return null;
     const s = this.planned;
+    // Before any pick: a pick may mask or warp its logits row in place.
+    if (this.topK > 0) this.recycle(s);
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     if (this.prefilling) {
       this.prefilled += s;
@@ -298,6 +325,21 @@ export class Generation {
   /** The generated tokens so far (a view into the context buffer). */
   get answer(): Int32Array {
     return this.context.subarray(this.job.promptIds.length, this.length);
+  }
+
+  /** Hands the drafts the model's best ids after each of the forward's `rows` rows. */
+  private recycle(rows: number): void {
+    const k = this.topK;
+    let top: Int32Array;
+    if (this.needsLogits) {
+      if (this.topScratch.length < rows * k) this.topScratch = new Int32Array(rows * k * 2);
+      top = this.topScratch;
+      for (let r = 0; r < rows; r++) topIds(this.stepLogits.subarray(r * this.vocab, (r + 1) * this.vocab), top, r * k, k);
+    } else {
+      top = this.seq.topIds?.() ?? new Int32Array(0);
+      if (top.length < rows * k) return;
+    }
+    this.drafts!.recycle!(this.item.input.tokens, top, rows, k);
   }
 
   private verifiedSingle(token: number): VerifyResult {
