@@ -217,18 +217,21 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
   // The warm-up items are served like the others (they feed the scopes and teach the budget) but not counted.
   const warm: ReplayResult = { ...result, sizes: {}, byOrigin: [...result.byOrigin] };
   const recycled = variant.recycled ? new RecycledTable(corpus.vocabSize ?? 1 << 15) : null;
+  let tags = 0;
   for (const x of [...corpus.warm, ...corpus.held]) {
     const into = corpus.warm.includes(x) ? warm : result;
     if (x.answer.length === 0) continue;
     const ranked = x.next;
+    const tag = ++tags;
+    const at = (p: number): number => (p < 0 ? -1 : p < x.prompt.length ? x.prompt[p] : x.answer[p - x.prompt.length]);
     // The rows at context positions [from, to) went through a forward: the table learns what the model ranked there.
     const recycle = (from: number, to: number): void => {
       if (!recycled || !ranked) return;
-      for (let p = from; p < to; p++) recycled.record(p < x.prompt.length ? x.prompt[p] : x.answer[p - x.prompt.length], ranked, p * RECYCLED_K);
+      for (let p = from; p < to; p++) recycled.record(at(p), ranked, p * RECYCLED_K, RECYCLED_K, at(p - 1), at(p - 2), tag);
     };
     recycle(0, x.prompt.length);
     const scope = new RequestScope(settings, x.prompt, x.prediction);
-    const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy], recycled }, variant.decodingLength, acceptance);
+    const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy], recycled, tag }, variant.decodingLength, acceptance);
     const sizer = budget ? new JobBudget(() => budget, proposer) : null;
     const context = new Int32Array(x.prompt.length + x.answer.length + 1);
     context.set(x.prompt);

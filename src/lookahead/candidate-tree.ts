@@ -65,6 +65,9 @@ export class CandidateTree {
   private shareParent: Int32Array = new Int32Array(0);
   private copies: readonly CopyIndex[] = [];
   private copyOrigins: ArrayLike<number> = [];
+  /** The two context tokens before the root (nearest first; -1 = none). */
+  private q0 = NONE;
+  private q1 = NONE;
   private readonly copyLengths = new Int32Array(MAX_COPIES);
   private copyCount = 0;
   /** Per candidate and source slot (2 per source: bigram, unigram), the matching trie node or -1. */
@@ -75,6 +78,8 @@ export class CandidateTree {
     private readonly sources: readonly DraftSource[],
     private readonly model: AcceptanceModel,
     private readonly recycled: RecycledTable | null = null,
+    /** The request's tag in the recycled table: its own rankings are worth more (RecycledTable.agreement). */
+    private readonly tag = 0,
   ) {
     this.slots = 2 * sources.length;
     this.ensure(64);
@@ -93,8 +98,11 @@ export class CandidateTree {
     lengths: ArrayLike<number> = [],
     count = 0,
     origins: ArrayLike<number> = [],
+    q1: number | null = null,
   ): void {
     this.size = 0;
+    this.q0 = q0 ?? NONE;
+    this.q1 = q1 ?? NONE;
     const r = this.add(root, NONE, 0);
     this.prob[r] = 1;
     this.copies = copies;
@@ -167,6 +175,7 @@ export class CandidateTree {
       }
     }
     for (let k = first; k < this.size; k++) if (this.share[k] === 0) this.reanchor(k, parentToken);
+    const agreement = known ? table!.agreement(parentToken, this.before(c, 1), this.before(c, 2), this.tag) : 0;
     const copyAtParent = this.copyLength[c] > 0;
     const votes = Math.max(1, this.copyVotes[c]);
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {
@@ -181,13 +190,19 @@ export class CandidateTree {
         supported ? this.shareParent[k] : 0,
         this.share[k],
         this.depth[k],
-        rankClass(known ? table!.rankOf(parentToken, this.token[k]) : NONE, known),
+        rankClass(known ? table!.rankOf(parentToken, this.token[k]) : NONE, known, agreement),
       );
       this.cell[k] = cell;
       this.raw[k] = isCopyCell(cell) || !supported ? 1 : this.share[k];
       this.prob[k] = this.prob[c] * this.model.probability(cell, this.raw[k]);
     }
     return grown;
+  }
+
+  /** The token `n` places before candidate `c`'s (n ≤ 2): an ancestor's, or the context's before the root. */
+  private before(c: number, n: number): number {
+    for (; n > 0 && c !== 0; n--) c = this.parent[c];
+    return n === 0 ? this.token[c] : n === 1 ? this.q0 : this.q1;
   }
 
   /** Trie node `t` (in `slot`, under a parent seen `parentCount` times) supports candidate `k`. */

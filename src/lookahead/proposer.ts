@@ -18,6 +18,8 @@ export interface ProposerScopes {
   copies?: readonly CopyIndex[];
   /** The model's top-k successors per token, fed from verification (recycled.ts). */
   recycled?: RecycledTable | null;
+  /** The tag this request records its rows under in `recycled`. */
+  tag?: number;
 }
 
 const UNSEEN = 0;
@@ -89,7 +91,7 @@ export class Proposer {
     if (scopes.session) sources.push({ trie: scopes.session, local: true, origin: ORIGIN_SESSION });
     if (scopes.global) sources.push({ trie: scopes.global, local: false, origin: ORIGIN_GLOBAL });
     this.acceptance = acceptance;
-    this.cands = new CandidateTree(sources, acceptance, scopes.recycled ?? null);
+    this.cands = new CandidateTree(sources, acceptance, scopes.recycled ?? null, scopes.tag ?? 0);
     this.copies = scopes.copies ?? [];
     this.capacity = maxDecodingLength;
     this.gains = new Float64Array(maxDecodingLength + 1);
@@ -118,7 +120,7 @@ export class Proposer {
     const budget = Math.min(maxNodes, this.capacity) - 1;
     if (budget <= 0 || maxDepth <= 0) return 0;
     this.match(context, length);
-    this.cands.reset(context[length - 1], length >= 2 ? context[length - 2] : null, this.matchSource, this.matchPos, this.matchLen, this.matchCount, this.matchOrigin);
+    this.cands.reset(context[length - 1], length >= 2 ? context[length - 2] : null, this.matchSource, this.matchPos, this.matchLen, this.matchCount, this.matchOrigin, length >= 3 ? context[length - 3] : null);
     if (chain) this.selectChain(budget, maxDepth);
     else this.select(budget, maxDepth);
     const c = this.cands;
