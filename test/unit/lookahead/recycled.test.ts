@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ORIGIN_RECYCLED, ORIGIN_REQUEST } from '../../../src/lookahead/candidate-tree.js';
 import { Proposer } from '../../../src/lookahead/proposer.js';
-import { RecycledTable, topIds } from '../../../src/lookahead/recycled.js';
+import { AGREE_BOTH_SAME_REQUEST, AGREE_NONE, AGREE_NONE_SAME_REQUEST, AGREE_PREVIOUS, RecycledTable, topIds } from '../../../src/lookahead/recycled.js';
 import { RequestScope } from '../../../src/lookahead/scopes.js';
 import { acceptedDepth } from '../../../src/lookahead/verify.js';
 import { rng } from './fixtures.js';
@@ -22,7 +22,18 @@ describe('RecycledTable', () => {
     table.record(135, [1, 2, 3, 4]);
     expect(table.has(7)).toBe(false);
     expect(table.successor(135, 0)).toBe(1);
-    expect(table.bytes).toBe(128 * 4 + 128 * 4 * 4);
+    // Per slot: its token, 4 successors, the 2 tokens before it and a request tag.
+    expect(table.bytes).toBe(128 * 4 * (1 + 4 + 2 + 1));
+  });
+
+  it('tells how well the context a ranking was made in agrees with the current one', () => {
+    const table = new RecycledTable(100, 2);
+    table.record(7, [9, 3], 0, 2, 5, 6, 1);
+    expect(table.agreement(7, 5, 6, 1)).toBe(AGREE_BOTH_SAME_REQUEST);
+    expect(table.agreement(7, 5, 6, 2)).toBe(AGREE_PREVIOUS);
+    expect(table.agreement(7, 5, 8, 1)).toBe(AGREE_PREVIOUS);
+    expect(table.agreement(7, 4, 6, 1)).toBe(AGREE_NONE_SAME_REQUEST);
+    expect(table.agreement(7, 4, 6, 2)).toBe(AGREE_NONE);
   });
 
   it('topIds ranks a row as a full sort does, the lower id first on ties', () => {
