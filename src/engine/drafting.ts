@@ -51,8 +51,8 @@ class JobDrafts implements DraftSource {
     this.scope.pushOutput(tokens);
   }
 
-  recycle(tokens: Int32Array, top: Int32Array, rows: number, k: number): void {
-    for (let r = 0; r < rows; r++) this.table.record(tokens[r], top, r * k, k);
+  recycle(tokens: Int32Array, before: Int32Array, top: Int32Array, rows: number, k: number): void {
+    for (let r = 0; r < rows; r++) this.table.record(tokens[r], top, r * k, k, before[2 * r], before[2 * r + 1], this.job.jobId);
   }
 }
 
@@ -107,7 +107,7 @@ export class DraftingState {
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const recycled = this.globals.recycled(job.tenant);
     const proposer = new Proposer(
-      { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)], recycled },
+      { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)], recycled, tag: job.jobId },
       job.lookahead.decodingLength,
       this.acceptance,
     );

@@ -31,9 +31,10 @@ export interface DraftSource {
   accepted(tokens: Int32Array): void;
   /**
    * A forward computed rows for `tokens[0..rows)`: `top[r·k .. r·k + k)` are the model's best ids after row r's token,
-   * best first (lookahead's recycled table learns them).
+   * best first, and before[2r], before[2r + 1] the two tokens before it there (nearest first; -1 = none): lookahead's
+   * recycled table learns them.
    */
-  recycle?(tokens: Int32Array, top: Int32Array, rows: number, k: number): void;
+  recycle?(tokens: Int32Array, before: Int32Array, top: Int32Array, rows: number, k: number): void;
 }
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
@@ -117,6 +118,7 @@ export class Generation {
   /** Best ids per row the drafts learn from: from the graph (ids steps) or from the logits here; 0 = none. */
   private readonly topK: number;
   private topScratch: Int32Array = new Int32Array(0);
+  private beforeScratch: Int32Array = new Int32Array(0);
   private decodeStart = 0;
   /** Logprobs of the picks of the current step, in path order. */
   private stepLogprobs: TokenLogprob[] = [];
@@ -339,7 +341,27 @@ export class Generation {
       top = this.seq.topIds?.() ?? new Int32Array(0);
       if (top.length < rows * k) return;
     }
-    this.drafts!.recycle!(this.item.input.tokens, top, rows, k);
+    if (this.beforeScratch.length < 2 * rows) this.beforeScratch = new Int32Array(4 * rows);
+    const before = this.beforeScratch;
+    const draft = this.plannedDraft;
+    const tokens = this.item.input.tokens;
+    for (let r = 0; r < rows; r++) {
+      if (draft && r > 0) {
+        // A draft node: its tree ancestors, then the context before the root.
+        const p = draft.parent[r];
+        before[2 * r] = tokens[p];
+        before[2 * r + 1] = p > 0 ? tokens[draft.parent[p]] : this.contextAt(this.plannedPast - 1);
+      } else {
+        // A prompt row, or the root: what precedes it in the context.
+        before[2 * r] = this.contextAt(this.plannedPast + r - 1);
+        before[2 * r + 1] = this.contextAt(this.plannedPast + r - 2);
+      }
+    }
+    this.drafts!.recycle!(tokens, before, top, rows, k);
+  }
+
+  private contextAt(position: number): number {
+    return position >= 0 ? this.context[position] : -1;
   }
 
   private verifiedSingle(token: number): VerifyResult {
