@@ -159,9 +159,11 @@ export class CandidateTree {
       }
     }
     const parentToken = this.token[c];
-    const known = table !== null && table.has(parentToken);
+    const prev1 = this.before(c, 1);
+    const ranking = table ? table.find(parentToken, prev1) : NONE;
+    const known = ranking !== NONE;
     for (let rank = 0; known && rank < guesses; rank++) {
-      const tok = table!.successor(parentToken, rank);
+      const tok = table!.successor(ranking, rank);
       if (tok < 0) break;
       const k = this.childWith(c, tok);
       this.origin[k] |= ORIGIN_RECYCLED;
@@ -175,7 +177,7 @@ export class CandidateTree {
       }
     }
     for (let k = first; k < this.size; k++) if (this.share[k] === 0) this.reanchor(k, parentToken);
-    const agreement = known ? table!.agreement(parentToken, this.before(c, 1), this.before(c, 2), this.tag) : 0;
+    const agreement = known ? table!.agreement(ranking, prev1, this.before(c, 2), this.tag) : 0;
     const copyAtParent = this.copyLength[c] > 0;
     const votes = Math.max(1, this.copyVotes[c]);
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {
@@ -190,7 +192,7 @@ export class CandidateTree {
         supported ? this.shareParent[k] : 0,
         this.share[k],
         this.depth[k],
-        rankClass(known ? table!.rankOf(parentToken, this.token[k]) : NONE, known, agreement),
+        rankClass(known ? table!.rankOf(ranking, this.token[k]) : NONE, known, agreement),
       );
       this.cell[k] = cell;
       this.raw[k] = isCopyCell(cell) || !supported ? 1 : this.share[k];

@@ -7,33 +7,37 @@ import { acceptedDepth } from '../../../src/lookahead/verify.js';
 import { rng } from './fixtures.js';
 
 describe('RecycledTable', () => {
-  it('keeps the latest successors of each token, best first, bounded by its slots', () => {
+  it('keeps the latest successors of each token, best first, under the token and after the token before it', () => {
     const table = new RecycledTable(100, 4);
     expect(table.bytes).toBe(0);
-    expect(table.has(7)).toBe(false);
-    table.record(7, [9, 3, 5, 1]);
-    expect([0, 1, 2, 3].map((r) => table.successor(7, r))).toEqual([9, 3, 5, 1]);
-    expect(table.rankOf(7, 5)).toBe(2);
-    expect(table.rankOf(7, 8)).toBe(-1);
-    // A newer row replaces the older one, fewer ids leave the rest empty.
-    table.record(7, [0, 0, 4, 2], 2, 2);
-    expect([0, 1, 2].map((r) => table.successor(7, r))).toEqual([4, 2, -1]);
-    // 128 slots for a vocabulary of 100: token 135 takes token 7's slot.
+    expect(table.find(7, -1)).toBe(-1);
+    table.record(7, [9, 3, 5, 1], 0, 4, 6);
+    const slot = table.find(7, -1);
+    expect([0, 1, 2, 3].map((r) => table.successor(slot, r))).toEqual([9, 3, 5, 1]);
+    expect(table.rankOf(slot, 5)).toBe(2);
+    expect(table.rankOf(slot, 8)).toBe(-1);
+    // After another token, 7's latest row replaces its token slot; after 6, its bigram slot still holds the first.
+    table.record(7, [0, 0, 4, 2], 2, 2, 8);
+    expect([0, 1, 2].map((r) => table.successor(table.find(7, 8), r))).toEqual([4, 2, -1]);
+    expect([0, 1, 2].map((r) => table.successor(table.find(7, 5), r))).toEqual([4, 2, -1]);
+    expect(table.successor(table.find(7, 6), 0)).toBe(9);
+    // 128 token slots for a vocabulary of 100: token 135 takes token 7's.
     table.record(135, [1, 2, 3, 4]);
-    expect(table.has(7)).toBe(false);
-    expect(table.successor(135, 0)).toBe(1);
-    // Per slot: its token, 4 successors, the 2 tokens before it and a request tag.
-    expect(table.bytes).toBe(128 * 4 * (1 + 4 + 2 + 1));
+    expect(table.find(7, -1)).toBe(-1);
+    expect(table.successor(table.find(135, -1), 0)).toBe(1);
+    // Per slot (128 by token, 256 by bigram): its token, 4 successors, the 2 tokens before it and a request tag.
+    expect(table.bytes).toBe((128 + 256) * 4 * (1 + 4 + 2 + 1));
   });
 
   it('tells how well the context a ranking was made in agrees with the current one', () => {
     const table = new RecycledTable(100, 2);
     table.record(7, [9, 3], 0, 2, 5, 6, 1);
-    expect(table.agreement(7, 5, 6, 1)).toBe(AGREE_BOTH_SAME_REQUEST);
-    expect(table.agreement(7, 5, 6, 2)).toBe(AGREE_PREVIOUS);
-    expect(table.agreement(7, 5, 8, 1)).toBe(AGREE_PREVIOUS);
-    expect(table.agreement(7, 4, 6, 1)).toBe(AGREE_NONE_SAME_REQUEST);
-    expect(table.agreement(7, 4, 6, 2)).toBe(AGREE_NONE);
+    const slot = table.find(7, 5);
+    expect(table.agreement(slot, 5, 6, 1)).toBe(AGREE_BOTH_SAME_REQUEST);
+    expect(table.agreement(slot, 5, 6, 2)).toBe(AGREE_PREVIOUS);
+    expect(table.agreement(slot, 5, 8, 1)).toBe(AGREE_PREVIOUS);
+    expect(table.agreement(table.find(7, 4), 4, 6, 1)).toBe(AGREE_NONE_SAME_REQUEST);
+    expect(table.agreement(table.find(7, 4), 4, 6, 2)).toBe(AGREE_NONE);
   });
 
   it('topIds ranks a row as a full sort does, the lower id first on ties', () => {
