@@ -11,14 +11,11 @@ import {
   CostCurve,
   GlobalTries,
   JobBudget,
-  ORIGIN_GLOBAL,
-  ORIGIN_RECYCLED,
-  ORIGIN_REQUEST,
-  ORIGIN_SESSION,
   Proposer,
   RECYCLED_K,
   RecycledTable,
   RequestScope,
+  sourceShares,
   topIds,
   type CostPoint,
   type DraftLayout,
@@ -273,22 +270,6 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
   return result;
 }
 
-const ORIGINS: [string, number][] = [
-  ['request', ORIGIN_REQUEST],
-  ['session', ORIGIN_SESSION],
-  ['global', ORIGIN_GLOBAL],
-  ['recycled', ORIGIN_RECYCLED],
-];
-
-/** Per source: accepted draft tokens it proposed (alone or with others), and those only it proposed. */
-export function originShares(byOrigin: readonly number[]): { source: string; proposed: number; only: number }[] {
-  return ORIGINS.map(([source, bit]) => ({
-    source,
-    proposed: byOrigin.reduce((n, v, mask) => n + (mask & bit ? v : 0), 0),
-    only: byOrigin[bit],
-  })).filter((o) => o.proposed > 0);
-}
-
 /** Forward ms of a replay's steps on another cost curve (its sizes as chosen), and the speed-up that gives. */
 export function speedupOn(r: ReplayResult, cost: CostPoint[]): number {
   const curve = new CostCurve(cost);
@@ -318,7 +299,8 @@ export function renderReplay(rows: { workload: string; variant: string; r: Repla
     const sizes = Object.entries(r.sizes)
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ');
-    const sources = originShares(r.byOrigin)
+    const sources = sourceShares(r.byOrigin)
+      .filter((o) => o.proposed > 0)
       .map((o) => `${o.source} ${o.proposed} (${o.only})`)
       .join(', ');
     lines.push(

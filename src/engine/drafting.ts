@@ -10,7 +10,9 @@ import {
   RequestScope,
   recordExchange,
   SessionStore,
+  sourceShares,
   type CostPoint,
+  type DraftOrigin,
   type DraftTree,
   type TrieSettings,
 } from '../lookahead/index.js';
@@ -49,6 +51,12 @@ class JobDrafts implements DraftSource {
   accepted(tokens: Int32Array): void {
     this.proposer.accepted(tokens);
     this.scope.pushOutput(tokens);
+  }
+
+  acceptedBySource(): Record<DraftOrigin, number> {
+    const out = { request: 0, session: 0, global: 0, recycled: 0 };
+    for (const { source, proposed } of sourceShares(this.proposer.acceptedByOrigin)) out[source] = proposed;
+    return out;
   }
 
   recycle(tokens: Int32Array, before: Int32Array, top: Int32Array, rows: number, k: number): void {

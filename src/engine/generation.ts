@@ -1,4 +1,5 @@
 import type { BatchItem, LoadedModel, Sequence } from '../model/types.js';
+import type { DraftOrigin } from '../lookahead/index.js';
 import type { DraftTree } from '../lookahead/types.js';
 import type { GrammarFilter } from './grammar/filter.js';
 import {
@@ -35,6 +36,8 @@ export interface DraftSource {
    * recycled table learns them.
    */
   recycle?(tokens: Int32Array, before: Int32Array, top: Int32Array, rows: number, k: number): void;
+  /** Accepted draft tokens each source proposed so far (LookaheadStats.acceptedBySource). */
+  acceptedBySource?(): Record<DraftOrigin, number>;
 }
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
@@ -169,6 +172,8 @@ export class Generation {
   get stats(): StepStats {
     const { steps, draftTokens, acceptedTokens, acceptedByPosition } = this.counters;
     const stats: StepStats = { ...this.timing, steps, draftTokens, acceptedTokens, acceptedByPosition };
+    const bySource = this.drafts?.acceptedBySource?.();
+    if (bySource) stats.acceptedBySource = bySource;
     if (this.filter) {
       stats.maskSeconds = this.filter.maskSeconds;
       stats.masks = this.filter.masks;

@@ -8,6 +8,25 @@ export const ORIGIN_REQUEST = 1;
 export const ORIGIN_SESSION = 2;
 export const ORIGIN_GLOBAL = 4;
 export const ORIGIN_RECYCLED = 8;
+const ORIGIN_NAMES = [
+  ['request', ORIGIN_REQUEST],
+  ['session', ORIGIN_SESSION],
+  ['global', ORIGIN_GLOBAL],
+  ['recycled', ORIGIN_RECYCLED],
+] as const;
+export type DraftOrigin = (typeof ORIGIN_NAMES)[number][0];
+
+/**
+ * Per source, from counts of accepted draft tokens by ORIGIN_* bits: the tokens it proposed (alone or with others)
+ * and those only it proposed.
+ */
+export function sourceShares(byOrigin: ArrayLike<number>): { source: DraftOrigin; proposed: number; only: number }[] {
+  return ORIGIN_NAMES.map(([source, bit]) => {
+    let proposed = 0;
+    for (let mask = 0; mask < byOrigin.length; mask++) if (mask & bit) proposed += byOrigin[mask];
+    return { source, proposed, only: byOrigin[bit] ?? 0 };
+  });
+}
 
 /** A trie consulted for drafts; `local` = request or session scope, otherwise global. */
 export interface DraftSource {
