@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildWideModel, defaultWideDir, resolveBenchModel } from './bench-model.js';
 import { BenchError } from './errors.js';
-import { greedyCorpus, parseCost, renderReplay, replayDrafts } from './draft-replay.js';
+import { FLAT_COST, greedyCorpus, parseCost, renderReplay, replayDrafts } from './draft-replay.js';
 import type { DraftLayout } from '../src/lookahead/index.js';
 import { DEFAULT_KS, forwardBatchCosts, forwardCostCurve, forwardCostCurves, renderBatchCosts, renderOutputComparison } from './forward-cost-command.js';
 import { graphVsExport } from './graph-vs-export.js';
@@ -68,10 +68,11 @@ commands:
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
   draft-replay   offline: greedy answers of --model (cached in --cache DIR) for each of --workload A,B,...; the
                  first --warmup N (default 16) feed the global scopes, then drafting is replayed against the next
-                 --requests N (default 24) held-out answers: tokens/step, draft nodes/step, estimated speed-up on
-                 --cost k:ms,... (default: the 150M-cost model's curve) for each of --sizing adaptive,8,16
-                 [--max-tokens 128] [--decoding-length 16] [--branch-length 12] [--layouts hier] [--category a,b]
-                 [--out DIR]
+                 --requests N (default 24) held-out answers: tokens/step, draft nodes/step, accepted tokens by
+                 source, estimated speed-up on --cost k:ms,... (default: the 150M-cost model's curve) and on
+                 --flat-cost (default 1:1,64:1.1, a GPU) for each of --sizing adaptive,4,8,16,32,64
+                 [--recycled on|off|on,off] [--max-tokens 128] [--decoding-length 64] [--branch-length 12]
+                 [--layouts hier] [--category a,b] [--out DIR]
   quant-agreement  greedy agreement with our fp32 of our q8/q4 (symmetric and zero points) and llama.cpp's
                  F32/Q8_0/Q4_0/Q4_K GGUFs of the same weights: --model HF_DIR --workload FILE [--requests 50]
                  [--max-tokens 64] [--threads 2] [--no-llamacpp] [--out DIR (quant-agreement.json)]
@@ -152,6 +153,8 @@ const FLAGS = {
   'rss-interval': { type: 'string' },
   sizing: { type: 'string' },
   cost: { type: 'string' },
+  'flat-cost': { type: 'string' },
+  recycled: { type: 'string' },
   cache: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -374,10 +377,13 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
   const workloads = list(f.workload);
   if (workloads.length === 0) throw new BenchError('--workload FILE[,FILE...] is required', 2);
   const drafting = draftingParams(f);
-  const sizings = list(f.sizing ?? 'adaptive').map((s): 'adaptive' | number => (s === 'adaptive' ? s : (optInt(s, '--sizing', 1, 256) as number)));
+  const sizings = list(f.sizing ?? 'adaptive,4,8,16,32,64').map((s): 'adaptive' | number => (s === 'adaptive' ? s : (optInt(s, '--sizing', 1, 256) as number)));
+  const recycledArms = list(f.recycled ?? 'on');
+  for (const a of recycledArms) if (a !== 'on' && a !== 'off') throw new BenchError(`--recycled: expected on, off or on,off (got ${JSON.stringify(a)})`, 2);
   const layouts = list(f.layouts ?? 'hier');
   for (const n of layouts) if (!LAYOUTS.includes(n)) throw new BenchError(`--layouts: unknown layout ${JSON.stringify(n)}; expected hier, par, one`, 2);
   const cost = parseCost(f.cost);
+  const flat = parseCost(f['flat-cost'], FLAT_COST);
   const rows = [];
   for (const workload of workloads) {
     const corpus = await greedyCorpus(
@@ -393,13 +399,18 @@ async function draftReplayCommand(f: Flags, commandLine: string): Promise<number
       progressLog(f),
     );
     for (const layout of layouts) {
-      for (const sizing of sizings) {
-        const variant = { decodingLength: drafting.decoding_length ?? 16, branchLength: drafting.branch_length ?? 12, layout: layout as DraftLayout, sizing, cost };
-        rows.push({ workload, variant: `${layout} ${sizing}`, r: replayDrafts(corpus, variant) });
+      for (const arm of recycledArms) {
+        for (const sizing of sizings) {
+          const variant = { decodingLength: drafting.decoding_length ?? 64, branchLength: drafting.branch_length ?? 12, layout: layout as DraftLayout, sizing, cost, recycled: arm === 'on' };
+          const name = `${layout} ${sizing}${recycledArms.length > 1 ? ` recycled ${arm}` : ''}`;
+          rows.push({ workload, variant: name, r: replayDrafts(corpus, variant) });
+          // Adaptive sizes depend on the curve: the flat curve's own choice too.
+          if (sizing === 'adaptive') rows.push({ workload, variant: `${name} (sized flat)`, r: replayDrafts(corpus, { ...variant, cost: flat }) });
+        }
       }
     }
   }
-  const markdown = renderReplay(rows, commandLine);
+  const markdown = renderReplay(rows, commandLine, flat);
   process.stdout.write(`${markdown}\n`);
   writeOut(f, { 'draft-replay.json': json({ command: commandLine, rows }), 'draft-replay.md': markdown });
   return 0;

@@ -12,10 +12,15 @@ import {
   GlobalTries,
   JobBudget,
   Proposer,
+  RECYCLED_K,
+  RecycledTable,
   RequestScope,
+  sourceShares,
+  topIds,
   type CostPoint,
   type DraftLayout,
 } from '../src/lookahead/index.js';
+import { loadModel } from '../src/model/load.js';
 import { BenchError } from './errors.js';
 import { loadWorkload, splitWarmup } from './workload.js';
 
@@ -29,6 +34,12 @@ import { loadWorkload, splitWarmup } from './workload.js';
  *
  * Protocol, as `bench ab --warmup N`: the first N items' answers go to the global trie and copy index first, then
  * each held-out item is replayed in turn, its answer added to the global scopes when it ends (one client).
+ *
+ * The recycled source (the model's top-k successors of each token, from every row a forward computed) needs what
+ * the model ranked at each position: one teacher-forced forward over prompt + answer per item records the top
+ * RECYCLED_K ids of every row (cached with the answers). A replayed step feeds the table with the rows on its
+ * accepted path only (a live step also feeds the rejected nodes' rows, whose context the replay does not know), and
+ * the prefill with every prompt row, as the engine does.
  */
 
 /** A prompt and its greedy answer, as token ids (the answer as committed: an EOS ends it). */
@@ -37,11 +48,17 @@ export interface Exchange {
   prompt: number[];
   prediction?: number[];
   answer: number[];
+  /**
+   * The model's top RECYCLED_K ids after each position of prompt + answer, row-major: row p ranks what follows
+   * (prompt + answer)[0..p] (teacher-forced, so row p's first id is token p + 1 wherever the answer goes on).
+   */
+  next?: number[];
 }
 
 export interface ReplayCorpus {
   workload: string;
   eosIds: number[];
+  vocabSize?: number;
   maxTokens: number;
   warm: Exchange[];
   held: Exchange[];
@@ -74,7 +91,13 @@ export interface CorpusOptions {
 export async function greedyCorpus(opts: CorpusOptions, log: (line: string) => void): Promise<ReplayCorpus> {
   const key = `${(opts.model ?? 'default').replace(/[^A-Za-z0-9]+/g, '_')}-${opts.workload.replace(/[^A-Za-z0-9]+/g, '_')}-${opts.categories.join('_')}-${opts.warmup}-${opts.requests}-${opts.maxTokens}.json`;
   const path = join(opts.cacheDir, key);
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as ReplayCorpus;
+  if (existsSync(path)) {
+    const cached = JSON.parse(readFileSync(path, 'utf8')) as ReplayCorpus;
+    if (cached.vocabSize !== undefined && [...cached.warm, ...cached.held].every((x) => x.next)) return cached;
+    await rankedNext(cached, opts.model, log);
+    writeFileSync(path, JSON.stringify(cached));
+    return cached;
+  }
   const items = loadWorkload(opts.workload, { shape: 'plain', categories: opts.categories, repeat: 1 });
   const { warmup, measured } = splitWarmup(items, opts.warmup);
   const held = measured.slice(0, opts.requests);
@@ -109,9 +132,40 @@ export async function greedyCorpus(opts: CorpusOptions, log: (line: string) => v
   } finally {
     await engine.close(1000);
   }
+  await rankedNext(corpus, opts.model, log);
   mkdirSync(opts.cacheDir, { recursive: true });
   writeFileSync(path, JSON.stringify(corpus));
   return corpus;
+}
+
+/** Fills each exchange's `next` (see Exchange) with one forward over its prompt and answer, logits for every row. */
+async function rankedNext(corpus: ReplayCorpus, modelPath: string | null, log: (line: string) => void): Promise<void> {
+  const engine = toEngineOptions(loadConfig([...(modelPath ? ['--model', modelPath] : []), '--log-level', 'silent']));
+  const model = await loadModel(engine, () => {});
+  const vocab = model.info.vocabSize;
+  corpus.vocabSize = vocab;
+  let disagree = 0;
+  let rows = 0;
+  try {
+    for (const x of [...corpus.warm, ...corpus.held]) {
+      const ids = Int32Array.from([...x.prompt, ...x.answer]);
+      const seq = model.newSequence();
+      const next = new Int32Array(ids.length * RECYCLED_K);
+      // Chunks keep the logits of one forward small (rows × vocab floats).
+      for (let at = 0; at < ids.length; at += 256) {
+        const tokens = ids.subarray(at, Math.min(ids.length, at + 256));
+        const positions = Int32Array.from(tokens, (_, i) => at + i);
+        const logits = await seq.forward({ tokens, positions, mask: null });
+        for (let r = 0; r < tokens.length; r++) topIds(logits.subarray(r * vocab, (r + 1) * vocab), next, (at + r) * RECYCLED_K, RECYCLED_K);
+      }
+      seq.dispose();
+      for (let i = 0; i + 1 < x.answer.length; i++, rows++) if (next[(x.prompt.length + i) * RECYCLED_K] !== x.answer[i + 1]) disagree++;
+      x.next = Array.from(next);
+    }
+  } finally {
+    await model.dispose();
+  }
+  log(`${corpus.workload}: model top-${RECYCLED_K} recorded; teacher-forced argmax differs from the greedy answer at ${disagree} of ${rows} rows`);
 }
 
 export interface ReplayVariant {
@@ -121,6 +175,8 @@ export interface ReplayVariant {
   /** 'adaptive' = the BudgetController; a number = that size every step. */
   sizing: 'adaptive' | number;
   cost: CostPoint[];
+  /** Draft from the model's recycled top-k too (needs the corpus's `next`). */
+  recycled: boolean;
 }
 
 export interface ReplayResult {
@@ -137,6 +193,8 @@ export interface ReplayResult {
   plainMs: number;
   /** Steps per chosen size (root included). */
   sizes: Record<number, number>;
+  /** Accepted draft tokens by the ORIGIN_* bits of the sources that proposed them. */
+  byOrigin: number[];
 }
 
 /** Replays the held-out items of `corpus` under `variant` (see the file comment). */
@@ -152,14 +210,25 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       ? new BudgetController(new CostCurve(variant.cost), { decodingLength: variant.decodingLength })
       : null;
   const acceptance = new AcceptanceModel();
-  const result: ReplayResult = { steps: 0, tokens: 0, nodes: 0, accepted: 0, expected: 0, costMs: 0, plainMs: 0, sizes: {} };
+  const result: ReplayResult = { steps: 0, tokens: 0, nodes: 0, accepted: 0, expected: 0, costMs: 0, plainMs: 0, sizes: {}, byOrigin: new Array<number>(16).fill(0) };
   // The warm-up items are served like the others (they feed the scopes and teach the budget) but not counted.
-  const warm: ReplayResult = { ...result, sizes: {} };
+  const warm: ReplayResult = { ...result, sizes: {}, byOrigin: [...result.byOrigin] };
+  const recycled = variant.recycled ? new RecycledTable(corpus.vocabSize ?? 1 << 15) : null;
+  let tags = 0;
   for (const x of [...corpus.warm, ...corpus.held]) {
     const into = corpus.warm.includes(x) ? warm : result;
     if (x.answer.length === 0) continue;
+    const ranked = x.next;
+    const tag = ++tags;
+    const at = (p: number): number => (p < 0 ? -1 : p < x.prompt.length ? x.prompt[p] : x.answer[p - x.prompt.length]);
+    // The rows at context positions [from, to) went through a forward: the table learns what the model ranked there.
+    const recycle = (from: number, to: number): void => {
+      if (!recycled || !ranked) return;
+      for (let p = from; p < to; p++) recycled.record(at(p), ranked, p * RECYCLED_K, RECYCLED_K, at(p - 1), at(p - 2), tag);
+    };
+    recycle(0, x.prompt.length);
     const scope = new RequestScope(settings, x.prompt, x.prediction);
-    const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy] }, variant.decodingLength, acceptance);
+    const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy], recycled, tag }, variant.decodingLength, acceptance);
     const sizer = budget ? new JobBudget(() => budget, proposer) : null;
     const context = new Int32Array(x.prompt.length + x.answer.length + 1);
     context.set(x.prompt);
@@ -183,6 +252,7 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       const ms = truth.cost(s);
       sizer?.observe(s, accepted, ms, s);
       const n = Math.min(accepted + 1, x.answer.length - generated);
+      recycle(length - 1, length + accepted);
       commit(n, generated);
       generated += n;
       into.steps++;
@@ -195,33 +265,54 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): Repl
       into.sizes[s] = (into.sizes[s] ?? 0) + 1;
     }
     scope.finish(x.answer, null, global, globalCopy);
+    for (let o = 0; o < 16; o++) into.byOrigin[o] += proposer.acceptedByOrigin[o];
   }
   return result;
 }
 
-export function renderReplay(rows: { workload: string; variant: string; r: ReplayResult }[], command: string): string {
+/** Forward ms of a replay's steps on another cost curve (its sizes as chosen), and the speed-up that gives. */
+export function speedupOn(r: ReplayResult, cost: CostPoint[]): number {
+  const curve = new CostCurve(cost);
+  let ms = 0;
+  for (const [size, steps] of Object.entries(r.sizes)) ms += steps * curve.cost(Number(size));
+  return (r.tokens * curve.cost(1)) / Math.max(1e-9, ms);
+}
+
+/** A GPU's forward: 64 tokens cost about what one does (`--flat-cost`'s default). */
+export const FLAT_COST: CostPoint[] = [
+  { k: 1, ms: 1 },
+  { k: 64, ms: 1.1 },
+];
+
+export function renderReplay(rows: { workload: string; variant: string; r: ReplayResult }[], command: string, flat: CostPoint[] = FLAT_COST): string {
   const lines = [
     '# Draft replay (greedy answers known; acceptance exact, forward cost from the cost curve)',
     '',
     `\`${command}\``,
     '',
-    '| workload | variant | steps | tokens/step | draft nodes/step | accepted/node | expected/accepted | est. speed-up | sizes (size: steps) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---|',
+    'est. speed-up: on the cost curve the sizes were chosen by; flat: the same steps on the flat curve (a GPU). Accepted by source: draft tokens each source proposed (only it).',
+    '',
+    '| workload | variant | steps | tokens/step | draft nodes/step | accepted/node | expected/accepted | est. speed-up | flat | accepted by source | sizes (size: steps) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const { workload, variant, r } of rows) {
     const sizes = Object.entries(r.sizes)
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ');
+    const sources = sourceShares(r.byOrigin)
+      .filter((o) => o.proposed > 0)
+      .map((o) => `${o.source} ${o.proposed} (${o.only})`)
+      .join(', ');
     lines.push(
-      `| ${workload} | ${variant} | ${r.steps} | ${(r.tokens / Math.max(1, r.steps)).toFixed(2)} | ${(r.nodes / Math.max(1, r.steps)).toFixed(1)} | ${(r.accepted / Math.max(1, r.nodes)).toFixed(3)} | ${(r.expected / Math.max(1, r.accepted)).toFixed(2)} | ×${(r.plainMs / Math.max(1e-9, r.costMs)).toFixed(2)} | ${sizes} |`,
+      `| ${workload} | ${variant} | ${r.steps} | ${(r.tokens / Math.max(1, r.steps)).toFixed(2)} | ${(r.nodes / Math.max(1, r.steps)).toFixed(1)} | ${(r.accepted / Math.max(1, r.nodes)).toFixed(3)} | ${(r.expected / Math.max(1, r.accepted)).toFixed(2)} | ×${(r.plainMs / Math.max(1e-9, r.costMs)).toFixed(2)} | ×${speedupOn(r, flat).toFixed(2)} | ${sources} | ${sizes} |`,
     );
   }
   return lines.join('\n');
 }
 
 /** `--cost 1:16.6,8:29.7,...` → points. */
-export function parseCost(spec: string | undefined): CostPoint[] {
-  if (!spec) return WIDE_MODEL_COST;
+export function parseCost(spec: string | undefined, fallback = WIDE_MODEL_COST): CostPoint[] {
+  if (!spec) return fallback;
   const points = spec.split(',').map((p) => {
     const [k, ms] = p.split(':').map(Number);
     if (!(k >= 1) || !(ms > 0)) throw new BenchError(`--cost: "${p}" is not k:ms`, 2);

@@ -6,10 +6,13 @@ import {
   GlobalTries,
   JobBudget,
   Proposer,
+  RecycledTable,
   RequestScope,
   recordExchange,
   SessionStore,
+  sourceShares,
   type CostPoint,
+  type DraftOrigin,
   type DraftTree,
   type TrieSettings,
 } from '../lookahead/index.js';
@@ -27,6 +30,7 @@ class JobDrafts implements DraftSource {
     private readonly sizer: JobBudget,
     private readonly job: WorkerJob,
     private readonly chainOnly: boolean,
+    private readonly table: RecycledTable,
   ) {}
 
   /** Prepares the step's candidates, whose expected gains the job's sizer reads next. */
@@ -51,6 +55,16 @@ class JobDrafts implements DraftSource {
   accepted(tokens: Int32Array): void {
     this.proposer.accepted(tokens);
     this.scope.pushOutput(tokens);
+  }
+
+  acceptedBySource(): Record<DraftOrigin, number> {
+    const out = { request: 0, session: 0, global: 0, recycled: 0 };
+    for (const { source, proposed } of sourceShares(this.proposer.acceptedByOrigin)) out[source] = proposed;
+    return out;
+  }
+
+  recycle(tokens: Int32Array, before: Int32Array, top: Int32Array, rows: number, k: number): void {
+    for (let r = 0; r < rows; r++) this.table.record(tokens[r], top, r * k, k, before[2 * r], before[2 * r + 1], this.job.jobId);
   }
 }
 
@@ -85,7 +99,7 @@ export class DraftingState {
     // A trie needs room for one n-gram and its key; tiny configured budgets are raised to that, not a crash.
     const floor = 4 * (this.settings.gramLength + 1);
     const maxNodes = Math.max(options.globalTrie.maxNodes, floor);
-    this.globals = new GlobalTries({ ...this.settings, maxNodes, maxTenants: options.globalTrie.maxTenants });
+    this.globals = new GlobalTries({ ...this.settings, maxNodes, maxTenants: options.globalTrie.maxTenants, vocabSize: info.vocabSize });
     this.sessions = new SessionStore(
       { ...this.settings, maxNodes: Math.max(Math.floor(maxNodes / 16), floor) },
       { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000, maxPerTenant: options.sessions.maxPerTenant },
@@ -103,16 +117,17 @@ export class DraftingState {
       job.constraintHints,
     );
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
+    const recycled = this.globals.recycled(job.tenant);
     const copies = scope.prediction ? [scope.copy, scope.prediction] : [scope.copy];
     copies.push(this.globals.copyIndex(job.tenant));
     const proposer = new Proposer(
-      { request: scope.trie, session, global: this.globals.get(job.tenant), copies, prediction: scope.prediction },
+      { request: scope.trie, session, global: this.globals.get(job.tenant), copies, prediction: scope.prediction, recycled, tag: job.jobId },
       job.lookahead.decodingLength,
       this.acceptance,
     );
     const decodingLength = job.lookahead.decodingLength;
     const budget = new JobBudget((items) => this.controller(decodingLength, items), proposer);
-    const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask);
+    const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask, recycled);
     this.open.set(job.jobId, drafts);
     return { source: drafts, budget };
   }

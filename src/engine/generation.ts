@@ -1,7 +1,19 @@
 import type { BatchItem, LoadedModel, Sequence } from '../model/types.js';
+import type { DraftOrigin } from '../lookahead/index.js';
 import type { DraftTree } from '../lookahead/types.js';
 import type { GrammarFilter } from './grammar/filter.js';
-import { clearTreeMask, createVerifyResult, DraftCounters, pickUnder, verifyDraft, writeTreeMask, writeTreePositions, type VerifyResult } from '../lookahead/index.js';
+import {
+  clearTreeMask,
+  createVerifyResult,
+  DraftCounters,
+  pickUnder,
+  RECYCLED_K,
+  topIds,
+  verifyDraft,
+  writeTreeMask,
+  writeTreePositions,
+  type VerifyResult,
+} from '../lookahead/index.js';
 import type { CachedPrefix } from './prefix-cache.js';
 import type { EndReason, StepStats, WorkerJob } from './protocol.js';
 import type { TokenLogprob } from './types.js';
@@ -20,6 +32,14 @@ export interface DraftSource {
   accepted(tokens: Int32Array): void;
   /** Draft tokens copied from the client's prediction so far, and how many of them were kept. */
   readonly predictionTokens?: { drafted: number; accepted: number };
+  /**
+   * A forward computed rows for `tokens[0..rows)`: `top[r·k .. r·k + k)` are the model's best ids after row r's token,
+   * best first, and before[2r], before[2r + 1] the two tokens before it there (nearest first; -1 = none): lookahead's
+   * recycled table learns them.
+   */
+  recycle?(tokens: Int32Array, before: Int32Array, top: Int32Array, rows: number, k: number): void;
+  /** Accepted draft tokens each source proposed so far (LookaheadStats.acceptedBySource). */
+  acceptedBySource?(): Record<DraftOrigin, number>;
 }
 
 /** Chooses how many tokens (root included) the next forward carries; lookahead's BudgetController is one. */
@@ -100,6 +120,10 @@ export class Generation {
   private readonly eos: Set<number>;
   private readonly vocab: number;
   private readonly maxDraft: number;
+  /** Best ids per row the drafts learn from: from the graph (ids steps) or from the logits here; 0 = none. */
+  private readonly topK: number;
+  private topScratch: Int32Array = new Int32Array(0);
+  private beforeScratch: Int32Array = new Int32Array(0);
   private decodeStart = 0;
   /** Logprobs of the picks of the current step, in path order. */
   private stepLogprobs: TokenLogprob[] = [];
@@ -132,7 +156,13 @@ export class Generation {
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
-    this.item = { seq: this.seq, input: { tokens: this.tokenBuf, positions: this.posBuf, mask: null }, output: this.needsLogits ? 'logits' : 'ids' };
+    this.topK = !drafts?.recycle ? 0 : this.needsLogits ? Math.min(RECYCLED_K, this.vocab) : (info.topIds ?? 0);
+    this.item = {
+      seq: this.seq,
+      input: { tokens: this.tokenBuf, positions: this.posBuf, mask: null },
+      output: this.needsLogits ? 'logits' : 'ids',
+      top: !this.needsLogits && this.topK > 0,
+    };
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
     // A pick that depends on nothing but the row and records nothing that matters (no penalty context, no logprobs)
@@ -153,6 +183,8 @@ export class Generation {
       predictionAcceptedTokens: prediction?.accepted ?? 0,
       acceptedByPosition,
     };
+    const bySource = this.drafts?.acceptedBySource?.();
+    if (bySource) stats.acceptedBySource = bySource;
     if (this.filter) {
       stats.maskSeconds = this.filter.maskSeconds;
       stats.masks = this.filter.masks;
@@ -253,6 +285,8 @@ export class Generation {
     else this.stepIds = output as Int32Array;
     if (this.finished) return null;
     const s = this.planned;
+    // Before any pick: a pick may mask or warp its logits row in place.
+    if (this.topK > 0) this.recycle(s);
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     if (this.prefilling) {
       this.prefilled += s;
@@ -309,6 +343,41 @@ export class Generation {
   /** The generated tokens so far (a view into the context buffer). */
   get answer(): Int32Array {
     return this.context.subarray(this.job.promptIds.length, this.length);
+  }
+
+  /** Hands the drafts the model's best ids after each of the forward's `rows` rows. */
+  private recycle(rows: number): void {
+    const k = this.topK;
+    let top: Int32Array;
+    if (this.needsLogits) {
+      if (this.topScratch.length < rows * k) this.topScratch = new Int32Array(rows * k * 2);
+      top = this.topScratch;
+      for (let r = 0; r < rows; r++) topIds(this.stepLogits.subarray(r * this.vocab, (r + 1) * this.vocab), top, r * k, k);
+    } else {
+      top = this.seq.topIds?.() ?? new Int32Array(0);
+      if (top.length < rows * k) return;
+    }
+    if (this.beforeScratch.length < 2 * rows) this.beforeScratch = new Int32Array(4 * rows);
+    const before = this.beforeScratch;
+    const draft = this.plannedDraft;
+    const tokens = this.item.input.tokens;
+    for (let r = 0; r < rows; r++) {
+      if (draft && r > 0) {
+        // A draft node: its tree ancestors, then the context before the root.
+        const p = draft.parent[r];
+        before[2 * r] = tokens[p];
+        before[2 * r + 1] = p > 0 ? tokens[draft.parent[p]] : this.contextAt(this.plannedPast - 1);
+      } else {
+        // A prompt row, or the root: what precedes it in the context.
+        before[2 * r] = this.contextAt(this.plannedPast + r - 1);
+        before[2 * r + 1] = this.contextAt(this.plannedPast + r - 2);
+      }
+    }
+    this.drafts!.recycle!(tokens, before, top, rows, k);
+  }
+
+  private contextAt(position: number): number {
+    return position >= 0 ? this.context[position] : -1;
   }
 
   private verifiedSingle(token: number): VerifyResult {

@@ -1,6 +1,6 @@
 import type { LoadOptions } from '../model/load.js';
 import type { Exchange } from './protocol.js';
-import type { DraftBudget } from '../lookahead/index.js';
+import type { DraftBudget, DraftOrigin } from '../lookahead/index.js';
 
 export type { Exchange };
 
@@ -97,6 +97,11 @@ export interface LookaheadStats {
   decodeSeconds: number;
   /** Accepted draft tokens by depth (index 0 = first draft token). */
   acceptedByPosition: number[];
+  /**
+   * Accepted draft tokens each source proposed — the request's, session's and tenant's scopes, and the model's own
+   * rankings (recycled) — a token several proposed counting for each. Absent when the job did not draft.
+   */
+  acceptedBySource?: Record<DraftOrigin, number>;
   /** How often the adaptive budget chose each draft size (tokens per forward incl. the root). */
   budgets: Record<number, number>;
   /**

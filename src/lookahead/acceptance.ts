@@ -1,10 +1,15 @@
+import { AGREEMENT_CLASSES } from './recycled.js';
+
 /**
  * How likely a draft node is to be accepted once its parent is, learnt from what verification kept.
  *
  * Each candidate falls in a cell by the evidence behind it: whether the longest copy match runs through it (and how
  * long that match is) or runs elsewhere, whether its best trie support was seen after two context tokens or one, in
- * the request/session scopes or the global one, how often its parent was seen, and its share of the parent's count.
- * Its raw estimate is that share (weighted down for a one-token key), or 1 on a copied continuation; the cell's
+ * the request/session scopes or the global one, how often its parent was seen (or no trie supports it), its share
+ * of the parent's count, and where the model itself ranked it after its parent's token (recycled.ts: among the top-k
+ * the last time the model saw that token, or not, or the table knows nothing of the token).
+ * Its raw estimate is that share (weighted down for a one-token key), or 1 on a copied continuation or a candidate
+ * only the model's ranking proposes; the cell's
  * factor, accepted nodes per unit of raw estimate over the nodes the cell drafted, turns it into a probability. A
  * cell's factor starts from a prior and follows the model's outputs, so scores mean the same on any model or text:
  * a path's probability is the product down the tree, and the expected accepted tokens of a draft is their sum.
@@ -21,13 +26,27 @@ const COPY_LENGTHS = [3, 5, 8, 15, 31];
 const COPY_CLASSES = 2 + COPY_LENGTHS.length + 1;
 /** Share of the parent's copy matches that continue through the candidate: all of them, most, or fewer. */
 const VOTE_CLASSES = 3;
-/** Parent counts 1, 2–3, 4+: a share of a single observation says little. */
-const COUNT_CLASSES = 3;
+/** No trie support; parent counts 1, 2–3, 4+: a share of a single observation says little. */
+const COUNT_CLASSES = 4;
 const SHARE_CLASSES = 3;
 /** Depth below the root 1, 2–3, 4+: deeper trie nodes were matched on a longer context. */
 const DEPTH_CLASSES = 3;
 const TRIE_CELLS = 2 * 2 * COUNT_CLASSES * SHARE_CLASSES * DEPTH_CLASSES;
-export const ACCEPTANCE_CELLS = COPY_CLASSES * VOTE_CLASSES * TRIE_CELLS;
+/**
+ * The model's rank of the candidate after its parent's token: the table knows nothing of that token; or it does and
+ * the candidate is not among its top-k, or ranks 1, 2, 3–4, 5+ (1 = the model's first choice) — each by how well the
+ * context that ranking was made in matches the candidate's (recycled.ts, AGREE_*).
+ */
+export const RANK_UNKNOWN = 0;
+const RANKS = 5;
+const RANK_CLASSES = 1 + RANKS * AGREEMENT_CLASSES;
+export const ACCEPTANCE_CELLS = COPY_CLASSES * VOTE_CLASSES * TRIE_CELLS * RANK_CLASSES;
+/** Prior multiplier of a candidate with trie or copy support, by rank (outside the top-k, 1, 2, 3–4, 5+). */
+const RANK_PRIOR = [0.5, 1.25, 0.8, 0.6, 0.4];
+/** Prior of a candidate only the model's ranking proposes, by rank, when the contexts agree best. */
+const RECYCLED_PRIOR = [0, 0.8, 0.25, 0.12, 0.06];
+/** What a worse agreement of contexts makes of those priors, by AGREE_* (measured on chat-llama-5m: 0.8 to 0.3). */
+const AGREEMENT_PRIOR = [1, 0.7, 0.55, 0.4];
 
 /** A one-token key's share counts for this much of a two-token key's. */
 export const UNIGRAM_WEIGHT = 0.75;
@@ -57,6 +76,7 @@ export function acceptanceCell(
   parentCount: number,
   share: number,
   depth = 1,
+  rank = RANK_UNKNOWN,
 ): number {
   let copy = copyLength > 0 ? COPY_CLASSES - 1 : copyAtParent ? COPY_ELSEWHERE : COPY_NONE;
   if (copyLength > 0) {
@@ -67,17 +87,27 @@ export function acceptanceCell(
       }
     }
   }
-  const count = parentCount <= 1 ? 0 : parentCount <= 3 ? 1 : 2;
+  const count = parentCount === 0 ? 0 : parentCount <= 1 ? 1 : parentCount <= 3 ? 2 : 3;
   const part = share < 0.3 ? 0 : share < 0.7 ? 1 : 2;
   const votes = copyLength === 0 || copyVotes >= 1 ? 0 : copyVotes >= 0.5 ? 1 : 2;
   const deep = depth <= 1 ? 0 : depth <= 3 ? 1 : 2;
   const trie = ((((bigram ? 1 : 0) * 2 + (local ? 1 : 0)) * COUNT_CLASSES + count) * SHARE_CLASSES + part) * DEPTH_CLASSES + deep;
-  return (copy * VOTE_CLASSES + votes) * TRIE_CELLS + trie;
+  return ((copy * VOTE_CLASSES + votes) * TRIE_CELLS + trie) * RANK_CLASSES + rank;
+}
+
+/**
+ * The rank class of a candidate the model ranked `rank`-th (0 = first; -1 = outside the top-k) in a ranking whose
+ * context agreed as `agreement` (AGREE_*); RANK_UNKNOWN when the table knows nothing of its parent's token.
+ */
+export function rankClass(rank: number, known: boolean, agreement = 0): number {
+  if (!known) return RANK_UNKNOWN;
+  const r = rank < 0 ? 0 : rank === 0 ? 1 : rank === 1 ? 2 : rank <= 3 ? 3 : 4;
+  return 1 + r * AGREEMENT_CLASSES + agreement;
 }
 
 /** Whether the cell is on a copied continuation (its raw estimate is 1, not a share). */
 export function isCopyCell(cell: number): boolean {
-  return Math.floor(cell / (VOTE_CLASSES * TRIE_CELLS)) >= 2;
+  return Math.floor(cell / (VOTE_CLASSES * TRIE_CELLS * RANK_CLASSES)) >= 2;
 }
 
 /** Per-cell factors learnt from verification; one per model, shared by its requests. */
@@ -87,10 +117,20 @@ export class AcceptanceModel {
   private readonly prior = new Float64Array(ACCEPTANCE_CELLS);
 
   constructor() {
-    const perCopy = VOTE_CLASSES * TRIE_CELLS;
+    const perCopy = VOTE_CLASSES * TRIE_CELLS * RANK_CLASSES;
+    const perCount = SHARE_CLASSES * DEPTH_CLASSES * RANK_CLASSES;
     for (let cell = 0; cell < ACCEPTANCE_CELLS; cell++) {
       const copy = Math.floor(cell / perCopy);
-      this.prior[cell] = copy === COPY_NONE ? PRIOR_TRIE : copy === COPY_ELSEWHERE ? PRIOR_ELSEWHERE : PRIOR_COPY[copy - 2];
+      const rank = cell % RANK_CLASSES;
+      const supported = Math.floor(cell / perCount) % COUNT_CLASSES !== 0;
+      const base = copy === COPY_NONE ? PRIOR_TRIE : copy === COPY_ELSEWHERE ? PRIOR_ELSEWHERE : PRIOR_COPY[copy - 2];
+      if (rank === RANK_UNKNOWN) {
+        this.prior[cell] = supported || copy >= 2 ? base : 0;
+        continue;
+      }
+      const r = Math.floor((rank - 1) / AGREEMENT_CLASSES);
+      const agreement = AGREEMENT_PRIOR[(rank - 1) % AGREEMENT_CLASSES];
+      this.prior[cell] = copy < 2 && !supported ? RECYCLED_PRIOR[r] * agreement : base * RANK_PRIOR[r];
     }
   }
 

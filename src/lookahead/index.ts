@@ -4,6 +4,8 @@ export { CopyIndex, MIN_MATCH } from './copy-index.js';
 export { OutputStreamInserter } from './stream-insert.js';
 export { RequestScope, SessionStore, GlobalTries, recordExchange, type TrieSettings } from './scopes.js';
 export { Proposer, type ProposerScopes } from './proposer.js';
+export { RecycledTable, RECYCLED_K, topIds } from './recycled.js';
+export { ORIGIN_REQUEST, ORIGIN_SESSION, ORIGIN_GLOBAL, ORIGIN_RECYCLED, sourceShares, type DraftOrigin } from './candidate-tree.js';
 export { AcceptanceModel } from './acceptance.js';
 export { writeTreeMask, clearTreeMask, writeTreePositions, isChain } from './mask.js';
 export { verifyDraft, pickUnder, createVerifyResult, acceptedIsPrefix, acceptedDepth, type VerifyResult, type PickToken } from './verify.js';

@@ -1,7 +1,8 @@
 import { AcceptanceModel } from './acceptance.js';
-import { CandidateTree, MAX_COPIES, type DraftSource } from './candidate-tree.js';
+import { CandidateTree, MAX_COPIES, ORIGIN_GLOBAL, ORIGIN_REQUEST, ORIGIN_SESSION, type DraftSource } from './candidate-tree.js';
 import type { CopyIndex } from './copy-index.js';
 import { IndexHeap } from './index-heap.js';
+import type { RecycledTable } from './recycled.js';
 import type { TokenTrie } from './trie.js';
 import type { DraftBudget, DraftTree } from './types.js';
 
@@ -17,6 +18,10 @@ export interface ProposerScopes {
   copies?: readonly CopyIndex[];
   /** Which of `copies` holds the client's predicted output: the drafts copied from it are counted apart. */
   prediction?: CopyIndex | null;
+  /** The model's top-k successors per token, fed from verification (recycled.ts). */
+  recycled?: RecycledTable | null;
+  /** The tag this request records its rows under in `recycled`. */
+  tag?: number;
 }
 
 const UNSEEN = 0;
@@ -47,6 +52,8 @@ export class Proposer {
    * for k up to `available + 1`.
    */
   readonly gains: Float64Array;
+  /** Accepted draft tokens by the ORIGIN_* bits of the sources that proposed them (candidate-tree.ts), since creation. */
+  readonly acceptedByOrigin = new Float64Array(16);
   /** Candidates selected by the last `prepare` (root excluded). */
   available = 0;
   readonly acceptance: AcceptanceModel;
@@ -72,6 +79,7 @@ export class Proposer {
   private readonly copies: readonly CopyIndex[];
   /** This step's copy matches, longest first: source, stored position, match length. */
   private readonly matchSource: CopyIndex[] = [];
+  private readonly matchOrigin = new Uint8Array(MAX_COPIES);
   private readonly matchPos = new Int32Array(MAX_COPIES);
   private readonly matchLen = new Int32Array(MAX_COPIES);
   private matchCount = 0;
@@ -87,11 +95,11 @@ export class Proposer {
     if (!Number.isInteger(maxDecodingLength) || maxDecodingLength < 1) {
       throw new RangeError(`maxDecodingLength must be a positive integer, got ${maxDecodingLength}`);
     }
-    const sources: DraftSource[] = [{ trie: scopes.request, local: true }];
-    if (scopes.session) sources.push({ trie: scopes.session, local: true });
-    if (scopes.global) sources.push({ trie: scopes.global, local: false });
+    const sources: DraftSource[] = [{ trie: scopes.request, local: true, origin: ORIGIN_REQUEST }];
+    if (scopes.session) sources.push({ trie: scopes.session, local: true, origin: ORIGIN_SESSION });
+    if (scopes.global) sources.push({ trie: scopes.global, local: false, origin: ORIGIN_GLOBAL });
     this.acceptance = acceptance;
-    this.cands = new CandidateTree(sources, acceptance);
+    this.cands = new CandidateTree(sources, acceptance, scopes.recycled ?? null, scopes.tag ?? 0);
     this.copies = scopes.copies ?? [];
     this.prediction = scopes.prediction ?? null;
     this.capacity = maxDecodingLength;
@@ -121,7 +129,7 @@ export class Proposer {
     const budget = Math.min(maxNodes, this.capacity) - 1;
     if (budget <= 0 || maxDepth <= 0) return 0;
     this.match(context, length);
-    this.cands.reset(context[length - 1], length >= 2 ? context[length - 2] : null, this.matchSource, this.matchPos, this.matchLen, this.matchCount);
+    this.cands.reset(context[length - 1], length >= 2 ? context[length - 2] : null, this.matchSource, this.matchPos, this.matchLen, this.matchCount, this.matchOrigin, length >= 3 ? context[length - 3] : null);
     if (chain) this.selectChain(budget, maxDepth);
     else this.select(budget, maxDepth);
     const c = this.cands;
@@ -191,6 +199,7 @@ export class Proposer {
         this.acceptance.record(c.cell[k], c.raw[k], hit);
       }
       if (next === NONE) return;
+      this.acceptedByOrigin[c.origin[this.nodeCand[next]]]++;
       node = next;
     }
   }
@@ -198,14 +207,15 @@ export class Proposer {
   /** Finds up to MAX_COPIES earlier matches of the context's suffix over all copy sources, longest first. */
   private match(context: ArrayLike<number>, length: number): void {
     this.matchCount = 0;
-    for (const index of this.copies) {
+    for (let i = 0; i < this.copies.length; i++) {
+      const index = this.copies[i];
       const found = index.matches(context, length, this.scratchPos, this.scratchLen);
-      for (let j = 0; j < found; j++) this.keepMatch(index, this.scratchPos[j], this.scratchLen[j]);
+      for (let j = 0; j < found; j++) this.keepMatch(index, i === 0 ? ORIGIN_REQUEST : ORIGIN_GLOBAL, this.scratchPos[j], this.scratchLen[j]);
     }
   }
 
   /** Adds a copy match to the step's list, longest first (earlier sources first on equal length), at most MAX_COPIES. */
-  private keepMatch(index: CopyIndex, pos: number, len: number): void {
+  private keepMatch(index: CopyIndex, origin: number, pos: number, len: number): void {
     let i = this.matchCount;
     if (i === MAX_COPIES) {
       if (this.matchLen[i - 1] >= len) return;
@@ -215,11 +225,13 @@ export class Proposer {
     }
     while (i > 0 && this.matchLen[i - 1] < len) {
       this.matchSource[i] = this.matchSource[i - 1];
+      this.matchOrigin[i] = this.matchOrigin[i - 1];
       this.matchPos[i] = this.matchPos[i - 1];
       this.matchLen[i] = this.matchLen[i - 1];
       i--;
     }
     this.matchSource[i] = index;
+    this.matchOrigin[i] = origin;
     this.matchPos[i] = pos;
     this.matchLen[i] = len;
   }

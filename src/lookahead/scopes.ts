@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { CopyIndex } from './copy-index.js';
+import { RecycledTable } from './recycled.js';
 import { OutputStreamInserter } from './stream-insert.js';
 import { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
 
@@ -202,10 +203,13 @@ export class GlobalTries {
   private readonly tries = new Map<string, TokenTrie>();
   /** Per tenant, earlier answers and documents to copy from; not part of the snapshot (rebuilt by traffic). */
   private readonly copies = new Map<string, CopyIndex>();
+  /** Per tenant, the model's top-k successors per token (recycled.ts); like the copy index, rebuilt by traffic. */
+  private readonly tables = new Map<string, RecycledTable>();
   /** Tenants dropped to make room for others since start. */
   evicted = 0;
 
-  constructor(private readonly settings: TrieSettings & { maxNodes: number; maxTenants?: number }) {}
+  /** `vocabSize` sizes the tenants' recycled tables. */
+  constructor(private readonly settings: TrieSettings & { maxNodes: number; maxTenants?: number; vocabSize?: number }) {}
 
   get(tenant: string): TokenTrie {
     let trie = this.tries.get(tenant);
@@ -231,6 +235,17 @@ export class GlobalTries {
     return index;
   }
 
+  /** The tenant's recycled table: what the model ranks after each token, learnt from its requests' forwards. */
+  recycled(tenant: string): RecycledTable {
+    this.get(tenant);
+    let table = this.tables.get(tenant);
+    if (!table) {
+      table = new RecycledTable(this.settings.vocabSize ?? 1 << 15);
+      this.tables.set(tenant, table);
+    }
+    return table;
+  }
+
   get size(): number {
     return this.tries.size;
   }
@@ -241,6 +256,7 @@ export class GlobalTries {
       const oldest = this.tries.keys().next().value!;
       this.tries.delete(oldest);
       this.copies.delete(oldest);
+      this.tables.delete(oldest);
       this.evicted++;
     }
   }

@@ -73,6 +73,8 @@ export interface ModelInfo {
   kvBytesPerToken: number;
   /** Sequences one `forwardBatch` runs in a single forward; 1 when items run one after another. */
   maxBatch: number;
+  /** Best ids per row an ids forward can bring back with the argmax (`forwardIds(input, true)`); absent = none. */
+  topIds?: number;
 }
 
 export interface ForwardInput {
@@ -111,8 +113,16 @@ export interface Sequence {
   readonly length: number;
   /** Logits row-major [S, vocab]. Valid until the next forward on this sequence. */
   forward(input: ForwardInput): Promise<Float32Array>;
-  /** The argmax token of every row [S]. Valid until the next forward on this sequence. */
-  forwardIds(input: ForwardInput): Promise<Int32Array>;
+  /**
+   * The argmax token of every row [S]. Valid until the next forward on this sequence. With `top` (on a model whose
+   * info has topIds), the forward also brings back each row's best ids, read by `topIds`.
+   */
+  forwardIds(input: ForwardInput, top?: boolean): Promise<Int32Array>;
+  /**
+   * Each row's best info.topIds ids, best first, row-major [S, topIds], of the last forwardIds that asked for them;
+   * valid until the next forward on this sequence.
+   */
+  topIds?(): Int32Array;
   /** After this, rows base..base+rows.length-1 hold the former rows `rows` (ascending, each >= base); length = base + rows.length. */
   keep(base: number, rows: ArrayLike<number>): void;
   truncate(length: number): void;
@@ -139,6 +149,8 @@ export interface BatchItem {
   input: ForwardInput;
   /** What the step reads back: the argmax ids [S] (as `forwardIds`) or the logits [S, vocab] (as `forward`). */
   output: 'ids' | 'logits';
+  /** With 'ids' on a model whose info has topIds: also each row's best ids (Sequence.topIds). */
+  top?: boolean;
 }
 
 export interface LoadedModel {

@@ -98,4 +98,22 @@ describe('drafting scopes across requests', () => {
     state.finish(off, Int32Array.from(DOCUMENT), false);
     expect(draftedAfterDocumentStart(state, job('e', null, unrelatedPrompt)).slice(0, 6)).toEqual(DOCUMENT.slice(2, 8));
   });
+
+  it("what the model said after a token, fed from a job's forward rows, drafts for later jobs of that tenant only", () => {
+    // A forward's rows 4000 and 4001 (after 3999), and the model's two best ids after each.
+    const feeder = job('f', null, [3998, 3999]);
+    const { source } = state.start(feeder)!;
+    source.recycle!(Int32Array.from([4000, 4001]), Int32Array.from([3999, 3998, 4000, 3999]), Int32Array.from([4001, 4005, 4002, 4006]), 2, 2);
+    state.finish(feeder, new Int32Array(0), true);
+    const draftAfter4000 = (tenant: string): number[] => {
+      const spec = job(tenant, null, [3998, 3999]);
+      const tree = state.start(spec)!.source.propose(Int32Array.from([3998, 3999, 4000]), 3, 16, 8);
+      state.finish(spec, new Int32Array(0), true);
+      return Array.from(tree.tokens.subarray(1, tree.size));
+    };
+    const drafted = draftAfter4000('f');
+    expect(drafted.slice(0, 2)).toEqual([4001, 4002]);
+    expect(drafted).toContain(4005);
+    expect(draftAfter4000('g')).toEqual([]);
+  });
 });

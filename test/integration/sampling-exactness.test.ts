@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation, type DraftSource, type DraftSizer } from '../../src/engine/generation.js';
 import type { WorkerJob } from '../../src/engine/protocol.js';
-import { Proposer, RequestScope } from '../../src/lookahead/index.js';
+import { Proposer, RecycledTable, RequestScope } from '../../src/lookahead/index.js';
 import { ensureBuilt } from '../../src/model/builder/cache.js';
 import { DEFAULT_BUILD_OPTIONS } from '../../src/model/builder/options.js';
 import { SyntheticSource, syntheticConfig } from '../../src/model/builder/sources/synthetic.js';
@@ -39,13 +39,21 @@ function job(seed: number, lookahead: boolean): WorkerJob {
   };
 }
 
+/** The request's scope and the model's own rankings, read from the logits rows as the sampled steps compute them. */
 function drafts(spec: WorkerJob): DraftSource {
   const scope = new RequestScope({ gramLength: 4, eosIds: [] }, spec.promptIds, spec.predictionIds);
-  const proposer = new Proposer({ request: scope.trie }, 6);
+  const table = new RecycledTable(VOCAB);
+  const proposer = new Proposer({ request: scope.trie, recycled: table, tag: spec.jobId }, 6);
   return {
     propose: (context, length, maxNodes, maxDepth) =>
       proposer.propose(context, { decodingLength: maxNodes, branchLength: maxDepth, layout: 'hier' }, false, length),
-    accepted: (tokens) => scope.pushOutput(tokens),
+    accepted: (tokens) => {
+      proposer.accepted(tokens);
+      scope.pushOutput(tokens);
+    },
+    recycle: (tokens, before, top, rows, k) => {
+      for (let r = 0; r < rows; r++) table.record(tokens[r], top, r * k, k, before[2 * r], before[2 * r + 1], spec.jobId);
+    },
   };
 }
 

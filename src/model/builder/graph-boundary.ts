@@ -8,6 +8,7 @@ import type { KvPlacement } from './options.js';
  */
 export const boundary = {
   nextIds: 'next_ids',
+  nextTop: 'next_top',
   kvKeep: 'kv_keep',
   logitsRows: 'logits_rows',
   pastKey: (i: number) => `past.${i}.key`,
@@ -66,6 +67,17 @@ export function kvBoundary(g: OnnxGraph, placement: KvPlacement | 'batch', numLa
   };
 }
 
+/**
+ * Ids per row of `next_top`: what the model ranks highest after each token, for drafting (lookahead's recycled
+ * table), without S × vocab logits leaving the device.
+ */
+export const TOP_IDS = 8;
+
+/** `next_top`'s ids per row for a vocabulary of `vocab` tokens. */
+export function topIdsFor(vocab: number): number {
+  return Math.min(TOP_IDS, vocab);
+}
+
 /** The graph's outputs after the LM head: what lmHead writes into, and `finish` to declare them once it has. */
 export interface HeadOutputs {
   logits: string;
@@ -74,7 +86,9 @@ export interface HeadOutputs {
 
 /**
  * Both layouts add `next_ids` int64 [1,S], the argmax of every logits row: greedy verification then reads S ids
- * instead of S × vocab floats (and skips a JS scan of them).
+ * instead of S × vocab floats (and skips a JS scan of them); and `next_top` int64 [1,S,TOP_IDS], each row's best
+ * ids (TopK), which drafting learns from. A run computes only the outputs it fetches, so steps that do not draft
+ * pay nothing for it.
  * 'device' also takes `logits_rows` (int64 [1]) and returns only that many logits rows. onnxruntime-node 1.30
  * binds device outputs through one IO binding per session that keeps every output bound from run to run, so each
  * run must fetch every output: a step that needs no logits asks for 0 rows, and nothing of them moves.
@@ -92,6 +106,9 @@ export function headOutputs(g: OnnxGraph, placement: KvPlacement, logitsName: st
       // int64 as ArgMax makes it: a Cast to int32 has no WebGPU kernel and would run on the CPU.
       g.node('ArgMax', [full], [boundary.nextIds], { axis: { i: -1 }, keepdims: { i: 0 } });
       g.output(boundary.nextIds, 'int64', [1, 'S']);
+      const k = topIdsFor(vocab);
+      g.node('TopK', [full, g.constInt64('top_k', [k])], [g.fresh('top_values'), boundary.nextTop], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } });
+      g.output(boundary.nextTop, 'int64', [1, 'S', k]);
     },
   };
 }

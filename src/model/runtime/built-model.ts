@@ -10,6 +10,7 @@ import { forwardEach } from './forward-each.js';
 import { createSession, type RuntimeOptions } from './session.js';
 import { openSlabModel } from './slab-model.js';
 import { BATCH_SLOTS, io, isBatched } from '../builder/llama-graph.js';
+import { topIdsFor } from '../builder/graph-boundary.js';
 
 /** Opens a tree-layout model written by the builder (model.onnx + lookahead-model.json). */
 export async function openBuiltModel(dir: string, options: RuntimeOptions = {}): Promise<LoadedModel> {
@@ -35,6 +36,8 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     kvPlacement,
     kvBytesPerToken: 2 * c.numLayers * c.numKvHeads * c.headDim * 4,
     maxBatch: 1,
+    // Graphs built before the top-k output serve without it (drafting then learns nothing from the model).
+    ...(session.outputNames.includes(io.nextTop) ? { topIds: topIdsFor(c.vocabSize) } : {}),
   };
   // Graphs with device K/V or a fused attention op carry one sequence per forward.
   if (session.inputNames.includes(io.slotSizes)) {

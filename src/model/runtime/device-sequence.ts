@@ -41,6 +41,8 @@ export class DeviceSequence implements Sequence {
   /** logits_rows: 0 for a greedy step, S when the logits are wanted. */
   private readonly logitsRows = new BigInt64Array(1);
   private ids = new Int32Array(64);
+  private top = new Int32Array(0);
+  private topRows = 0;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -56,17 +58,29 @@ export class DeviceSequence implements Sequence {
     this.order = new Int32Array(info.contextLength);
     this.keepIds = new BigInt64Array(info.contextLength);
     // Every output, every run (see headOutputs).
-    this.fetches = [...this.present.key, ...this.present.value, io.logits, io.nextIds];
+    this.fetches = [...this.present.key, ...this.present.value, io.logits, io.nextIds, ...(info.topIds ? [io.nextTop] : [])];
   }
 
   async forward(input: ForwardInput): Promise<Float32Array> {
     return (await this.run(input, true))[io.logits].data as Float32Array;
   }
 
-  async forwardIds(input: ForwardInput): Promise<Int32Array> {
-    const raw = (await this.run(input, false))[io.nextIds].data as BigInt64Array;
+  /** The best ids come down with every run (the binding fetches every output): `top` only says they are wanted. */
+  async forwardIds(input: ForwardInput, top = false): Promise<Int32Array> {
+    const out = await this.run(input, false);
+    const raw = out[io.nextIds].data as BigInt64Array;
     if (this.ids.length < raw.length) this.ids = new Int32Array(raw.length);
+    if (top && this.info.topIds) {
+      const best = out[io.nextTop].data as BigInt64Array;
+      if (this.top.length < best.length) this.top = new Int32Array(Math.max(best.length, 2 * this.top.length));
+      toInt32(best, this.top.subarray(0, best.length));
+      this.topRows = best.length;
+    }
     return toInt32(raw, this.ids.subarray(0, raw.length));
+  }
+
+  topIds(): Int32Array {
+    return this.top.subarray(0, this.topRows);
   }
 
   private async run(input: ForwardInput, logits: boolean): Promise<ort.InferenceSession.ReturnType> {
@@ -92,6 +106,7 @@ export class DeviceSequence implements Sequence {
     for (let i = 0; i < this.length; i++) this.order[i] = i;
     this.transfers.hostToDevice += inBytes + 8 * past + 8;
     this.transfers.deviceToHost += (out[io.logits].data as Float32Array).byteLength + (out[io.nextIds].data as BigInt64Array).byteLength;
+    if (this.info.topIds) this.transfers.deviceToHost += (out[io.nextTop].data as BigInt64Array).byteLength;
     return out;
   }
 

@@ -53,14 +53,21 @@ export class HostSequence implements Sequence {
     return logits;
   }
 
-  async forwardIds(input: ForwardInput): Promise<Int32Array> {
+  async forwardIds(input: ForwardInput, top = false): Promise<Int32Array> {
     const s = input.tokens.length;
     const { raw, ids } = this.buffers.nextIds(s);
-    await this.run(input, io.nextIds, new ort.Tensor('int64', raw, [1, s]));
+    const k = top ? (this.info.topIds ?? 0) : 0;
+    const best = k > 0 ? this.buffers.topIds(s, k) : null;
+    await this.run(input, io.nextIds, new ort.Tensor('int64', raw, [1, s]), best ? new ort.Tensor('int64', best.raw, [1, s, k]) : null);
+    if (best) toInt32(best.raw, best.ids);
     return toInt32(raw, ids);
   }
 
-  private async run(input: ForwardInput, outName: string, out: ort.Tensor): Promise<void> {
+  topIds(): Int32Array {
+    return this.buffers.lastTop;
+  }
+
+  private async run(input: ForwardInput, outName: string, out: ort.Tensor, top: ort.Tensor | null = null): Promise<void> {
     // Its buffers may already serve another sequence.
     if (this.disposed) throw new InvalidRequestError('forward on a disposed sequence');
     const past = this.length;
@@ -80,7 +87,9 @@ export class HostSequence implements Sequence {
     const o = this.fetches;
     delete o[io.logits];
     delete o[io.nextIds];
+    delete o[io.nextTop];
     o[outName] = out;
+    if (top) o[io.nextTop] = top;
     const end = total * this.rowSize;
     for (let l = 0; l < this.numLayers; l++) {
       o[this.fresh.key[l]] = new ort.Tensor('float32', this.cache.keys[l].subarray(filled, end), [1, s, this.rowSize]);
@@ -91,7 +100,7 @@ export class HostSequence implements Sequence {
     if (this.info.executionProvider !== 'cpu') {
       const kvRow = 2 * this.numLayers * this.rowSize * 4;
       this.transfers.hostToDevice += inBytes + past * kvRow;
-      this.transfers.deviceToHost += (out.data as ArrayBufferView).byteLength + s * kvRow;
+      this.transfers.deviceToHost += (out.data as ArrayBufferView).byteLength + (top ? (top.data as ArrayBufferView).byteLength : 0) + s * kvRow;
     }
   }
 

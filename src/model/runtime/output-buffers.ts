@@ -12,6 +12,10 @@ export class OutputBuffers {
   private large = new Float32Array(0);
   private ids = new Int32Array(SMALL_LOGITS_ROWS);
   private ids64 = new BigInt64Array(SMALL_LOGITS_ROWS);
+  private top = new Int32Array(0);
+  private top64 = new BigInt64Array(0);
+  /** The best ids of the last forward that fetched them (see topIds). */
+  lastTop = new Int32Array(0);
 
   constructor(private readonly vocab: number) {
     this.small = [new Float32Array(SMALL_LOGITS_ROWS * vocab), new Float32Array(SMALL_LOGITS_ROWS * vocab)];
@@ -34,5 +38,16 @@ export class OutputBuffers {
       this.ids64 = new BigInt64Array(this.ids.length);
     }
     return { raw: this.ids64.subarray(0, rows), ids: this.ids.subarray(0, rows) };
+  }
+
+  /** Where ORT writes each row's `k` best ids, and the int32 copy `lastTop` becomes once converted. */
+  topIds(rows: number, k: number): { raw: BigInt64Array; ids: Int32Array } {
+    const n = rows * k;
+    if (this.top.length < n) {
+      this.top = new Int32Array(Math.max(n, this.top.length * 2));
+      this.top64 = new BigInt64Array(this.top.length);
+    }
+    this.lastTop = this.top.subarray(0, n);
+    return { raw: this.top64.subarray(0, n), ids: this.lastTop };
   }
 }

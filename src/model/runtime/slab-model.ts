@@ -48,8 +48,12 @@ class SlabSequence implements Sequence {
     return (await this.runner.run([{ seq: this, input, output: 'logits' }]))[0] as Float32Array;
   }
 
-  async forwardIds(input: ForwardInput): Promise<Int32Array> {
-    return (await this.runner.run([{ seq: this, input, output: 'ids' }]))[0] as Int32Array;
+  async forwardIds(input: ForwardInput, top = false): Promise<Int32Array> {
+    return (await this.runner.run([{ seq: this, input, output: 'ids', top }]))[0] as Int32Array;
+  }
+
+  topIds(): Int32Array {
+    return this.out?.lastTop ?? new Int32Array(0);
   }
 
   keep(base: number, rows: ArrayLike<number>): void {
@@ -109,6 +113,7 @@ class BatchRunner {
   private staging: { keys: Float32Array[]; values: Float32Array[] } = { keys: [], values: [] };
   private logits = new Float32Array(0);
   private ids = new BigInt64Array(0);
+  private top = new BigInt64Array(0);
   private runs = 0;
   /** Runs share the feeds and staging buffers, so they take turns (callers may start forwards on several sequences at once). */
   private tail: Promise<unknown> = Promise.resolve();
@@ -207,6 +212,7 @@ class BatchRunner {
     const o = this.o;
     delete o[io.logits];
     delete o[io.nextIds];
+    delete o[io.nextTop];
     // A lone sequence's outputs go straight into its own buffers; a batch's are split up after the run.
     let logits: Float32Array | null = null;
     let raw: BigInt64Array | null = null;
@@ -217,6 +223,12 @@ class BatchRunner {
     if (items.some((it) => it.output === 'ids')) {
       raw = single ? seqs[0].out!.nextIds(n).raw : this.batchIds(n);
       o[io.nextIds] = new ort.Tensor('int64', raw, [1, n]);
+    }
+    const k = this.info.topIds ?? 0;
+    let top: BigInt64Array | null = null;
+    if (k > 0 && items.some((it) => it.output === 'ids' && it.top)) {
+      top = single ? seqs[0].out!.topIds(n, k).raw : this.batchTop(n * k);
+      o[io.nextTop] = new ort.Tensor('int64', top, [1, n, k]);
     }
     // The lone graph only once a second forward in a row carries one sequence: each session has its own ORT thread
     // pool, whose threads spin a while after a run, and switching sessions every forward (a prompt's chunk alone, then
@@ -249,6 +261,10 @@ class BatchRunner {
       } else {
         const mine = seq.out!.nextIds(s);
         results.push(toInt32(single ? mine.raw : raw!.subarray(offset, offset + s), mine.ids));
+        if (top && items[i].top) {
+          const best = seq.out!.topIds(s, k);
+          toInt32(single ? best.raw : top.subarray(offset * k, (offset + s) * k), best.ids);
+        }
       }
       offset += s;
     }
@@ -297,6 +313,11 @@ class BatchRunner {
   private batchLogits(size: number): Float32Array {
     if (this.logits.length < size) this.logits = new Float32Array(size);
     return this.logits.subarray(0, size);
+  }
+
+  private batchTop(n: number): BigInt64Array {
+    if (this.top.length < n) this.top = new BigInt64Array(Math.max(n, 2 * this.top.length));
+    return this.top.subarray(0, n);
   }
 
   private batchIds(n: number): BigInt64Array {
