@@ -128,7 +128,7 @@ describe('limits and overload', () => {
   it('415 for a POST not declared JSON, with no Content-Type too (what a page sends without a preflight)', async () => {
     const { app, engine } = setup([], {}, false);
     for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/lookahead/documents']) {
-      for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'text/plain' }, {}]) {
+      for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'text/plain' }, {}] as Record<string, string>[]) {
         // A Blob with no type: fetch sends no Content-Type at all.
         const res = await app.request(path, { method: 'POST', body: new Blob([JSON.stringify(chat())]), headers });
         expect(res.status).toBe(415);
