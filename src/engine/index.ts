@@ -420,8 +420,13 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.state = 'ready';
       this.restarts++;
       this.log(`engine worker restarted (${this.restarts} restart${this.restarts === 1 ? '' : 's'} since start); serving again`);
-      this.feedCorpus();
       this.startWaiting();
+      // The corpus may have been removed or half-written since start: the restarted worker serves without it.
+      try {
+        this.feedCorpus();
+      } catch (err) {
+        this.log(`global trie: corpus ${this.options.corpus} not fed: ${(err as Error).message}`);
+      }
       return;
     }
   }
@@ -466,8 +471,13 @@ export class WorkerEngine implements Engine, ReplicaTries {
     return this.inWorker < this.options.maxRunning && this.kvReservedBytes + kvBytes <= this.options.kvBudgetBytes;
   }
 
-  /** Starts waiting jobs in order while they fit; the first that does not holds the rest back (no starving it). */
+  /**
+   * Starts waiting jobs in order while they fit; the first that does not holds the rest back (no starving it). Only
+   * on a ready worker: one started while the worker is down would hold its K/V and a running slot for a start
+   * message nobody receives, and the restarted worker would start nothing.
+   */
   private startWaiting(): void {
+    if (this.closing || this.state !== 'ready' || !this.worker) return;
     while (this.pending.length > 0 && this.fits(this.pending[0].kvBytes)) this.pending.shift()!.start();
   }
 
@@ -489,7 +499,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.jobs.delete(jobId);
       job.fail(error);
       // It may have been the one holding the others back.
-      if (!this.closing) this.startWaiting();
+      this.startWaiting();
       return;
     }
     this.post({ type: 'abort', jobId });
@@ -527,7 +537,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
         this.inWorker--;
         this.kvReservedBytes -= this.kvReserved.get(msg.jobId) ?? 0;
         this.kvReserved.delete(msg.jobId);
-        if (!this.closing) this.startWaiting();
+        this.startWaiting();
         if (!job) break;
         if (msg.type === 'failed') {
           job.fail(fromWire(msg.error));
