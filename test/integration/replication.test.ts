@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_SERVER_PRESENT, startRedis, type RedisProcess } from '../../bench/redis-process.js';
 import { freePort } from '../../bench/server-process.js';
 import type { Engine, EngineStats, Exchange, ReplicaTries } from '../../src/engine/types.js';
+import { EngineRestartingError } from '../../src/errors.js';
 import type { TextTokenizer } from '../../src/model/tokenizer/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Replication } from '../../src/sync/index.js';
@@ -94,6 +95,32 @@ describe.skipIf(!REDIS_SERVER_PRESENT)('replication exactly once (counted)', () 
     expect(b.engine.sorted()).toEqual(a.engine.sorted());
     await proxy.close();
   });
+
+  it('an engine that refuses the answers applied again after a restore (its worker restarting) costs a log line, not the process', async () => {
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      const a = replica(redis.url, 'p3');
+      await until(() => a.replication.status().connected);
+      a.engine.answer('t', 1);
+      await until(() => a.replication.status().outbox === 0);
+      expect(await a.replication.snapshot()).toBe(true);
+      const proxy = await CuttableProxy.start(redis.port);
+      await proxy.cut();
+      const b = replica(proxy.url, 'p3');
+      // Learnt while Redis is out of reach: applied again on top of the snapshot once it is restored.
+      b.engine.answer('t', 2);
+      b.engine.refuseExchanges = true;
+      await proxy.restore();
+      await until(() => b.replication.status().snapshot_restored !== null);
+      await sleep(200);
+      expect(rejections).toEqual([]);
+      await proxy.close();
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  });
 });
 
 /** Global tries reduced to what matters here: the multiset of inputs taught to them, per tenant. */
@@ -101,6 +128,8 @@ class RecordingEngine implements Engine, ReplicaTries {
   readonly models = [{ id: 'm', contextLength: 1024, created: 0, executionProvider: 'cpu' as const }];
   private readonly tries = new Map<string, string[]>();
   private readonly listeners: ((tenant: string, sessionId: string | null, exchange: Exchange) => void)[] = [];
+  /** As the real engine does while its worker restarts. */
+  refuseExchanges = false;
 
   /** This replica answered: its tries learn it, replication is told (as the worker's `learned` message does). */
   answer(tenant: string, n: number): void {
@@ -152,6 +181,7 @@ class RecordingEngine implements Engine, ReplicaTries {
   }
 
   async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
+    if (this.refuseExchanges) throw new EngineRestartingError('restarting', 2);
     if (sessionId) return;
     for (const e of exchanges) this.teach(tenant, `answer ${e.answer.join(',')}`);
   }
