@@ -394,11 +394,10 @@ async function main(): Promise<void> {
   );
   // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
   const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
-  const prefixRows = Math.floor(options.prefixCacheBytes / model.info.kvBytesPerToken);
   const inbox = () => {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) deliver(m.message as ToWorker);
   };
-  const prefixes = prefixRows > 0 ? new PrefixCache(prefixRows) : null;
+  const prefixes = options.prefixCacheBytes > 0 ? new PrefixCache(options.prefixCacheBytes) : null;
   const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve, inbox, prefixes);
   const deliver = (msg: ToWorker): void => {
     // A throwing handler must not take the worker (and every running job) down with it.
