@@ -7,8 +7,10 @@ import {
   JobBudget,
   Proposer,
   RequestScope,
+  RequestTrie,
   recordExchange,
   SessionStore,
+  MAX_GRAM_LENGTH,
   type CostPoint,
   type DraftTree,
   type TrieSettings,
@@ -18,6 +20,13 @@ import type { DraftSource } from './generation.js';
 import type { Exchange, TrieStats, WorkerJob } from './protocol.js';
 import { decodeSnapshot, encodeSnapshot, identityMismatch, removeStaleTemps, setAside, writeSnapshotFile, type SnapshotIdentity } from './snapshot-file.js';
 import type { EngineOptions } from './types.js';
+
+/**
+ * Positions of a request trie inserted when its first job starts (a few milliseconds at most): an ordinary prompt's
+ * trie is whole from the first step; a larger one (a prediction or schema hints near a long context) is filled in
+ * slices between decode steps.
+ */
+const FILL_AT_START = 4096;
 
 /** One job's view of the tries: its request scope plus its session's and tenant's tries, merged by a Proposer. */
 class JobDrafts implements DraftSource {
@@ -61,6 +70,10 @@ export class DraftingState {
   /** The forward cost measured at load, the start of every batch size's own curve. */
   private readonly costPoints: CostPoint[];
   private readonly open = new Map<number, JobDrafts>();
+  /** The request tries of running jobs, by WorkerJob.group, and how many of the group's jobs draft from each. */
+  private readonly requests = new Map<number, { trie: RequestTrie; users: number }>();
+  /** A request trie's node bound: a session trie's (it holds what a session's turns hold, and a prediction). */
+  private readonly requestNodes: number;
   /**
    * One adaptive budget per decodingLength and batch size (see JobBudget), and one acceptance model: what drafts
    * achieve is a property of the model and the traffic, so a request starts from what earlier ones learnt rather
@@ -82,6 +95,7 @@ export class DraftingState {
     const floor = 4 * (this.settings.gramLength + 1);
     const maxNodes = Math.max(options.globalTrie.maxNodes, floor);
     this.globals = new GlobalTries({ ...this.settings, maxNodes, maxTenants: options.globalTrie.maxTenants });
+    this.requestNodes = Math.max(Math.floor(maxNodes / 16), 4 * (MAX_GRAM_LENGTH + 1));
     this.sessions = new SessionStore(
       { ...this.settings, maxNodes: Math.max(Math.floor(maxNodes / 16), floor) },
       { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000, maxPerTenant: options.sessions.maxPerTenant },
@@ -89,15 +103,22 @@ export class DraftingState {
     this.costPoints = costCurve;
   }
 
-  /** Drafting for a job, or null when its lookahead is off. */
-  start(job: WorkerJob): { source: DraftSource; budget: JobBudget } | null {
+  /**
+   * Drafting for a job, or null when its lookahead is off. `unfilled`: the job's request trie, when it is too large to
+   * build at once; the caller fills it in slices (see IngestQueue) while the job runs.
+   */
+  start(job: WorkerJob): { source: DraftSource; budget: JobBudget; unfilled: RequestTrie | null } | null {
     if (!job.lookahead.enabled || job.lookahead.decodingLength <= 1 || job.lookahead.branchLength <= 0) return null;
-    const scope = new RequestScope(
-      { ...this.settings, gramLength: job.lookahead.branchLength + 1 },
-      job.promptIds,
-      job.predictionIds,
-      job.constraintHints,
-    );
+    const settings = { ...this.settings, gramLength: job.lookahead.branchLength + 1 };
+    let request = this.requests.get(job.group);
+    let unfilled: RequestTrie | null = null;
+    if (!request) {
+      request = { trie: new RequestTrie({ ...settings, maxNodes: this.requestNodes }, job.promptIds, job.predictionIds, job.constraintHints), users: 0 };
+      this.requests.set(job.group, request);
+      if (!request.trie.fill(FILL_AT_START)) unfilled = request.trie;
+    }
+    request.users++;
+    const scope = new RequestScope(settings, job.promptIds, job.predictionIds, job.constraintHints, request.trie);
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const proposer = new Proposer(
       { request: scope.trie, session, global: this.globals.get(job.tenant), copies: [scope.copy, this.globals.copyIndex(job.tenant)] },
@@ -108,7 +129,7 @@ export class DraftingState {
     const budget = new JobBudget((items) => this.controller(decodingLength, items), proposer);
     const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask);
     this.open.set(job.jobId, drafts);
-    return { source: drafts, budget };
+    return { source: drafts, budget, unfilled };
   }
 
   /**
@@ -132,6 +153,11 @@ export class DraftingState {
   finish(job: WorkerJob, answer: Int32Array, aborted: boolean): void {
     const drafts = this.open.get(job.jobId);
     this.open.delete(job.jobId);
+    const request = drafts && this.requests.get(job.group);
+    if (request && --request.users === 0) {
+      request.trie.close();
+      this.requests.delete(job.group);
+    }
     if (aborted) return;
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const global = this.globals.get(job.tenant);

@@ -113,6 +113,10 @@ class DecodeLoop {
         filter = await this.grammars.filter(job.constraint).finally(() => this.preparing.delete(job.jobId));
       }
       const session = this.drafting.start(job);
+      if (session?.unfilled) {
+        this.bulk.pushFirst({ kind: 'request', trie: session.unfilled });
+        this.wake();
+      }
       // Safe between a forward's binding and its run (a constrained job starts after an await): a fork only reads its
       // source, which no forward holds, and writes a region of its own.
       const cached = this.prefixes?.take(job.tenant, job.promptIds) ?? null;

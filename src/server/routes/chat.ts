@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { TokenLogprob } from '../../engine/types.js';
-import { InvalidRequestError } from '../../errors.js';
+import { encodeAtMost } from '../../engine/encode-bounded.js';
+import { ContextLengthError, InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
 import { collectToolOutput, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
@@ -28,8 +29,8 @@ export function chatCompletions(deps: ServerDeps) {
     const messages = body.messages.map(chatMessageOf);
     const prompt = renderWithTools(tok, messages, tools, body.chat_template_kwargs ?? undefined);
     const promptIds = tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
-    const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
-    const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
+    const context = deps.engine.models.find((m) => m.id === body.model)!.contextLength;
+    const predictionIds = body.prediction ? predictionOf(tok, textOf(body.prediction.content, 'prediction.content'), context) : undefined;
     const requested = [body.max_tokens, body.max_completion_tokens].filter((v): v is number => typeof v === 'number');
 
     return generate(
@@ -55,6 +56,19 @@ export function chatCompletions(deps: ServerDeps) {
       body,
     );
   };
+}
+
+/**
+ * The predicted output's ids; a prediction longer than the whole context could never be output, and is refused
+ * after tokenizing no more of it than the context holds.
+ */
+function predictionOf(tok: TextTokenizer, text: string, context: number): number[] | undefined {
+  if (!text) return undefined;
+  const { ids, cut } = encodeAtMost(tok, text, context);
+  if (cut) {
+    throw new ContextLengthError(`prediction is longer than this model's maximum context length of ${context} tokens; it could never be the output. Please shorten it.`, 'prediction');
+  }
+  return ids;
 }
 
 function rejectUnsupported(body: ChatRequest): void {
