@@ -5,12 +5,12 @@ import {
   CostCurve,
   GlobalTries,
   JobBudget,
+  MAX_GRAM_LENGTH,
   Proposer,
   RequestScope,
   RequestTrie,
   recordExchange,
   SessionStore,
-  MAX_GRAM_LENGTH,
   type CostPoint,
   type DraftTree,
   type TrieSettings,
@@ -95,9 +95,11 @@ export class DraftingState {
     const floor = 4 * (this.settings.gramLength + 1);
     const maxNodes = Math.max(options.globalTrie.maxNodes, floor);
     this.globals = new GlobalTries({ ...this.settings, maxNodes, maxTenants: options.globalTrie.maxTenants });
-    this.requestNodes = Math.max(Math.floor(maxNodes / 16), 4 * (MAX_GRAM_LENGTH + 1));
+    const sessionNodes = Math.max(Math.floor(maxNodes / 16), floor);
+    // A request's n-grams may be as long as any (its own branch_length): room for the longest one.
+    this.requestNodes = Math.max(sessionNodes, 4 * (MAX_GRAM_LENGTH + 1));
     this.sessions = new SessionStore(
-      { ...this.settings, maxNodes: Math.max(Math.floor(maxNodes / 16), floor) },
+      { ...this.settings, maxNodes: sessionNodes },
       { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000, maxPerTenant: options.sessions.maxPerTenant },
     );
     this.costPoints = costCurve;

@@ -11,9 +11,9 @@ type Item =
 const SPAN = 64;
 
 /**
- * Bulk trie work (posted documents, large request tries) waiting on the worker, done in time-boxed slices between decode steps so a
- * tenant's 4 MB post never stalls another tenant's stream: each slice stops at its budget, and the decode loop runs
- * a round of steps between slices. Markers answer a post once everything queued before them is in.
+ * Bulk trie work (posted documents, large request tries) waiting on the worker, done in time-boxed slices between
+ * decode steps so a tenant's 4 MB post never stalls another tenant's stream: each slice stops at its budget, and the
+ * decode loop runs a round of steps between slices. Markers answer a post once everything queued before them is in.
  */
 export class IngestQueue {
   private readonly items: Item[] = [];
