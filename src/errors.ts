@@ -34,6 +34,17 @@ export class InvalidRequestError extends AppError {
   }
 }
 
+/**
+ * A POST whose body is not declared JSON: refused before it is read. A web page can send a form or a bare Blob to
+ * this server without a CORS preflight; it cannot send `application/json` without one.
+ */
+export class UnsupportedMediaTypeError extends InvalidRequestError {
+  override readonly status = 415;
+  constructor(message: string) {
+    super(message, null, 'invalid_content_type');
+  }
+}
+
 /** A `response_format` / `text.format` JSON schema that is not a valid schema. */
 export class InvalidSchemaError extends InvalidRequestError {
   constructor(message: string, param: string) {

@@ -19,6 +19,12 @@ const FLUSH_MS = 2000;
  * and the final flush. Past it the process exits anyway, whatever is stuck.
  */
 const SHUTDOWN_BOUND_MS = 20_000;
+/**
+ * A signal this soon after the first is the same event seen twice, not a person insisting: `kill -TERM -- -PGID`
+ * reaches the server and npm, which forwards it; Ctrl-C signals the terminal's whole foreground group; process
+ * managers signal a control group.
+ */
+const SAME_SIGNAL_MS = 1000;
 
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -42,10 +48,15 @@ async function main(argv: string[]): Promise<void> {
   let replication: Replication | undefined;
 
   let stopping = false;
+  let firstSignalAt = 0;
   /** Set by a second signal: the draining path must then not exit 0 behind its back. */
   let forcing = false;
   const stop = async (signal: string) => {
     if (stopping) {
+      if (performance.now() - firstSignalAt < SAME_SIGNAL_MS) {
+        log.info(`${signal} again within ${SAME_SIGNAL_MS} ms: taken as the same request to stop (send it again later to exit now)`);
+        return;
+      }
       forcing = true;
       log.warn(`${signal} again: exiting now`);
       // The worker goes first: exiting while it is inside an ORT forward aborts the process (SIGABRT).
@@ -53,6 +64,7 @@ async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    firstSignalAt = performance.now();
     lifecycle.draining = true;
     const grace = config.server.shutdownGraceMs;
     setTimeout(() => {

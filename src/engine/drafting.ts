@@ -5,9 +5,11 @@ import {
   CostCurve,
   GlobalTries,
   JobBudget,
+  MAX_GRAM_LENGTH,
   Proposer,
   RecycledTable,
   RequestScope,
+  RequestTrie,
   recordExchange,
   SessionStore,
   sourceShares,
@@ -21,6 +23,13 @@ import type { DraftSource } from './generation.js';
 import type { Exchange, TrieStats, WorkerJob } from './protocol.js';
 import { decodeSnapshot, encodeSnapshot, identityMismatch, removeStaleTemps, setAside, writeSnapshotFile, type SnapshotIdentity } from './snapshot-file.js';
 import type { EngineOptions } from './types.js';
+
+/**
+ * Positions of a request trie inserted when its first job starts (a few milliseconds at most): an ordinary prompt's
+ * trie is whole from the first step; a larger one (a prediction or schema hints near a long context) is filled in
+ * slices between decode steps.
+ */
+const FILL_AT_START = 4096;
 
 /** One job's view of the tries: its request scope plus its session's and tenant's tries, merged by a Proposer. */
 class JobDrafts implements DraftSource {
@@ -79,6 +88,10 @@ export class DraftingState {
   /** The forward cost measured at load, the start of every batch size's own curve. */
   private readonly costPoints: CostPoint[];
   private readonly open = new Map<number, JobDrafts>();
+  /** The request tries of running jobs, by WorkerJob.group, and how many of the group's jobs draft from each. */
+  private readonly requests = new Map<number, { trie: RequestTrie; users: number }>();
+  /** A request trie's node bound: a session trie's (it holds what a session's turns hold, and a prediction). */
+  private readonly requestNodes: number;
   /**
    * One adaptive budget per decodingLength and batch size (see JobBudget), and one acceptance model: what drafts
    * achieve is a property of the model and the traffic, so a request starts from what earlier ones learnt rather
@@ -100,22 +113,32 @@ export class DraftingState {
     const floor = 4 * (this.settings.gramLength + 1);
     const maxNodes = Math.max(options.globalTrie.maxNodes, floor);
     this.globals = new GlobalTries({ ...this.settings, maxNodes, maxTenants: options.globalTrie.maxTenants, vocabSize: info.vocabSize });
+    const sessionNodes = Math.max(Math.floor(maxNodes / 16), floor);
+    // A request's n-grams may be as long as any (its own branch_length): room for the longest one.
+    this.requestNodes = Math.max(sessionNodes, 4 * (MAX_GRAM_LENGTH + 1));
     this.sessions = new SessionStore(
-      { ...this.settings, maxNodes: Math.max(Math.floor(maxNodes / 16), floor) },
+      { ...this.settings, maxNodes: sessionNodes },
       { maxSessions: options.sessions.max, ttlMs: options.sessions.ttlSeconds * 1000, maxPerTenant: options.sessions.maxPerTenant },
     );
     this.costPoints = costCurve;
   }
 
-  /** Drafting for a job, or null when its lookahead is off. */
-  start(job: WorkerJob): { source: DraftSource; budget: JobBudget } | null {
+  /**
+   * Drafting for a job, or null when its lookahead is off. `unfilled`: the job's request trie, when it is too large to
+   * build at once; the caller fills it in slices (see IngestQueue) while the job runs.
+   */
+  start(job: WorkerJob): { source: DraftSource; budget: JobBudget; unfilled: RequestTrie | null } | null {
     if (!job.lookahead.enabled || job.lookahead.decodingLength <= 1 || job.lookahead.branchLength <= 0) return null;
-    const scope = new RequestScope(
-      { ...this.settings, gramLength: job.lookahead.branchLength + 1 },
-      job.promptIds,
-      job.predictionIds,
-      job.constraintHints,
-    );
+    const settings = { ...this.settings, gramLength: job.lookahead.branchLength + 1 };
+    let request = this.requests.get(job.group);
+    let unfilled: RequestTrie | null = null;
+    if (!request) {
+      request = { trie: new RequestTrie({ ...settings, maxNodes: this.requestNodes }, job.promptIds, job.predictionIds, job.constraintHints), users: 0 };
+      this.requests.set(job.group, request);
+      if (!request.trie.fill(FILL_AT_START)) unfilled = request.trie;
+    }
+    request.users++;
+    const scope = new RequestScope(settings, job.promptIds, job.predictionIds, job.constraintHints, request.trie);
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const recycled = this.globals.recycled(job.tenant);
     const copies = scope.prediction ? [scope.copy, scope.prediction] : [scope.copy];
@@ -129,7 +152,7 @@ export class DraftingState {
     const budget = new JobBudget((items) => this.controller(decodingLength, items), proposer);
     const drafts = new JobDrafts(scope, proposer, budget, job, !this.info.treeMask, recycled);
     this.open.set(job.jobId, drafts);
-    return { source: drafts, budget };
+    return { source: drafts, budget, unfilled };
   }
 
   /**
@@ -153,6 +176,11 @@ export class DraftingState {
   finish(job: WorkerJob, answer: Int32Array, aborted: boolean): void {
     const drafts = this.open.get(job.jobId);
     this.open.delete(job.jobId);
+    const request = drafts && this.requests.get(job.group);
+    if (request && --request.users === 0) {
+      request.trie.close();
+      this.requests.delete(job.group);
+    }
     if (aborted) return;
     const session = job.sessionId ? this.sessions.acquire(job.tenant, job.sessionId) : null;
     const global = this.globals.get(job.tenant);

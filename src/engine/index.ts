@@ -17,6 +17,7 @@ import { loadTokenizer } from '../model/load.js';
 import { readCorpus } from './corpus.js';
 import type { ModelInfo } from '../model/types.js';
 import type { TextTokenizer } from '../model/tokenizer/types.js';
+import { encodeAtMost, PIECE_CHARS } from './encode-bounded.js';
 import { splitText } from './split-text.js';
 import { EngineJob } from './job.js';
 import { constraintHints } from './grammar/hints.js';
@@ -36,8 +37,6 @@ export interface TestHooks {
   maxBatch?: number;
 }
 
-/** Characters of a document tokenized at a time on this thread, so a large post never blocks it for long. */
-const PIECE_CHARS = 2048;
 /**
  * Document pieces posted to the worker ahead of its ingestion: tokenizing runs at the pace the worker inserts (which
  * decode steps have priority over), instead of taking a core from the streams for the whole post at once.
@@ -152,16 +151,17 @@ export class WorkerEngine implements Engine, ReplicaTries {
     }
     const budget = this.options.kvBudgetBytes;
     if (spec.fitMaxTokens) {
-      const fit = Math.floor(budget / this.info.kvBytesPerToken) - spec.promptIds.length - draftRows(spec);
+      const fit = Math.floor((budget - this.maskBytes(spec)) / this.info.kvBytesPerToken) - spec.promptIds.length - draftRows(spec);
       if (fit >= 1 && fit < spec.maxTokens) spec = { ...spec, maxTokens: fit };
     }
     const kvBytes = this.kvBytes(spec);
     if (kvBytes > budget) {
-      const tokens = kvBytes / this.info.kvBytesPerToken;
+      const mask = this.maskBytes(spec);
+      const tokens = (kvBytes - mask) / this.info.kvBytesPerToken;
       throw new KvBudgetError(
         `This request needs ${mib(kvBytes)} MiB of K/V memory (${tokens} tokens: prompt, max_tokens and one draft, at ` +
-          `${this.info.kvBytesPerToken} bytes each), more than this server's K/V budget of ${mib(budget)} MiB for all running ` +
-          `requests together. Please reduce max_tokens or the prompt.`,
+          `${this.info.kvBytesPerToken} bytes each, and ${mib(mask)} MiB of draft attention mask), more than this server's ` +
+          `K/V budget of ${mib(budget)} MiB for all running requests together. Please reduce max_tokens or the prompt.`,
       );
     }
     if (!(this.pending.length === 0 && this.fits(kvBytes)) && this.pending.length >= this.options.maxQueued) {
@@ -170,8 +170,9 @@ export class WorkerEngine implements Engine, ReplicaTries {
         1,
       );
     }
-    const hints = spec.constraint ? constraintHints(spec.constraint).map((text) => this.tok.encode(text, { addSpecialTokens: false })) : [];
+    const hints = spec.constraint ? this.encodeHints(constraintHints(spec.constraint)) : [];
     const jobId = this.nextId++;
+    const group = spec.sharesDraftsWith instanceof EngineJob ? spec.sharesDraftsWith.numericId : jobId;
     const job = new EngineJob(randomUUID(), jobId, this.tok, spec.stop, spec.promptIds, () => this.stopJob(jobId));
     this.jobs.set(jobId, job);
     this.totals.jobs++;
@@ -185,6 +186,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
         type: 'start',
         job: {
           jobId,
+          group,
           promptIds: spec.promptIds,
           maxTokens: spec.maxTokens,
           sampling: spec.sampling,
@@ -427,8 +429,13 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.restarts++;
       this.log(`engine worker restarted (${this.restarts} restart${this.restarts === 1 ? '' : 's'} since start); serving again`);
       for (const listener of this.restartListeners) listener();
-      this.feedCorpus();
       this.startWaiting();
+      // The corpus may have been removed or half-written since start: the restarted worker serves without it.
+      try {
+        this.feedCorpus();
+      } catch (err) {
+        this.log(`global trie: corpus ${this.options.corpus} not fed: ${(err as Error).message}`);
+      }
       return;
     }
   }
@@ -464,17 +471,47 @@ export class WorkerEngine implements Engine, ReplicaTries {
     return this.worker;
   }
 
-  /** K/V bytes a job reserves while it runs: its prompt, all it may generate, and one draft beyond that. */
+  /**
+   * K/V bytes a job reserves while it runs: its prompt, all it may generate, and one draft beyond that; and its
+   * draft's attention mask buffer (see maskBytes).
+   */
   private kvBytes(spec: JobSpec): number {
-    return (spec.promptIds.length + spec.maxTokens + draftRows(spec)) * this.info.kvBytesPerToken;
+    return (spec.promptIds.length + spec.maxTokens + draftRows(spec)) * this.info.kvBytesPerToken + this.maskBytes(spec);
+  }
+
+  /** A job's tree-mask buffer (Generation): a row over the whole context per draft token, 134 MB at 128k × 256. */
+  private maskBytes(spec: JobSpec): number {
+    const rows = draftRows(spec);
+    return rows * (this.info.contextLength + rows) * Float32Array.BYTES_PER_ELEMENT;
+  }
+
+  /**
+   * A schema's hints as token ids, a context's worth in all: megabytes of enum strings become no more drafting
+   * material (nor tokenizing work here) than a context holds.
+   */
+  private encodeHints(texts: string[]): number[][] {
+    const hints: number[][] = [];
+    let room = this.info.contextLength;
+    for (const text of texts) {
+      if (room <= 0) break;
+      const { ids } = encodeAtMost(this.tok, text, room);
+      hints.push(ids);
+      room -= ids.length;
+    }
+    return hints;
   }
 
   private fits(kvBytes: number): boolean {
     return this.inWorker < this.options.maxRunning && this.kvReservedBytes + kvBytes <= this.options.kvBudgetBytes;
   }
 
-  /** Starts waiting jobs in order while they fit; the first that does not holds the rest back (no starving it). */
+  /**
+   * Starts waiting jobs in order while they fit; the first that does not holds the rest back (no starving it). Only
+   * on a ready worker: one started while the worker is down would hold its K/V and a running slot for a start
+   * message nobody receives, and the restarted worker would start nothing.
+   */
   private startWaiting(): void {
+    if (this.closing || this.state !== 'ready' || !this.worker) return;
     while (this.pending.length > 0 && this.fits(this.pending[0].kvBytes)) this.pending.shift()!.start();
   }
 
@@ -496,7 +533,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
       this.jobs.delete(jobId);
       job.fail(error);
       // It may have been the one holding the others back.
-      if (!this.closing) this.startWaiting();
+      this.startWaiting();
       return;
     }
     this.post({ type: 'abort', jobId });
@@ -534,7 +571,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
         this.inWorker--;
         this.kvReservedBytes -= this.kvReserved.get(msg.jobId) ?? 0;
         this.kvReserved.delete(msg.jobId);
-        if (!this.closing) this.startWaiting();
+        this.startWaiting();
         if (!job) break;
         if (msg.type === 'failed') {
           job.fail(fromWire(msg.error));

@@ -1,14 +1,19 @@
+import type { RequestTrie } from '../lookahead/index.js';
 import type { DraftingState } from './drafting.js';
 
-type Item = { kind: 'piece'; tenant: string; ids: Int32Array; end: boolean } | { kind: 'marker'; requestId: number };
+type Item =
+  | { kind: 'piece'; tenant: string; ids: Int32Array; end: boolean }
+  | { kind: 'marker'; requestId: number }
+  /** A running request's trie too large to build at its start (see DraftingState.start). */
+  | { kind: 'request'; trie: RequestTrie };
 
 /** Positions inserted between clock checks: small enough that a slice overruns its budget by microseconds. */
 const SPAN = 64;
 
 /**
- * Bulk trie work (posted documents) waiting on the worker, done in time-boxed slices between decode steps so a
- * tenant's 4 MB post never stalls another tenant's stream: each slice stops at its budget, and the decode loop runs
- * a round of steps between slices. Markers answer a post once everything queued before them is in.
+ * Bulk trie work (posted documents, large request tries) waiting on the worker, done in time-boxed slices between
+ * decode steps so a tenant's 4 MB post never stalls another tenant's stream: each slice stops at its budget, and the
+ * decode loop runs a round of steps between slices. Markers answer a post once everything queued before them is in.
  */
 export class IngestQueue {
   private readonly items: Item[] = [];
@@ -31,6 +36,11 @@ export class IngestQueue {
     this.items.push(item);
   }
 
+  /** A request trie goes before the documents waiting: its job drafts from it now. */
+  pushFirst(item: Item): void {
+    this.items.splice(this.at > 0 ? this.head + 1 : this.head, 0, item);
+  }
+
   /** Works until `budgetMs` has passed (at least one span), answering markers as they are reached. */
   runSlice(budgetMs: number): void {
     const until = performance.now() + budgetMs;
@@ -39,6 +49,10 @@ export class IngestQueue {
       if (item.kind === 'marker') {
         this.advance();
         this.onMarker(item.requestId);
+        continue;
+      }
+      if (item.kind === 'request') {
+        if (item.trie.fill(SPAN)) this.advance();
         continue;
       }
       const to = Math.min(this.at + SPAN, item.ids.length);

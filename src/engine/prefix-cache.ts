@@ -11,6 +11,8 @@ interface Entry {
   /** The tokens of the sequence's rows, in order. */
   tokens: Int32Array;
   seq: Sequence;
+  /** What the sequence holds: its whole K/V region, not just its rows (regions come in sizes of 256 rows and up). */
+  bytes: number;
 }
 
 /** A prompt's start taken from the cache: a sequence holding the rows of its first `rows` tokens. */
@@ -27,18 +29,19 @@ export interface CachedPrefix {
  *
  * A job takes a copy of the rows of its longest shared start (Sequence.fork); entries stay for others. Rows are
  * shared within a tenant only: a hit is visible in time to first token, which would tell one tenant what another
- * sent. Holds at most `maxRows` rows in all; the least recently used entries go first.
+ * sent. Holds at most `maxBytes` of K/V in all, counted as the sequences hold it (a short chat's rows sit in a
+ * region of 256 rows or more); the least recently used entries go first.
  */
 export class PrefixCache {
   /** Least recently used first. */
   private readonly entries: Entry[] = [];
-  private rows = 0;
+  private held = 0;
 
-  constructor(private readonly maxRows: number) {}
+  constructor(private readonly maxBytes: number) {}
 
-  /** Rows held in all. */
-  get size(): number {
-    return this.rows;
+  /** K/V bytes held in all. */
+  get bytes(): number {
+    return this.held;
   }
 
   /**
@@ -66,11 +69,12 @@ export class PrefixCache {
 
   /**
    * Keeps `seq`, whose rows hold `tokens`, for later prompts (the cache owns it from now on, and settles it: its
-   * logits buffers are not held). A sequence that cannot be forked, or is longer than the whole cache, is disposed at
-   * once.
+   * logits buffers are not held). A sequence that cannot be forked, or holds more than the whole cache, is disposed
+   * at once.
    */
   put(tenant: string, tokens: Int32Array, seq: Sequence): void {
-    if (!seq.fork || tokens.length !== seq.length || tokens.length < MIN_SHARED || tokens.length > this.maxRows) {
+    const bytes = seq.residency().hostBytes;
+    if (!seq.fork || tokens.length !== seq.length || tokens.length < MIN_SHARED || bytes > this.maxBytes) {
       seq.dispose();
       return;
     }
@@ -80,9 +84,9 @@ export class PrefixCache {
       if (e.tenant === tenant && sharedStart(e.tokens, tokens) === e.tokens.length) this.remove(i);
     }
     seq.settle?.();
-    this.entries.push({ tenant, tokens, seq });
-    this.rows += tokens.length;
-    while (this.rows > this.maxRows) this.remove(0);
+    this.entries.push({ tenant, tokens, seq, bytes });
+    this.held += bytes;
+    while (this.held > this.maxBytes) this.remove(0);
   }
 
   /** Disposes every entry. */
@@ -92,7 +96,7 @@ export class PrefixCache {
 
   private remove(i: number): void {
     const [e] = this.entries.splice(i, 1);
-    this.rows -= e.tokens.length;
+    this.held -= e.bytes;
     e.seq.dispose();
   }
 }

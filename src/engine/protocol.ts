@@ -8,6 +8,11 @@ import type { EngineOptions, LookaheadOptions, LookaheadStats, OutputConstraint,
 
 export interface WorkerJob {
   jobId: number;
+  /**
+   * Jobs of one request prompt (its n choices: same prompt, prediction, constraint and lookahead settings) share a
+   * group, and one request trie; the id of the group's first job.
+   */
+  group: number;
   promptIds: number[];
   maxTokens: number;
   sampling: SamplingParams;

@@ -62,6 +62,11 @@ export interface JobSpec {
   predictionIds?: number[];
   /** Output the grammar engine forces; absent = free text. */
   constraint?: OutputConstraint;
+  /**
+   * An earlier job of the same request prompt (another of its n choices): the two share one request trie. The specs
+   * must agree on prompt, prediction, constraint and lookahead settings.
+   */
+  sharesDraftsWith?: Job;
   /** Conversation scope for the session trie. */
   sessionId?: string;
   tenant?: string;

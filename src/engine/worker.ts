@@ -113,6 +113,10 @@ class DecodeLoop {
         filter = await this.grammars.filter(job.constraint, job.tenant).finally(() => this.preparing.delete(job.jobId));
       }
       const session = this.drafting.start(job);
+      if (session?.unfilled) {
+        this.bulk.pushFirst({ kind: 'request', trie: session.unfilled });
+        this.wake();
+      }
       // Safe between a forward's binding and its run (a constrained job starts after an await): a fork only reads its
       // source, which no forward holds, and writes a region of its own.
       const cached = this.prefixes?.take(job.tenant, job.promptIds) ?? null;
@@ -394,11 +398,10 @@ async function main(): Promise<void> {
   );
   // A test may batch on a model that runs items in turn; a model that really batches keeps its own bound.
   const maxItems = model.info.maxBatch > 1 ? model.info.maxBatch : (testMaxBatch ?? 1);
-  const prefixRows = Math.floor(options.prefixCacheBytes / model.info.kvBytesPerToken);
   const inbox = () => {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) deliver(m.message as ToWorker);
   };
-  const prefixes = prefixRows > 0 ? new PrefixCache(prefixRows) : null;
+  const prefixes = options.prefixCacheBytes > 0 ? new PrefixCache(options.prefixCacheBytes) : null;
   const loop = new DecodeLoop(model, drafting, new GrammarCompilers(model.info.vocabSize, model.info.eosTokenIds), bulk, maxItems, options.maxBatchTokens, costCurve, inbox, prefixes);
   const deliver = (msg: ToWorker): void => {
     // A throwing handler must not take the worker (and every running job) down with it.

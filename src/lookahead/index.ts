@@ -1,8 +1,8 @@
 /** The lookahead package: tries, scopes, draft trees, masks, verification, adaptive budget. */
-export { TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
+export { MAX_GRAM_LENGTH, TokenTrie, TrieSnapshotError, type TrieOptions } from './trie.js';
 export { CopyIndex, MIN_MATCH } from './copy-index.js';
 export { OutputStreamInserter } from './stream-insert.js';
-export { RequestScope, SessionStore, GlobalTries, recordExchange, type TrieSettings } from './scopes.js';
+export { RequestScope, RequestTrie, SessionStore, GlobalTries, recordExchange, type TrieSettings } from './scopes.js';
 export { Proposer, type ProposerScopes } from './proposer.js';
 export { RecycledTable, RECYCLED_K, topIds } from './recycled.js';
 export { ORIGIN_REQUEST, ORIGIN_SESSION, ORIGIN_GLOBAL, ORIGIN_RECYCLED, sourceShares, type DraftOrigin } from './candidate-tree.js';

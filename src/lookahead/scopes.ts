@@ -14,8 +14,61 @@ export type TrieSettings = Omit<TrieOptions, 'maxNodes'>;
 const ANSWER_TAIL = 16;
 
 /**
- * The request scope: the prompt (RAG context included), the client's predicted output, text the output is known to
- * contain (a structured output's keys and enum values), and the request's own output as it streams. Dropped with the request; `finish` hands what is worth keeping to the longer-lived scopes.
+ * The trie of what a request brings: its prompt (RAG context included), the client's predicted output, and text the
+ * output is known to contain (a structured output's keys and enum values). The request's n choices share one. It is
+ * filled position by position (`fill`), so a large one can be built in slices between decode steps while its jobs
+ * already run (drafts from a partial trie are only fewer); `close` drops what was not filled yet.
+ */
+export class RequestTrie {
+  readonly trie: TokenTrie;
+  /** The sequences to insert, and where each is cut (its first EOS). */
+  private readonly sources: ArrayLike<number>[] = [];
+  private readonly cuts: number[] = [];
+  private source = 0;
+  private at = 0;
+  private closed = false;
+
+  constructor(settings: TrieSettings & { maxNodes?: number }, prompt: ArrayLike<number>, prediction?: ArrayLike<number>, hints: readonly ArrayLike<number>[] = []) {
+    this.trie = new TokenTrie(settings);
+    const sources = [prompt, ...(prediction && prediction.length > 0 ? [withPrefix(lastTwo(prompt), prediction)] : []), ...hints];
+    for (const ids of sources) {
+      this.sources.push(ids);
+      this.cuts.push(this.trie.eosCut(ids, 0, ids.length));
+    }
+  }
+
+  get filled(): boolean {
+    return this.closed || this.source === this.sources.length;
+  }
+
+  /** Inserts the n-grams of up to `positions` more positions (as TokenTrie.insert does); returns `filled`. */
+  fill(positions: number): boolean {
+    const trie = this.trie;
+    for (let done = 0; done < positions && !this.filled; ) {
+      const ids = this.sources[this.source];
+      const cut = this.cuts[this.source];
+      const end = Math.min(cut - 1, this.at + positions - done);
+      for (let i = this.at; i < end; i++) trie.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + trie.gramLength, cut));
+      done += Math.max(0, end - this.at);
+      this.at = end;
+      if (this.at >= cut - 1) {
+        this.source++;
+        this.at = 0;
+      }
+    }
+    return this.filled;
+  }
+
+  /** No job drafts from it any more: what is left unfilled never will be. */
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/**
+ * The request scope of one job: the request's trie (shared with the request's other choices), its own output as it
+ * streams into that trie, and what this job can copy from. Dropped with the job; `finish` hands what is worth keeping
+ * to the longer-lived scopes.
  */
 export class RequestScope {
   readonly trie: TokenTrie;
@@ -27,33 +80,32 @@ export class RequestScope {
    */
   readonly prediction: CopyIndex | null = null;
   private readonly stream: OutputStreamInserter;
-  /** The last two prompt tokens: what the first decode step queries with. */
-  private readonly tail: Int32Array;
 
+  /** Without `shared`, the request's trie is built (whole) for this scope alone. */
   constructor(
     settings: TrieSettings,
     private readonly prompt: ArrayLike<number>,
     prediction?: ArrayLike<number>,
     hints: readonly ArrayLike<number>[] = [],
+    shared?: RequestTrie,
   ) {
-    this.trie = new TokenTrie(settings);
+    if (!shared) {
+      shared = new RequestTrie(settings, prompt, prediction, hints);
+      shared.fill(Infinity);
+    }
+    this.trie = shared.trie;
     this.stream = new OutputStreamInserter(this.trie);
-    this.trie.insert(prompt);
-    this.tail = lastTwo(prompt);
-    if (prediction && prediction.length > 0) this.trie.insert(withPrefix(this.tail, prediction));
+    const tail = lastTwo(prompt);
     const predicted = prediction?.length ?? 0;
     let hinted = 0;
-    for (const hint of hints) {
-      this.trie.insert(hint);
-      hinted += hint.length + 1;
-    }
+    for (const hint of hints) hinted += hint.length + 1;
     this.copy = new CopyIndex(2 * (prompt.length + hinted) + 8192, prompt.length + hinted + 1024);
     for (const hint of hints) {
       this.copy.append(hint);
       this.copy.endSequence();
     }
     if (predicted > 0) {
-      const keyed = withPrefix(this.tail, prediction!);
+      const keyed = withPrefix(tail, prediction!);
       this.prediction = new CopyIndex(keyed.length + 1, keyed.length + 1);
       this.prediction.append(keyed);
     }

@@ -11,6 +11,7 @@ import { createAuthenticator } from './auth.js';
 import type { AppEnv, Lifecycle, ReplicaSync, ServerDeps } from './deps.js';
 import { errorBody, mapError } from './errors.js';
 import { observeRequest } from './observe.js';
+import { requireJson } from './request.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
 import { responses } from './routes/responses.js';
@@ -74,6 +75,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.use('/v1/*', async (c, next) => {
     if (deps.lifecycle.draining) throw new UnavailableError('The server is shutting down and takes no new requests; retry on another instance.', 5);
     c.set('caller', deps.authenticate(c.req.header('authorization')));
+    if (c.req.method === 'POST') requireJson(c.req.header('content-type'));
     await next();
   });
   app.use(

@@ -146,6 +146,8 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
   const choices: ChoiceJob[] = [];
   try {
     plan.prompts.forEach((promptIds, promptIndex) => {
+      // The n choices of a prompt draft from one request trie.
+      let first: Job | undefined;
       for (let i = 0; i < plan.n; i++) {
         const seed = plan.sampling.seed === null ? null : plan.sampling.seed + i;
         const spec: JobSpec = {
@@ -159,10 +161,12 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
           ...(plan.predictionIds && { predictionIds: plan.predictionIds }),
           ...(plan.constraint && { constraint: plan.constraint }),
           ...(plan.sessionId && { sessionId: plan.sessionId }),
+          ...(first && { sharesDraftsWith: first }),
           tenant: plan.tenant,
           signal,
         };
         const job = engine.submit(plan.modelId, spec);
+        first ??= job;
         void job.result.then(release, release);
         choices.push({ index: choices.length, promptIndex, job });
       }

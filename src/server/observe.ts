@@ -1,20 +1,19 @@
 import type { Context } from 'hono';
+import { matchedRoutes } from 'hono/route';
 import type { AppEnv, ServerDeps } from './deps.js';
 
-const ROUTES = new Set(['/health', '/ready', '/metrics', '/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/lookahead/documents', '/v1/lookahead/stats']);
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS']);
 /** Probes and scrapes come every few seconds: their lines would drown the requests that matter at info. */
 const QUIET_ROUTES = new Set(['/health', '/ready', '/metrics']);
 
 /**
- * Route labels from a fixed set, so a client inventing URLs (or model ids in paths) cannot grow the metrics
- * without bound.
+ * The pattern of the route whose handler served the request (middleware is registered for every method), its
+ * parameters' regexes cut (`/v1/models/:id`): labels come from the app's own routes, so every route has its own and
+ * a client inventing URLs (or model ids in paths) cannot grow the metrics without bound.
  */
-export function routeLabel(path: string): string {
-  if (ROUTES.has(path)) return path;
-  if (path.startsWith('/v1/models/')) return '/v1/models/:id';
-  if (path.startsWith('/v1/lookahead/sessions/')) return '/v1/lookahead/sessions/:id';
-  return 'unmatched';
+function routeLabel(c: Context): string {
+  const route = matchedRoutes(c).findLast((r) => r.method !== 'ALL');
+  return route ? route.path.replace(/\{[^}]*\}/g, '') : 'unmatched';
 }
 
 /**
@@ -25,7 +24,7 @@ export function observeRequest(deps: ServerDeps) {
   return async (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
     const started = performance.now();
     await next();
-    const route = routeLabel(c.req.path);
+    const route = routeLabel(c);
     const method = METHODS.has(c.req.method) ? c.req.method : 'other';
     const status = c.res.status;
     const finish = () => {

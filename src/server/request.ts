@@ -1,19 +1,22 @@
 import type { Context } from 'hono';
-import { AbortedError, InvalidRequestError, RequestTimeoutError } from '../errors.js';
+import { AbortedError, InvalidRequestError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.js';
 import type { AppEnv } from './deps.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Every POST body must be declared JSON (see UnsupportedMediaTypeError); a missing Content-Type is no exception. */
+export function requireJson(type: string | undefined): void {
+  if (type === undefined || !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
+    throw new UnsupportedMediaTypeError(`Invalid Content-Type header (${type?.slice(0, 100) ?? 'none'}), expected application/json.`);
+  }
+}
+
 /**
- * Reads the body as a JSON object; a body that is not one is the client's error, not ours. The text is kept so a
- * passthrough sends upstream exactly what the client sent. Bytes that are not UTF-8 are refused rather than
+ * Reads the body as a JSON object (its Content-Type was checked by requireJson); a body that is not one is the
+ * client's error, not ours. The text is kept so a passthrough sends upstream exactly what the client sent. Bytes that are not UTF-8 are refused rather than
  * replaced: U+FFFD in a prompt would silently change what the model sees.
  */
 export async function readJson(c: Context): Promise<{ text: string; body: Record<string, unknown> }> {
-  const type = c.req.header('content-type');
-  if (type !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
-    throw new InvalidRequestError(`Invalid Content-Type header (${type.slice(0, 100)}), expected application/json.`, null, 'invalid_content_type');
-  }
   let text: string;
   try {
     text = utf8.decode(await c.req.arrayBuffer());

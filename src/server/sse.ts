@@ -14,7 +14,8 @@ export class SseStream {
   readonly response: Response;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private open = true;
-  private drained: (() => void) | null = null;
+  /** Writers waiting in `ready` (one per choice of a streamed n > 1): every one is woken, not just the last. */
+  private readonly waiting = new Set<() => void>();
 
   constructor(onCancel: () => void, headers: Record<string, string> = {}) {
     const body = new ReadableStream<Uint8Array>(
@@ -46,18 +47,17 @@ export class SseStream {
       await new Promise<void>((resolve) => {
         const done = () => {
           signal.removeEventListener('abort', done);
+          this.waiting.delete(done);
           resolve();
         };
-        this.drained = done;
+        this.waiting.add(done);
         signal.addEventListener('abort', done, { once: true });
       });
     }
   }
 
   private wakeWriter(): void {
-    const wake = this.drained;
-    this.drained = null;
-    wake?.();
+    for (const wake of [...this.waiting]) wake();
   }
 
   send(data: unknown): void {

@@ -305,7 +305,7 @@ export class Replication {
     for (const { tenant, entry } of this.publisher.waiting) {
       // Learnt before the worker was replaced: the stream brings it back (AppliedState.replaced).
       if (!replaced.has(tenant) || entry.at < this.state.replaced.at) continue;
-      if (entry.kind === 'answer') void this.engine.addExchanges(tenant, null, [{ prompt: entry.prompt, answer: entry.answer }]);
+      if (entry.kind === 'answer') void this.engine.addExchanges(tenant, null, [{ prompt: entry.prompt, answer: entry.answer }]).catch((err: Error) => this.relearnFailed(err));
       else if (entry.kind === 'doc') void this.engine.addDocuments(tenant, [entry.text]).catch((err: Error) => this.relearnFailed(err));
     }
     if (replaced.has('default')) {
@@ -319,9 +319,9 @@ export class Replication {
     return true;
   }
 
-  /** The engine refused to take back a document after a restore (it is restarting): the replica drafts without it. */
+  /** The engine refused to take back an answer or document after a restore (it is restarting): the replica drafts without it. */
   private relearnFailed(err: Error): void {
-    this.log.warn({ component: 'sync', err: err.message }, 'a document learnt before the snapshot restore could not be applied again');
+    this.log.warn({ component: 'sync', err: err.message }, 'an input learnt before the snapshot restore could not be applied again');
   }
 }
 

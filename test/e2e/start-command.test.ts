@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,14 @@ import { spawnServer } from '../helpers/spawned-server.js';
 const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-start-'));
 const children: ChildProcess[] = [];
 afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) {
+    // A server started in a group of its own goes with its group, even once npm is gone; others have no group.
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+  }
   rmSync(cacheDir, { recursive: true, force: true });
 });
 
@@ -92,5 +99,24 @@ describe('npm start', () => {
     expect(run.stderr()).toMatch(/SIGTERM: taking no new requests/);
     expect(run.stderr()).toMatch(/"msg":"stopped"/);
     await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+
+  // The server gets the signal twice at once (from the group, and from npm forwarding it): one request to stop.
+  it('SIGTERM or SIGINT to the whole process group (kill -- -PGID, Ctrl-C) drains, snapshots the tries and exits 0', async () => {
+    const stopByGroup = async (signal: 'SIGTERM' | 'SIGINT') => {
+      const snapshot = join(cacheDir, `tries-${signal}.bin`);
+      const run = spawnServer('npm', ['start', '--', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--trie-snapshot', snapshot], env, children, true);
+      const url = await run.url;
+      const document = { documents: ['The keeper climbed the stairs of the lighthouse.'] };
+      const posted = await fetch(`${url}/v1/lookahead/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(document) });
+      expect(posted.status).toBe(200);
+      process.kill(-run.child.pid!, signal);
+      expect(await run.exit).toBe(0);
+      expect(run.stderr()).not.toMatch(/exiting now/);
+      expect(run.stderr()).toMatch(/global tries saved to/);
+      expect(run.stderr()).toMatch(/"msg":"stopped"/);
+      expect(statSync(snapshot).size).toBeGreaterThan(0);
+    };
+    await Promise.all([stopByGroup('SIGTERM'), stopByGroup('SIGINT')]);
   });
 });

@@ -10,10 +10,11 @@ export interface SpawnedServer {
 
 /**
  * Starts a server process (stdout ignored, stderr kept) and tracks it in `children`, so the test file can kill
- * whatever is still running when it ends.
+ * whatever is still running when it ends. `detached`: in a process group of its own (as `setsid` starts it), which
+ * the test can signal whole with `process.kill(-child.pid)`.
  */
-export function spawnServer(command: string, args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[]): SpawnedServer {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+export function spawnServer(command: string, args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[], detached = false): SpawnedServer {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'], detached });
   children.push(child);
   let stderr = '';
   const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -153,18 +153,23 @@ function endless(t: TestEngine, maxTokens: number, lookahead: LookaheadOptions =
 describe('admission by K/V memory', () => {
   let t: TestEngine;
   let perToken = 0;
+  /** A drafting job's tree-mask buffer: a row over the whole context per draft token, counted in its reservation. */
+  let mask = 0;
   const prompt = Array.from({ length: 10 }, (_, i) => 40 + i);
 
   beforeAll(async () => {
     t = await startEngine(['--kv-budget-mb', '1', '--max-running', '4', '--max-queued', '2']);
-    perToken = (t.engine as WorkerEngine).info.kvBytesPerToken;
+    const info = (t.engine as WorkerEngine).info;
+    perToken = info.kvBytesPerToken;
+    mask = ON.decodingLength * (info.contextLength + ON.decodingLength) * 4;
   }, 120_000);
   afterAll(() => t?.close());
 
   it('a second job that does not fit beside the first waits until the first ends; later ones keep their order', async () => {
-    // Each reserves (10 + maxTokens + 16) tokens: more than half of the 1 MiB budget for a and b, less for c.
+    // Each reserves (10 + maxTokens + 16) tokens and its mask: more than half of the 1 MiB budget for a and b, less for c.
     const big = Math.floor(2 ** 20 / perToken / 2);
     expect(10 + big + ON.decodingLength).toBeGreaterThan(2 ** 20 / perToken / 2);
+    expect(mask).toBeGreaterThan(0);
     const events: string[] = [];
     const watch = (name: string, maxTokens: number) => {
       const job = t.engine.submit(t.modelId, { promptIds: prompt, stop: [], logprobs: null, ...endless(t, maxTokens) } as JobSpec);
@@ -186,7 +191,7 @@ describe('admission by K/V memory', () => {
     expect(s.running).toBe(1);
     // c would fit beside a, but it does not overtake b.
     expect(s.queued).toBe(2);
-    expect(s.kv.reservedBytes).toBe((10 + big + ON.decodingLength) * perToken);
+    expect(s.kv.reservedBytes).toBe((10 + big + ON.decodingLength) * perToken + mask);
     expect(s.kv.budgetBytes).toBe(2 ** 20);
     // The queue is full: the next one is told to retry.
     let refused: unknown = null;
@@ -224,7 +229,7 @@ describe('admission by K/V memory', () => {
     for await (const chunk of job) void chunk;
     const result = await job.result;
     expect(result.finishReason).toBe('length');
-    expect(result.completionTokens).toBe(Math.floor(2 ** 20 / perToken) - prompt.length - ON.decodingLength);
+    expect(result.completionTokens).toBe(Math.floor((2 ** 20 - mask) / perToken) - prompt.length - ON.decodingLength);
   }, 120_000);
 });
 

@@ -33,8 +33,10 @@ const DOCUMENT = Array.from({ length: 40 }, (_, i) => 1000 + i * 7);
 let nextId = 1;
 
 function job(tenant: string, sessionId: string | null, promptIds: number[]): WorkerJob {
+  const jobId = nextId++;
   return {
-    jobId: nextId++,
+    jobId,
+    group: jobId,
     promptIds,
     maxTokens: 32,
     sampling: { temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: 0 },

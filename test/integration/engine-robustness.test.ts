@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError, ContextLengthError, fromWire, toWire } from '../../src/errors.js';
 import { collectJob, GREEDY } from '../../src/engine/collect.js';
 import { mapError } from '../../src/server/errors.js';
+import type { LookaheadOptions } from '../../src/engine/types.js';
 import { LOOKAHEAD_OFF, startEngine, type TestEngine } from '../helpers/engine.js';
+
+const ON: LookaheadOptions = { enabled: true, decodingLength: 16, branchLength: 12, layout: 'hier' };
 
 /** Inputs that used to kill the engine's worker, and what crosses its boundary. */
 let engine: TestEngine;
@@ -22,6 +25,17 @@ describe('engine robustness', () => {
     expect(second.ids).toEqual(first.ids);
     expect(engine.engine.stats().restarts).toBe(0);
     expect(engine.engine.stats().state).toBe('ready');
+  });
+
+  it('a request trie too large to build at once fills in slices while its n choices decode, losslessly', async () => {
+    const prompt = [40, 41, 42, 43, 44, 45];
+    const prediction = Array.from({ length: 6000 }, (_, i) => 50 + ((i * 13) % 200));
+    const plain = await engine.run(prompt, { maxTokens: 8, lookahead: LOOKAHEAD_OFF });
+    const first = engine.engine.submit(engine.modelId, { promptIds: prompt, maxTokens: 8, sampling: GREEDY, stop: [], logprobs: null, lookahead: ON, predictionIds: prediction });
+    const second = engine.run(prompt, { maxTokens: 8, lookahead: ON, predictionIds: prediction, sharesDraftsWith: first });
+    expect((await collectJob(first)).ids).toEqual(plain.ids);
+    expect((await second).ids).toEqual(plain.ids);
+    expect(engine.engine.stats().restarts).toBe(0);
   });
 
   it('dropping a session says whether there was one', async () => {

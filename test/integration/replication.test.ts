@@ -141,6 +141,32 @@ describe.skipIf(!REDIS_SERVER_PRESENT)('replication exactly once (counted)', () 
     await b.replication.prepareSession('t', 's1');
     expect(b.engine.sessionTurns).toEqual([]);
   });
+
+  it('an engine that refuses the answers applied again after a restore (its worker restarting) costs a log line, not the process', async () => {
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      const a = replica(redis.url, 'p5');
+      await until(() => a.replication.status().connected);
+      a.engine.answer('t', 1);
+      await until(() => a.replication.status().outbox === 0);
+      expect(await a.replication.snapshot()).toBe(true);
+      const proxy = await CuttableProxy.start(redis.port);
+      await proxy.cut();
+      const b = replica(proxy.url, 'p5');
+      // Learnt while Redis is out of reach: applied again on top of the snapshot once it is restored.
+      b.engine.answer('t', 2);
+      b.engine.refuseExchanges = true;
+      await proxy.restore();
+      await until(() => b.replication.status().snapshot_restored !== null);
+      await sleep(200);
+      expect(rejections).toEqual([]);
+      await proxy.close();
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  });
 });
 
 /** Global tries reduced to what matters here: the multiset of inputs taught to them, per tenant. */
@@ -152,6 +178,8 @@ class RecordingEngine implements Engine, ReplicaTries {
   /** Turns taught to session tries, as tenant/session. */
   readonly sessionTurns: string[] = [];
   private down = false;
+  /** As the real engine does while its worker restarts. */
+  refuseExchanges = false;
 
   /** This replica answered: its tries learn it, replication is told (as the worker's `learned` message does). */
   answer(tenant: string, n: number, sessionId: string | null = null): void {
@@ -220,7 +248,7 @@ class RecordingEngine implements Engine, ReplicaTries {
   }
 
   async addExchanges(tenant: string, sessionId: string | null, exchanges: Exchange[]): Promise<void> {
-    if (this.down) throw new EngineRestartingError('restarting', 1);
+    if (this.down || this.refuseExchanges) throw new EngineRestartingError('restarting', 1);
     if (sessionId) {
       this.sessionTurns.push(...exchanges.map(() => `${tenant}/${sessionId}`));
       return;

@@ -28,6 +28,7 @@ const alwaysWide: DraftSizer = { seat: () => {}, next: () => 6, observe: () => {
 function job(seed: number, lookahead: boolean): WorkerJob {
   return {
     jobId: seed,
+    group: seed,
     promptIds: PROMPT,
     maxTokens: NEW_TOKENS,
     sampling: { temperature: 0.6, topP: 0.95, topK: 0, repetitionPenalty: 1.1, seed },

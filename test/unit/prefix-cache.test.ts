@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { MIN_SHARED, PrefixCache } from '../../src/engine/prefix-cache.js';
 import type { Sequence } from '../../src/model/types.js';
 
-/** A sequence that records forks and disposal (the rows themselves are the runtime's business: batch-forward tests). */
+/**
+ * A sequence that records forks and disposal (the rows themselves are the runtime's business: batch-forward tests).
+ * It holds a byte per row of its region, which is `capacity` rows (its length unless given).
+ */
 class FakeSeq {
   disposed = false;
   settled = false;
@@ -10,7 +13,11 @@ class FakeSeq {
   constructor(
     public length: number,
     readonly canFork = true,
+    readonly capacity = length,
   ) {}
+  residency() {
+    return { locations: [], hostBytes: this.disposed ? 0 : this.capacity };
+  }
   get fork(): ((rows: number) => Sequence) | undefined {
     if (!this.canFork) return undefined;
     return (rows: number) => {
@@ -55,7 +62,7 @@ describe('PrefixCache', () => {
     expect(cache.take('u', range(0, 40))).toBeNull();
   });
 
-  it('evicts the least recently used entries past its rows, disposing them', () => {
+  it('evicts the least recently used entries past its bytes, disposing them', () => {
     const cache = new PrefixCache(100);
     const [a, b, c] = [seq(40), seq(40), seq(40)];
     cache.put('t', range(0, 40), asSeq(a));
@@ -64,7 +71,7 @@ describe('PrefixCache', () => {
     expect(cache.take('t', range(0, 41))).not.toBeNull();
     cache.put('t', range(2000, 40), asSeq(c));
     expect([a.disposed, b.disposed, c.disposed]).toEqual([false, true, false]);
-    expect(cache.size).toBe(80);
+    expect(cache.bytes).toBe(80);
     expect(cache.take('t', range(1000, 41))).toBeNull();
   });
 
@@ -77,7 +84,7 @@ describe('PrefixCache', () => {
     cache.put('t', range(0, 50), asSeq(seq(50)));
     expect(turn1.disposed).toBe(true);
     expect(other.disposed).toBe(false);
-    expect(cache.size).toBe(80);
+    expect(cache.bytes).toBe(80);
   });
 
   it('disposes at once what it cannot keep: no fork, too short, longer than the cache, rows and tokens apart', () => {
@@ -88,7 +95,23 @@ describe('PrefixCache', () => {
     cache.put('t', range(0, 101), asSeq(kept[2]));
     cache.put('t', range(0, 39), asSeq(kept[3]));
     expect(kept.map((s) => s.disposed)).toEqual([true, true, true, true]);
-    expect(cache.size).toBe(0);
+    expect(cache.bytes).toBe(0);
+  });
+
+  it('counts the bytes each entry holds, its whole K/V region, not its rows: held bytes stay within the bound', () => {
+    const max = 10 * 1024;
+    const cache = new PrefixCache(max);
+    const all: FakeSeq[] = [];
+    // Short distinct chats, each in a region of 256 rows of 4 bytes: 1,500 of them are 1.5 MB.
+    for (let i = 0; i < 1500; i++) {
+      const s = new FakeSeq(20, true, 1024);
+      all.push(s);
+      cache.put('t', range(i * 100, 20), asSeq(s));
+    }
+    const held = all.reduce((n, s) => n + s.residency().hostBytes, 0);
+    expect(held).toBeLessThanOrEqual(max);
+    expect(held).toBe(cache.bytes);
+    expect(all.filter((s) => !s.disposed)).toHaveLength(10);
   });
 
   it('clear disposes every entry', () => {
@@ -98,6 +121,6 @@ describe('PrefixCache', () => {
     cache.put('u', range(0, 30), asSeq(s[1]));
     cache.clear();
     expect(s.every((x) => x.disposed)).toBe(true);
-    expect(cache.size).toBe(0);
+    expect(cache.bytes).toBe(0);
   });
 });

@@ -123,9 +123,21 @@ describe('limits and overload', () => {
     const res = await app.request('/v1/chat/completions', { method: 'POST', body: bad, headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(400);
     expect(await error(res)).toMatchObject({ code: 'invalid_encoding' });
-    const form = await app.request('/v1/chat/completions', { method: 'POST', body: JSON.stringify(chat()), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expect(form.status).toBe(400);
-    expect(await error(form)).toMatchObject({ code: 'invalid_content_type' });
+  });
+
+  it('415 for a POST not declared JSON, with no Content-Type too (what a page sends without a preflight)', async () => {
+    const { app, engine } = setup([], {}, false);
+    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/lookahead/documents']) {
+      for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'text/plain' }, {}] as Record<string, string>[]) {
+        // A Blob with no type: fetch sends no Content-Type at all.
+        const res = await app.request(path, { method: 'POST', body: new Blob([JSON.stringify(chat())]), headers });
+        expect(res.status).toBe(415);
+        expect(await error(res)).toMatchObject({ type: 'invalid_request_error', code: 'invalid_content_type' });
+      }
+    }
+    expect(engine.submitted).toHaveLength(0);
+    const json = await app.request('/v1/chat/completions', { method: 'POST', body: JSON.stringify(chat()), headers: { 'content-type': 'application/json; charset=utf-8' } });
+    expect(json.status).toBe(200);
   });
 
   it('while draining: 503 with Retry-After for new work, /ready 503, /health still 200', async () => {
@@ -170,6 +182,22 @@ describe('/metrics', () => {
     const text = await (await call('GET', '/metrics', null)).text();
     expect(text).toMatch(/lookahead_generation_tokens_total\{model="scripted"\} 12/);
     expect(text).toMatch(/lookahead_requests_total\{route="unmatched",method="GET",status="404"\} 2/);
+  });
+
+  it('every route of the app is labelled with its own pattern, never "unmatched"', async () => {
+    const { app, metrics } = setup([], {}, false);
+    const routes = app.routes.filter((r) => r.method !== 'ALL');
+    for (const r of routes) {
+      const path = r.path.replace(/:(\w+)(\{[^}]*\})?/g, 'x');
+      await app.request(path, { method: r.method, ...(r.method === 'POST' && { body: '{}', headers: { 'content-type': 'application/json' } }) });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+    const text = await metrics.text();
+    expect(text).not.toMatch(/route="unmatched"/);
+    for (const label of ['/v1/responses', '/v1/chat/completions', '/v1/models/:id', '/v1/lookahead/sessions/:id', '/health']) {
+      expect(text).toContain(`route="${label}"`);
+    }
+    expect(routes.length).toBeGreaterThanOrEqual(11);
   });
 });
 

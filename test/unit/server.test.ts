@@ -164,6 +164,24 @@ describe('POST /v1/chat/completions', () => {
     expect(engine.submitted[0].signal!.aborted).toBe(true);
     expect(engine.aborted).toHaveLength(1);
   });
+
+  it('streamed n > 1 under backpressure: the writer of every choice is woken when the client reads again', async () => {
+    const engine = new ScriptedEngine({ contextLength: 8192, tokensPerStep: 1, script: () => 'x'.repeat(400) });
+    // A writer nobody wakes waits for the request timeout's abort.
+    const app = createApp({ engine, config: loadConfig(['--request-timeout-ms', '15000'], {}) });
+    const res = await app.request('/v1/chat/completions', { method: 'POST', body: JSON.stringify(chat({ stream: true, n: 4, max_tokens: 400 })), headers: { 'content-type': 'application/json' } });
+    // Nobody reads while the four choices fill the stream's buffer (1,600 chunks), so all four writers wait.
+    await new Promise((r) => setTimeout(r, 300));
+    const started = performance.now();
+    const reader = res.body!.getReader();
+    let body = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) body += Buffer.from(r.value).toString();
+    expect(performance.now() - started).toBeLessThan(5000);
+    const evs = (await events(new Response(body))) as any[];
+    expect(evs.at(-1)).toBe('[DONE]');
+    const finished = evs.filter((e) => e.choices?.[0]?.finish_reason).map((e) => e.choices[0].index);
+    expect(finished.sort()).toEqual([0, 1, 2, 3]);
+  });
 });
 
 describe('request validation', () => {

@@ -52,10 +52,11 @@ function metaValidatorFor(schema: Record<string, unknown>): AjvType {
 
 /**
  * Checks a client-given constraint before any work is queued: the schema must be a valid JSON schema (draft 2020-12
- * meta-schema) and use only what constrained decoding can enforce. Throws InvalidSchemaError or
+ * meta-schema) and use only what constrained decoding can enforce, and none of its enum or const values may be longer
+ * than `maxLiteralBytes` (the longest output the model can write: see literalBound). Throws InvalidSchemaError or
  * UnsupportedSchemaError with `param` pointing into the request (e.g. `response_format.json_schema.schema`).
  */
-export function validateConstraint(constraint: OutputConstraint, param: string): void {
+export function validateConstraint(constraint: OutputConstraint, param: string, maxLiteralBytes = Infinity): void {
   if (constraint.type === 'json_object') return;
   const { schema, name } = constraint;
   if (name !== undefined && !MAX_NAME.test(name)) {
@@ -63,6 +64,8 @@ export function validateConstraint(constraint: OutputConstraint, param: string):
     throw new InvalidSchemaError(`schema name ${JSON.stringify(name.slice(0, 80))} must be 1-64 characters of a-z, A-Z, 0-9, _ or -`, nameParam);
   }
   if (!isPlainObject(schema)) throw new InvalidSchemaError('the JSON schema must be an object', param);
+  // First: megabytes of literal cost seconds in the meta-schema check and the conversion, and far more to compile.
+  checkLiterals(schema, maxLiteralBytes, param);
   const meta = metaValidatorFor(schema);
   if (!meta.validateSchema(schema)) {
     const e = meta.errors?.[0];
@@ -87,6 +90,22 @@ function checkConvertible(schema: Record<string, unknown>, param: string): void 
     throw new InvalidSchemaError(`invalid JSON schema: ${why}`, param);
   } finally {
     xgrammar.errorLines.length = 0;
+  }
+}
+
+/** Every enum and const value anywhere in the schema (annotations included: a cheap walk, no false refusals). */
+function checkLiterals(node: unknown, max: number, param: string): void {
+  if (node === null || typeof node !== 'object') return;
+  const entries = Array.isArray(node) ? node.map((v) => ['', v] as const) : Object.entries(node);
+  for (const [key, value] of entries) {
+    const literals = key === 'enum' && Array.isArray(value) ? value : key === 'const' ? [value] : null;
+    for (const literal of literals ?? []) {
+      const bytes = Buffer.byteLength(JSON.stringify(literal) ?? '');
+      if (bytes > max) {
+        throw new InvalidSchemaError(`an ${key} value of ${bytes} bytes is longer than any output this model can write (${max} bytes); it could never be matched`, param);
+      }
+    }
+    checkLiterals(value, max, param);
   }
 }
 

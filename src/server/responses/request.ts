@@ -46,7 +46,7 @@ export function rejectUnsupported(body: ResponsesRequest): void {
 }
 
 /** `text.format` as an engine constraint, checked (a bad schema is a 400 naming `text.format.schema`). */
-export function textConstraintOf(body: ResponsesRequest): OutputConstraint | undefined {
+export function textConstraintOf(body: ResponsesRequest, maxLiteralBytes: number): OutputConstraint | undefined {
   const format = body.text?.format;
   if (!format || format.type === 'text') return undefined;
   if (format.type === 'json_object') return { type: 'json_object' };
@@ -56,7 +56,7 @@ export function textConstraintOf(body: ResponsesRequest): OutputConstraint | und
   }
   if (typeof name !== 'string') throw new InvalidRequestError('text.format of type json_schema needs a name', 'text.format.name');
   const constraint: OutputConstraint = { type: 'json_schema', schema: schema as Record<string, unknown>, name, ...(typeof strict === 'boolean' && { strict }) };
-  validateConstraint(constraint, 'text.format.schema');
+  validateConstraint(constraint, 'text.format.schema', maxLiteralBytes);
   return constraint;
 }
 

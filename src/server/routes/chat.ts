@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { TokenLogprob } from '../../engine/types.js';
-import { InvalidRequestError } from '../../errors.js';
+import { encodeAtMost } from '../../engine/encode-bounded.js';
+import { ContextLengthError, InvalidRequestError } from '../../errors.js';
 import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
 import { collectToolOutput, type ToolEvent, type ToolTurn } from '../tools/parse.js';
 import { renderWithTools } from '../tools/prompt.js';
@@ -10,7 +11,7 @@ import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
 import { readJson, sessionIdOf, tenantOf } from '../request.js';
-import { constraintOfResponseFormat } from '../response-format.js';
+import { constraintOfResponseFormat, literalBound } from '../response-format.js';
 import { effortOf, reasoningSetupOf, reasoningTokens, splitThinking, thinkingKwargs, ThinkingStream, type ReasoningSetup } from '../reasoning.js';
 import { generate, type ResponseShape } from '../respond.js';
 import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
@@ -23,16 +24,17 @@ export function chatCompletions(deps: ServerDeps) {
     if (forwarded) return forwarded;
     const body = chatRequestSchema.parse(raw);
     rejectUnsupported(body);
-    const tools = toolSetupOf(body, 'chat');
-    const format = constraintOfResponseFormat(body.response_format);
+    const bound = literalBound(deps.engine, body.model);
+    const tools = toolSetupOf(body, 'chat', bound);
+    const format = constraintOfResponseFormat(body.response_format, bound);
     const constraint = outputConstraint(tools, format, 'response_format');
     const tok = deps.engine.tokenizer(body.model);
     const messages = body.messages.map(chatMessageOf);
     const kwargs = thinkingKwargs(tok, effortOf(body.reasoning_effort, 'reasoning_effort'), body.chat_template_kwargs);
     const prompt = renderWithTools(tok, messages, tools, kwargs);
     const promptIds = tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
-    const prediction = body.prediction ? textOf(body.prediction.content, 'prediction.content') : '';
-    const predictionIds = prediction ? tok.encode(prediction, { addSpecialTokens: false }) : undefined;
+    const context = deps.engine.models.find((m) => m.id === body.model)!.contextLength;
+    const predictionIds = body.prediction ? predictionOf(tok, textOf(body.prediction.content, 'prediction.content'), context) : undefined;
     const requested = [body.max_tokens, body.max_completion_tokens].filter((v): v is number => typeof v === 'number');
 
     return generate(
@@ -58,6 +60,19 @@ export function chatCompletions(deps: ServerDeps) {
       body,
     );
   };
+}
+
+/**
+ * The predicted output's ids; a prediction longer than the whole context could never be output, and is refused
+ * after tokenizing no more of it than the context holds.
+ */
+function predictionOf(tok: TextTokenizer, text: string, context: number): number[] | undefined {
+  if (!text) return undefined;
+  const { ids, cut } = encodeAtMost(tok, text, context);
+  if (cut) {
+    throw new ContextLengthError(`prediction is longer than this model's maximum context length of ${context} tokens; it could never be the output. Please shorten it.`, 'prediction');
+  }
+  return ids;
 }
 
 function rejectUnsupported(body: ChatRequest): void {

@@ -6,7 +6,7 @@ import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
 import { readJson, sessionIdOf, tenantOf } from '../request.js';
-import { constraintOfResponseFormat } from '../response-format.js';
+import { constraintOfResponseFormat, literalBound } from '../response-format.js';
 import { generate, type ResponseShape } from '../respond.js';
 import { completionRequestSchema, type CompletionRequest } from '../schemas.js';
 import { tokenText } from './token-text.js';
@@ -24,7 +24,7 @@ export function completions(deps: ServerDeps) {
     if (body.suffix) throw new InvalidRequestError('suffix is not supported by this server', 'suffix');
     if (body.best_of != null && body.best_of !== (body.n ?? 1)) throw new InvalidRequestError('best_of is not supported by this server', 'best_of');
 
-    const constraint = constraintOfResponseFormat(body.response_format);
+    const constraint = constraintOfResponseFormat(body.response_format, literalBound(deps.engine, body.model));
     const tok = deps.engine.tokenizer(body.model);
     const prompts = promptsOf(body.prompt, tok);
     return generate(

@@ -4,6 +4,7 @@ import type { AppEnv, ServerDeps } from '../deps.js';
 import { mapError } from '../errors.js';
 import { collect, lookaheadOf, samplingOf, usageOf, type ChoiceJob, type GenerationPlan } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
+import { literalBound } from '../response-format.js';
 import { readJson, sessionIdOf, tenantOf, type RequestAbort } from '../request.js';
 import { record, startJobs } from '../respond.js';
 import {
@@ -44,8 +45,9 @@ export function responses(deps: ServerDeps) {
     if (forwarded) return forwarded;
     const body = responsesRequestSchema.parse(raw);
     rejectUnsupported(body);
-    const tools = toolSetupOf(body, 'responses');
-    const format = textConstraintOf(body);
+    const bound = literalBound(deps.engine, body.model);
+    const tools = toolSetupOf(body, 'responses', bound);
+    const format = textConstraintOf(body, bound);
     const constraint = outputConstraint(tools, format, 'text.format');
 
     const tok = deps.engine.tokenizer(body.model);

@@ -29,6 +29,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export function toolSetupOf(
   body: { tools?: unknown; tool_choice?: unknown; functions?: unknown; function_call?: unknown; parallel_tool_calls?: unknown },
   layout: Layout,
+  /** See validateConstraint. */
+  maxLiteralBytes: number,
 ): ToolSetup | null {
   // The deprecated form would need answers in its own shape (message.function_call); refused, not half-served.
   for (const field of ['functions', 'function_call'] as const) {
@@ -37,11 +39,11 @@ export function toolSetupOf(
   if (body.parallel_tool_calls != null && typeof body.parallel_tool_calls !== 'boolean') {
     throw new InvalidRequestError('parallel_tool_calls must be a boolean', 'parallel_tool_calls');
   }
-  const setup = parse(body.tools, body.tool_choice, layout);
+  const setup = parse(body.tools, body.tool_choice, layout, maxLiteralBytes);
   return setup && { ...setup, parallel: body.parallel_tool_calls !== false };
 }
 
-function parse(rawTools: unknown, rawChoice: unknown, layout: Layout): Omit<ToolSetup, 'parallel'> | null {
+function parse(rawTools: unknown, rawChoice: unknown, layout: Layout, maxLiteralBytes: number): Omit<ToolSetup, 'parallel'> | null {
   const hasTools = Array.isArray(rawTools) && rawTools.length > 0;
   if (rawTools != null && !Array.isArray(rawTools)) throw new InvalidRequestError('tools must be an array', 'tools');
   if (!hasTools) {
@@ -49,7 +51,7 @@ function parse(rawTools: unknown, rawChoice: unknown, layout: Layout): Omit<Tool
     return null;
   }
   const choice = choiceOf(rawChoice, 'tool_choice', layout);
-  const tools = (rawTools as unknown[]).map((t, i) => toolOf(t, `tools[${i}]`, layout, choice));
+  const tools = (rawTools as unknown[]).map((t, i) => toolOf(t, `tools[${i}]`, layout, choice, maxLiteralBytes));
   const names = new Set<string>();
   tools.forEach((t, i) => {
     if (names.has(t.function.name)) throw new InvalidRequestError(`duplicate function name '${t.function.name}'`, `tools[${i}]`);
@@ -74,7 +76,7 @@ function choiceOf(raw: unknown, param: string, layout: Layout): ToolChoice {
   );
 }
 
-function toolOf(raw: unknown, param: string, layout: Layout, choice: ToolChoice): ChatTool {
+function toolOf(raw: unknown, param: string, layout: Layout, choice: ToolChoice, maxLiteralBytes: number): ChatTool {
   if (!isObject(raw)) throw new InvalidRequestError('a tool must be an object', param);
   if (raw.type !== 'function') {
     throw new InvalidRequestError(`tools of type ${JSON.stringify(raw.type)} are not supported by this server; only "function" tools are`, `${param}.type`);
@@ -90,7 +92,7 @@ function toolOf(raw: unknown, param: string, layout: Layout, choice: ToolChoice)
   const schema = parameters ?? { type: 'object', properties: {} };
   if (!isObject(schema)) throw new InvalidRequestError('parameters must be a JSON schema object', `${at}.parameters`);
   try {
-    validateConstraint({ type: 'json_schema', schema }, `${at}.parameters`);
+    validateConstraint({ type: 'json_schema', schema }, `${at}.parameters`, maxLiteralBytes);
   } catch (err) {
     // A feature the grammar cannot enforce only matters when the call is constrained (required or named).
     const constrained = choice === 'required' || (typeof choice === 'object' && choice.name === name);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Proposer } from '../../../src/lookahead/proposer.js';
-import { GlobalTries, RequestScope, SessionStore } from '../../../src/lookahead/scopes.js';
+import { GlobalTries, RequestScope, RequestTrie, SessionStore } from '../../../src/lookahead/scopes.js';
 import { TrieSnapshotError } from '../../../src/lookahead/trie.js';
 import { draftPaths } from './fixtures.js';
 
@@ -27,6 +27,33 @@ describe('RequestScope', () => {
     scope.finish([], null, null);
     expect(drafts(proposer, [34])).toEqual(['35', '35,36', '35,36,37']);
     expect(drafts(proposer, [37])).toEqual([]);
+  });
+
+  it('a request trie filled in slices equals one built at once; its choices share it; it keeps to its node bound', () => {
+    const prompt = Array.from({ length: 300 }, (_, i) => 1 + ((i * 7) % 50));
+    const prediction = Array.from({ length: 200 }, (_, i) => 60 + ((i * 3) % 40));
+    const hints = [[90, 91, 92, 0, 93], [94, 95]];
+    const whole = new RequestScope(settings, prompt, prediction, hints);
+    const sliced = new RequestTrie(settings, prompt, prediction, hints);
+    let slices = 0;
+    while (!sliced.fill(7)) slices++;
+    expect(slices).toBeGreaterThan(50);
+    expect(Buffer.from(sliced.trie.snapshot())).toEqual(Buffer.from(whole.trie.snapshot()));
+    // The n choices of one request: one trie, each choice streaming its own output into it.
+    const [a, b] = [0, 1].map(() => new RequestScope(settings, prompt, prediction, hints, sliced));
+    expect(a.trie).toBe(b.trie);
+    a.pushOutput([70, 71, 72, 73]);
+    b.pushOutput([80, 81, 82, 83]);
+    expect(drafts(new Proposer({ request: b.trie }, 16), [70])).toContain('71,72,73');
+    // Bounded like the other tries, however much a request brings.
+    const bounded = new RequestTrie({ gramLength: 65, maxNodes: 2000 }, Array.from({ length: 1000 }, (_, i) => i % 700), prediction);
+    bounded.fill(Infinity);
+    expect(bounded.trie.nodeCount).toBeLessThanOrEqual(2000);
+    // Closed (its jobs ended): nothing more is filled.
+    const closed = new RequestTrie(settings, prompt);
+    closed.close();
+    expect(closed.fill(1000)).toBe(true);
+    expect(closed.trie.nodeCount).toBe(0);
   });
 
   it('on finish teaches the session the prompt and answer, and the global trie the answer only', () => {
