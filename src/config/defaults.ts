@@ -23,6 +23,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv): Config {
     globalTrie: { maxNodes: 2_000_000, snapshotPath: null, maxTenants: 64 },
     corpus: null,
     sync: { redisUrl: null, keyPrefix: 'lookahead', streamMaxLen: 100_000, snapshotIntervalMs: 60_000, sessionTurns: 16 },
+    embedding: { model: null, modelId: null, learn: false },
     upstream: { baseUrl: null, apiKey: null, timeoutMs: 600_000 },
     logLevel: 'info',
   };

@@ -56,6 +56,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'sync.streamMaxLen', env: 'LOOKAHEAD_SYNC_STREAM_MAX_LEN', flag: 'sync-stream-max-len', kind: 'int', help: 'entries kept per tenant stream (default 100000)' },
   { path: 'sync.snapshotIntervalMs', env: 'LOOKAHEAD_SYNC_SNAPSHOT_MS', flag: 'sync-snapshot-ms', kind: 'int', help: 'how often the tries are snapshotted into Redis (default 60000)' },
   { path: 'sync.sessionTurns', env: 'LOOKAHEAD_SYNC_SESSION_TURNS', flag: 'sync-session-turns', kind: 'int', help: 'turns kept per session in Redis (default 16)' },
+  { path: 'embedding.model', env: 'LOOKAHEAD_EMBEDDING_MODEL', flag: 'embedding-model', kind: 'nullable', help: 'sentence-embedding model directory (ONNX export: tokenizer.json, onnx/model.onnx, 1_Pooling) served on /v1/embeddings' },
+  { path: 'embedding.modelId', env: 'LOOKAHEAD_EMBEDDING_MODEL_ID', flag: 'embedding-model-id', kind: 'nullable', help: 'name the embedding model is served under (default: its directory name)' },
+  { path: 'embedding.learn', env: 'LOOKAHEAD_LEARN_FROM_EMBEDDINGS', flag: 'learn-from-embeddings', kind: 'bool', help: 'texts a tenant embeds feed its global trie like posted documents (default off)' },
   { path: 'upstream.baseUrl', env: 'LOOKAHEAD_UPSTREAM_URL', flag: 'upstream', kind: 'nullable', help: 'OpenAI-compatible base URL (with /v1) for models not served here' },
   { path: 'upstream.apiKey', env: 'LOOKAHEAD_UPSTREAM_API_KEY', kind: 'nullable', help: 'Bearer key sent upstream (env only)' },
   { path: 'upstream.timeoutMs', env: 'LOOKAHEAD_UPSTREAM_TIMEOUT_MS', flag: 'upstream-timeout-ms', kind: 'int', help: 'upstream request timeout' },
@@ -75,7 +78,7 @@ export function usage(): string {
     `  --${MODE_FLAG} <off|hier|par|one>`.padEnd(34) + `disable lookahead or pick the draft layout [${MODE_ENV}]`,
   ];
   for (const o of OPTIONS) {
-    lines.push((o.flag ? `  --${o.flag} <value>` : '  (env only)').padEnd(34) + `${o.help} [${o.env}]`);
+    lines.push((o.flag ? `  --${o.flag}${o.kind === 'bool' ? '' : ' <value>'}` : '  (env only)').padEnd(34) + `${o.help} [${o.env}]`);
   }
   lines.push('  --help'.padEnd(34) + 'this text');
   return lines.join('\n');

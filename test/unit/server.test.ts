@@ -270,7 +270,7 @@ describe('POST /v1/completions', () => {
 describe('models, health and lookahead admin routes', () => {
   it('lists and retrieves local models', async () => {
     const { app } = setup();
-    expect(await (await app.request('/v1/models')).json()).toEqual({ object: 'list', data: [{ id: SCRIPTED_MODEL, object: 'model', created: 1_700_000_000, owned_by: 'lookahead-proxy' }] });
+    expect(await (await app.request('/v1/models')).json()).toEqual({ object: 'list', data: [{ id: SCRIPTED_MODEL, object: 'model', created: 1_700_000_000, owned_by: 'lookahead-proxy', context_length: 512, max_model_len: 512 }] });
     expect(((await (await app.request(`/v1/models/${SCRIPTED_MODEL}`)).json()) as any).id).toBe(SCRIPTED_MODEL);
     await expectError(await app.request('/v1/models/other'), 404, null, 'model_not_found');
     expect(await (await app.request('/health')).json()).toEqual({ status: 'ok', models: [SCRIPTED_MODEL] });

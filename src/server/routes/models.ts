@@ -7,8 +7,14 @@ const OWNER = 'lookahead-proxy';
 
 export function modelRoutes(deps: ServerDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const local = (): ModelObject[] =>
-    deps.engine.models.map((m) => ({ id: m.id, object: 'model', created: m.created, owned_by: OWNER }));
+  // The context window under both names clients read: LlamaIndex and LiteLLM `context_length`, vLLM's `max_model_len`.
+  const entry = (id: string, created: number, context: number): ModelObject => ({ id, object: 'model', created, owned_by: OWNER, context_length: context, max_model_len: context });
+  const local = (): ModelObject[] => {
+    const list = deps.engine.models.map((m) => entry(m.id, m.created, m.contextLength));
+    const embedder = deps.embedder;
+    if (embedder) list.push(entry(embedder.id, embedder.created, embedder.info.maxTokens));
+    return list;
+  };
 
   app.get('/v1/models', async (c) => {
     const data = local();
