@@ -101,6 +101,8 @@ export class Generation {
   private decodeStart = 0;
   /** Logprobs of the picks of the current step, in path order. */
   private stepLogprobs: TokenLogprob[] = [];
+  /** With WorkerJob.promptLogprobs: the prompt's tokens after the first, scored as the prefill's chunks come back. */
+  readonly promptLogprobs: TokenLogprob[] | null;
 
   constructor(
     private readonly model: LoadedModel,
@@ -116,7 +118,7 @@ export class Generation {
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
-    this.eos = new Set(info.eosTokenIds);
+    this.eos = new Set(job.ignoreEos ? [] : info.eosTokenIds);
     this.seq = cached?.seq ?? model.newSequence();
     this.prefilled = this.timing.cachedTokens = cached?.rows ?? 0;
     this.context = new Int32Array(info.contextLength + 1);
@@ -129,7 +131,8 @@ export class Generation {
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
-    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
+    this.promptLogprobs = job.promptLogprobs ? [] : null;
+    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null || this.promptLogprobs !== null;
     this.item = { seq: this.seq, input: { tokens: this.tokenBuf, positions: this.posBuf, mask: null }, output: this.needsLogits ? 'logits' : 'ids' };
     this.presence = new TokenPresence(this.vocab);
     for (const id of job.promptIds) this.presence.add(id);
@@ -244,9 +247,15 @@ export class Generation {
     const s = this.planned;
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     if (this.prefilling) {
+      if (this.promptLogprobs) this.scorePrompt(s);
       this.prefilled += s;
       this.timing.prefillForwards++;
       if (this.prefilling) return null;
+      if (this.job.maxTokens === 0) {
+        this.timing.prefillSeconds = (performance.now() - this.prefillStart) / 1000;
+        this.end('length');
+        return { tokens: [] };
+      }
       const first = this.pickCommitted(s - 1);
       this.timing.prefillSeconds = (performance.now() - this.prefillStart) / 1000;
       this.decodeStart = performance.now();
@@ -298,6 +307,15 @@ export class Generation {
   /** The generated tokens so far (a view into the context buffer). */
   get answer(): Int32Array {
     return this.context.subarray(this.job.promptIds.length, this.length);
+  }
+
+  /** Row i of a prompt chunk holds the model's distribution for the prompt token after it. */
+  private scorePrompt(rows: number): void {
+    const ids = this.job.promptIds;
+    for (let i = 0; i < rows && this.plannedPast + i + 1 < ids.length; i++) {
+      const row = this.stepLogits.subarray(i * this.vocab, (i + 1) * this.vocab);
+      this.promptLogprobs!.push(topLogprobs(row, ids[this.plannedPast + i + 1], this.job.logprobs ?? 0));
+    }
   }
 
   private verifiedSingle(token: number): VerifyResult {

@@ -60,6 +60,7 @@ const common = {
   // Extensions (SDKs pass them through `extra_body`).
   top_k: z.number().int().min(0).nullish(),
   repetition_penalty: z.number().gt(0).nullish(),
+  ignore_eos: z.boolean().nullish(),
   lookahead: lookaheadSchema.nullish(),
 };
 
@@ -85,6 +86,8 @@ export const completionRequestSchema = z.looseObject({
     z.array(z.number().int().min(0)).min(1),
     z.array(z.array(z.number().int().min(0)).min(1)).min(1),
   ]),
+  // 0 only with echo: scoring a prompt (lm-eval's loglikelihood requests) generates nothing.
+  max_tokens: z.number().int().min(0).nullish(),
   logprobs: z.number().int().min(0).max(20).nullish(),
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),

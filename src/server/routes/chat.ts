@@ -46,6 +46,7 @@ export function chatCompletions(deps: ServerDeps) {
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
         lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
         ...(predictionIds && { predictionIds }),
+        ignoreEos: body.ignore_eos === true,
         ...(constraint && { constraint }),
         sessionId: sessionIdOf(c, body),
         tenant: tenantOf(c),
