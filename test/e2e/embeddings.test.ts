@@ -138,6 +138,9 @@ describe('/tokenize and /detokenize', () => {
     expect(counted.body.count).toBe(chat.usage!.prompt_tokens);
     expect(counted.body.max_model_len).toBe(256);
     expect(counted.body.tokens).toHaveLength(chat.usage!.prompt_tokens);
+    // A developer message is the system turn (the template names no developer role).
+    const asSystem = await post('/tokenize', { model: back.modelId, messages: [{ ...messages[0], role: 'system' }, messages[1]] });
+    expect(asSystem.body.tokens).toEqual(counted.body.tokens);
 
     const prompt = 'Once upon a time, the cache';
     const completion = await client(back.baseURL).completions.create({ model: back.modelId, prompt, max_tokens: 2, temperature: 0 });

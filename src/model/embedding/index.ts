@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { basename, resolve } from 'node:path';
-import { EngineRestartingError, fromWire, ModelLoadError } from '../../errors.js';
+import { EngineRestartingError, fromWire, ModelLoadError, QueueFullError } from '../../errors.js';
 import type { EmbeddingInput, EncoderInfo } from './encoder.js';
 import type { EmbeddingWorkerData, FromEmbeddingWorker, ToEmbeddingWorker } from './protocol.js';
 
@@ -31,6 +31,9 @@ export async function startEmbedder(dir: string, options: EmbedderOptions): Prom
   return embedder;
 }
 
+/** Requests waiting on the worker at most: each holds its inputs in memory until its turn. */
+const MAX_PENDING = 64;
+
 type Pending = { resolve: (value: { vectors: Float32Array; tokens: number }) => void; reject: (err: Error) => void };
 
 /**
@@ -60,6 +63,7 @@ class WorkerEmbedder implements Embedder {
   }
 
   async embed(inputs: EmbeddingInput[]): Promise<{ vectors: Float32Array; tokens: number }> {
+    if (this.pending.size >= MAX_PENDING) throw new QueueFullError(`too many embedding requests: ${this.pending.size} waiting; retry shortly`, 1);
     if (!this.worker) await this.start();
     const worker = this.worker!;
     const id = this.nextId++;
