@@ -96,7 +96,7 @@ export class ChatTemplate {
  * OpenAI's `developer` messages (what the AI SDK and LangChain send for newer model ids) as the system turn, as
  * llama.cpp's server maps them: Qwen's templates drop an unknown role silently and Gemma 3's fails on it.
  */
-function developerAsSystem(messages: readonly ChatMessage[]): readonly ChatMessage[] {
+export function developerAsSystem(messages: readonly ChatMessage[]): readonly ChatMessage[] {
   return messages.some((m) => m.role === 'developer') ? messages.map((m) => (m.role === 'developer' ? { ...m, role: 'system' } : m)) : messages;
 }
 
