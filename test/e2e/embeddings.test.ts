@@ -92,6 +92,9 @@ describe('/v1/embeddings on a local model', () => {
     const listed = (await client(back.baseURL).models.list()).data as unknown as { id: string; context_length: number; max_model_len: number }[];
     expect(listed.find((m) => m.id === EMBED)).toMatchObject({ context_length: TINY_BERT.maxPositions, max_model_len: TINY_BERT.maxPositions });
     expect(listed.find((m) => m.id === back.modelId)).toMatchObject({ context_length: 256, max_model_len: 256 });
+    // Through a server that forwards to this one, the upstream's entries keep their lengths.
+    const proxied = (await client(front.baseURL).models.list()).data as unknown as { id: string; context_length: number }[];
+    expect(proxied.find((m) => m.id === EMBED)?.context_length).toBe(TINY_BERT.maxPositions);
   });
 });
 

@@ -21,7 +21,7 @@ export function modelRoutes(deps: ServerDeps): Hono<AppEnv> {
     if (deps.upstream) {
       try {
         const seen = new Set(data.map((m) => m.id));
-        for (const m of await deps.upstream.listModels(c.req.raw.signal)) if (!seen.has(m.id)) data.push(m);
+        for (const m of await deps.upstream.listModels(c.req.raw.signal)) if (!seen.has(m.id)) data.push(withBothLengths(m));
       } catch (err) {
         // An upstream that is down must not take the local models' listing down with it.
         deps.log.warn({ err: (err as Error).message }, 'upstream model list unavailable; listing local models only');
@@ -39,4 +39,10 @@ export function modelRoutes(deps: ServerDeps): Hono<AppEnv> {
   });
 
   return app;
+}
+
+/** An upstream that names its window one way (vLLM: max_model_len; LiteLLM, llama.cpp: context_length) names it both ways here. */
+function withBothLengths(m: ModelObject): ModelObject {
+  const length = m.context_length ?? m.max_model_len;
+  return typeof length === 'number' ? { ...m, context_length: length, max_model_len: length } : m;
 }
