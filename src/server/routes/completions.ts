@@ -28,7 +28,9 @@ export function completions(deps: ServerDeps) {
     const constraint = constraintOfResponseFormat(body.response_format);
     const tok = deps.engine.tokenizer(body.model);
     const prompts = promptsOf(body.prompt, tok);
-    const echo = body.echo ? prompts.map((ids, i) => ({ ids, text: typeof promptList(body.prompt)[i] === 'string' ? (promptList(body.prompt)[i] as string) : tok.decode(ids) })) : null;
+    const sent = promptList(body.prompt);
+    // A prompt sent as text comes back as sent; one sent as token ids, as they decode.
+    const echo = body.echo ? prompts.map((ids, i) => ({ ids, text: typeof sent[i] === 'string' ? sent[i] : tok.decode(ids) })) : null;
     return generate(
       c,
       deps,
