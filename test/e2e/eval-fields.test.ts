@@ -63,11 +63,23 @@ describe('completions echo', () => {
     expect([...lp.text_offset].sort((a, b) => a - b)).toEqual(lp.text_offset);
   });
 
-  it('refuses max_tokens 0 without echo, and echo on a stream', async () => {
+  it('streams the echoed prompt first', async () => {
+    const plain = await client.completions.create({ model: SHIPPED_MODEL, prompt, max_tokens: 4, temperature: 0 });
+    let text = '';
+    let first = '';
+    for await (const chunk of await client.completions.create({ model: SHIPPED_MODEL, prompt, max_tokens: 4, temperature: 0, echo: true, stream: true })) {
+      if (!first) first = chunk.choices[0]?.text ?? '';
+      text += chunk.choices[0]?.text ?? '';
+    }
+    expect(first).toBe(prompt);
+    expect(text).toBe(prompt + plain.choices[0].text);
+  });
+
+  it('refuses max_tokens 0 without echo, and echo with logprobs on a stream', async () => {
     const zero = (await client.completions.create({ model: SHIPPED_MODEL, prompt, max_tokens: 0 }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
     expect(zero.status).toBe(400);
     expect(zero.param).toBe('max_tokens');
-    const stream = (await client.completions.create({ model: SHIPPED_MODEL, prompt, echo: true, stream: true }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
+    const stream = (await client.completions.create({ model: SHIPPED_MODEL, prompt, echo: true, logprobs: 1, stream: true }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
     expect(stream.status).toBe(400);
     expect(stream.param).toBe('echo');
   });

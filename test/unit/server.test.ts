@@ -260,10 +260,10 @@ describe('POST /v1/completions', () => {
     expect(chunks.at(-1).choices[0].finish_reason).toBe('length');
   });
 
-  it('rejects out-of-vocabulary ids and a streamed echo', async () => {
+  it('rejects out-of-vocabulary ids and a streamed echo with logprobs', async () => {
     const { post } = setup();
     await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: [1, 999] }), 400, 'prompt');
-    await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: 'x', echo: true, stream: true }), 400, 'echo');
+    await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: 'x', echo: true, stream: true, logprobs: 1 }), 400, 'echo');
   });
 });
 

@@ -20,7 +20,8 @@ export function completions(deps: ServerDeps) {
     const forwarded = await forwardIfRemote(deps, c, raw, text, 'completions');
     if (forwarded) return forwarded;
     const body = completionRequestSchema.parse(raw);
-    if (body.echo && body.stream) throw new InvalidRequestError('echo is supported on requests that are not streamed', 'echo');
+    // Streamed, the prompt goes out first, before its logprobs (which come with the prefill's end) could.
+    if (body.echo && body.stream && body.logprobs != null) throw new InvalidRequestError('echo with logprobs is supported on requests that are not streamed', 'echo');
     if (body.max_tokens === 0 && !body.echo) throw new InvalidRequestError('max_tokens may be 0 only with echo (to score the prompt)', 'max_tokens');
     if (body.suffix) throw new InvalidRequestError('suffix is not supported by this server', 'suffix');
     if (body.best_of != null && body.best_of !== (body.n ?? 1)) throw new InvalidRequestError('best_of is not supported by this server', 'best_of');
@@ -116,7 +117,7 @@ function completionShape(tok: TextTokenizer, echo: Echo): ResponseShape<OffsetSt
     object: 'text_completion',
     chunkObject: 'text_completion',
     newState: () => ({ offset: 0 }),
-    opening: () => null,
+    opening: (index, promptIndex) => (echo ? { index, text: echo[promptIndex].text, logprobs: null, finish_reason: null } : null),
     delta: (index, text, logprobs, state) => ({
       index,
       text,
