@@ -20,7 +20,7 @@ export function completions(deps: ServerDeps) {
     const forwarded = await forwardIfRemote(deps, c, raw, text, 'completions');
     if (forwarded) return forwarded;
     const body = completionRequestSchema.parse(raw);
-    // Streamed, the prompt goes out first, before its logprobs (which come with the prefill's end) could.
+    // Streamed, the prompt goes out first; its logprobs come only with the job's result, at the end.
     if (body.echo && body.stream && body.logprobs != null) throw new InvalidRequestError('echo with logprobs is supported on requests that are not streamed', 'echo');
     if (body.max_tokens === 0 && !body.echo) throw new InvalidRequestError('max_tokens may be 0 only with echo (to score the prompt)', 'max_tokens');
     if (body.suffix) throw new InvalidRequestError('suffix is not supported by this server', 'suffix');
