@@ -2,6 +2,7 @@
  * The load-test harness: `npm run bench -- <command> [flags]`. Every run is bounded in requests and time,
  * targets loopback unless told otherwise, and ends with a non-zero exit and one clear line when it cannot work.
  */
+import { availableParallelism } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,6 +58,13 @@ commands:
   structured     json_schema extraction ({title, date, people[]}) from articles, lookahead off vs on interleaved,
                  in process: [--model PATH] --workload FILE (e.g. llma/cnndm.jsonl) [--requests 40]
                  [--max-tokens 160] [--decoding-length N] [--branch-length N] [--out DIR]
+  embed-throughput  the local embedding model's inputs/s, in process: [--model EMBEDDING_DIR (default: a random
+                 BERT of all-MiniLM-L6-v2's shape)] [--tokens 128] [--requests 512] [--threads N]
+  embed-learn    what --learn-from-embeddings buys: rag-eval documents embedded first, then questions asked with
+                 only a document id (and, for reference, with the document): tokens/step from draft-replay's
+                 noise-free replay with and without the documents in the global trie; --live also runs each arm on
+                 a server with/without the flag for decode tok/s: [--model PATH] --workload rag-eval/dev.jsonl
+                 [--requests 24] [--max-tokens 64] [--cache DIR] [--live] [--out DIR]
   replicas       two replicas sharing tries through a redis-server it starts: sync lag under load, tokens per
                  step on B alone vs after A's answers, Redis memory: [--model PATH] --workload FILE
                  [--warmup 60] [--requests 16] [--concurrency 4] [--out DIR]
@@ -136,6 +144,7 @@ const FLAGS = {
   'execution-providers': { type: 'string' },
   prompts: { type: 'string' },
   threads: { type: 'string' },
+  tokens: { type: 'string' },
   'execution-provider': { type: 'string' },
   'compare-logits': { type: 'boolean' },
   batch: { type: 'string' },
@@ -157,6 +166,7 @@ const FLAGS = {
   recycled: { type: 'string' },
   cache: { type: 'string' },
   quiet: { type: 'boolean' },
+  live: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -210,6 +220,28 @@ async function main(argv: string[]): Promise<number> {
       return draftReplayCommand(f, commandLine);
     case 'quant-agreement':
       return quantAgreementCommand(f);
+    case 'embed-throughput': {
+      const { embeddingThroughput } = await import('./embeddings.js');
+      return embeddingThroughput({
+        model: f.model ?? null,
+        tokens: optInt(f.tokens, '--tokens', 3, 8192) ?? 128,
+        inputs: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 512,
+        threads: optInt(f.threads, '--threads', 1, 1024) ?? availableParallelism(),
+      });
+    }
+    case 'embed-learn': {
+      if (!f.workload) throw new BenchError('embed-learn needs --workload (rag-eval/dev.jsonl)', 2);
+      const { learnFromEmbeddings } = await import('./embeddings.js');
+      return learnFromEmbeddings({
+        model: f.model ?? null,
+        workload: f.workload,
+        requests: optInt(f.requests, '--requests', 1, MAX_REQUESTS) ?? 24,
+        maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 4096) ?? 64,
+        out: f.out ?? null,
+        cache: f.cache ?? join('bench', '.replay-cache'),
+        live: f.live === true,
+      });
+    }
     case 'write-gguf': {
       if (!f.model || !f.out) throw new BenchError('write-gguf needs --model HF_DIR and --out FILE.gguf', 2);
       const { writeGgufFromHf, GGUF_WEIGHT_TYPES } = await import('./write-gguf.js');
@@ -220,7 +252,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, embed-throughput, embed-learn, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf or graph-vs-export`, 2);
   }
 }
 

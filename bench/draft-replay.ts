@@ -197,11 +197,15 @@ export interface ReplayResult {
   byOrigin: number[];
 }
 
-/** Replays the held-out items of `corpus` under `variant` (see the file comment). */
-export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant): ReplayResult {
+/**
+ * Replays the held-out items of `corpus` under `variant` (see the file comment), after `documents` (token ids, one
+ * array each) went into the global scopes as posted documents go.
+ */
+export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant, documents: readonly Int32Array[] = []): ReplayResult {
   const gramLength = variant.branchLength + 1;
   const settings = { gramLength, eosIds: corpus.eosIds };
   const globals = new GlobalTries({ ...settings, maxNodes: 2_000_000 });
+  for (const ids of documents) globals.addDocumentSpan('t', ids, 0, ids.length, true);
   const global = globals.get('t');
   const globalCopy = globals.copyIndex('t');
   const truth = new CostCurve(variant.cost);

@@ -2,6 +2,7 @@ import { toEngineOptions } from './config/engine-options.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { usage } from './config/options.js';
 import { createEngine } from './engine/index.js';
+import { startEmbedder } from './model/embedding/index.js';
 import type { Engine } from './engine/types.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -97,8 +98,10 @@ async function main(argv: string[]): Promise<void> {
   const metrics = new Metrics(() => loaded.stats());
   if (config.sync.redisUrl) ({ engine, replication } = startReplication(loaded, config, metrics.registry, log));
   else engine = loaded;
-  handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle, metrics, ...(replication && { replication }) });
-  const models = engine.models.map((m) => m.id);
+  const embedder = config.embedding.model ? await startEmbedder(config.embedding.model, { id: config.embedding.modelId, threads: config.threads }) : undefined;
+  if (stopping) return;
+  handler = createApp({ engine, config, upstream: createUpstream(config.upstream), log, lifecycle, metrics, ...(replication && { replication }), ...(embedder && { embedder }) });
+  const models = [...engine.models.map((m) => m.id), ...(embedder ? [embedder.id] : [])];
   log.info({ url: server.url, models, upstream: config.upstream.baseUrl && redactUrl(config.upstream.baseUrl) }, `serving ${models.join(', ')} at ${server.url}/v1`);
 }
 

@@ -24,6 +24,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv): Config {
     corpus: null,
     responses: { storeMbPerTenant: 64, ttlSeconds: 7 * 86_400 },
     sync: { redisUrl: null, keyPrefix: 'lookahead', streamMaxLen: 100_000, snapshotIntervalMs: 60_000, sessionTurns: 16 },
+    embedding: { model: null, modelId: null, learn: false },
     upstream: { baseUrl: null, apiKey: null, timeoutMs: 600_000 },
     logLevel: 'info',
   };

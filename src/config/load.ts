@@ -57,10 +57,12 @@ function rejectDuplicateKeys(auth: Config['auth']): void {
 }
 
 function parseFlags(argv: readonly string[]): Record<string, string | undefined> {
-  const options: Record<string, { type: 'string' }> = { [CONFIG_FLAG]: { type: 'string' }, [MODE_FLAG]: { type: 'string' } };
-  for (const o of OPTIONS) if (o.flag) options[o.flag] = { type: 'string' };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { [CONFIG_FLAG]: { type: 'string' }, [MODE_FLAG]: { type: 'string' } };
+  // A switch is on by its name alone (`--learn-from-embeddings`), off with the `--no-` form.
+  for (const o of OPTIONS) if (o.flag) options[o.flag] = { type: o.kind === 'bool' ? 'boolean' : 'string' };
   try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: true });
+    return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v === undefined ? undefined : String(v)]));
   } catch (err) {
     throw new ConfigError(`command line: ${(err as Error).message} (see --help)`);
   }

@@ -14,6 +14,7 @@ export const TOPICS = {
   limits: 'Request limits',
   tries: 'Tries, sessions and snapshots',
   responses: 'Stored responses',
+  embeddings: 'Embeddings',
   replicas: 'Replicas (Redis)',
   upstream: 'Upstream passthrough',
 } as const;
@@ -74,6 +75,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { path: 'sync.streamMaxLen', topic: 'replicas', env: 'LOOKAHEAD_SYNC_STREAM_MAX_LEN', flag: 'sync-stream-max-len', kind: 'int', help: 'entries kept per tenant stream (default 100000)' },
   { path: 'sync.snapshotIntervalMs', topic: 'replicas', env: 'LOOKAHEAD_SYNC_SNAPSHOT_MS', flag: 'sync-snapshot-ms', kind: 'int', help: 'how often the tries are snapshotted into Redis (default 60000)' },
   { path: 'sync.sessionTurns', topic: 'replicas', env: 'LOOKAHEAD_SYNC_SESSION_TURNS', flag: 'sync-session-turns', kind: 'int', help: 'turns kept per session in Redis (default 16)' },
+  { path: 'embedding.model', topic: 'embeddings', env: 'LOOKAHEAD_EMBEDDING_MODEL', flag: 'embedding-model', kind: 'nullable', help: 'sentence-embedding model directory (ONNX export: tokenizer.json, onnx/model.onnx, 1_Pooling) served on /v1/embeddings' },
+  { path: 'embedding.modelId', topic: 'embeddings', env: 'LOOKAHEAD_EMBEDDING_MODEL_ID', flag: 'embedding-model-id', kind: 'nullable', help: 'name the embedding model is served under (default: its directory name)' },
+  { path: 'embedding.learn', topic: 'embeddings', env: 'LOOKAHEAD_LEARN_FROM_EMBEDDINGS', flag: 'learn-from-embeddings', kind: 'bool', help: 'texts a tenant embeds feed its global trie like posted documents (default off)' },
   { path: 'upstream.baseUrl', topic: 'upstream', env: 'LOOKAHEAD_UPSTREAM_URL', flag: 'upstream', kind: 'nullable', help: 'OpenAI-compatible base URL (with /v1) for models not served here' },
   { path: 'upstream.apiKey', topic: 'upstream', env: 'LOOKAHEAD_UPSTREAM_API_KEY', kind: 'nullable', help: 'Bearer key sent upstream (env only)' },
   { path: 'upstream.timeoutMs', topic: 'upstream', env: 'LOOKAHEAD_UPSTREAM_TIMEOUT_MS', flag: 'upstream-timeout-ms', kind: 'int', help: 'upstream request timeout' },

@@ -98,6 +98,13 @@ export const configSchema = z.strictObject({
     /** Earlier turns kept per session for a replica the session moves to. */
     sessionTurns: positiveInt,
   }),
+  /** A local sentence-embedding model for /v1/embeddings (null = embeddings only go upstream). */
+  embedding: z.strictObject({
+    model: nullablePath,
+    modelId: z.string().min(1).nullable(),
+    /** Texts a tenant embeds go into its global trie as posted documents do (RAG prompts will quote them). */
+    learn: z.boolean(),
+  }),
   upstream: z.strictObject({
     /** An OpenAI-compatible base URL including its version prefix, e.g. https://api.openai.com/v1. */
     baseUrl: z.url({ protocol: /^https?$/ }).nullable(),

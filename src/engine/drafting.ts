@@ -195,15 +195,7 @@ export class DraftingState {
    * the piece's end. The piece goes to the copy index when its first span does.
    */
   addDocumentSpan(tenant: string, ids: Int32Array, from: number, to: number, endOfDocument: boolean): void {
-    const trie = this.globals.get(tenant);
-    if (from === 0) {
-      const copy = this.globals.copyIndex(tenant);
-      copy.append(ids);
-      if (endOfDocument) copy.endSequence();
-    }
-    const cut = trie.eosCut(ids, 0, ids.length);
-    const last = Math.min(to, cut - 1);
-    for (let i = from; i < last; i++) trie.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + trie.gramLength, cut));
+    this.globals.addDocumentSpan(tenant, ids, from, to, endOfDocument);
   }
 
   dropSession(tenant: string, sessionId: string): boolean {

@@ -127,6 +127,8 @@ export class Generation {
   private decodeStart = 0;
   /** Logprobs of the picks of the current step, in path order. */
   private stepLogprobs: TokenLogprob[] = [];
+  /** With WorkerJob.promptLogprobs: the prompt's tokens after the first, scored as the prefill's chunks come back. */
+  readonly promptLogprobs: TokenLogprob[] | null;
 
   constructor(
     private readonly model: LoadedModel,
@@ -142,7 +144,7 @@ export class Generation {
   ) {
     const info = model.info;
     this.vocab = info.vocabSize;
-    this.eos = new Set(info.eosTokenIds);
+    this.eos = new Set(job.ignoreEos ? [] : info.eosTokenIds);
     this.seq = cached?.seq ?? model.newSequence();
     this.prefilled = this.timing.cachedTokens = cached?.rows ?? 0;
     this.context = new Int32Array(info.contextLength + 1);
@@ -155,7 +157,8 @@ export class Generation {
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
-    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null;
+    this.promptLogprobs = job.promptLogprobs ? [] : null;
+    this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null || this.promptLogprobs !== null;
     this.topK = !drafts?.recycle ? 0 : this.needsLogits ? Math.min(RECYCLED_K, this.vocab) : (info.topIds ?? 0);
     this.item = {
       seq: this.seq,
@@ -289,9 +292,15 @@ export class Generation {
     if (this.topK > 0) this.recycle(s);
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     if (this.prefilling) {
+      if (this.promptLogprobs) this.scorePrompt(s);
       this.prefilled += s;
       this.timing.prefillForwards++;
       if (this.prefilling) return null;
+      if (this.job.maxTokens === 0) {
+        this.timing.prefillSeconds = (performance.now() - this.prefillStart) / 1000;
+        this.end('length');
+        return { tokens: [] };
+      }
       const first = this.pickCommitted(s - 1);
       this.timing.prefillSeconds = (performance.now() - this.prefillStart) / 1000;
       this.decodeStart = performance.now();
@@ -378,6 +387,15 @@ export class Generation {
 
   private contextAt(position: number): number {
     return position >= 0 ? this.context[position] : -1;
+  }
+
+  /** Row i of a prompt chunk holds the model's distribution for the prompt token after it. */
+  private scorePrompt(rows: number): void {
+    const ids = this.job.promptIds;
+    for (let i = 0; i < rows && this.plannedPast + i + 1 < ids.length; i++) {
+      const row = this.stepLogits.subarray(i * this.vocab, (i + 1) * this.vocab);
+      this.promptLogprobs!.push(topLogprobs(row, ids[this.plannedPast + i + 1], this.job.logprobs ?? 0));
+    }
   }
 
   private verifiedSingle(token: number): VerifyResult {

@@ -193,6 +193,8 @@ export class WorkerEngine implements Engine, ReplicaTries {
           logprobs: spec.logprobs,
           lookahead: spec.lookahead,
           predictionIds: spec.predictionIds ?? [],
+          ignoreEos: spec.ignoreEos === true,
+          promptLogprobs: spec.promptLogprobs === true,
           constraint: spec.constraint ?? null,
           constraintHints: hints,
           sessionId: spec.sessionId ?? null,
@@ -580,7 +582,7 @@ export class WorkerEngine implements Engine, ReplicaTries {
           this.totals.draftTokens += msg.stats.draftTokens;
           this.totals.acceptedTokens += msg.stats.acceptedTokens;
           this.lastTrieStats = msg.tries;
-          job.onDone(msg.reason, msg.stats);
+          job.onDone(msg.reason, msg.stats, msg.promptLogprobs);
           this.totals.generatedTokens += job.generatedTokens;
         }
         break;

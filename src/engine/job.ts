@@ -63,7 +63,7 @@ export class EngineJob implements Job {
     }
   }
 
-  onDone(reason: EndReason, stats: StepStats): void {
+  onDone(reason: EndReason, stats: StepStats, promptLogprobs?: TokenLogprob[]): void {
     if (this.finished) return;
     if (reason === 'aborted' && !this.stoppedByString) {
       this.fail(new AbortedError('the job was cancelled'));
@@ -83,6 +83,7 @@ export class EngineJob implements Job {
       promptTokens: this.promptTokens,
       completionTokens: this.completionTokens,
       lookahead: { ...stats, tokensPerStep },
+      ...(promptLogprobs && { promptLogprobs }),
     });
     this.kick();
   }

@@ -19,6 +19,8 @@ export interface WorkerJob {
   logprobs: number | null;
   lookahead: LookaheadOptions;
   predictionIds: number[];
+  ignoreEos?: boolean;
+  promptLogprobs?: boolean;
   /** Structured output the grammar forces, and the schema's own text (keys, enum values) tokenized as drafts. */
   constraint?: OutputConstraint | null;
   constraintHints?: number[][];
@@ -72,7 +74,7 @@ export type FromWorker =
   | { type: 'load-failed'; name: string; message: string }
   | { type: 'log'; message: string }
   | { type: 'tokens'; jobId: number; tokens: number[]; logprobs?: TokenLogprob[] }
-  | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats; tries: TrieStats }
+  | { type: 'done'; jobId: number; reason: EndReason; stats: StepStats; tries: TrieStats; promptLogprobs?: TokenLogprob[] }
   | { type: 'failed'; jobId: number; error: WireError }
   | { type: 'reply'; requestId: number; value: unknown; error?: WireError }
   /** A finished job taught its tenant's global trie (sent only when EngineOptions.shareAnswers is on). */

@@ -46,6 +46,7 @@ export type OutputConstraint =
 
 export interface JobSpec {
   promptIds: number[];
+  /** 0 = prefill only (scoring a prompt: `echo` with `max_tokens: 0`). */
   maxTokens: number;
   /**
    * max_tokens was not asked for (it is the context's room): the engine lowers it to what the K/V budget lets one
@@ -58,6 +59,14 @@ export interface JobSpec {
   /** null = no logprobs; otherwise how many top alternatives to report per token (0..20). */
   logprobs: number | null;
   lookahead: LookaheadOptions;
+  /**
+   * Score the prompt too (completions' `echo` with `logprobs`): each prompt token after the first gets its logprob
+   * (and `logprobs` top alternatives) from the prefill's logits rows, in JobResult.promptLogprobs. Such a job does
+   * not start from the prefix cache, whose rows no forward of its own computed.
+   */
+  promptLogprobs?: boolean;
+  /** vLLM's `ignore_eos`: EOS is a token like any other and the job runs to maxTokens (benchmarks want fixed lengths). */
+  ignoreEos?: boolean;
   /** Client-predicted output text (OpenAI `prediction`), tokenized: drafted from for this request only. */
   predictionIds?: number[];
   /** Output the grammar engine forces; absent = free text. */
@@ -125,6 +134,8 @@ export interface LookaheadStats {
 
 export interface JobResult {
   finishReason: 'stop' | 'length';
+  /** With JobSpec.promptLogprobs: one entry per prompt token after the first. */
+  promptLogprobs?: TokenLogprob[];
   promptTokens: number;
   completionTokens: number;
   lookahead: LookaheadStats;

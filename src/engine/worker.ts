@@ -119,7 +119,7 @@ class DecodeLoop {
       }
       // Safe between a forward's binding and its run (a constrained job starts after an await): a fork only reads its
       // source, which no forward holds, and writes a region of its own.
-      const cached = this.prefixes?.take(job.tenant, job.promptIds) ?? null;
+      const cached = job.promptLogprobs ? null : (this.prefixes?.take(job.tenant, job.promptIds) ?? null);
       gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter, this.maxTokens, cached);
     } catch (err) {
       send({ type: 'failed', jobId: job.jobId, error: toWire(err) });
@@ -331,7 +331,8 @@ class DecodeLoop {
       }
       if (run.gen.endReason !== 'aborted') this.flush(run);
       this.finish(run);
-      send({ type: 'done', jobId: run.jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats() });
+      const promptLogprobs = run.gen.promptLogprobs;
+      send({ type: 'done', jobId: run.jobId, reason: run.gen.endReason!, stats: run.gen.stats, tries: this.drafting.trieStats(), ...(promptLogprobs && { promptLogprobs }) });
     }
   }
 

@@ -298,6 +298,22 @@ export class GlobalTries {
     return table;
   }
 
+  /**
+   * Positions [from, to) of a document's piece go into the tenant's trie (its n-grams stop at EOS); the piece's first
+   * span also appends it to the copy index, and `endOfDocument` closes it there. Sliced by the caller.
+   */
+  addDocumentSpan(tenant: string, ids: Int32Array, from: number, to: number, endOfDocument: boolean): void {
+    const trie = this.get(tenant);
+    if (from === 0) {
+      const copy = this.copyIndex(tenant);
+      copy.append(ids);
+      if (endOfDocument) copy.endSequence();
+    }
+    const cut = trie.eosCut(ids, 0, ids.length);
+    const last = Math.min(to, cut - 1);
+    for (let i = from; i < last; i++) trie.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + trie.gramLength, cut));
+  }
+
   get size(): number {
     return this.tries.size;
   }

@@ -1,9 +1,11 @@
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../engine/types.js';
+import type { Embedder } from '../model/embedding/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Authenticate, Caller } from './auth.js';
 import type { SharedRecords } from './responses/store.js';
+import type { DocumentQuota } from './document-quota.js';
 import type { TenantJobs } from './tenant-jobs.js';
 import type { Upstream } from './upstream.js';
 
@@ -29,11 +31,15 @@ export interface ServerDeps {
   engine: Engine;
   config: Config;
   upstream?: Upstream;
+  /** The local sentence-embedding model (--embedding-model), if any. */
+  embedder?: Embedder;
   log: Logger;
   metrics: Metrics;
   lifecycle: Lifecycle;
   authenticate: Authenticate;
   tenantJobs: TenantJobs;
+  /** Document bytes per tenant, for posted documents and the texts learnt from embeddings alike. */
+  documentQuota: DocumentQuota;
   replication?: ReplicaSync;
 }
 

@@ -5,7 +5,7 @@ import type { ServerDeps } from './deps.js';
 import type { LookaheadRequest } from './schemas.js';
 
 /** Everything of a request that becomes JobSpecs, after the route has turned its prompt(s) into ids. */
-export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId' | 'constraint'> {
+export interface GenerationPlan extends Pick<JobSpec, 'sampling' | 'stop' | 'logprobs' | 'lookahead' | 'predictionIds' | 'sessionId' | 'constraint' | 'ignoreEos' | 'promptLogprobs'> {
   modelId: string;
   prompts: number[][];
   n: number;
@@ -159,6 +159,8 @@ export function submitJobs(deps: ServerDeps, plan: GenerationPlan, signal: Abort
           logprobs: plan.logprobs,
           lookahead: plan.lookahead,
           ...(plan.predictionIds && { predictionIds: plan.predictionIds }),
+          ...(plan.ignoreEos && { ignoreEos: true }),
+          ...(plan.promptLogprobs && { promptLogprobs: true }),
           ...(plan.constraint && { constraint: plan.constraint }),
           ...(plan.sessionId && { sessionId: plan.sessionId }),
           ...(first && { sharesDraftsWith: first }),

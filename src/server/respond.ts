@@ -16,8 +16,8 @@ export interface ResponseShape<State> {
   object: string;
   chunkObject: string;
   newState(): State;
-  /** The choice sent before any text when streaming (chat's role delta), or null. */
-  opening(index: number): object | null;
+  /** The choice sent before any text when streaming (chat's role delta, an echoed prompt), or null. */
+  opening(index: number, promptIndex: number): object | null;
   /** The chunk for newly generated text, or null when nothing can be shown yet (held back, e.g. a tool call). */
   delta(index: number, text: string, logprobs: TokenLogprob[] | undefined, state: State): object | null;
   /** Chunks for output held back until the end (tool calls), sent before the closing one. */
@@ -112,7 +112,7 @@ function streamed<S>(c: Context<AppEnv>, deps: ServerDeps, shape: ResponseShape<
 
   const pump = async (choice: ChoiceJob): Promise<FinishedChoice> => {
     const state = shape.newState();
-    const opening = shape.opening(choice.index);
+    const opening = shape.opening(choice.index, choice.promptIndex);
     if (opening) sse.send(chunk(opening));
     const tokens: number[] = [];
     for await (const part of choice.job) {

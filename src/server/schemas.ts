@@ -60,6 +60,7 @@ const common = {
   // Extensions (SDKs pass them through `extra_body`).
   top_k: z.number().int().min(0).nullish(),
   repetition_penalty: z.number().gt(0).nullish(),
+  ignore_eos: z.boolean().nullish(),
   lookahead: lookaheadSchema.nullish(),
 };
 
@@ -87,6 +88,8 @@ export const completionRequestSchema = z.looseObject({
     z.array(z.number().int().min(0)).min(1),
     z.array(z.array(z.number().int().min(0)).min(1)).min(1),
   ]),
+  // 0 only with echo: scoring a prompt (lm-eval's loglikelihood requests) generates nothing.
+  max_tokens: z.number().int().min(0).nullish(),
   logprobs: z.number().int().min(0).max(20).nullish(),
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
@@ -98,6 +101,43 @@ export const completionRequestSchema = z.looseObject({
 export const documentsRequestSchema = z.looseObject({
   documents: z.array(z.union([z.string(), z.looseObject({ text: z.string() })])).min(1),
   tenant: z.string().min(1).optional(),
+});
+
+/** vLLM's /tokenize of a prompt, encoded as completions encodes it. The model may be left out. */
+export const tokenizePromptSchema = z.looseObject({
+  model: z.string().min(1).nullish(),
+  prompt: z.string({ error: 'prompt must be a string (or send messages instead)' }),
+  add_special_tokens: z.boolean().nullish(),
+});
+
+/** vLLM's /tokenize of messages, rendered as chat renders them. */
+export const tokenizeChatSchema = z.looseObject({
+  model: z.string().min(1).nullish(),
+  messages: z.array(message).min(1, 'messages must contain at least one message'),
+  add_special_tokens: z.boolean().nullish(),
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+});
+
+export const detokenizeRequestSchema = z.looseObject({
+  model: z.string().min(1).nullish(),
+  tokens: z.array(z.number().int().min(0)),
+});
+
+/** OpenAI caps an embeddings request at 2048 inputs. */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+export const embeddingRequestSchema = z.looseObject({
+  model: z.string().min(1),
+  input: z.union([
+    z.string(),
+    z.array(z.string()).min(1).max(MAX_EMBEDDING_INPUTS),
+    z.array(z.number().int().min(0)).min(1),
+    z.array(z.array(z.number().int().min(0)).min(1)).min(1).max(MAX_EMBEDDING_INPUTS),
+  ]),
+  encoding_format: z.enum(['float', 'base64']).nullish(),
+  dimensions: z.number().int().min(1).nullish(),
+  user: z.string().nullish(),
 });
 
 export type ChatRequest = z.infer<typeof chatRequestSchema>;

@@ -40,6 +40,9 @@ export interface ModelObject {
   object: 'model';
   created: number;
   owned_by: string;
+  /** Tokens the model takes, prompt and answer together: ours always say; an upstream's say what it said. */
+  context_length?: number;
+  max_model_len?: number;
 }
 
 /** The OpenAI-compatible server that answers for models not served here. */

@@ -114,7 +114,7 @@ function generate(r: () => number, model: string): BadRequest {
     ['context', () => chat(JSON.stringify({ ...good, messages: [{ role: 'user', content: 'y'.repeat(300 + Math.floor(r() * 3000)) }] }))],
     ['completions', () => ({
       kind: '', method: 'POST', path: '/v1/completions', headers: json,
-      body: JSON.stringify({ model, max_tokens: 4, ...pick([{ prompt: [999_999] }, { prompt: [] }, { prompt: [[]] }, { prompt: 5 }, { prompt: 'x', echo: true }, { prompt: 'x', best_of: 3 }, { prompt: [-1] }, {}]) }),
+      body: JSON.stringify({ model, max_tokens: 4, ...pick([{ prompt: [999_999] }, { prompt: [] }, { prompt: [[]] }, { prompt: 5 }, { prompt: 'x', echo: true, stream: true, logprobs: 1 }, { prompt: 'x', best_of: 3 }, { prompt: [-1] }, {}]) }),
     })],
     ['bad url or method', () => pick([
       { kind: '', method: 'GET', path: '/v1/chat/completions', headers: auth },

@@ -10,6 +10,7 @@ import { createApp } from '../../src/server/app.js';
 import { listen } from '../../src/server/serve.js';
 import { withModel } from './engine.js';
 import { createUpstream } from '../../src/server/upstream.js';
+import { startEmbedder } from '../../src/model/embedding/index.js';
 
 export interface RealServer {
   url: string;
@@ -28,7 +29,8 @@ export async function startRealServer(flags: string[] = [], extras: { hooks?: Te
   const cacheDir = mkdtempSync(join(tmpdir(), 'lookahead-e2e-'));
   const config = loadConfig(['--port', '0', '--cache-dir', cacheDir, '--threads', '1', '--log-level', 'silent', ...withModel(flags)], {});
   const engine = await createEngine(toEngineOptions(config), extras.engineLog ?? (() => {}), extras.hooks);
-  const app = createApp({ engine, config, upstream: createUpstream(config.upstream), ...(extras.log && { log: extras.log }) });
+  const embedder = config.embedding.model ? await startEmbedder(config.embedding.model, { id: config.embedding.modelId, threads: 1 }) : undefined;
+  const app = createApp({ engine, config, upstream: createUpstream(config.upstream), ...(extras.log && { log: extras.log }), ...(embedder && { embedder }) });
   const server = await listen(app, '127.0.0.1', 0);
   return {
     url: server.url,
@@ -38,6 +40,7 @@ export async function startRealServer(flags: string[] = [], extras: { hooks?: Te
     async close() {
       await server.close(true);
       await engine.close(1000);
+      await embedder?.close();
       rmSync(cacheDir, { recursive: true, force: true });
     },
   };

@@ -42,6 +42,14 @@ describe('loadConfig', () => {
     expect(toEngineOptions(c).shareAnswers).toBe(false);
   });
 
+  it('takes the embedding model and the learning switch from flags (a switch by its name alone) or env', () => {
+    expect(loadConfig([], {}).embedding).toEqual({ model: null, modelId: null, learn: false });
+    expect(loadConfig(['--embedding-model', '/m/minilm', '--learn-from-embeddings'], {}).embedding).toEqual({ model: '/m/minilm', modelId: null, learn: true });
+    expect(loadConfig(['--no-learn-from-embeddings'], { LOOKAHEAD_LEARN_FROM_EMBEDDINGS: 'true' }).embedding.learn).toBe(false);
+    expect(loadConfig([], { LOOKAHEAD_LEARN_FROM_EMBEDDINGS: 'true', LOOKAHEAD_EMBEDDING_MODEL_ID: 'minilm' }).embedding).toMatchObject({ learn: true, modelId: 'minilm' });
+    expect(errorOf(() => loadConfig([], { LOOKAHEAD_LEARN_FROM_EMBEDDINGS: 'yes' }))).toMatch(/embedding\.learn.*LOOKAHEAD_LEARN_FROM_EMBEDDINGS/);
+  });
+
   it('turns replication on with --redis-url or LOOKAHEAD_REDIS_URL, and refuses a URL that is not redis://', () => {
     expect(loadConfig([], { LOOKAHEAD_REDIS_URL: 'redis://cache:6380/2' }).sync.redisUrl).toBe('redis://cache:6380/2');
     const c = loadConfig(['--redis-url', 'rediss://cache:6380', '--redis-prefix', 'qwen', '--sync-snapshot-ms', '5000'], {});

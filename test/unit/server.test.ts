@@ -280,10 +280,10 @@ describe('POST /v1/completions', () => {
     expect(chunks.at(-1).choices[0].finish_reason).toBe('length');
   });
 
-  it('rejects out-of-vocabulary ids and echo', async () => {
+  it('rejects out-of-vocabulary ids and a streamed echo with logprobs', async () => {
     const { post } = setup();
     await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: [1, 999] }), 400, 'prompt');
-    await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: 'x', echo: true }), 400, 'echo');
+    await expectError(await post('/v1/completions', { model: SCRIPTED_MODEL, prompt: 'x', echo: true, stream: true, logprobs: 1 }), 400, 'echo');
   });
 
   it('refuses an empty prompt on a tokenizer without BOS: nothing to condition on, a 400 naming prompt', async () => {
@@ -300,7 +300,7 @@ describe('POST /v1/completions', () => {
 describe('models, health and lookahead admin routes', () => {
   it('lists and retrieves local models', async () => {
     const { app } = setup();
-    expect(await (await app.request('/v1/models')).json()).toEqual({ object: 'list', data: [{ id: SCRIPTED_MODEL, object: 'model', created: 1_700_000_000, owned_by: 'lookahead-proxy' }] });
+    expect(await (await app.request('/v1/models')).json()).toEqual({ object: 'list', data: [{ id: SCRIPTED_MODEL, object: 'model', created: 1_700_000_000, owned_by: 'lookahead-proxy', context_length: 512, max_model_len: 512 }] });
     expect(((await (await app.request(`/v1/models/${SCRIPTED_MODEL}`)).json()) as any).id).toBe(SCRIPTED_MODEL);
     await expectError(await app.request('/v1/models/other'), 404, null, 'model_not_found');
     expect(await (await app.request('/health')).json()).toEqual({ status: 'ok', models: [SCRIPTED_MODEL] });

@@ -131,6 +131,31 @@ describe('ChatTemplate', () => {
     expect(() => chat.render(messages)).toThrow(InvalidRequestError);
   });
 
+  it('renders developer messages as the system turn unless the template names a developer role', () => {
+    const withDeveloper = [{ role: 'developer', content: 'Be brief.' }, messages[1]];
+    // Qwen-style: roles it does not know are dropped silently.
+    const qwenLike = new ChatTemplate({
+      template: "{% for m in messages %}{% if m.role == 'system' or m.role == 'user' %}<{{ m.role }}>{{ m.content }}{% endif %}{% endfor %}",
+      bosToken: null,
+      eosToken: null,
+    });
+    expect(qwenLike.render(withDeveloper)).toBe('<system>Be brief.<user>Hi');
+    // Gemma 3-style: roles must alternate user/assistant after an optional leading system turn.
+    const gemmaLike = new ChatTemplate({
+      template: "{% if messages[0]['role'] == 'system' %}{% set rest = messages[1:] %}{% else %}{% set rest = messages %}{% endif %}{% for m in rest %}{% if m.role != 'user' and m.role != 'assistant' %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{{ m.content }}{% endfor %}",
+      bosToken: null,
+      eosToken: null,
+    });
+    expect(gemmaLike.render(withDeveloper)).toBe('Hi');
+    const gptOssLike = new ChatTemplate({
+      template: "{% for m in messages %}{% if m.role == 'developer' %}[dev]{% endif %}<{{ m.role }}>{{ m.content }}{% endfor %}",
+      bosToken: null,
+      eosToken: null,
+    });
+    expect(gptOssLike.render(withDeveloper)).toBe('[dev]<developer>Be brief.<user>Hi');
+    expect(new ChatTemplate({ template: null, bosToken: null, eosToken: null }).render(withDeveloper)).toBe('system: Be brief.\nuser: Hi\nassistant:');
+  });
+
   it('detects BOS from a template that rejects the probe conversation', () => {
     const chat = new ChatTemplate({
       template: "{% if messages[0]['role'] != 'system' %}{{ raise_exception('need system') }}{% endif %}{{ bos_token }}x",

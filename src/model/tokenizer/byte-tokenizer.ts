@@ -1,3 +1,4 @@
+import { developerAsSystem } from './chat-template.js';
 import type { ChatMessage, TextTokenizer } from './types.js';
 
 /**
@@ -30,6 +31,6 @@ export class ByteTokenizer implements TextTokenizer {
   }
 
   renderChat(messages: ChatMessage[]): string {
-    return messages.map((m) => `${m.role}: ${m.content}\n`).join('') + 'assistant: ';
+    return developerAsSystem(messages).map((m) => `${m.role}: ${m.content}\n`).join('') + 'assistant: ';
   }
 }

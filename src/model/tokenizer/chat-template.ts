@@ -19,7 +19,7 @@ export interface ChatTemplateSource {
  */
 export function renderFallbackChat(messages: readonly ChatMessage[]): string {
   let text = '';
-  for (const m of messages) text += `${m.role}: ${m.content}\n`;
+  for (const m of developerAsSystem(messages)) text += `${m.role}: ${m.content}\n`;
   return text + 'assistant:';
 }
 
@@ -29,6 +29,8 @@ const PROBE_MESSAGES: ChatMessage[] = [{ role: 'user', content: 'Hello' }];
 export class ChatTemplate {
   /** True when a rendered prompt starts with the BOS string, so encoding must not add another BOS. */
   readonly addsBos: boolean;
+  /** gpt-oss's template has a developer turn of its own; the others would drop it or fail on it. */
+  private readonly namesDeveloper: boolean;
   private readonly compiled: Template | null;
   /** A template that does not parse is reported on use, not at load: completions still work without it. */
   private readonly parseError: string | null;
@@ -45,6 +47,7 @@ export class ChatTemplate {
     }
     this.compiled = compiled;
     this.parseError = parseError;
+    this.namesDeveloper = source.template !== null && /['"]developer['"]/.test(source.template);
     this.addsBos = this.probeAddsBos();
   }
 
@@ -71,7 +74,7 @@ export class ChatTemplate {
     try {
       return this.compiled.render({
         ...options.templateKwargs,
-        messages,
+        messages: this.namesDeveloper ? messages : developerAsSystem(messages),
         ...(options.tools && options.tools.length > 0 && { tools: options.tools }),
         add_generation_prompt: true,
         bos_token: this.source.bosToken ?? '',
@@ -92,6 +95,14 @@ export class ChatTemplate {
       return this.source.template!.includes('bos_token');
     }
   }
+}
+
+/**
+ * OpenAI's `developer` messages (what the AI SDK and LangChain send for newer model ids) as the system turn, as
+ * llama.cpp's server maps them: Qwen's templates drop an unknown role silently and Gemma 3's fails on it.
+ */
+export function developerAsSystem(messages: readonly ChatMessage[]): readonly ChatMessage[] {
+  return messages.some((m) => m.role === 'developer') ? messages.map((m) => (m.role === 'developer' ? { ...m, role: 'system' } : m)) : messages;
 }
 
 function errorMessage(err: unknown): string {

@@ -2,11 +2,11 @@ import type { Context } from 'hono';
 import type { TokenLogprob } from '../../engine/types.js';
 import { encodeAtMost } from '../../engine/encode-bounded.js';
 import { ContextLengthError, InvalidRequestError } from '../../errors.js';
-import type { ChatMessage, TextTokenizer } from '../../model/tokenizer/types.js';
+import type { TextTokenizer } from '../../model/tokenizer/types.js';
 import { collectToolOutput, type ToolEvent, type ToolTurn } from '../tools/parse.js';
-import { renderWithTools } from '../tools/prompt.js';
-import { argumentsOf, toolSetupOf, type ToolSetup } from '../tools/request.js';
+import { toolSetupOf, type ToolSetup } from '../tools/request.js';
 import { outputConstraint, toolTurn } from '../tools/turn.js';
+import { chatPrompt, textOf } from '../chat-prompt.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { lookaheadOf, nOf, samplingOf, stopOf } from '../generation.js';
 import { forwardIfRemote } from '../passthrough.js';
@@ -14,7 +14,7 @@ import { readJson, sessionIdOf, tenantOf } from '../request.js';
 import { constraintOfResponseFormat, literalBound } from '../response-format.js';
 import { effortOf, reasoningSetupOf, reasoningTokens, splitThinking, thinkingKwargs, ThinkingStream, type ReasoningSetup } from '../reasoning.js';
 import { generate, type ResponseShape } from '../respond.js';
-import { chatRequestSchema, type ChatRequest, type ContentField } from '../schemas.js';
+import { chatRequestSchema, type ChatRequest } from '../schemas.js';
 import { tokenText } from './token-text.js';
 
 export function chatCompletions(deps: ServerDeps) {
@@ -29,9 +29,8 @@ export function chatCompletions(deps: ServerDeps) {
     const format = constraintOfResponseFormat(body.response_format, bound);
     const constraint = outputConstraint(tools, format, 'response_format');
     const tok = deps.engine.tokenizer(body.model);
-    const messages = body.messages.map(chatMessageOf);
     const kwargs = thinkingKwargs(tok, effortOf(body.reasoning_effort, 'reasoning_effort'), body.chat_template_kwargs);
-    const prompt = renderWithTools(tok, messages, tools, kwargs);
+    const prompt = chatPrompt(tok, { messages: body.messages, chat_template_kwargs: kwargs ?? null }, tools);
     const promptIds = tok.encode(prompt, { addSpecialTokens: !tok.chatTemplateAddsBos });
     const context = deps.engine.models.find((m) => m.id === body.model)!.contextLength;
     const predictionIds = body.prediction ? predictionOf(tok, textOf(body.prediction.content, 'prediction.content'), context) : undefined;
@@ -53,6 +52,7 @@ export function chatCompletions(deps: ServerDeps) {
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
         lookahead: lookaheadOf(body.lookahead, deps.config.lookahead),
         ...(predictionIds && { predictionIds }),
+        ignoreEos: body.ignore_eos === true,
         ...(constraint && { constraint }),
         sessionId: sessionIdOf(c, body),
         tenant: tenantOf(c),
@@ -79,42 +79,6 @@ function rejectUnsupported(body: ChatRequest): void {
   if (body.top_logprobs != null && !body.logprobs) {
     throw new InvalidRequestError('top_logprobs requires logprobs to be true', 'top_logprobs');
   }
-}
-
-type RequestMessage = ChatRequest['messages'][number];
-
-/** A request message as the template sees it: text content; an assistant's calls with their arguments parsed. */
-function chatMessageOf(m: RequestMessage, i: number): ChatMessage {
-  const message: ChatMessage = { role: m.role, content: textOf(m.content, `messages[${i}].content`) };
-  if (m.name) message.name = m.name;
-  if (m.role === 'tool') {
-    if (!m.tool_call_id) throw new InvalidRequestError('a tool message needs the tool_call_id of the call it answers', `messages[${i}].tool_call_id`);
-    message.tool_call_id = m.tool_call_id;
-  }
-  if (m.tool_calls && m.tool_calls.length > 0) {
-    if (m.role !== 'assistant') throw new InvalidRequestError('only assistant messages carry tool_calls', `messages[${i}].tool_calls`);
-    message.tool_calls = m.tool_calls.map((call, j) => ({
-      ...(call.id && { id: call.id }),
-      type: 'function' as const,
-      function: { name: call.function.name, arguments: argumentsOf(call.function.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) },
-    }));
-  }
-  return message;
-}
-
-
-/** Text parts only: images, audio and files cannot reach a text-only local model. */
-function textOf(content: ContentField | null | undefined, param: string): string {
-  if (content === null || content === undefined) return '';
-  if (typeof content === 'string') return content;
-  return content
-    .map((part, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string') {
-        throw new InvalidRequestError(`content parts of type '${part.type}' are not supported; only 'text' parts are`, `${param}[${j}]`);
-      }
-      return part.text;
-    })
-    .join('');
 }
 
 function chatLogprobs(tok: TextTokenizer, lps: TokenLogprob[]) {

@@ -3,7 +3,6 @@ import { InvalidRequestError } from '../../errors.js';
 import { requireAdmin, tenantNames } from '../auth.js';
 import type { AppEnv, ServerDeps } from '../deps.js';
 import { readJson, tenantOf } from '../request.js';
-import { DocumentQuota } from '../document-quota.js';
 import { documentsRequestSchema } from '../schemas.js';
 
 /**
@@ -14,7 +13,6 @@ import { documentsRequestSchema } from '../schemas.js';
 export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tenants = tenantNames(deps.config.auth);
-  const quota = new DocumentQuota(deps.config.limits.maxDocumentBytes, deps.config.limits.documentBytesPerMinute);
 
   app.post('/v1/lookahead/documents', async (c) => {
     const body = documentsRequestSchema.parse((await readJson(c)).body);
@@ -26,7 +24,7 @@ export function lookaheadRoutes(deps: ServerDeps): Hono<AppEnv> {
     }
     const tenant = body.tenant ?? own;
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
-    quota.take(tenant, texts.reduce((n, t) => n + Buffer.byteLength(t), 0));
+    deps.documentQuota.take(tenant, texts.reduce((n, t) => n + Buffer.byteLength(t), 0));
     const tokens = await deps.engine.addDocuments(tenant, texts);
     return c.json({ object: 'lookahead.documents', tenant, documents: texts.length, tokens });
   });
