@@ -19,18 +19,18 @@ const F32 = 0;
 function ggufName(hf: string, arch: string): string {
   const globals: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
   if (hf in globals) return globals[hf];
-  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hf)!;
+  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hf)!;
   const block: Record<string, string> = {
-    'input_layernorm.weight': 'attn_norm',
-    'post_attention_layernorm.weight': arch === 'gemma3' ? 'post_attention_norm' : 'ffn_norm',
-    'pre_feedforward_layernorm.weight': 'ffn_norm',
-    'post_feedforward_layernorm.weight': 'post_ffw_norm',
-    'self_attn.q_proj.weight': 'attn_q', 'self_attn.k_proj.weight': 'attn_k', 'self_attn.v_proj.weight': 'attn_v',
-    'self_attn.qkv_proj.weight': 'attn_qkv', 'self_attn.o_proj.weight': 'attn_output',
-    'self_attn.q_norm.weight': 'attn_q_norm', 'self_attn.k_norm.weight': 'attn_k_norm',
-    'mlp.gate_proj.weight': 'ffn_gate', 'mlp.up_proj.weight': 'ffn_up', 'mlp.gate_up_proj.weight': 'ffn_up', 'mlp.down_proj.weight': 'ffn_down',
+    'input_layernorm': 'attn_norm',
+    'post_attention_layernorm': arch === 'gemma3' ? 'post_attention_norm' : 'ffn_norm',
+    'pre_feedforward_layernorm': 'ffn_norm',
+    'post_feedforward_layernorm': 'post_ffw_norm',
+    'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v',
+    'self_attn.qkv_proj': 'attn_qkv', 'self_attn.o_proj': 'attn_output',
+    'self_attn.q_norm': 'attn_q_norm', 'self_attn.k_norm': 'attn_k_norm',
+    'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.gate_up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
   };
-  return `blk.${m[1]}.${block[m[2]]}.weight`;
+  return `blk.${m[1]}.${block[m[2]]}.${m[3]}`;
 }
 
 /** llama.cpp's converter reorders each head's Q/K rows from rotate_half pairs (j, j+hd/2) to adjacent pairs (2j, 2j+1). */
@@ -95,7 +95,13 @@ function familyMetadata(f: Family): Record<string, GgufValue> {
   const a = f.ggufArch;
   const out: Record<string, GgufValue> = {};
   if (c.ropeDim !== undefined) out[`${a}.rope.dimension_count`] = kv.u32(c.ropeDim);
-  if (c.ropeAttentionFactor !== undefined) out[`${a}.rope.scaling.attn_factor`] = kv.f32(c.ropeAttentionFactor);
+  if (f.yarn !== undefined) {
+    out[`${a}.rope.scaling.type`] = kv.str('yarn');
+    out[`${a}.rope.scaling.factor`] = kv.f32(f.yarn.factor);
+    out[`${a}.rope.scaling.original_context_length`] = kv.u32(f.yarn.originalMaxPositions);
+  } else if (c.ropeAttentionFactor !== undefined) {
+    out[`${a}.rope.scaling.attn_factor`] = kv.f32(c.ropeAttentionFactor);
+  }
   if (c.ropeOriginalMaxPositions !== undefined) out[`${a}.rope.scaling.original_context_length`] = kv.u32(c.ropeOriginalMaxPositions);
   // Our reader honours a window in llama-architecture metadata; llama.cpp ignores it there.
   if (a === 'llama' && c.slidingWindow !== undefined) out['llama.attention.sliding_window'] = kv.u32(c.slidingWindow);
@@ -181,6 +187,11 @@ export function familyHfConfig(f: Family): Record<string, unknown> {
       return { ...json, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 } };
     case 'mistral':
       return { ...json, sliding_window: c.slidingWindow };
+    case 'qwen2':
+      return {
+        ...json,
+        rope_scaling: { rope_type: 'yarn', factor: f.yarn!.factor, original_max_position_embeddings: f.yarn!.originalMaxPositions },
+      };
     case 'qwen3':
       return json;
     case 'gemma3':
