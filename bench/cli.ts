@@ -76,6 +76,9 @@ commands:
                  [--max-tokens 64] [--threads 2] [--no-llamacpp] [--out DIR (quant-agreement.json)]
   write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as a GGUF for llama.cpp:
                  --model HF_DIR --out FILE.gguf [--gguf-type F32|Q8_0|Q4_0|Q4_K (linear layers; embeddings stay F32)]
+  shape-model    an HF checkpoint with the exact shape of a named model and seeded random weights (BF16), with the
+                 family's vocabulary and chat template: --like qwen3-0.6b|qwen2.5-0.5b|llama-3.2-1b|smollm2-360m|
+                 gemma-3-1b --out DIR [--seed N] [--yarn FACTOR: a YaRN long-context config, Qwen's recipe]
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -151,6 +154,8 @@ const FLAGS = {
   sizing: { type: 'string' },
   cost: { type: 'string' },
   cache: { type: 'string' },
+  like: { type: 'string' },
+  yarn: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -214,8 +219,17 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`wrote ${f.out}\n`);
       return 0;
     }
+    case 'shape-model': {
+      if (!f.like || !f.out) throw new BenchError('shape-model needs --like NAME and --out DIR', 2);
+      const { writeShapeModel } = await import('./shape-model.js');
+      const yarnFactor = optNum(f.yarn, '--yarn', 64) ?? undefined;
+      const seed = optInt(f.seed, '--seed', 0, 2 ** 31) ?? undefined;
+      const params = writeShapeModel(f.like, f.out, { yarnFactor, seed }, f.quiet ? undefined : (line) => process.stderr.write(`${line}\n`));
+      process.stderr.write(`wrote ${f.out} (${(params / 1e6).toFixed(0)} M parameters)\n`);
+      return 0;
+    }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf, shape-model or graph-vs-export`, 2);
   }
 }
 
