@@ -46,7 +46,6 @@ function bpeMetadata(dir: string, vocabSize: number, eos: number[], bos: number 
   const special = new Set(tok.added_tokens.filter((t) => t.special).map((t) => t.id));
   const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string };
   return {
-    'general.name': kv.str(dir.split('/').filter(Boolean).pop()!),
     'tokenizer.ggml.model': kv.str('gpt2'),
     'tokenizer.ggml.pre': kv.str(pre),
     'tokenizer.ggml.tokens': kv.strs(tokens),

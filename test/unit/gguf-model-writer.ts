@@ -153,7 +153,7 @@ export function writeModelGguf(path: string, arch: string, source: WeightSource,
     metadata: {
       'general.architecture': kv.str(a),
       // Not the family name: llama.cpp special-cases vocabularies by model name ("phi3" expects Phi's added tokens).
-      'general.name': kv.str('tiny random model'),
+      'general.name': kv.str('random weights'),
       [`${a}.context_length`]: kv.u32(c.maxPositions),
       [`${a}.embedding_length`]: kv.u32(c.hiddenSize),
       [`${a}.block_count`]: kv.u32(c.numLayers),
