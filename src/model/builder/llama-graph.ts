@@ -1,5 +1,5 @@
 import type { LlamaConfig } from '../types.js';
-import { attention, attentionContext, slotsContext, withSlotBias, type AttentionContext } from './attention.js';
+import { attention, attentionContext, oldRows, slotsContext, withSlotBias, type AttentionContext } from './attention.js';
 import { boundary, headOutputs, kvBoundary } from './graph-boundary.js';
 import { concatRows, linear } from './linear.js';
 import { OnnxGraph, type Attr, type ExternalDataOptions } from './onnx/graph.js';
@@ -57,13 +57,14 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   if (isBatched(options)) {
     const each = (make: (s: number) => string, from = 0) => Array.from({ length: slots }, (_, s) => (s < from ? '' : make(s)));
     const biases = (name: (s: number) => string) => each((s) => g.input(name(s), 'float32', [1, `R${s}`, `T${s}`]));
-    full = slotsContext({
+    const old = oldRows(g, io.oldPastKey(0));
+    full = slotsContext(g, old, {
       sizes: slots > 1 ? g.input(io.slotSizes, 'int64', [slots]) : '',
       bias: biases(io.slotBias),
       ones: each((s) => g.input(io.slotOnes(s), 'float32', [`T${s}`, 16])),
       active: each((s) => g.input(io.slotActive(s), 'bool', [1]), 1),
     });
-    local = c.slidingWindow === undefined ? full : withSlotBias(full, biases(io.slotLocalBias));
+    local = c.slidingWindow === undefined ? full : withSlotBias(g, old, full, biases(io.slotLocalBias));
   } else {
     const bias = g.input(io.bias, 'float32', [1, 1, 'S', 'T']);
     full = attentionContext(g, options.attention, bias, c);
