@@ -65,6 +65,7 @@ commands:
                  lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
+                 [--prompt-tokens 512,4096: one prompt of exactly each length, the prompts' ids repeated]
   draft-replay   offline: greedy answers of --model (cached in --cache DIR) for each of --workload A,B,...; the
                  first --warmup N (default 16) feed the global scopes, then drafting is replayed against the next
                  --requests N (default 24) held-out answers: tokens/step, draft nodes/step, estimated speed-up on
@@ -155,6 +156,7 @@ const FLAGS = {
   cost: { type: 'string' },
   cache: { type: 'string' },
   like: { type: 'string' },
+  'prompt-tokens': { type: 'string' },
   yarn: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -550,6 +552,7 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     engineModel: f['engine-model'] ?? null,
     contextLength: optInt(f['context-length'], '--context-length', 16, 1 << 20),
     prompts,
+    promptTokens: f['prompt-tokens'] ? intList(f['prompt-tokens'], '--prompt-tokens', 1 << 20) : null,
     maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 128,
     rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
     threads: optInt(f.threads, '--threads', 1, 256) ?? 1,
