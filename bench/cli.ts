@@ -74,6 +74,7 @@ commands:
                  lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
                  [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
+                 [--prompt-tokens 512,4096: one prompt of exactly each length, the prompts' ids repeated]
   draft-replay   offline: greedy answers of --model (cached in --cache DIR) for each of --workload A,B,...; the
                  first --warmup N (default 16) feed the global scopes, then drafting is replayed against the next
                  --requests N (default 24) held-out answers: tokens/step, draft nodes/step, accepted tokens by
@@ -86,6 +87,9 @@ commands:
                  [--max-tokens 64] [--threads 2] [--no-llamacpp] [--out DIR (quant-agreement.json)]
   write-gguf     an HF Llama checkpoint (safetensors + byte-level BPE tokenizer) as a GGUF for llama.cpp:
                  --model HF_DIR --out FILE.gguf [--gguf-type F32|Q8_0|Q4_0|Q4_K (linear layers; embeddings stay F32)]
+  shape-model    an HF checkpoint with the exact shape of a named model and seeded random weights (BF16), with the
+                 family's vocabulary and chat template: --like qwen3-0.6b|qwen2.5-0.5b|llama-3.2-1b|smollm2-360m|
+                 gemma-3-1b --out DIR [--seed N] [--yarn FACTOR: a YaRN long-context config, Qwen's recipe]
 
 common flags:
   --workload FILE        JSONL of chat requests, or a shared dataset file (rag-eval, llma, spec-bench, *.buggy)
@@ -165,6 +169,9 @@ const FLAGS = {
   'flat-cost': { type: 'string' },
   recycled: { type: 'string' },
   cache: { type: 'string' },
+  like: { type: 'string' },
+  'prompt-tokens': { type: 'string' },
+  yarn: { type: 'string' },
   quiet: { type: 'boolean' },
   live: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -251,8 +258,17 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`wrote ${f.out}\n`);
       return 0;
     }
+    case 'shape-model': {
+      if (!f.like || !f.out) throw new BenchError('shape-model needs --like NAME and --out DIR', 2);
+      const { writeShapeModel } = await import('./shape-model.js');
+      const yarnFactor = optNum(f.yarn, '--yarn', 64) ?? undefined;
+      const seed = optInt(f.seed, '--seed', 0, 2 ** 31) ?? undefined;
+      const params = writeShapeModel(f.like, f.out, { yarnFactor, seed }, f.quiet ? undefined : (line) => process.stderr.write(`${line}\n`));
+      process.stderr.write(`wrote ${f.out} (${(params / 1e6).toFixed(0)} M parameters)\n`);
+      return 0;
+    }
     default:
-      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, embed-throughput, embed-learn, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf or graph-vs-export`, 2);
+      throw new BenchError(`unknown command ${JSON.stringify(command)}; expected load, ab, table, widen-model, forward-cost, device-check, soak, replicas, embed-throughput, embed-learn, peer-transformers, peer-llamacpp, draft-replay, quant-agreement, write-gguf, shape-model or graph-vs-export`, 2);
   }
 }
 
@@ -581,6 +597,7 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     engineModel: f['engine-model'] ?? null,
     contextLength: optInt(f['context-length'], '--context-length', 16, 1 << 20),
     prompts,
+    promptTokens: f['prompt-tokens'] ? intList(f['prompt-tokens'], '--prompt-tokens', 1 << 20) : null,
     maxTokens: optInt(f['max-tokens'], '--max-tokens', 1, 32_768) ?? 128,
     rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
     threads: optInt(f.threads, '--threads', 1, 256) ?? 1,

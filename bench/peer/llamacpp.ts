@@ -24,6 +24,8 @@ export interface LlamaCppPeerOptions {
   contextLength: number | null;
   /** Plain text (completion models) or chat messages rendered with the model's template. */
   prompts: PeerPrompt[];
+  /** Instead of the prompts as they are: for each length, one prompt of exactly that many ids, the prompts' ids in turn, repeated. */
+  promptTokens: number[] | null;
   maxTokens: number;
   rounds: number;
   threads: number;
@@ -50,6 +52,10 @@ export interface ArmResult {
   ids: number[][];
   /** Per prompt, over all rounds: tokens / seconds. */
   perPrompt: number[];
+  /** Per prompt, the median over rounds of the seconds to the first token (prefill). */
+  firstTokenSeconds: number[];
+  /** Tokens after the first over the seconds after it, all prompts and rounds. */
+  decodeTokensPerSecond: number;
 }
 
 export interface LlamaCppPeerResult {
@@ -77,6 +83,10 @@ interface Tally {
   ids: number[][];
   promptTokens: number[];
   promptSeconds: number[];
+  /** Per prompt, each round's seconds to the first token. */
+  firstToken: number[][];
+  decodeTokens: number;
+  decodeSeconds: number;
 }
 
 /** What the paired ratios compare: each side's speculation against its own plain decoding, and the two plain engines. */
@@ -98,9 +108,10 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
   }
   const engineModel = o.engineModel ?? o.model;
   const tokenizer = await loadTokenizer(engineModel);
-  const prompts = o.prompts.map((p) =>
+  const encoded = o.prompts.map((p) =>
     'text' in p ? tokenizer.encode(p.text, { addSpecialTokens: true }) : tokenizer.encode(tokenizer.renderChat(p.messages), { addSpecialTokens: !tokenizer.chatTemplateAddsBos }),
   );
+  const prompts = o.promptTokens === null ? encoded : o.promptTokens.map((n) => idsOfLength(encoded, n));
   const longest = Math.max(...prompts.map((p) => p.length));
   const contextLength = o.contextLength ?? longest + o.maxTokens + 64;
 
@@ -108,10 +119,16 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
   const model = await llama.loadModel({ modelPath: o.model, gpuLayers: 0 });
   const stopIds = new Set<number>([...tokenizer.eosTokenIds]);
   const tallies = new Map<ArmName, Tally>(
-    ARMS.map((a) => [a, { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [], promptTokens: prompts.map(() => 0), promptSeconds: prompts.map(() => 0) }]),
+    ARMS.map((a) => [
+      a,
+      { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [], promptTokens: prompts.map(() => 0), promptSeconds: prompts.map(() => 0), firstToken: prompts.map(() => []), decodeTokens: 0, decodeSeconds: 0 },
+    ]),
   );
-  const record = (arm: ArmName, p: number, ids: number[], seconds: number, steps: number, drafted: number, accepted: number) => {
+  const record = (arm: ArmName, p: number, ids: number[], seconds: number, steps: number, drafted: number, accepted: number, firstToken: number) => {
     const t = tallies.get(arm)!;
+    t.firstToken[p].push(firstToken);
+    t.decodeTokens += Math.max(0, ids.length - 1);
+    t.decodeSeconds += seconds - firstToken;
     t.tokens += ids.length;
     t.seconds += seconds;
     t.steps += steps;
@@ -135,14 +152,16 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
     const seq = context.getSequence({ tokenPredictor: predictor });
     const out: number[] = [];
     const started = performance.now();
+    let first = 0;
     for await (const token of seq.evaluate(ids as never[], { temperature: 0 })) {
+      first ||= performance.now();
       if (stopIds.has(token as number)) break;
       out.push(token as number);
       if (out.length >= o.maxTokens) break;
     }
     const seconds = (performance.now() - started) / 1000;
     const pr = seq.tokenPredictions;
-    record(arm, p, out, seconds, out.length - Math.min(pr.validated, out.length - 1), pr.validated + pr.refuted, pr.validated);
+    record(arm, p, out, seconds, out.length - Math.min(pr.validated, out.length - 1), pr.validated + pr.refuted, pr.validated, (first - started) / 1000);
     await context.dispose();
   };
 
@@ -155,10 +174,16 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
       // Each arm its own tenant: the lookahead arm drafts from its own earlier answers, never from the off arm's.
       tenant: arm === 'ours off' ? 'bench-off' : 'bench-on',
     });
-    const { ids: out, result } = await collectJob(job);
+    const out: number[] = [];
+    let first = 0;
+    for await (const chunk of job) {
+      first ||= performance.now();
+      for (const id of chunk.tokens) out.push(id);
+    }
+    const result = await job.result;
     const seconds = (performance.now() - started) / 1000;
     // The stop token is not counted on the llama.cpp side either.
-    record(arm, p, out.filter((id) => !stopIds.has(id)), seconds, result.lookahead.steps, result.lookahead.draftTokens, result.lookahead.acceptedTokens);
+    record(arm, p, out.filter((id) => !stopIds.has(id)), seconds, result.lookahead.steps, result.lookahead.draftTokens, result.lookahead.acceptedTokens, (first - started) / 1000);
   };
 
   const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o)];
@@ -209,12 +234,26 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
         accepted: predicts ? t.accepted : null,
         ids: t.ids,
         perPrompt: t.promptTokens.map((n, p) => (t.promptSeconds[p] > 0 ? n / t.promptSeconds[p] : 0)),
+        firstTokenSeconds: t.firstToken.map(median),
+        decodeTokensPerSecond: t.decodeSeconds > 0 ? t.decodeTokens / t.decodeSeconds : 0,
       };
     }),
     agreement: Object.fromEntries(ARMS.map((arm) => [arm, agree(arm, 'llama.cpp plain')])) as Record<ArmName, number>,
     lossless: { llamaCpp: agree('llama.cpp input-lookup', 'llama.cpp plain'), ours: agree('ours lookahead', 'ours off') },
     paired: Object.fromEntries(PAIRS.map(([arm, base]) => [`${arm} / ${base}`, bootstrapRatio(perPromptRatios(ratesOf(tallies.get(base)!), ratesOf(tallies.get(arm)!)), { seed: o.seed })])),
   };
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted.length === 0 ? Number.NaN : sorted[sorted.length >> 1];
+}
+
+/** Exactly `n` ids: the prompts' ids one after another, from the start again until there are enough (long RAG-like prompts). */
+function idsOfLength(prompts: number[][], n: number): number[] {
+  const pool = prompts.flat();
+  if (pool.length === 0) throw new BenchError('--prompt-tokens needs prompts that encode to at least one token');
+  return Array.from({ length: n }, (_, i) => pool[i % pool.length]);
 }
 
 function ratesOf(t: Tally): Map<string, number> {
@@ -235,13 +274,14 @@ function buildCache(o: LlamaCppPeerOptions): string {
 export function renderLlamaCppPeer(r: LlamaCppPeerResult): string {
   const fmt = (x: number | null, d = 1) => (x === null ? '–' : x.toFixed(d));
   const rows = r.arms.map(
-    (a) => `| ${a.arm} | ${a.tokens} | ${fmt(a.tokensPerSecond)} | ${fmt(a.tokensPerStep, 2)} | ${a.drafted ?? '–'} | ${a.accepted ?? '–'} | ${r.agreement[a.arm]}/${r.promptTokens.length} |`,
+    (a) =>
+      `| ${a.arm} | ${a.tokens} | ${fmt(a.tokensPerSecond)} | ${a.firstTokenSeconds.map((x) => fmt(x, 2)).join(' / ')} | ${fmt(a.decodeTokensPerSecond)} | ${fmt(a.tokensPerStep, 2)} | ${a.drafted ?? '–'} | ${a.accepted ?? '–'} | ${r.agreement[a.arm]}/${r.promptTokens.length} |`,
   );
   return [
     `model ${r.model}${r.engineModel !== r.model ? ` (ours: ${r.engineModel})` : ''}; ${r.promptTokens.length} prompts of ${r.promptTokens.join('/')} tokens, ≤ ${r.maxTokens} new tokens, ${r.rounds} rounds, ${r.threads} thread(s)`,
     '',
-    '| arm | tokens | tokens/s | tokens/step | drafted | accepted | greedy = llama.cpp plain |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| arm | tokens | tokens/s | first token s (per prompt, median) | decode tokens/s | tokens/step | drafted | accepted | greedy = llama.cpp plain |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
     `lossless: llama.cpp input-lookup = plain on ${r.lossless.llamaCpp}/${r.promptTokens.length} prompts, ours lookahead = off on ${r.lossless.ours}/${r.promptTokens.length}`,

@@ -4,10 +4,10 @@
  * and an HF config.json, so the same random weights can go through both loaders and through llama.cpp.
  */
 import { syntheticConfig } from '../../src/model/builder/sources/synthetic.js';
-import { llama3Divisors } from '../../src/model/builder/rope.js';
+import { llama3Divisors, yarnRope, type YarnScaling } from '../../src/model/builder/rope.js';
 import type { LlamaConfig } from '../../src/model/types.js';
 
-export type FamilyName = 'llama3' | 'mistral' | 'qwen3' | 'gemma3' | 'phi3' | 'smollm3';
+export type FamilyName = 'llama3' | 'mistral' | 'qwen2' | 'qwen3' | 'gemma3' | 'phi3' | 'smollm3';
 
 export interface Family {
   name: FamilyName;
@@ -17,6 +17,8 @@ export interface Family {
   modelType: string;
   /** HF layout (rotate_half RoPE); the GGUF reader turns llama/smollm3 into interleaved. */
   config: LlamaConfig;
+  /** YaRN settings behind config's divisors, written as rope_scaling / rope.scaling.* keys. */
+  yarn?: YarnScaling;
 }
 
 /** Room for llama.cpp's SPM byte tokens (3 specials + 256 bytes) and a few pieces. */
@@ -24,6 +26,9 @@ const V = 320;
 const LLAMA3_SCALING = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 32 };
 const PHI_SHORT = [1, 1.05, 1.1, 1.3, 1.6, 2];
 const PHI_LONG = [1, 1.5, 2.5, 4, 8, 16];
+/** Qwen's long-context recipe (factor 4 over the original context), on a context the test prompts cross. */
+const QWEN_YARN: YarnScaling = { factor: 4, originalMaxPositions: 128 };
+const QWEN_YARN_ROPE = yarnRope(1e6, 16, QWEN_YARN);
 
 function base(overrides: Partial<LlamaConfig> & Pick<LlamaConfig, 'hiddenSize' | 'numLayers' | 'numHeads'>): LlamaConfig {
   return syntheticConfig({ vocabSize: V, maxPositions: 512, bosTokenId: 1, eosTokenIds: [2], intermediateSize: 96, ...overrides });
@@ -44,6 +49,17 @@ export const FAMILIES: Family[] = [
     ggufArch: 'llama',
     modelType: 'mistral',
     config: base({ hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 1, slidingWindow: 24 }),
+  },
+  {
+    name: 'qwen2',
+    ggufArch: 'qwen2',
+    modelType: 'qwen2',
+    // Qwen2.5 with YaRN: q/k/v biases, and the frequency ramp and attention temperature of rope_scaling yarn.
+    config: base({
+      hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, attentionBias: true, ropeTheta: 1e6, tiedEmbeddings: true,
+      ropeFreqDivisors: QWEN_YARN_ROPE.divisors, ropeAttentionFactor: QWEN_YARN_ROPE.attentionFactor,
+    }),
+    yarn: QWEN_YARN,
   },
   {
     name: 'qwen3',

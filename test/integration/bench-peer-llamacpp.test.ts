@@ -20,8 +20,10 @@ describe.skipIf(!available)('bench peer-llamacpp', () => {
     writeFamilyGguf(gguf, family, new SyntheticSource(family.config, 2));
     const r = await runLlamaCppPeer({
       model: gguf, engineModel: null, contextLength: null, maxTokens: 12, rounds: 2, threads: 1, layout: 'hier', seed: 1, log: () => {},
-      prompts: [{ text: 'abc abc abc' }, { text: 'hello there' }],
+      // Prompts of exactly 9 and 40 ids, the two texts' ids repeated.
+      prompts: [{ text: 'abc abc abc' }, { text: 'hello there' }], promptTokens: [9, 40],
     });
+    expect(r.promptTokens).toEqual([9, 40]);
     expect(r.arms.map((a) => a.arm)).toEqual(['llama.cpp plain', 'llama.cpp input-lookup', 'ours off', 'ours lookahead']);
     for (const a of r.arms) {
       expect(a.ids).toHaveLength(2);
@@ -39,7 +41,13 @@ describe.skipIf(!available)('bench peer-llamacpp', () => {
       expect(i!.low).toBeLessThanOrEqual(i!.estimate);
       expect(i!.high).toBeGreaterThanOrEqual(i!.estimate);
     }
-    for (const a of r.arms) expect(a.perPrompt.every((x) => x > 0)).toBe(true);
+    for (const a of r.arms) {
+      expect(a.perPrompt.every((x) => x > 0)).toBe(true);
+      // Time to first token per prompt, and the decode rate after it.
+      expect(a.firstTokenSeconds).toHaveLength(2);
+      expect(a.firstTokenSeconds.every((x) => x > 0)).toBe(true);
+      expect(a.decodeTokensPerSecond).toBeGreaterThan(0);
+    }
     expect(renderLlamaCppPeer(r)).toMatch(/- ours lookahead \/ ours off: [0-9.]+ \[[0-9.]+, [0-9.]+\]/);
   });
 });

@@ -35,7 +35,7 @@ describe('q4 zero points agree with fp32 at least as well as symmetric q4', () =
   };
 
   beforeAll(async () => {
-    // Untied, so the LM head is quantized too (a tied head stays fp32).
+    // Untied: the LM head has weights of its own, quantized like every other matmul.
     const config = syntheticConfig({ hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: V, tiedEmbeddings: false });
     for (const [name, options] of Object.entries(builds)) {
       await buildModel(new SyntheticSource(config, 11), options, join(root, name));

@@ -42,8 +42,16 @@ async function oneByOne(seq: Sequence, tokens: number[]): Promise<Float32Array> 
   return last;
 }
 
+/** The prefix in forwards of up to 512 tokens (a past too long to feed one token at a time in a test). */
+async function inChunks(seq: Sequence, tokens: number[]): Promise<void> {
+  for (let at = 0; at < tokens.length; at += 512) {
+    const chunk = tokens.slice(at, at + 512);
+    await seq.forward({ tokens: Int32Array.from(chunk), positions: Int32Array.from(chunk, (_, i) => at + i), mask: null });
+  }
+}
+
 /** Rows of an S-token forward whose logits differ in any bit from the same row computed alone. */
-async function differingRows(model: LoadedModel, past: number, size: number, chain: boolean): Promise<number> {
+async function differingRows(model: LoadedModel, past: number, size: number, chain: boolean, prefill: (seq: Sequence, tokens: number[]) => Promise<unknown> = oneByOne): Promise<number> {
   const rand = lcg(past * 131 + size * 7 + (chain ? 1 : 0));
   const vocab = model.info.vocabSize;
   const prefix = Array.from({ length: past }, () => Math.floor(rand() * vocab));
@@ -51,8 +59,8 @@ async function differingRows(model: LoadedModel, past: number, size: number, cha
   const parent = randomParents(rand, size, chain);
   const seq = model.newSequence();
   const ref = model.newSequence();
-  await oneByOne(seq, prefix);
-  await oneByOne(ref, prefix);
+  await prefill(seq, prefix);
+  await prefill(ref, prefix);
   const t = past + size;
   const mask = new Float32Array(size * t).fill(-Infinity);
   const positions = new Int32Array(size);
@@ -90,6 +98,50 @@ describe.each(['fp32', 'fp16', 'q8', 'q4'] as WeightDType[])('rows are independe
     for (const past of [0, 9, 70, 120]) {
       for (const chain of [true, false]) expect(await differingRows(model, past, size, chain), `${chain ? 'chain' : 'tree'} past ${past}`).toBe(0);
     }
+  });
+});
+
+// Past 1024 rows, a lone sequence's attention reads whole blocks of 1024 old keys in place and only the rest through a
+// copy (attention.ts oldPastRows): rows must not change with that, and a window must still apply to the old rows.
+describe('rows are independent of their forward past 1024 keys', () => {
+  const dtype = 'fp32';
+  const models: LoadedModel[] = [];
+  beforeAll(async () => {
+    const configs = [
+      syntheticConfig({ hiddenSize: 64, numLayers: 1, numHeads: 4, numKvHeads: 2, vocabSize: V, maxPositions: 4096 }),
+      syntheticConfig({ hiddenSize: 64, numLayers: 1, numHeads: 4, numKvHeads: 1, vocabSize: V, maxPositions: 4096, slidingWindow: 1500 }),
+    ];
+    for (const [i, config] of configs.entries()) {
+      const dir = join(root, `long-${dtype}-${i}`);
+      await buildModel(new SyntheticSource(config, 5), { dtype, attention: 'exact', layout: 'tree' }, dir);
+      models.push(await openBuiltModel(dir));
+    }
+  });
+  afterAll(async () => {
+    for (const m of models) await m.dispose();
+  });
+
+  it.each([8])('S = %i: chain and tree rows equal the row alone, bit for bit', async (size) => {
+    for (const [i, model] of models.entries()) {
+      for (const past of [1100, 2100]) {
+        for (const chain of [true, false]) expect(await differingRows(model, past, size, chain, inChunks), `model ${i} ${chain ? 'chain' : 'tree'} past ${past}`).toBe(0);
+      }
+    }
+  });
+
+  it('reading old keys in place gives what the copy gives: slot 0 of a batch (in place) equals slot 1 (copied), bit for bit', async () => {
+    const model = models[0];
+    const prefix = Array.from({ length: 2100 }, (_, i) => (i * 31) % V);
+    const [alone, second, other] = [model.newSequence(), model.newSequence(), model.newSequence()];
+    for (const seq of [alone, second]) await inChunks(seq, prefix);
+    const input = { tokens: Int32Array.of(5, 6, 7), positions: Int32Array.of(2100, 2101, 2102), mask: null };
+    const a = (await alone.forward(input)).slice();
+    const [, b] = await model.forwardBatch([
+      { seq: other, input: { tokens: Int32Array.of(9), positions: Int32Array.of(0), mask: null }, output: 'logits' },
+      { seq: second, input, output: 'logits' },
+    ]);
+    expect(b).toEqual(a);
+    for (const seq of [alone, second, other]) seq.dispose();
   });
 });
 

@@ -19,18 +19,18 @@ const F32 = 0;
 function ggufName(hf: string, arch: string): string {
   const globals: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
   if (hf in globals) return globals[hf];
-  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hf)!;
+  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hf)!;
   const block: Record<string, string> = {
-    'input_layernorm.weight': 'attn_norm',
-    'post_attention_layernorm.weight': arch === 'gemma3' ? 'post_attention_norm' : 'ffn_norm',
-    'pre_feedforward_layernorm.weight': 'ffn_norm',
-    'post_feedforward_layernorm.weight': 'post_ffw_norm',
-    'self_attn.q_proj.weight': 'attn_q', 'self_attn.k_proj.weight': 'attn_k', 'self_attn.v_proj.weight': 'attn_v',
-    'self_attn.qkv_proj.weight': 'attn_qkv', 'self_attn.o_proj.weight': 'attn_output',
-    'self_attn.q_norm.weight': 'attn_q_norm', 'self_attn.k_norm.weight': 'attn_k_norm',
-    'mlp.gate_proj.weight': 'ffn_gate', 'mlp.up_proj.weight': 'ffn_up', 'mlp.gate_up_proj.weight': 'ffn_up', 'mlp.down_proj.weight': 'ffn_down',
+    'input_layernorm': 'attn_norm',
+    'post_attention_layernorm': arch === 'gemma3' ? 'post_attention_norm' : 'ffn_norm',
+    'pre_feedforward_layernorm': 'ffn_norm',
+    'post_feedforward_layernorm': 'post_ffw_norm',
+    'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v',
+    'self_attn.qkv_proj': 'attn_qkv', 'self_attn.o_proj': 'attn_output',
+    'self_attn.q_norm': 'attn_q_norm', 'self_attn.k_norm': 'attn_k_norm',
+    'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.gate_up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
   };
-  return `blk.${m[1]}.${block[m[2]]}.weight`;
+  return `blk.${m[1]}.${block[m[2]]}.${m[3]}`;
 }
 
 /** llama.cpp's converter reorders each head's Q/K rows from rotate_half pairs (j, j+hd/2) to adjacent pairs (2j, 2j+1). */
@@ -60,15 +60,24 @@ export const GGUF_QUANTIZERS = {
   Q4_K: { type: GGML_Q4_K, block: 256, encode: quantizeQ4_K },
 } as const;
 
-/** Whether every row of these [rows, cols] matrices splits into whole blocks of `type` (Q4_K: 256 columns). */
-export function ggufTypeFits(type: GgufWeightType, cols: number[]): boolean {
-  return type === 'F32' || cols.every((c) => c % GGUF_QUANTIZERS[type].block === 0);
+/**
+ * The type a [rows, cols] matrix is stored in: `type`, except Q4_K rows that are not whole 256-column super-blocks
+ * (Gemma 3 1B's hidden 1152), which go Q4_0, as llama.cpp's quantizer also falls back to a 32-block type for them.
+ */
+function storedType(type: Exclude<GgufWeightType, 'F32'>, cols: number): Exclude<GgufWeightType, 'F32'> {
+  return type === 'Q4_K' && cols % GGUF_QUANTIZERS.Q4_K.block !== 0 ? 'Q4_0' : type;
 }
 
-function weight(name: string, dims: number[], data: Float32Array, type: GgufWeightType): GgufTensorSpec {
-  // Our q8/q4 builds keep the embedding table fp32 too, so both engines quantize the same matrices.
-  if (type === 'F32' || dims.length !== 2 || name === 'token_embd.weight') return f32(name, dims, data);
-  const q = GGUF_QUANTIZERS[type];
+/** Whether every row of these [rows, cols] matrices splits into whole blocks of the type it is stored in. */
+export function ggufTypeFits(type: GgufWeightType, cols: number[]): boolean {
+  return type === 'F32' || cols.every((c) => c % GGUF_QUANTIZERS[storedType(type, c)].block === 0);
+}
+
+function weight(name: string, dims: number[], data: Float32Array, type: GgufWeightType, tied: boolean): GgufTensorSpec {
+  // Our q8/q4 builds keep the embedding table fp32 for the lookup, so both engines quantize the same matrices; a tied
+  // table is also the head, which ours quantizes (a copy) and llama.cpp reads from token_embd.
+  if (type === 'F32' || dims.length !== 2 || (name === 'token_embd.weight' && !tied)) return f32(name, dims, data);
+  const q = GGUF_QUANTIZERS[storedType(type, dims[1])];
   if (!ggufTypeFits(type, [dims[1]])) throw new Error(`${name}: ${dims[1]} columns are not whole ${type} blocks of ${q.block}`);
   return { name, dims: [...dims].reverse(), type: q.type, data: q.encode(data) };
 }
@@ -90,22 +99,31 @@ function vocabMetadata(c: LlamaConfig): Record<string, GgufValue> {
 }
 
 /** What each family's GGUF says beyond the common keys, in the keys llama.cpp reads. */
-function familyMetadata(f: Family): Record<string, GgufValue> {
+export function familyMetadata(f: Pick<Family, 'ggufArch' | 'config' | 'yarn'>): Record<string, GgufValue> {
   const c = f.config;
   const a = f.ggufArch;
   const out: Record<string, GgufValue> = {};
   if (c.ropeDim !== undefined) out[`${a}.rope.dimension_count`] = kv.u32(c.ropeDim);
-  if (c.ropeAttentionFactor !== undefined) out[`${a}.rope.scaling.attn_factor`] = kv.f32(c.ropeAttentionFactor);
+  if (f.yarn !== undefined) {
+    out[`${a}.rope.scaling.type`] = kv.str('yarn');
+    out[`${a}.rope.scaling.factor`] = kv.f32(f.yarn.factor);
+    out[`${a}.rope.scaling.original_context_length`] = kv.u32(f.yarn.originalMaxPositions);
+  } else if (c.ropeAttentionFactor !== undefined) {
+    out[`${a}.rope.scaling.attn_factor`] = kv.f32(c.ropeAttentionFactor);
+  }
   if (c.ropeOriginalMaxPositions !== undefined) out[`${a}.rope.scaling.original_context_length`] = kv.u32(c.ropeOriginalMaxPositions);
   // Our reader honours a window in llama-architecture metadata; llama.cpp ignores it there.
   if (a === 'llama' && c.slidingWindow !== undefined) out['llama.attention.sliding_window'] = kv.u32(c.slidingWindow);
   if (a === 'gemma3') {
-    // The test config has local layers 0..n-2 and one global last layer: a period of n layers.
+    // llama.cpp's period: every period-th layer is global, so the first global layer is period - 1.
+    const firstGlobal = Array.from({ length: c.numLayers }, (_, i) => i).find((i) => !c.slidingLayers!.includes(i)) ?? c.numLayers - 1;
     out['gemma3.attention.sliding_window'] = kv.u32(c.slidingWindow!);
-    out['gemma3.attention.sliding_window_pattern'] = kv.u32(c.numLayers);
+    out['gemma3.attention.sliding_window_pattern'] = kv.u32(firstGlobal + 1);
     out['gemma3.rope.freq_base_swa'] = kv.f32(c.slidingRopeTheta!);
-    out['gemma3.rope.scaling.type'] = kv.str('linear');
-    out['gemma3.rope.scaling.factor'] = kv.f32(c.ropeFreqDivisors![0]);
+    if (c.ropeFreqDivisors !== undefined) {
+      out['gemma3.rope.scaling.type'] = kv.str('linear');
+      out['gemma3.rope.scaling.factor'] = kv.f32(c.ropeFreqDivisors[0]);
+    }
     if (c.finalLogitSoftcap !== undefined) out['gemma3.final_logit_softcapping'] = kv.f32(c.finalLogitSoftcap);
   }
   return out;
@@ -124,7 +142,7 @@ export function writeModelGguf(path: string, arch: string, source: WeightSource,
     let data = source.tensor(name);
     if (interleaved && name.endsWith('q_proj.weight')) data = permuteForInterleaved(data, c.numHeads, c.headDim, c.hiddenSize);
     if (interleaved && name.endsWith('k_proj.weight')) data = permuteForInterleaved(data, c.numKvHeads, c.headDim, c.hiddenSize);
-    tensors.push(weight(ggufName(name, a), dims, data, type));
+    tensors.push(weight(ggufName(name, a), dims, data, type, c.tiedEmbeddings));
   }
   if (a === 'llama' && c.ropeFreqDivisors) tensors.push(f32('rope_freqs.weight', [c.ropeFreqDivisors.length], Float32Array.from(c.ropeFreqDivisors)));
   if (a === 'phi3') {
@@ -135,7 +153,7 @@ export function writeModelGguf(path: string, arch: string, source: WeightSource,
     metadata: {
       'general.architecture': kv.str(a),
       // Not the family name: llama.cpp special-cases vocabularies by model name ("phi3" expects Phi's added tokens).
-      'general.name': kv.str('tiny random model'),
+      'general.name': kv.str('random weights'),
       [`${a}.context_length`]: kv.u32(c.maxPositions),
       [`${a}.embedding_length`]: kv.u32(c.hiddenSize),
       [`${a}.block_count`]: kv.u32(c.numLayers),
@@ -181,6 +199,11 @@ export function familyHfConfig(f: Family): Record<string, unknown> {
       return { ...json, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 } };
     case 'mistral':
       return { ...json, sliding_window: c.slidingWindow };
+    case 'qwen2':
+      return {
+        ...json,
+        rope_scaling: { rope_type: 'yarn', factor: f.yarn!.factor, original_max_position_embeddings: f.yarn!.originalMaxPositions },
+      };
     case 'qwen3':
       return json;
     case 'gemma3':

@@ -211,8 +211,10 @@ describe('GGUF errors', () => {
     const gpt = tinySpec({ metadata: { 'general.architecture': kv.str('gpt2') } });
     expect(() => openGguf(write('gpt2.gguf', encodeGguf(gpt)))).toThrow(UnsupportedArchitectureError);
     expect(() => openGguf(write('gpt2.gguf', encodeGguf(gpt)))).toThrow(/architecture "gpt2" is not supported/);
-    const yarn = tinySpec({ metadata: { 'llama.rope.scaling.type': kv.str('yarn'), 'llama.rope.scaling.factor': kv.f32(4) } });
-    expect(() => openGguf(write('yarn.gguf', encodeGguf(yarn)))).toThrow(/llama\.rope\.scaling\.type "yarn" is not supported/);
+    const longrope = tinySpec({ metadata: { 'llama.rope.scaling.type': kv.str('longrope'), 'llama.rope.scaling.factor': kv.f32(4) } });
+    expect(() => openGguf(write('longrope.gguf', encodeGguf(longrope)))).toThrow(/llama\.rope\.scaling\.type "longrope" is not supported/);
+    const deepseekYarn = tinySpec({ metadata: { 'llama.rope.scaling.type': kv.str('yarn'), 'llama.rope.scaling.factor': kv.f32(4), 'llama.rope.scaling.yarn_log_multiplier': kv.f32(0.1) } });
+    expect(() => openGguf(write('yarn.gguf', encodeGguf(deepseekYarn)))).toThrow(/yarn_log_multiplier/);
     const partial = tinySpec({ metadata: { 'llama.rope.dimension_count': kv.u32(4) } });
     expect(() => openGguf(write('partial.gguf', encodeGguf(partial)))).toThrow(/partial RoPE is read for phi3 only/);
   });

@@ -37,6 +37,38 @@ export interface Slots {
   ones: string[];
   /** Per slot: bool [1], whether it holds a sequence (slot 0 always does, and has none). */
   active: string[];
+  /** Slot 0's bias and ones cut where its old past rows end (see oldPastRows): [old, the rest]; `some`: bool [1], any old rows. */
+  split: { some: string; bias: [string, string]; ones: [string, string] };
+}
+
+/** Keys are summed by MLAS in blocks of this many (the stride it takes for the N <= 16 GEMMs of exactAttention). */
+export const KEY_BLOCK = 1024;
+
+/**
+ * How many of slot 0's past rows attention reads in place, as a GEMM of their own, rather than through the Concat
+ * with the new rows (which copies them: at 4k past that copy is most of a decode step's memory traffic).
+ * Only whole key blocks, and only when the rest (later past + new rows) fits in one block: MLAS sums the blocks of
+ * a GEMM one after another, each from zero (see sliceWidth), so old-part + rest is then bit for bit the sum of one
+ * GEMM over all keys. Score GEMMs sum over the head's dims in one block only up to 128 dims; wider heads read all
+ * of the past through the Concat.
+ */
+export function oldPastRows(past: number, newRows: number, headDim: number): number {
+  const old = past - (past % KEY_BLOCK);
+  return headDim <= 128 && past + newRows - old <= KEY_BLOCK ? old : 0;
+}
+
+/** int64 [1]: the rows of the old-past input `name` [1, A, kvD]. */
+export function oldRows(g: OnnxGraph, name: string): string {
+  return g.op('Shape', [name], { start: { i: 1 }, end: { i: 2 } });
+}
+
+/** x cut along its last axis at `at` (int64 [1]): [x[..., :at], x[..., at:]]. */
+function cutLast(g: OnnxGraph, x: string, at: string, axis: number): [string, string] {
+  const ax = g.constInt64(`axis${axis}`, [axis]);
+  return [
+    g.op('Slice', [x, g.constInt64('zero', [0]), at, ax]),
+    g.op('Slice', [x, at, g.constInt64('int_max', [2 ** 31 - 1]), ax]),
+  ];
 }
 
 /** The `scale` attribute of every attention op here, when the family sets one. */
@@ -73,6 +105,7 @@ export function attention(
   vNew: string,
   pastK: string[],
   pastV: string[],
+  old?: [key: string, value: string],
 ): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
   const scale = scaleAttr(shape.attentionScale);
@@ -90,10 +123,10 @@ export function attention(
     );
     return y;
   }
-  if (ctx.slots) return slottedAttention(g, ctx, shape, q, kNew, vNew, pastK, pastV);
+  if (ctx.slots) return slottedAttention(g, ctx, shape, q, kNew, vNew, pastK, pastV, old!);
   const k = g.op('Concat', [pastK[0], kNew], { axis: { i: 1 } });
   const v = g.op('Concat', [pastV[0], vNew], { axis: { i: 1 } });
-  if (ctx.kind === 'exact') return exactAttention(g, ctx, shape, q, k, v);
+  if (ctx.kind === 'exact') return exactAttention(g, shape, q, [{ k, v, bias: ctx.bias, ones: ctx.ones! }]);
   if (ctx.kind === 'onnx') {
     return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale });
   }
@@ -121,7 +154,18 @@ export function attention(
  * lane-ordered again.) The G query heads of a kv head are stacked as GEMM rows, and FusedMatMul's batch transpose
  * reads K and V per head in place, so the cache is neither repeated nor copied.
  */
-function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
+/**
+ * Keys, values, bias columns and softmax ones of one run of consecutive keys; exactAttention takes the keys in one
+ * part or, for a long past, in two (see oldPastRows), and then sums each part's GEMMs in key order.
+ */
+interface KeyPart {
+  k: string;
+  v: string;
+  bias: string;
+  ones: string;
+}
+
+function exactAttention(g: OnnxGraph, shape: AttentionShape, q: string, parts: KeyPart[]): string {
   const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
   const padded = g.op('Concat', [q, lastRow(g, q, 1)], { axis: { i: 1 } });
   // [S+1, kvH, G, hd] → [kvH, G, S+1, hd] → [kvH, G*(S+1), hd]
@@ -131,13 +175,18 @@ function exactAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionSha
   const byHead = (x: string) => g.op('Reshape', [x, g.constInt64('kv_heads', [-1, kvH, hd])]);
   const fused = (a: string, b: string, transB: number, alpha = 1) =>
     g.op('FusedMatMul', [a, b], { transB: { i: transB }, transBatchB: { i: 1 }, alpha: { f: alpha } }, 'com.microsoft');
-  const scores = g.op('Add', [fused(qh, byHead(k), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), ctx.bias]);
-  const e = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } })])]);
-  const den = g.op('Slice', [g.op('MatMul', [e, ctx.ones!]), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
+  const scores = parts.map((p) => g.op('Add', [fused(qh, byHead(p.k), 1, shape.attentionScale ?? 1 / Math.sqrt(hd)), p.bias]));
+  // One max over all scores: ORT reduces an empty part (no old rows) to an empty tensor, not to -inf. The scores are
+  // [kvH, G*(S+1), T], a small copy beside the keys'.
+  const all = scores.length === 1 ? scores[0] : g.op('Concat', scores, { axis: { i: -1 } });
+  const max = g.op('ReduceMax', [all, g.constInt64('last_axis', [-1])], { keepdims: { i: 1 } });
+  const e = scores.map((x) => g.op('Exp', [g.op('Sub', [x, max])]));
+  const inOrder = (terms: string[]) => terms.reduce((sum, t) => g.op('Add', [sum, t]));
+  const den = g.op('Slice', [inOrder(parts.map((p, i) => g.op('MatMul', [e[i], p.ones]))), g.constInt64('zero', [0]), g.constInt64('one', [1]), g.constInt64('axis2', [2])]);
   // e·V per column slice of V, [kvH, 1, M, T] · [kvH, hd/w, T, w] → [kvH, hd/w, M, w] → [kvH, M, hd] (see sliceWidth).
   const w = sliceWidth(hd);
-  const slices = g.op('Reshape', [v, g.constInt64('v_slices', [-1, kvH, hd / w, w])]);
-  const product = fused(g.op('Unsqueeze', [e, g.constInt64('axis1', [1])]), slices, 0);
+  const slices = (v: string) => g.op('Reshape', [v, g.constInt64('v_slices', [-1, kvH, hd / w, w])]);
+  const product = inOrder(parts.map((p, i) => fused(g.op('Unsqueeze', [e[i], g.constInt64('axis1', [1])]), slices(p.v), 0)));
   const ev = g.op('Reshape', [g.op('Transpose', [product], { perm: { ints: [0, 2, 1, 3] } }), g.constInt64('ev_rows', [kvH, -1, hd])]);
   const out = g.op('Reshape', [g.op('Div', [ev, den]), g.constInt64('out_groups', [kvH, h / kvH, -1, hd])]);
   const rows = g.op('Slice', [out, g.constInt64('zero', [0]), g.constInt64('minus_one', [-1]), g.constInt64('axis2', [2])]);
@@ -161,14 +210,20 @@ function ones(g: OnnxGraph, shape: string): string {
   return g.op('Expand', [g.constFloat('one', [1], [1, 1]), shape]);
 }
 
-/** The context of the batched layout, all of whose per-slot values the runtime feeds (no ops per unused slot). */
-export function slotsContext(slots: Slots): AttentionContext {
-  return { kind: 'exact', bias: slots.bias[0], slots };
+/**
+ * The context of the batched layout, all of whose per-slot values the runtime feeds (no ops per unused slot);
+ * `old` is the number of slot 0's old past rows (int64 [1], see oldRows).
+ */
+export function slotsContext(g: OnnxGraph, old: string, slots: Omit<Slots, 'split'>): AttentionContext {
+  const some = g.op('Greater', [old, g.constInt64('zero', [0])]);
+  const split = { some, bias: cutLast(g, slots.bias[0], old, 2), ones: cutLast(g, slots.ones[0], old, 0) };
+  return { kind: 'exact', bias: slots.bias[0], slots: { ...slots, split } };
 }
 
 /** The same slots with other biases (a sliding-window model's local layers). */
-export function withSlotBias(ctx: AttentionContext, bias: string[]): AttentionContext {
-  return { ...ctx, bias: bias[0], slots: { ...ctx.slots!, bias } };
+export function withSlotBias(g: OnnxGraph, old: string, ctx: AttentionContext, bias: string[]): AttentionContext {
+  const split = { ...ctx.slots!.split, bias: cutLast(g, bias[0], old, 2) };
+  return { ...ctx, bias: bias[0], slots: { ...ctx.slots!, bias, split } };
 }
 
 /**
@@ -179,13 +234,33 @@ export function withSlotBias(ctx: AttentionContext, bias: string[]): AttentionCo
  * Concat). Each slot past the second runs inside an If on its being active, so a forward pays only for the slots it
  * fills.
  */
-function slottedAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, kNew: string, vNew: string, pastK: string[], pastV: string[]): string {
+function slottedAttention(
+  g: OnnxGraph,
+  ctx: AttentionContext,
+  shape: AttentionShape,
+  q: string,
+  kNew: string,
+  vNew: string,
+  pastK: string[],
+  pastV: string[],
+  old: [key: string, value: string],
+): string {
   const slots = ctx.slots!;
   const n = pastK.length;
   const slot = (sub: OnnxGraph, s: number, qs: string, ks: string, vs: string) => {
     const k = sub.op('Concat', [pastK[s], ks], { axis: { i: 1 } });
     const v = sub.op('Concat', [pastV[s], vs], { axis: { i: 1 } });
-    return exactAttention(sub, { ...ctx, bias: slots.bias[s], ones: slots.ones[s] }, shape, qs, k, v);
+    const all = (b: OnnxGraph) => exactAttention(b, shape, qs, [{ k, v, bias: slots.bias[s], ones: slots.ones[s] }]);
+    if (s > 0) return all(sub);
+    // Slot 0's old rows are read where they are, and only the later past is copied along with the new rows. Without
+    // old rows the one-part form runs: ORT's batch-transposed FusedMatMul fails on an empty operand.
+    const { some, bias, ones } = slots.split;
+    const parts = (b: OnnxGraph) =>
+      exactAttention(b, shape, qs, [
+        { k: old[0], v: old[1], bias: bias[0], ones: ones[0] },
+        { k, v, bias: bias[1], ones: ones[1] },
+      ]);
+    return sub.ifElse(some, 'float32', (t) => [parts(t)], (e) => [all(e)])[0];
   };
   // The lone graph (buildLlamaGraph with one slot): the ops of the batched graph's lone branch, at top level.
   if (n === 1) return slot(g, 0, q, kNew, vNew);

@@ -54,6 +54,8 @@ export function estimateWeightBytes(c: LlamaConfig, options: BuildOptions): numb
   const perLayer = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
   const bytesPerWeight = { fp32: 4, fp16: 2, q8: 1.125, q4: 0.625 }[options.dtype];
   const embed = c.vocabSize * c.hiddenSize * 4;
-  const head = c.tiedEmbeddings ? 0 : c.vocabSize * c.hiddenSize * (options.dtype === 'fp32' ? 4 : bytesPerWeight);
+  // A tied head is the embedding itself, except under q8/q4, which add a quantized copy (llama-graph.ts lmHead).
+  const quantized = options.dtype === 'q8' || options.dtype === 'q4';
+  const head = c.tiedEmbeddings && !quantized ? 0 : c.vocabSize * c.hiddenSize * bytesPerWeight;
   return c.numLayers * perLayer * bytesPerWeight + embed + head;
 }

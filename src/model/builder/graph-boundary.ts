@@ -17,16 +17,19 @@ export const boundary = {
   newValue: (i: number) => `new.${i}.value`,
   presentKey: (i: number) => `present.${i}.key`,
   presentValue: (i: number) => `present.${i}.value`,
-  /** The batched layout: past rows of the sequence in slot s. */
+  /** The batched layout: past rows of the sequence in slot s (slot 0: the rows after its old ones). */
   slotPastKey: (i: number, s: number) => `past.${i}.key.${s}`,
   slotPastValue: (i: number, s: number) => `past.${i}.value.${s}`,
+  /** The batched layout, slot 0: its first past rows, attended to in place (see attention.ts oldPastRows). */
+  oldPastKey: (i: number) => `past.${i}.key.old`,
+  oldPastValue: (i: number) => `past.${i}.value.old`,
 };
 
 /**
  * Per layer: given the new k/v rows [1,S,kvD], returns the past [1,P,kvD] attention should see (one per slot in the
- * batched layout), and wires the outputs.
+ * batched layout, where slot 0's past also has its old rows apart: `old`), and wires the outputs.
  */
-export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: string[], pastV: string[]];
+export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: string[], pastV: string[], old?: [key: string, value: string]];
 
 /**
  * 'host': the runtime owns the cache; past rows come in as views of its buffers and only the S new rows go out.
@@ -37,13 +40,13 @@ export type KvBoundary = (layer: number, kNew: string, vNew: string) => [pastK: 
  * Gather on the device rather than a round trip through host memory.
  */
 export function kvBoundary(g: OnnxGraph, placement: KvPlacement | 'batch', numLayers: number, kvD: number, slots = 1): KvBoundary {
-  const past: [string[], string[]][] = [];
+  const past: [string[], string[], [string, string]?][] = [];
   const input = (name: string, rows: string) => g.input(name, 'float32', [1, rows, kvD]);
   for (let i = 0; i < numLayers; i++) {
     if (placement !== 'batch') past.push([[input(boundary.pastKey(i), 'P')], [input(boundary.pastValue(i), 'P')]]);
     else {
       const each = (name: (i: number, s: number) => string) => Array.from({ length: slots }, (_, s) => input(name(i, s), `P${s}`));
-      past.push([each(boundary.slotPastKey), each(boundary.slotPastValue)]);
+      past.push([each(boundary.slotPastKey), each(boundary.slotPastValue), [input(boundary.oldPastKey(i), 'A'), input(boundary.oldPastValue(i), 'A')]]);
     }
   }
   if (placement !== 'device') {

@@ -1,5 +1,5 @@
 import type { LlamaConfig } from '../types.js';
-import { attention, attentionContext, slotsContext, withSlotBias, type AttentionContext } from './attention.js';
+import { attention, attentionContext, oldRows, slotsContext, withSlotBias, type AttentionContext } from './attention.js';
 import { boundary, headOutputs, kvBoundary } from './graph-boundary.js';
 import { concatRows, linear } from './linear.js';
 import { OnnxGraph, type Attr, type ExternalDataOptions } from './onnx/graph.js';
@@ -57,13 +57,14 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
   if (isBatched(options)) {
     const each = (make: (s: number) => string, from = 0) => Array.from({ length: slots }, (_, s) => (s < from ? '' : make(s)));
     const biases = (name: (s: number) => string) => each((s) => g.input(name(s), 'float32', [1, `R${s}`, `T${s}`]));
-    full = slotsContext({
+    const old = oldRows(g, io.oldPastKey(0));
+    full = slotsContext(g, old, {
       sizes: slots > 1 ? g.input(io.slotSizes, 'int64', [slots]) : '',
       bias: biases(io.slotBias),
       ones: each((s) => g.input(io.slotOnes(s), 'float32', [`T${s}`, 16])),
       active: each((s) => g.input(io.slotActive(s), 'bool', [1]), 1),
     });
-    local = c.slidingWindow === undefined ? full : withSlotBias(full, biases(io.slotLocalBias));
+    local = c.slidingWindow === undefined ? full : withSlotBias(g, old, full, biases(io.slotLocalBias));
   } else {
     const bias = g.input(io.bias, 'float32', [1, 1, 'S', 'T']);
     full = attentionContext(g, options.attention, bias, c);
@@ -191,13 +192,18 @@ export function decoderLayer(
 }
 
 /**
- * logits = h · Wᵀ. Tied heads reuse the fp32 embedding through Gemm(transB) so the matrix is stored once;
- * untied heads follow the weight dtype.
+ * logits = h · Wᵀ. Under q8/q4 the head follows the weight dtype even when tied: the lookup keeps the fp32
+ * embedding, and the head gets a quantized copy of it, since each token reads the whole head (0.5–1 GB in fp32 for
+ * a 128k–152k vocabulary) and only one row of the table. fp32/fp16 tied heads reuse the fp32 embedding through
+ * Gemm(transB), so the matrix is stored once.
  */
 export function lmHead(g: OnnxGraph, src: WeightSource, options: BuildOptions, h: string, embed: string, out: string): void {
   const c = src.config;
+  const quantized = options.dtype === 'q8' || options.dtype === 'q4';
   let y: string;
-  if (c.tiedEmbeddings || options.dtype === 'fp32') {
+  if (quantized && c.tiedEmbeddings) {
+    y = linear(g, h, 'lm_head', src.tensor('model.embed_tokens.weight'), c.vocabSize, c.hiddenSize, options);
+  } else if (c.tiedEmbeddings || options.dtype === 'fp32') {
     const w = c.tiedEmbeddings ? embed : g.initializer('lm_head.weight', 'float32', [c.vocabSize, c.hiddenSize], src.tensor('lm_head.weight'));
     const flat = g.op('Reshape', [h, g.constInt64('flat_shape', [-1, c.hiddenSize])]);
     y = g.op('Unsqueeze', [g.op('Gemm', [flat, w], { transB: { i: 1 } }), g.constInt64('axis0', [0])]);

@@ -86,3 +86,34 @@ export function llama3Divisors(theta: number, dim: number, s: { factor: number; 
   }
   return out;
 }
+
+/** YaRN's settings as HF's rope_scaling and GGUF's rope.scaling.* keys give them. */
+export interface YarnScaling {
+  factor: number;
+  originalMaxPositions: number;
+  /** Rotations per original context above which a frequency is kept as is (HF beta_fast, default 32). */
+  betaFast?: number;
+  /** Rotations below which it is fully interpolated (HF beta_slow, default 1). */
+  betaSlow?: number;
+  /** cos/sin multiplier; absent = 1 + 0.1·ln(factor), YaRN's attention temperature. */
+  attentionFactor?: number;
+}
+
+/**
+ * YaRN as frequency divisors and an attention factor: frequencies that turn more than betaFast times over the
+ * original context keep their value, those turning fewer than betaSlow times are divided by `factor`, and a linear
+ * ramp over the pair index blends the band between (the pair bounds floored/ceiled, as HF and llama.cpp both do).
+ */
+export function yarnRope(theta: number, dim: number, s: YarnScaling): { divisors: number[]; attentionFactor: number } {
+  const corrDim = (rotations: number) => (dim * Math.log(s.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  const low = Math.max(0, Math.floor(corrDim(s.betaFast ?? 32)));
+  const high = Math.min(dim - 1, Math.ceil(corrDim(s.betaSlow ?? 1)));
+  const divisors: number[] = [];
+  for (let j = 0; j < dim / 2; j++) {
+    // The share of the original (extrapolated) frequency: 1 below `low`, 0 above `high`.
+    const kept = 1 - Math.min(1, Math.max(0, (j - low) / Math.max(0.001, high - low)));
+    divisors.push(1 / ((1 - kept) / s.factor + kept));
+  }
+  const attentionFactor = s.attentionFactor ?? (s.factor > 1 ? 1 + 0.1 * Math.log(s.factor) : 1);
+  return { divisors, attentionFactor };
+}

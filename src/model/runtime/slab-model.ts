@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../errors.js';
+import { oldPastRows } from '../builder/attention.js';
 import { BATCH_SLOTS, io } from '../builder/llama-graph.js';
 import type { BatchItem, ForwardInput, KvResidency, LlamaConfig, LoadedModel, ModelInfo, Sequence, TransferCounters } from '../types.js';
 import { BatchFeeds, type BatchRow } from './batch-feeds.js';
@@ -102,6 +103,9 @@ class BatchRunner {
   /** Input names of slot s's past in layer l: [l][s]. */
   private readonly past: { key: string[][]; value: string[][] };
   private readonly fresh: { key: string[]; value: string[] };
+  /** Slot 0's old past rows, read in place (attention.ts oldPastRows). */
+  private readonly old: { key: string[]; value: string[] };
+  private readonly headDim: number;
   /** The past of an empty slot. */
   private readonly noPast: ort.Tensor;
   /** The run's sequences and their rows for BatchFeeds, reused run after run. */
@@ -129,6 +133,8 @@ class BatchRunner {
     this.feeds = new BatchFeeds(BATCH_SLOTS, c.numHeads / c.numKvHeads, c.slidingWindow);
     const names = (name: (l: number, s: number) => string) => Array.from({ length: c.numLayers }, (_, l) => Array.from({ length: BATCH_SLOTS }, (_, s) => name(l, s)));
     this.past = { key: names(io.slotPastKey), value: names(io.slotPastValue) };
+    this.old = layerNames(c.numLayers, io.oldPastKey, io.oldPastValue);
+    this.headDim = c.headDim;
     this.noPast = new ort.Tensor('float32', new Float32Array(0), [1, 0, rowSize]);
     this.fresh = layerNames(c.numLayers, io.newKey, io.newValue);
   }
@@ -191,9 +197,14 @@ class BatchRunner {
     }
     const n = this.feeds.write(rows, this.f);
     const single = items.length === 1;
-    // Each slot's past is a view of its sequence's own rows.
+    // Each slot's past is a view of its sequence's own rows; slot 0's in two, its old rows and the rest.
     const d = this.slab.rowSize;
+    const old = oldPastRows(rows[0].past, rows[0].input.tokens.length, this.headDim);
+    const view = (buffer: Float32Array, from: number, to: number) => new ort.Tensor('float32', buffer.subarray(from * d, to * d), [1, to - from, d]);
     for (let l = 0; l < this.slab.numLayers; l++) {
+      const first = seqs[0].region!;
+      this.f[this.old.key[l]] = view(first.keys[l], 0, old);
+      this.f[this.old.value[l]] = view(first.values[l], 0, old);
       for (let j = 0; j < BATCH_SLOTS; j++) {
         const row = rows[j];
         const key = this.past.key[l][j];
@@ -203,8 +214,9 @@ class BatchRunner {
           continue;
         }
         const region = seqs[j].region!;
-        this.f[key] = new ort.Tensor('float32', region.keys[l].subarray(0, row.past * d), [1, row.past, d]);
-        this.f[value] = new ort.Tensor('float32', region.values[l].subarray(0, row.past * d), [1, row.past, d]);
+        const from = j === 0 ? old : 0;
+        this.f[key] = view(region.keys[l], from, row.past);
+        this.f[value] = view(region.values[l], from, row.past);
       }
     }
     this.bindNewRows(single ? seqs[0] : null, n);

@@ -1,6 +1,6 @@
 import { ModelLoadError, UnsupportedArchitectureError } from '../../../errors.js';
 import type { LlamaConfig } from '../../types.js';
-import { llama3Divisors } from '../rope.js';
+import { llama3Divisors, yarnRope } from '../rope.js';
 
 type Json = Record<string, unknown>;
 
@@ -53,8 +53,8 @@ export function checkActivation(modelType: HfModelType, config: Json, file: stri
 }
 
 /**
- * rope_scaling as frequency divisors. Types that change RoPE with the sequence length (dynamic NTK) or that we
- * have not checked against a reference (yarn and the rest) are refused by name rather than run approximately.
+ * rope_scaling as frequency divisors (and YaRN's attention factor). Types we have not checked against a reference
+ * are refused by name rather than run approximately.
  */
 function ropeScaling(config: Json, b: BaseFields, ropeDim: number): Partial<LlamaConfig> {
   const scaling = config.rope_scaling as Json | null | undefined;
@@ -94,9 +94,31 @@ function ropeScaling(config: Json, b: BaseFields, ropeDim: number): Partial<Llam
         maxPositions: Math.min(b.maxPositions, original),
       };
     }
+    case 'yarn': {
+      // mscale/mscale_all_dim (DeepSeek's attention temperature) and untruncated ramps (gpt-oss) are other recipes.
+      for (const field of ['mscale', 'mscale_all_dim']) {
+        if (scaling[field] != null && scaling[field] !== 0) throw new UnsupportedArchitectureError(`${file}: rope_scaling.${field} is not supported with yarn`);
+      }
+      if (scaling.truncate === false) throw new UnsupportedArchitectureError(`${file}: rope_scaling.truncate false is not supported with yarn`);
+      // The factor as given, as llama.cpp's converter takes it (max_position_embeddings may or may not be scaled).
+      const yarn = yarnRope(b.ropeTheta, ropeDim, {
+        factor: num(scaling, 'factor', file),
+        originalMaxPositions: num(scaling, 'original_max_position_embeddings', file, num(config, 'original_max_position_embeddings', file, b.maxPositions)),
+        betaFast: num(scaling, 'beta_fast', file, 32),
+        betaSlow: num(scaling, 'beta_slow', file, 1),
+        ...(scaling.attention_factor == null ? {} : { attentionFactor: num(scaling, 'attention_factor', file) }),
+      });
+      return { ropeFreqDivisors: yarn.divisors, ...(yarn.attentionFactor === 1 ? {} : { ropeAttentionFactor: yarn.attentionFactor }) };
+    }
+    case 'dynamic': {
+      // Dynamic NTK rescales RoPE once a sequence outgrows the original context, which a cache of rotated keys
+      // cannot follow; up to that context it is plain RoPE, so the context is capped there.
+      const original = num(scaling, 'original_max_position_embeddings', file, num(config, 'original_max_position_embeddings', file, b.maxPositions));
+      return { maxPositions: Math.min(b.maxPositions, original) };
+    }
     default:
       throw new UnsupportedArchitectureError(
-        `${file}: rope_scaling type "${String(kind)}" is not supported (supported: default, linear, llama3, longrope)`,
+        `${file}: rope_scaling type "${String(kind)}" is not supported (supported: default, linear, llama3, longrope, yarn, dynamic)`,
       );
   }
 }

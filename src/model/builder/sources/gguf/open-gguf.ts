@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../../../types.js';
 import type { WeightSource } from '../../source.js';
 import { checkTensorShapes } from '../hf-config.js';
 import { readBytes } from '../read-bytes.js';
+import { yarnRope } from '../../rope.js';
 import { dequantize, ggmlTypeName, isSupportedGgmlType, type GgmlType } from './ggml-types.js';
 import { readGgufFile, type GgufFile, type GgufTensorInfo } from './gguf-file.js';
 
@@ -155,8 +156,10 @@ function ropeScalingOf(file: GgufFile, arch: string, ropeDim: number, read: Read
   const out: Partial<LlamaConfig> = {};
   if (scaling === 'linear' && typeof factor === 'number' && factor > 0 && factor !== 1) {
     out.ropeFreqDivisors = new Array<number>(ropeDim / 2).fill(factor);
-  } else if (scaling !== 'none' && scaling !== 'linear') {
-    throw new UnsupportedArchitectureError(`${path}: ${arch}.rope.scaling.type "${String(scaling)}" is not supported (none, linear, rope_freqs / LongRoPE factors)`);
+  } else if (scaling === 'yarn' && typeof factor === 'number' && factor > 1) {
+    return yarnOf(meta, path, arch, ropeDim, factor);
+  } else if (scaling !== 'none' && scaling !== 'linear' && scaling !== 'yarn') {
+    throw new UnsupportedArchitectureError(`${path}: ${arch}.rope.scaling.type "${String(scaling)}" is not supported (none, linear, yarn, rope_freqs / LongRoPE factors)`);
   }
   const factors = (name: string) => {
     const t = read(name);
@@ -173,6 +176,27 @@ function ropeScalingOf(file: GgufFile, arch: string, ropeDim: number, read: Read
   const attnFactor = meta.get(`${arch}.rope.scaling.attn_factor`);
   if (typeof attnFactor === 'number' && attnFactor !== 1) out.ropeAttentionFactor = attnFactor;
   return out;
+}
+
+/** YaRN as llama.cpp applies it: its ramp and temperature, with the GGUF's own beta and attention-factor keys. */
+function yarnOf(meta: Map<string, unknown>, path: string, arch: string, ropeDim: number, factor: number): Partial<LlamaConfig> {
+  const key = (k: string) => `${arch}.rope.scaling.${k}`;
+  // DeepSeek's log multiplier and a partial extrapolation mix are other recipes than Qwen's and Llama's.
+  const logMul = meta.get(key('yarn_log_multiplier'));
+  const ext = meta.get(key('yarn_ext_factor'));
+  if ((typeof logMul === 'number' && logMul !== 0) || (typeof ext === 'number' && ext >= 0 && ext !== 1)) {
+    throw new UnsupportedArchitectureError(`${path}: YaRN with ${key('yarn_log_multiplier')} or ${key('yarn_ext_factor')} is not supported`);
+  }
+  const attn = meta.get(key('yarn_attn_factor'));
+  const yarn = yarnRope(numberKey(meta, `${arch}.rope.freq_base`, path, 10000), ropeDim, {
+    factor,
+    originalMaxPositions: intKey(meta, key('original_context_length'), path, intKey(meta, `${arch}.context_length`, path)),
+    betaFast: numberKey(meta, key('yarn_beta_fast'), path, 32),
+    betaSlow: numberKey(meta, key('yarn_beta_slow'), path, 1),
+  });
+  // llama.cpp multiplies its own temperature by yarn_attn_factor (1 unless the converter wrote one).
+  const attentionFactor = yarn.attentionFactor * (typeof attn === 'number' && attn > 0 ? attn : 1);
+  return { ropeFreqDivisors: yarn.divisors, ...(attentionFactor === 1 ? {} : { ropeAttentionFactor: attentionFactor }) };
 }
 
 /** Gemma 3 as llama.cpp reads it: window, period of local/global layers, the local RoPE base, q scale 1/sqrt(head). */
