@@ -54,7 +54,8 @@ commands:
                  on long RAG prompts (lookahead off and hier), forward sizes 1..2048 and trees vs the CPU EP, ms per
                  forward k=1..64, decode tok/s lookahead off vs hier, bytes moved host<->device per step, op placement:
                  [--models DIR,DIR] [--execution-providers webgpu,cuda] [--max-tokens 32] [--prompts N]
-                 [--long-prompts FILE (rag-eval dev.jsonl)] [--long-count 8] [--ks ...] [--rounds 3]
+                 [--long-prompts FILE (rag-eval dev.jsonl)] [--long-count 8] [--long-min-chars 1200] [--ks ...]
+                 [--rounds 3]
                  [--out DIR (device-check.json)]
   structured     json_schema extraction ({title, date, people[]}) from articles, lookahead off vs on interleaved,
                  in process: [--model PATH] --workload FILE (e.g. llma/cnndm.jsonl) [--requests 40]
@@ -138,6 +139,7 @@ const FLAGS = {
   prompts: { type: 'string' },
   'long-prompts': { type: 'string' },
   'long-count': { type: 'string' },
+  'long-min-chars': { type: 'string' },
   threads: { type: 'string' },
   'execution-provider': { type: 'string' },
   'compare-logits': { type: 'boolean' },
@@ -496,7 +498,11 @@ async function deviceCheckCommand(f: Flags): Promise<number> {
     models,
     executionProviders: eps as ('cpu' | 'webgpu' | 'cuda')[],
     prompts: DEVICE_CHECK_PROMPTS.slice(0, optInt(f.prompts, '--prompts', 1, DEVICE_CHECK_PROMPTS.length) ?? 2),
-    longPrompts: longPrompts(f['long-prompts'] ?? DEVICE_CHECK_LONG_PROMPTS, optInt(f['long-count'], '--long-count', 0, 1000) ?? 8),
+    longPrompts: longPrompts(
+      f['long-prompts'] ?? DEVICE_CHECK_LONG_PROMPTS,
+      optInt(f['long-count'], '--long-count', 0, 1000) ?? 8,
+      optInt(f['long-min-chars'], '--long-min-chars', 0, 1_000_000) ?? 1200,
+    ),
     maxTokens: optInt(f['max-tokens'], '--max-tokens', 2, 4096) ?? 32,
     ks: f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS,
     rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
@@ -516,8 +522,8 @@ async function deviceCheckCommand(f: Flags): Promise<number> {
   return disagree ? 1 : 0;
 }
 
-/** The device check's RAG prompts: rag-eval chats of at least ~300 tokens (1500 characters), the first `count`. */
-function longPrompts(path: string, count: number): ChatMessage[][] {
+/** The device check's RAG prompts: the first `count` rag-eval chats of at least `minChars` (1200: ~300 tokens). */
+function longPrompts(path: string, count: number, minChars: number): ChatMessage[][] {
   if (count === 0) return [];
   if (!existsSync(path)) {
     process.stderr.write(`device-check: no long prompts (${path} is absent; give --long-prompts FILE)\n`);
@@ -526,7 +532,7 @@ function longPrompts(path: string, count: number): ChatMessage[][] {
   const chars = (m: ChatMessage[]) => m.reduce((n, x) => n + x.content.length, 0);
   return loadWorkload(path, { shape: 'plain', categories: [], repeat: 1 })
     .map((w) => w.messages)
-    .filter((m) => chars(m) >= 1500)
+    .filter((m) => chars(m) >= minChars)
     .slice(0, count);
 }
 

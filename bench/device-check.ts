@@ -63,8 +63,11 @@ export interface ModelCheck {
   kvPlacement: string;
   /** Greedy tokens (lookahead off) equal to the CPU EP's, over all prompts. */
   agreement: GreedyAgreement;
-  /** The long prompts: this EP with lookahead off and with hier, each against the CPU EP with it off. */
-  longAgreement: { off: GreedyAgreement; hier: GreedyAgreement };
+  /**
+   * The long prompts: this EP with lookahead off and with hier, each against the CPU EP with it off, and hier against
+   * off on this EP (lossless wherever a kernel's rows do not depend on the forward's size).
+   */
+  longAgreement: { off: GreedyAgreement; hier: GreedyAgreement; hierVsOff: GreedyAgreement };
   /** GPU EPs: every forward size against the CPU EP (fp32 graphs). */
   sweep: { prompts: PromptAgreement[]; trees: TreeAgreement[] } | null;
   forwardMs: ForwardCost[];
@@ -118,10 +121,8 @@ async function checkModel(model: string, ep: ExecutionProvider, reference: { sho
     // hier twice: the first pass fills the global trie with the answers, the second drafts from it.
     await greedy(engine, o, chats(o.prompts), HIER);
     const hier = await greedy(engine, o, chats(o.prompts), HIER);
-    const longAgreement = {
-      off: agreeing(ids(await greedy(engine, o, o.longPrompts, OFF)), reference.long),
-      hier: agreeing(ids(await greedy(engine, o, o.longPrompts, HIER)), reference.long),
-    };
+    const [longOff, longHier] = [ids(await greedy(engine, o, o.longPrompts, OFF)), ids(await greedy(engine, o, o.longPrompts, HIER))];
+    const longAgreement = { off: agreeing(longOff, reference.long), hier: agreeing(longHier, reference.long), hierVsOff: agreeing(longHier, longOff) };
     const rate = (rs: Run[]) => rs.reduce((n, r) => n + r.result.completionTokens - 1, 0) / rs.reduce((s, r) => s + r.result.lookahead.decodeSeconds, 0);
     const steps = hier.reduce((n, r) => n + r.result.lookahead.steps, 0);
     const decode = {
@@ -254,6 +255,8 @@ export function renderDeviceCheck(r: DeviceCheckResult): string {
     if (c.longAgreement.off.firstDiff.length > 0) {
       out.push(`- long prompts, lookahead off vs the CPU EP's off: ${agreed(c.longAgreement.off)}`);
       out.push(`- long prompts, lookahead hier vs the CPU EP's off: ${agreed(c.longAgreement.hier)}`);
+      const differing = c.longAgreement.hierVsOff.firstDiff.filter((d) => d >= 0).length;
+      out.push(`- long prompts, lookahead hier vs off on ${c.ep}: ${differing} of ${c.longAgreement.hierVsOff.firstDiff.length} answers differ (${agreed(c.longAgreement.hierVsOff)})`);
     }
     if (c.sweep) {
       const worst = (rows: { maxLogprobDelta: number }[]) => Math.max(0, ...rows.map((r) => r.maxLogprobDelta)).toExponential(1);
