@@ -121,8 +121,9 @@ async function chunked(seq: Sequence, tokens: Int32Array, chunk: number): Promis
   for (let start = 0; start < tokens.length; start += chunk) {
     const part = tokens.subarray(start, Math.min(tokens.length, start + chunk));
     const positions = Int32Array.from(part, (_, i) => start + i);
-    // Copies: a sequence's logits are valid until its next forward.
-    parts.push((await seq.forward({ tokens: part, positions, mask: fillCausalBias(new Float32Array(part.length * (start + part.length)), start, part.length) })).slice());
+    const mask = fillCausalBias(new Float32Array(part.length * (start + part.length)), start, part.length);
+    // A copy: a sequence's logits are valid until its next forward.
+    parts.push((await seq.forward({ tokens: part, positions, mask })).slice());
   }
   const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
