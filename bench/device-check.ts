@@ -212,13 +212,16 @@ interface Run {
 const chats = (prompts: string[]): ChatMessage[][] => prompts.map((content) => [{ role: 'user', content }]);
 const ids = (runs: Run[]) => runs.map((r) => r.ids);
 
+/** Greedy answers to the prompts that fit the model's context with their answer (the same ones on every EP). */
 async function greedy(engine: Engine, o: DeviceCheckOptions, prompts: ChatMessage[][], lookahead: LookaheadOptions): Promise<Run[]> {
-  const id = engine.models[0].id;
+  const { id, contextLength } = engine.models[0];
   const tok = engine.tokenizer(id);
   const runs: Run[] = [];
   for (const messages of prompts) {
+    const promptIds = tok.encode(tok.renderChat(messages), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    if (promptIds.length + o.maxTokens > contextLength) continue;
     const job = engine.submit(id, {
-      promptIds: tok.encode(tok.renderChat(messages), { addSpecialTokens: !tok.chatTemplateAddsBos }),
+      promptIds,
       maxTokens: o.maxTokens,
       sampling: GREEDY,
       stop: [],
