@@ -3,7 +3,7 @@
  * targets loopback unless told otherwise, and ends with a non-zero exit and one clear line when it cannot work.
  */
 import { availableParallelism } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildWideModel, defaultWideDir, resolveBenchModel } from './bench-model.js';
@@ -20,7 +20,8 @@ import { writeReport } from './report/write.js';
 import { runBench, type Arm, type BenchOptions } from './run.js';
 import { renderSoak, runSoak, soakRssChart } from './soak.js';
 import { renderStructured, runStructured } from './structured.js';
-import { loadWorkload, type WorkloadShape } from './workload.js';
+import type { GreedyAgreement } from './device-check.js';
+import { loadWorkload, type ChatMessage, type WorkloadShape } from './workload.js';
 
 const USAGE = `usage: npm run bench -- <command> [flags]
 
@@ -51,10 +52,13 @@ commands:
                  [--tenants N] [--document-every N] [--session-ids N]   (tenants, documents, sessions mixed in)
   peer-transformers  transformers.js vs our server, off and on: --model HF_DIR --peer-model STANDARD_ONNX_DIR
                  --workload FILE --requests N --out DIR
-  device-check   which EPs load, then per model and GPU EP: greedy agreement with the CPU EP, ms per forward
-                 k=1..64, decode tok/s lookahead off vs hier, bytes moved host<->device per step, op placement:
+  device-check   which EPs load, then per model and GPU EP: greedy agreement with the CPU EP on short prompts and
+                 on long RAG prompts (lookahead off and hier), forward sizes 1..2048 and trees vs the CPU EP, ms per
+                 forward k=1..64, decode tok/s lookahead off vs hier, bytes moved host<->device per step, op placement:
                  [--models DIR,DIR] [--execution-providers webgpu,cuda] [--max-tokens 32] [--prompts N]
-                 [--ks ...] [--rounds 3] [--out DIR (device-check.json)]
+                 [--long-prompts FILE (rag-eval dev.jsonl)] [--long-count 8] [--long-min-chars 1200] [--ks ...]
+                 [--rounds 3]
+                 [--out DIR (device-check.json)]
   structured     json_schema extraction ({title, date, people[]}) from articles, lookahead off vs on interleaved,
                  in process: [--model PATH] --workload FILE (e.g. llma/cnndm.jsonl) [--requests 40]
                  [--max-tokens 160] [--decoding-length N] [--branch-length N] [--out DIR]
@@ -147,6 +151,9 @@ const FLAGS = {
   models: { type: 'string' },
   'execution-providers': { type: 'string' },
   prompts: { type: 'string' },
+  'long-prompts': { type: 'string' },
+  'long-count': { type: 'string' },
+  'long-min-chars': { type: 'string' },
   threads: { type: 'string' },
   tokens: { type: 'string' },
   'execution-provider': { type: 'string' },
@@ -533,6 +540,9 @@ async function peerCommand(f: Flags, commandLine: string): Promise<number> {
   return 0;
 }
 
+const DEVICE_CHECK_LONG_PROMPTS = join(import.meta.dirname, '../../shared/data/datasets/rag-eval/dev.jsonl');
+/** What the sweep of forward sizes allows between an EP and the CPU EP, in logprobs (as the WebGPU tests). */
+const SWEEP_TOLERANCE = 1e-3;
 const DEVICE_CHECK_PROMPTS = [
   'Tell me a short story about a lighthouse keeper.',
   'What is the capital of France, and why is it famous?',
@@ -549,6 +559,11 @@ async function deviceCheckCommand(f: Flags): Promise<number> {
     models,
     executionProviders: eps as ('cpu' | 'webgpu' | 'cuda')[],
     prompts: DEVICE_CHECK_PROMPTS.slice(0, optInt(f.prompts, '--prompts', 1, DEVICE_CHECK_PROMPTS.length) ?? 2),
+    longPrompts: longPrompts(
+      f['long-prompts'] ?? DEVICE_CHECK_LONG_PROMPTS,
+      optInt(f['long-count'], '--long-count', 0, 1000) ?? 8,
+      optInt(f['long-min-chars'], '--long-min-chars', 0, 1_000_000) ?? 1200,
+    ),
     maxTokens: optInt(f['max-tokens'], '--max-tokens', 2, 4096) ?? 32,
     ks: f.ks ? intList(f.ks, '--ks', 4096) : DEFAULT_KS,
     rounds: optInt(f.rounds, '--rounds', 1, 100) ?? 3,
@@ -557,8 +572,29 @@ async function deviceCheckCommand(f: Flags): Promise<number> {
   });
   writeOut(f, { 'device-check.json': json(result) });
   process.stdout.write(renderDeviceCheck(result));
-  const disagree = result.checks.some((c) => c.agreement.identical < c.agreement.tokens);
+  const identical = (a: GreedyAgreement) => a.identical === a.tokens;
+  const disagree = result.checks.some(
+    (c) =>
+      !identical(c.agreement) ||
+      !identical(c.longAgreement.off) ||
+      !identical(c.longAgreement.hier) ||
+      [...(c.sweep?.prompts ?? []), ...(c.sweep?.trees ?? [])].some((r) => !r.top1Equal || r.maxLogprobDelta > SWEEP_TOLERANCE),
+  );
   return disagree ? 1 : 0;
+}
+
+/** The device check's RAG prompts: the first `count` rag-eval chats of at least `minChars` (1200: ~300 tokens). */
+function longPrompts(path: string, count: number, minChars: number): ChatMessage[][] {
+  if (count === 0) return [];
+  if (!existsSync(path)) {
+    process.stderr.write(`device-check: no long prompts (${path} is absent; give --long-prompts FILE)\n`);
+    return [];
+  }
+  const chars = (m: ChatMessage[]) => m.reduce((n, x) => n + x.content.length, 0);
+  return loadWorkload(path, { shape: 'plain', categories: [], repeat: 1 })
+    .map((w) => w.messages)
+    .filter((m) => chars(m) >= minChars)
+    .slice(0, count);
 }
 
 async function graphVsExportCommand(f: Flags): Promise<number> {

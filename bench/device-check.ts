@@ -1,8 +1,10 @@
 /**
  * `npm run bench -- device-check`: what a machine with a GPU can do for us, in a few minutes. Which execution
- * providers load; per model and GPU EP: greedy agreement with the CPU EP, ms per forward for k = 1…64, decode
- * tokens/s with lookahead off vs hier, and the bytes a decode step moves between host and device (device-resident
- * K/V + in-graph argmax vs the host-owned K/V with logits). With `--execution-providers cpu` it runs anywhere.
+ * providers load; per model and GPU EP: greedy agreement with the CPU EP on short and on long (RAG) prompts, the
+ * forward-size sweep against the CPU EP (prompts of 1 to 2048 tokens in one forward and in chunks, draft trees over
+ * pasts up to 1000), ms per forward for k = 1…64, decode tokens/s with lookahead off vs hier, and the bytes a decode
+ * step moves between host and device (device-resident K/V + in-graph argmax vs the host-owned K/V with logits).
+ * With `--execution-providers cpu` it runs anywhere.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,14 +19,18 @@ import type { BuildOptions } from '../src/model/builder/options.js';
 import { loadModel, resolveModel, treeBuildOptions, weightSource } from '../src/model/load.js';
 import { openBuiltModel } from '../src/model/runtime/built-model.js';
 import { measureForwardCost, type ForwardCost } from '../src/model/runtime/forward-cost.js';
+import { promptAgreement, treeAgreement, type PromptAgreement, type TreeAgreement } from '../src/model/runtime/ep-agreement.js';
 import { offProvider, profilePlacement } from '../src/model/runtime/placement.js';
 import { probe, type ExecutionProvider } from '../src/model/runtime/session.js';
+import type { ChatMessage } from './workload.js';
 
 export interface DeviceCheckOptions {
   models: string[];
   /** EPs to check against the CPU EP; those that do not load are reported and skipped. */
   executionProviders: ExecutionProvider[];
   prompts: string[];
+  /** Chats whose rendered prompt is long (RAG contexts): greedy answers off and hier against the CPU EP's off. */
+  longPrompts: ChatMessage[][];
   maxTokens: number;
   ks: number[];
   rounds: number;
@@ -38,6 +44,14 @@ export interface ProviderStatus {
   error: string | null;
 }
 
+/** Greedy tokens equal to the CPU EP's (lookahead off), over all prompts of a set. */
+export interface GreedyAgreement {
+  tokens: number;
+  identical: number;
+  /** Per prompt: the first differing token, -1 = none. */
+  firstDiff: number[];
+}
+
 export interface TransferPerStep {
   hostToDevice: number;
   deviceToHost: number;
@@ -48,7 +62,14 @@ export interface ModelCheck {
   ep: ExecutionProvider;
   kvPlacement: string;
   /** Greedy tokens (lookahead off) equal to the CPU EP's, over all prompts. */
-  agreement: { tokens: number; identical: number; firstDiff: number[] };
+  agreement: GreedyAgreement;
+  /**
+   * The long prompts: this EP with lookahead off and with hier, each against the CPU EP with it off, and hier against
+   * off on this EP (lossless wherever a kernel's rows do not depend on the forward's size).
+   */
+  longAgreement: { off: GreedyAgreement; hier: GreedyAgreement; hierVsOff: GreedyAgreement };
+  /** GPU EPs: every forward size against the CPU EP (fp32 graphs). */
+  sweep: { prompts: PromptAgreement[]; trees: TreeAgreement[] } | null;
   forwardMs: ForwardCost[];
   decode: { offTokensPerSecond: number; hierTokensPerSecond: number; speedup: number; hierTokensPerStep: number };
   /** Mean bytes per greedy decode step: this build vs the host-K/V graph fetching logits (the path before). */
@@ -79,10 +100,13 @@ export async function runDeviceCheck(o: DeviceCheckOptions): Promise<DeviceCheck
   const checks: ModelCheck[] = [];
   try {
     for (const model of o.models) {
-      const reference = await withEngine(model, 'cpu', o, cacheDir, (e) => greedy(e, o, OFF));
+      const reference = await withEngine(model, 'cpu', o, cacheDir, async (e) => ({
+        short: ids(await greedy(e, o, chats(o.prompts), OFF)),
+        long: ids(await greedy(e, o, o.longPrompts, OFF)),
+      }));
       for (const ep of usable) {
         o.log(`${basename(model)} on ${ep}`);
-        checks.push(await checkModel(model, ep, reference.map((r) => r.ids), o, cacheDir));
+        checks.push(await checkModel(model, ep, reference, o, cacheDir));
       }
     }
   } finally {
@@ -91,19 +115,15 @@ export async function runDeviceCheck(o: DeviceCheckOptions): Promise<DeviceCheck
   return { providers, checks, seconds: (performance.now() - t0) / 1000 };
 }
 
-async function checkModel(model: string, ep: ExecutionProvider, reference: number[][], o: DeviceCheckOptions, cacheDir: string): Promise<ModelCheck> {
-  const { agreement, decode } = await withEngine(model, ep, o, cacheDir, async (engine) => {
-    const off = await greedy(engine, o, OFF);
+async function checkModel(model: string, ep: ExecutionProvider, reference: { short: number[][]; long: number[][] }, o: DeviceCheckOptions, cacheDir: string): Promise<ModelCheck> {
+  const { agreement, longAgreement, decode } = await withEngine(model, ep, o, cacheDir, async (engine) => {
+    const off = await greedy(engine, o, chats(o.prompts), OFF);
     // hier twice: the first pass fills the global trie with the answers, the second drafts from it.
-    await greedy(engine, o, HIER);
-    const hier = await greedy(engine, o, HIER);
+    await greedy(engine, o, chats(o.prompts), HIER);
+    const hier = await greedy(engine, o, chats(o.prompts), HIER);
+    const [longOff, longHier] = [ids(await greedy(engine, o, o.longPrompts, OFF)), ids(await greedy(engine, o, o.longPrompts, HIER))];
+    const longAgreement = { off: agreeing(longOff, reference.long), hier: agreeing(longHier, reference.long), hierVsOff: agreeing(longHier, longOff) };
     const rate = (rs: Run[]) => rs.reduce((n, r) => n + r.result.completionTokens - 1, 0) / rs.reduce((s, r) => s + r.result.lookahead.decodeSeconds, 0);
-    const firstDiff = off.map((r, p) => {
-      const i = r.ids.findIndex((t, j) => t !== reference[p][j]);
-      return i < 0 && r.ids.length !== reference[p].length ? Math.min(r.ids.length, reference[p].length) : i;
-    });
-    const tokens = reference.reduce((n, r) => n + r.length, 0);
-    const identical = off.reduce((n, r, p) => n + (firstDiff[p] < 0 ? r.ids.length : firstDiff[p]), 0);
     const steps = hier.reduce((n, r) => n + r.result.lookahead.steps, 0);
     const decode = {
       offTokensPerSecond: rate(off),
@@ -111,7 +131,7 @@ async function checkModel(model: string, ep: ExecutionProvider, reference: numbe
       speedup: rate(hier) / rate(off),
       hierTokensPerStep: hier.reduce((n, r) => n + r.result.completionTokens - 1, 0) / Math.max(1, steps),
     };
-    return { agreement: { tokens, identical, firstDiff }, decode };
+    return { agreement: agreeing(ids(off), reference.short), longAgreement, decode };
   });
   const loaded = await loadModel({ ...engineOptions(model, ep, o, cacheDir) }, () => {});
   let forwardMs: ForwardCost[];
@@ -131,7 +151,31 @@ async function checkModel(model: string, ep: ExecutionProvider, reference: numbe
       }
     : null;
   const placed = gpu ? offProvider(await profilePlacement(await built(treeBuildOptions(ep, 'fp32')), ep), ep === 'webgpu' ? 'WebGpuExecutionProvider' : 'CUDAExecutionProvider') : null;
-  return { model: basename(model), ep, kvPlacement, agreement, forwardMs, decode, transfers, offProvider: placed };
+  const sweep = gpu ? await sweepAgainstCpu(await built(treeBuildOptions(ep, 'fp32')), await built(treeBuildOptions('cpu', 'fp32')), ep, o) : null;
+  return { model: basename(model), ep, kvPlacement, agreement, longAgreement, sweep, forwardMs, decode, transfers, offProvider: placed };
+}
+
+async function sweepAgainstCpu(dir: string, cpuDir: string, ep: ExecutionProvider, o: DeviceCheckOptions): Promise<ModelCheck['sweep']> {
+  const model = await openBuiltModel(dir, { executionProvider: ep, threads: o.threads });
+  const cpu = await openBuiltModel(cpuDir, { executionProvider: 'cpu', threads: o.threads });
+  try {
+    return { prompts: await promptAgreement(model, cpu), trees: await treeAgreement(model, cpu) };
+  } finally {
+    await model.dispose();
+    await cpu.dispose();
+  }
+}
+
+function agreeing(actual: number[][], reference: number[][]): GreedyAgreement {
+  const firstDiff = actual.map((r, p) => {
+    const i = r.findIndex((t, j) => t !== reference[p][j]);
+    return i < 0 && r.length !== reference[p].length ? Math.min(r.length, reference[p].length) : i;
+  });
+  return {
+    tokens: reference.reduce((n, r) => n + r.length, 0),
+    identical: actual.reduce((n, r, p) => n + (firstDiff[p] < 0 ? r.length : firstDiff[p]), 0),
+    firstDiff,
+  };
 }
 
 /** Mean bytes moved per plain greedy step over `maxTokens` steps after a 64-token prefill. */
@@ -165,13 +209,19 @@ interface Run {
   result: JobResult;
 }
 
-async function greedy(engine: Engine, o: DeviceCheckOptions, lookahead: LookaheadOptions): Promise<Run[]> {
-  const id = engine.models[0].id;
+const chats = (prompts: string[]): ChatMessage[][] => prompts.map((content) => [{ role: 'user', content }]);
+const ids = (runs: Run[]) => runs.map((r) => r.ids);
+
+/** Greedy answers to the prompts that fit the model's context with their answer (the same ones on every EP). */
+async function greedy(engine: Engine, o: DeviceCheckOptions, prompts: ChatMessage[][], lookahead: LookaheadOptions): Promise<Run[]> {
+  const { id, contextLength } = engine.models[0];
   const tok = engine.tokenizer(id);
   const runs: Run[] = [];
-  for (const prompt of o.prompts) {
+  for (const messages of prompts) {
+    const promptIds = tok.encode(tok.renderChat(messages), { addSpecialTokens: !tok.chatTemplateAddsBos });
+    if (promptIds.length + o.maxTokens > contextLength) continue;
     const job = engine.submit(id, {
-      promptIds: tok.encode(tok.renderChat([{ role: 'user', content: prompt }]), { addSpecialTokens: !tok.chatTemplateAddsBos }),
+      promptIds,
       maxTokens: o.maxTokens,
       sampling: GREEDY,
       stop: [],
@@ -203,7 +253,22 @@ export function renderDeviceCheck(r: DeviceCheckResult): string {
   for (const p of r.providers) out.push(`| ${p.ep} | ${p.available ? 'yes' : 'no'} | ${p.error ?? ''} |`);
   for (const c of r.checks) {
     out.push('', `## ${c.model} on ${c.ep} (K/V ${c.kvPlacement})`, '');
-    out.push(`- greedy agreement with the CPU EP: ${c.agreement.identical}/${c.agreement.tokens} tokens (first difference per prompt: ${c.agreement.firstDiff.join(', ')}; -1 = none)`);
+    const agreed = (a: GreedyAgreement) => `${a.identical}/${a.tokens} tokens (first difference per prompt: ${a.firstDiff.join(', ')}; -1 = none)`;
+    out.push(`- greedy agreement with the CPU EP: ${agreed(c.agreement)}`);
+    if (c.longAgreement.off.firstDiff.length > 0) {
+      out.push(`- long prompts, lookahead off vs the CPU EP's off: ${agreed(c.longAgreement.off)}`);
+      out.push(`- long prompts, lookahead hier vs the CPU EP's off: ${agreed(c.longAgreement.hier)}`);
+      const differing = c.longAgreement.hierVsOff.firstDiff.filter((d) => d >= 0).length;
+      out.push(`- long prompts, lookahead hier vs off on ${c.ep}: ${differing} of ${c.longAgreement.hierVsOff.firstDiff.length} answers differ (${agreed(c.longAgreement.hierVsOff)})`);
+    }
+    if (c.sweep) {
+      const worst = (rows: { maxLogprobDelta: number }[]) => Math.max(0, ...rows.map((r) => r.maxLogprobDelta)).toExponential(1);
+      const prompt = (chunked: boolean) => c.sweep!.prompts.filter((r) => (r.chunk !== null) === chunked);
+      const cells = (rows: PromptAgreement[]) => rows.map((r) => `${r.length}: ${r.maxLogprobDelta.toExponential(1)}${r.top1Equal ? '' : ' (top-1 differs)'}`).join(', ');
+      out.push(`- prompts in one forward, max |Δ logprob| vs the CPU EP by length: ${cells(prompt(false))} (worst ${worst(prompt(false))})`);
+      out.push(`- prompts in chunks of ${prompt(true)[0]?.chunk ?? '-'}: ${cells(prompt(true))}`);
+      out.push(`- draft trees: ${c.sweep.trees.map((r) => `${r.nodes} nodes at past ${r.past}: ${r.maxLogprobDelta.toExponential(1)}`).join(', ')} (worst ${worst(c.sweep.trees)})`);
+    }
     out.push(`- decode: lookahead off ${c.decode.offTokensPerSecond.toFixed(1)} tok/s, hier ${c.decode.hierTokensPerSecond.toFixed(1)} tok/s (×${c.decode.speedup.toFixed(2)}, ${c.decode.hierTokensPerStep.toFixed(2)} tokens/step)`);
     if (c.transfers) {
       const kb = (n: number) => (n < 1024 ? `${n.toFixed(0)} B` : `${(n / 1024).toFixed(1)} KiB`);

@@ -15,7 +15,7 @@ const USAGE = `usage:
                  [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--context-length N]
                  [--lookahead off|hier|par|one] [--decoding-length N] [--branch-length N] [--corpus FILE] [--json]
   npm run cli -- build-model --from <hf-dir|file.gguf|synthetic:NAME> --out <dir> [--dtype fp32|fp16|q8|q4]
-                 [--attention onnx|mha|gqa] [--layout tree|standard]
+                 [--attention exact|matmul|onnx|mha|gqa] [--layout tree|standard]
   npm run cli -- config-reference > docs/configuration.md`;
 
 async function main(argv: string[]): Promise<number> {

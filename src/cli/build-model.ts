@@ -25,7 +25,7 @@ export async function buildModelCommand(argv: string[]): Promise<number> {
   if (!values.from || !values.out) throw new InvalidRequestError('build-model needs --from <hf-dir|file.gguf|default> and --out <dir>');
   const options: BuildOptions = {
     dtype: oneOf(values.dtype, ['fp32', 'fp16', 'q8', 'q4'], '--dtype') as WeightDType,
-    attention: oneOf(values.attention, ['exact', 'onnx', 'mha', 'gqa'], '--attention') as AttentionKind,
+    attention: oneOf(values.attention, ['exact', 'matmul', 'onnx', 'mha', 'gqa'], '--attention') as AttentionKind,
     layout: oneOf(values.layout, ['tree', 'standard'], '--layout') as GraphLayout,
   };
   const resolved = resolveModel(values.from === 'default' ? SYNTHETIC_MODEL : values.from);

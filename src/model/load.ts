@@ -138,13 +138,13 @@ export async function loadModel(options: LoadOptions, log: (message: string) => 
 }
 
 /**
- * The tree graph each provider runs best. WebGPU: MultiHeadAttention (ONNX Attention falls back to the CPU there,
- * GroupQueryAttention fails) and K/V kept on the device. CPU: attention whose rows are bit-exact whatever shares
+ * The tree graph each provider runs best. WebGPU: attention as MatMul + Softmax (its MultiHeadAttention is wrong
+ * from 32 query rows, ONNX Attention falls back to the CPU, GroupQueryAttention fails) and K/V kept on the device. CPU: attention whose rows are bit-exact whatever shares
  * their forward, so lookahead stays lossless on q8/q4 (see exactAttention). CUDA: onnxruntime-node 1.30 binds device outputs only to
  * WebGPU buffers, so the K/V stays host-owned there until the binding can leave outputs in CUDA memory.
  */
 export function treeBuildOptions(ep: ExecutionProvider, dtype: BuildOptions['dtype']): BuildOptions {
-  if (ep === 'webgpu') return { dtype, attention: 'mha', layout: 'tree', kv: 'device' };
+  if (ep === 'webgpu') return { dtype, attention: 'matmul', layout: 'tree', kv: 'device' };
   return { dtype, attention: ep === 'cpu' ? 'exact' : 'onnx', layout: 'tree' };
 }
 

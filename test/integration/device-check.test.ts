@@ -13,6 +13,7 @@ describe.skipIf(!haveModel)('bench device-check (cpu, short)', () => {
       models: [CHAT_MODEL],
       executionProviders: ['cpu'],
       prompts: ['Tell me a short story about a lighthouse keeper.'],
+      longPrompts: [],
       maxTokens: 12,
       ks: [1, 4],
       rounds: 1,

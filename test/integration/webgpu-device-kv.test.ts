@@ -102,7 +102,7 @@ describe.skipIf(webgpuUnavailable !== null)('device-resident K/V on webgpu (synt
     const placement = await profilePlacement(deviceDir, 'webgpu');
     const fallbacks = offProvider(placement, 'WebGpuExecutionProvider');
     console.log(`webgpu placement: ${Object.keys(placement).length} op types; off the WebGPU EP: ${fallbacks.join(', ') || 'none'}`);
-    for (const op of ['MatMul', 'Gemm', 'MultiHeadAttention', 'SimplifiedLayerNormalization', 'RotaryEmbedding', 'ArgMax', 'Gather', 'Concat']) {
+    for (const op of ['MatMul', 'Gemm', 'Softmax', 'SimplifiedLayerNormalization', 'RotaryEmbedding', 'ArgMax', 'Gather', 'Concat']) {
       expect(Object.keys(placement[op] ?? {}), op).toEqual(['WebGpuExecutionProvider']);
     }
     expect(fallbacks).toEqual([]);

@@ -130,6 +130,7 @@ export function attention(
   if (ctx.kind === 'onnx') {
     return g.op('Attention', [q, k, v, ctx.bias], { q_num_heads: { i: h }, kv_num_heads: { i: kvH }, ...scale });
   }
+  if (ctx.kind === 'matmul') return matmulAttention(g, ctx, shape, q, k, v);
   // MultiHeadAttention needs one kv head per query head: repeat each kv head h/kvH times, as HF repeat_kv does.
   const expand = (x: string) => {
     if (kvH === h) return x;
@@ -138,6 +139,30 @@ export function attention(
     return g.op('Reshape', [wide, g.constInt64('kv_merge', [1, 0, h * hd])]);
   };
   return g.op('MultiHeadAttention', [q, expand(k), expand(v), '', '', ctx.bias], { num_heads: { i: h }, ...scale }, 'com.microsoft');
+}
+
+/**
+ * Attention as MatMul, Softmax, MatMul, in ops every EP implements: the WebGPU default. The WebGPU EP's
+ * MultiHeadAttention (onnxruntime-node 1.30) is wrong from 32 query rows: it hands them to a flash-attention shader
+ * that declares its score accumulators inside the loop over key blocks, and the SPIR-V its bundled compiler (Dawn's
+ * Tint) emits zeroes them once, not per block, so every block's scores carry the previous block's probabilities
+ * (test/integration/webgpu-mha-kernel.test.ts keeps the reproduction). The G query heads of a kv head form one
+ * batch entry and MatMul broadcasts K/V over them, so the cache is never repeated.
+ */
+function matmulAttention(g: OnnxGraph, ctx: AttentionContext, shape: AttentionShape, q: string, k: string, v: string): string {
+  const { numHeads: h, numKvHeads: kvH, headDim: hd } = shape;
+  const scaled = g.op('Mul', [q, g.constFloat('attention_scale', [shape.attentionScale ?? 1 / Math.sqrt(hd)], [])]);
+  // [1,S,H*hd] → [S, kvH, G, hd] → [kvH, G, S, hd]
+  const qh = g.op('Transpose', [g.op('Reshape', [scaled, g.constInt64('q_groups', [-1, kvH, h / kvH, hd])])], { perm: { ints: [1, 2, 0, 3] } });
+  // [1,T,kvH*hd] → [T, kvH, 1, hd] → keys [kvH, 1, hd, T], values [kvH, 1, T, hd]
+  const byHead = (x: string) => g.op('Reshape', [x, g.constInt64('kv_groups', [-1, kvH, 1, hd])]);
+  const kt = g.op('Transpose', [byHead(k)], { perm: { ints: [1, 2, 3, 0] } });
+  const vh = g.op('Transpose', [byHead(v)], { perm: { ints: [1, 2, 0, 3] } });
+  // [kvH, G, S, T] + bias [1, 1, S, T]
+  const probs = g.op('Softmax', [g.op('Add', [g.op('MatMul', [qh, kt]), ctx.bias])], { axis: { i: -1 } });
+  // [kvH, G, S, hd] → [S, kvH, G, hd] → [1, S, H*hd]
+  const out = g.op('Transpose', [g.op('MatMul', [probs, vh])], { perm: { ints: [2, 0, 1, 3] } });
+  return g.op('Reshape', [out, g.constInt64('merge_heads', [1, -1, h * hd])]);
 }
 
 /**

@@ -2,10 +2,11 @@
 export type WeightDType = 'fp32' | 'fp16' | 'q8' | 'q4';
 /**
  * 'exact' = composed from MatMul/Exp so every row is bit-exact whatever shares its forward (see exactAttention; the
- * CPU default); 'onnx' = ONNX Attention (opset 23); 'mha' = com.microsoft MultiHeadAttention;
- * 'gqa' = com.microsoft GroupQueryAttention.
+ * CPU default); 'matmul' = MatMul + Softmax (the WebGPU default, see matmulAttention); 'onnx' = ONNX Attention
+ * (opset 23); 'mha' = com.microsoft MultiHeadAttention (wrong on WebGPU from 32 query rows); 'gqa' =
+ * com.microsoft GroupQueryAttention.
  */
-export type AttentionKind = 'exact' | 'onnx' | 'mha' | 'gqa';
+export type AttentionKind = 'exact' | 'matmul' | 'onnx' | 'mha' | 'gqa';
 /** 'tree' = this project's contract (additive bias, JS-owned KV); 'standard' = HF Optimum names for transformers.js. */
 export type GraphLayout = 'tree' | 'standard';
 /** Tree layout only. 'host' = the runtime's JS-owned cache (CPU EP); 'device' = present K/V fed back (GPU EPs). */
