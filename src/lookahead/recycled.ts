@@ -19,6 +19,7 @@ export const RECYCLED_K = 8;
 const MAX_TOKEN_SLOTS = 1 << 14;
 const MAX_BIGRAM_SLOTS = 1 << 15;
 const NONE = -1;
+export const MAX_CONFIRMATIONS = 2;
 
 /** How well a slot's context matches a query's (see agreement), best first. */
 export const AGREE_BOTH_SAME_REQUEST = 0;
@@ -38,6 +39,8 @@ export class RecycledTable {
   /** Per slot: the two tokens before its token when recorded (nearest first), and the recording request's tag. */
   private before: Int32Array | null = null;
   private tags: Int32Array | null = null;
+  /** Per slot: how many rows in a row the slot took with the same first choice (capped at MAX_CONFIRMATIONS). */
+  private confirmed: Uint8Array | null = null;
 
   /** `vocabSize` sizes the table: one slot per token up to MAX_TOKEN_SLOTS, twice as many bigram slots. */
   constructor(vocabSize: number, k = RECYCLED_K) {
@@ -51,7 +54,7 @@ export class RecycledTable {
 
   /** Bytes the table holds (0 until the first row). */
   get bytes(): number {
-    return this.keys ? this.keys.byteLength + this.next!.byteLength + this.before!.byteLength + this.tags!.byteLength : 0;
+    return this.keys ? this.keys.byteLength + this.next!.byteLength + this.before!.byteLength + this.tags!.byteLength + this.confirmed!.byteLength : 0;
   }
 
   /**
@@ -66,6 +69,7 @@ export class RecycledTable {
       this.next = new Int32Array(slots * this.k).fill(NONE);
       this.before = new Int32Array(slots * 2);
       this.tags = new Int32Array(slots);
+      this.confirmed = new Uint8Array(slots);
     }
     this.write(this.tokenSlot(token), token, ids, from, count, prev1, prev2, tag);
     if (prev1 !== NONE) this.write(this.bigramSlot(token, prev1), token, ids, from, count, prev1, prev2, tag);
@@ -95,6 +99,14 @@ export class RecycledTable {
   }
 
   /**
+   * How many rows before the latest one in `slot` (from find) had the same first choice, up to MAX_CONFIRMATIONS: a
+   * first choice the model kept making after this token, in other contexts too, depends less on the context.
+   */
+  confirmations(slot: number): number {
+    return this.confirmed![slot];
+  }
+
+  /**
    * How the context the ranking in `slot` (from find) was made in matches `prev1`, `prev2` (the tokens before its
    * token now, nearest first) and request `tag`: AGREE_*.
    */
@@ -119,11 +131,13 @@ export class RecycledTable {
   }
 
   private write(slot: number, token: number, ids: ArrayLike<number>, from: number, count: number, prev1: number, prev2: number, tag: number): void {
+    const at = slot * this.k;
+    const same = this.keys![slot] === token && count > 0 && this.next![at] === ids[from];
+    this.confirmed![slot] = same ? Math.min(MAX_CONFIRMATIONS, this.confirmed![slot] + 1) : 0;
     this.keys![slot] = token;
     this.before![2 * slot] = prev1;
     this.before![2 * slot + 1] = prev2;
     this.tags![slot] = tag;
-    const at = slot * this.k;
     const n = Math.min(count, this.k);
     for (let i = 0; i < n; i++) this.next![at + i] = ids[from + i];
     this.next!.fill(NONE, at + n, at + this.k);
