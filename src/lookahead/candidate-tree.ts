@@ -181,7 +181,8 @@ export class CandidateTree {
     }
     const parentToken = this.token[c];
     const prev1 = this.before(c, 1);
-    const ranking = table ? table.find(parentToken, prev1) : NONE;
+    const prev2 = this.before(c, 2);
+    const ranking = table ? table.find(parentToken, prev1, prev2) : NONE;
     const known = ranking !== NONE;
     for (let rank = 0; known && rank < guesses; rank++) {
       const tok = table!.successor(ranking, rank);
@@ -198,7 +199,7 @@ export class CandidateTree {
       }
     }
     for (let k = first; k < this.size; k++) if (this.share[k] === 0) this.reanchor(k, parentToken);
-    const agreement = known ? table!.agreement(ranking, prev1, this.before(c, 2), this.tag) : 0;
+    const agreement = known ? table!.agreement(ranking, prev1, prev2, this.tag) : 0;
     const copyAtParent = this.copyLength[c] > 0;
     const votes = Math.max(1, this.copyVotes[c]);
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {

@@ -25,9 +25,21 @@ describe('RecycledTable', () => {
     table.record(135, [1, 2, 3, 4]);
     expect(table.find(7, -1)).toBe(-1);
     expect(table.successor(table.find(135, -1), 0)).toBe(1);
-    // Per slot (128 by token, 256 by bigram): its token, 4 successors, the 2 tokens before it, a request tag and a
-    // confirmation count.
-    expect(table.bytes).toBe((128 + 256) * (4 * (1 + 4 + 2 + 1) + 1));
+    // Per slot (128 by token, 256 by bigram, 256 by trigram): its token, 4 successors, the 2 tokens before it, a
+    // request tag and a confirmation count.
+    expect(table.bytes).toBe((128 + 256 + 256) * (4 * (1 + 4 + 2 + 1) + 1));
+  });
+
+  it('prefers the ranking made after the same two tokens, then after the same one, then any', () => {
+    const table = new RecycledTable(100, 2);
+    table.record(7, [1, 2], 0, 2, 5, 4);
+    table.record(7, [3, 4], 0, 2, 5, 6);
+    table.record(7, [8, 9], 0, 2, 2, 6);
+    expect(table.successor(table.find(7, 5, 4), 0)).toBe(1);
+    expect(table.successor(table.find(7, 5, 6), 0)).toBe(3);
+    expect(table.successor(table.find(7, 5, 3), 0)).toBe(3);
+    expect(table.successor(table.find(7, 5), 0)).toBe(3);
+    expect(table.successor(table.find(7, 1, 4), 0)).toBe(8);
   });
 
   it('counts how many rows in a row kept the same first choice, up to a cap, and starts over when it changes', () => {
