@@ -68,6 +68,8 @@ export class CandidateTree {
   /** Acceptance cell and raw estimate of the candidate (see AcceptanceModel). */
   cell: Int32Array = new Int32Array(0);
   raw: Float64Array = new Float64Array(0);
+  /** 0, or 1 + how often the model's first choice after the parent was confirmed, when the candidate is that choice. */
+  confirmed: Uint8Array = new Uint8Array(0);
   /** ORIGIN_* bits of the sources that proposed the candidate. */
   origin: Uint8Array = new Uint8Array(0);
   /**
@@ -179,7 +181,8 @@ export class CandidateTree {
     }
     const parentToken = this.token[c];
     const prev1 = this.before(c, 1);
-    const ranking = table ? table.find(parentToken, prev1) : NONE;
+    const prev2 = this.before(c, 2);
+    const ranking = table ? table.find(parentToken, prev1, prev2) : NONE;
     const known = ranking !== NONE;
     for (let rank = 0; known && rank < guesses; rank++) {
       const tok = table!.successor(ranking, rank);
@@ -196,12 +199,13 @@ export class CandidateTree {
       }
     }
     for (let k = first; k < this.size; k++) if (this.share[k] === 0) this.reanchor(k, parentToken);
-    const agreement = known ? table!.agreement(ranking, prev1, this.before(c, 2), this.tag) : 0;
+    const agreement = known ? table!.agreement(ranking, prev1, prev2, this.tag) : 0;
     const copyAtParent = this.copyLength[c] > 0;
     const votes = Math.max(1, this.copyVotes[c]);
     for (let k = this.firstChild[c]; k !== NONE; k = this.nextSibling[k]) {
       const slot = this.shareSlot[k];
       const supported = this.share[k] > 0;
+      const rank = known ? table!.rankOf(ranking, this.token[k]) : NONE;
       const cell = acceptanceCell(
         this.copyLength[k],
         this.copyVotes[k] / votes,
@@ -211,11 +215,12 @@ export class CandidateTree {
         supported ? this.shareParent[k] : 0,
         this.share[k],
         this.depth[k],
-        rankClass(known ? table!.rankOf(ranking, this.token[k]) : NONE, known, agreement),
+        rankClass(rank, known, agreement),
       );
+      this.confirmed[k] = rank === 0 ? 1 + table!.confirmations(ranking) : 0;
       this.cell[k] = cell;
       this.raw[k] = isCopyCell(cell) || !supported ? 1 : this.share[k];
-      this.prob[k] = this.prob[c] * this.model.probability(cell, this.raw[k]);
+      this.prob[k] = this.prob[c] * this.model.probability(cell, this.raw[k], this.depth[k], this.confirmed[k]);
     }
     return grown;
   }
@@ -281,6 +286,7 @@ export class CandidateTree {
     this.prob[k] = 0;
     this.cell[k] = 0;
     this.raw[k] = 0;
+    this.confirmed[k] = 0;
     this.origin[k] = 0;
     this.copyLength[k] = 0;
     this.copyVotes[k] = 0;
@@ -313,9 +319,13 @@ export class CandidateTree {
     this.prob = float(this.prob);
     this.cell = int(this.cell);
     this.raw = float(this.raw);
-    const origin = new Uint8Array(cap);
-    origin.set(this.origin);
-    this.origin = origin;
+    const bytes = (a: Uint8Array): Uint8Array => {
+      const b = new Uint8Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.origin = bytes(this.origin);
+    this.confirmed = bytes(this.confirmed);
     this.copyLength = int(this.copyLength);
     this.copyVotes = int(this.copyVotes);
     this.share = float(this.share);

@@ -196,7 +196,7 @@ export class Proposer {
           next = j;
           if (this.prediction && c.copiesFrom(k, this.prediction)) this.predictionTokens.accepted++;
         }
-        this.acceptance.record(c.cell[k], c.raw[k], hit);
+        this.acceptance.record(c.cell[k], c.raw[k], hit, c.depth[k], c.confirmed[k]);
       }
       if (next === NONE) return;
       this.acceptedByOrigin[c.origin[this.nodeCand[next]]]++;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { acceptanceCell, AcceptanceModel } from '../../../src/lookahead/acceptance.js';
+import { acceptanceCell, AcceptanceModel, rankClass } from '../../../src/lookahead/acceptance.js';
+import { MAX_CONFIRMATIONS } from '../../../src/lookahead/recycled.js';
 import { BudgetController, JobBudget } from '../../../src/lookahead/budget.js';
 import { CostCurve } from '../../../src/lookahead/cost-curve.js';
 import { Proposer } from '../../../src/lookahead/proposer.js';
@@ -20,6 +21,24 @@ describe('AcceptanceModel', () => {
     for (let i = 0; i < 200; i++) model.record(copyCell, 1, true);
     expect(model.probability(copyCell, 1)).toBeLessThan(1);
     expect(model.probability(copyCell, 1)).toBeGreaterThan(0.95);
+  });
+
+  it('learns what a kind of evidence is worth from any cell that holds it, for all cells of that kind', () => {
+    const model = new AcceptanceModel();
+    const first = acceptanceCell(0, 0, false, false, false, 0, 0, 1, rankClass(0, true, 0));
+    const other = acceptanceCell(0, 0, false, false, false, 0, 0, 2, rankClass(0, true, 1));
+    const confirmed = 1 + MAX_CONFIRMATIONS;
+    const before = model.probability(other, 1, 2, confirmed);
+    expect(model.probability(first, 1, 1, 1)).toBeCloseTo(model.probability(first, 1, 1, confirmed), 9);
+    // Twice-confirmed first choices in one cell are always accepted, unconfirmed ones never: the other cell's
+    // confirmed candidates, never recorded themselves, rise above its unconfirmed ones.
+    for (let i = 0; i < 300; i++) {
+      model.record(first, 1, true, 1, confirmed);
+      model.record(first, 1, false, 1, 1);
+    }
+    expect(model.probability(other, 1, 2, confirmed)).toBeGreaterThan(before);
+    expect(model.probability(other, 1, 2, confirmed)).toBeGreaterThan(1.5 * model.probability(other, 1, 2, 1));
+    expect(model.probability(first, 1, 1, confirmed)).toBeLessThan(1);
   });
 
   it('tells evidence apart: copy length, agreement of matches, bigram vs unigram key, scope', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ORIGIN_RECYCLED, ORIGIN_REQUEST } from '../../../src/lookahead/candidate-tree.js';
 import { Proposer } from '../../../src/lookahead/proposer.js';
-import { AGREE_BOTH_SAME_REQUEST, AGREE_NONE, AGREE_NONE_SAME_REQUEST, AGREE_PREVIOUS, RecycledTable, topIds } from '../../../src/lookahead/recycled.js';
+import { AGREE_BOTH_SAME_REQUEST, AGREE_NONE, AGREE_NONE_SAME_REQUEST, AGREE_PREVIOUS, MAX_CONFIRMATIONS, RecycledTable, topIds } from '../../../src/lookahead/recycled.js';
 import { RequestScope } from '../../../src/lookahead/scopes.js';
 import { acceptedDepth } from '../../../src/lookahead/verify.js';
 import { rng } from './fixtures.js';
@@ -25,8 +25,36 @@ describe('RecycledTable', () => {
     table.record(135, [1, 2, 3, 4]);
     expect(table.find(7, -1)).toBe(-1);
     expect(table.successor(table.find(135, -1), 0)).toBe(1);
-    // Per slot (128 by token, 256 by bigram): its token, 4 successors, the 2 tokens before it and a request tag.
-    expect(table.bytes).toBe((128 + 256) * 4 * (1 + 4 + 2 + 1));
+    // Per slot (128 by token, 256 by bigram, 256 by trigram): its token, 4 successors, the 2 tokens before it, a
+    // request tag and a confirmation count.
+    expect(table.bytes).toBe((128 + 256 + 256) * (4 * (1 + 4 + 2 + 1) + 1));
+  });
+
+  it('prefers the ranking made after the same two tokens, then after the same one, then any', () => {
+    const table = new RecycledTable(100, 2);
+    table.record(7, [1, 2], 0, 2, 5, 4);
+    table.record(7, [3, 4], 0, 2, 5, 6);
+    table.record(7, [8, 9], 0, 2, 2, 6);
+    expect(table.successor(table.find(7, 5, 4), 0)).toBe(1);
+    expect(table.successor(table.find(7, 5, 6), 0)).toBe(3);
+    expect(table.successor(table.find(7, 5, 3), 0)).toBe(3);
+    expect(table.successor(table.find(7, 5), 0)).toBe(3);
+    expect(table.successor(table.find(7, 1, 4), 0)).toBe(8);
+  });
+
+  it('counts how many rows in a row kept the same first choice, up to a cap, and starts over when it changes', () => {
+    const table = new RecycledTable(100, 2);
+    table.record(7, [9, 3]);
+    expect(table.confirmations(table.find(7, -1))).toBe(0);
+    table.record(7, [9, 5]);
+    expect(table.confirmations(table.find(7, -1))).toBe(1);
+    for (let i = 0; i < 5; i++) table.record(7, [9, 1]);
+    expect(table.confirmations(table.find(7, -1))).toBe(MAX_CONFIRMATIONS);
+    table.record(7, [3, 9]);
+    expect(table.confirmations(table.find(7, -1))).toBe(0);
+    // Another token taking the slot does not inherit the count (token 135 shares token 7's slot).
+    table.record(135, [3, 9]);
+    expect(table.confirmations(table.find(135, -1))).toBe(0);
   });
 
   it('tells how well the context a ranking was made in agrees with the current one', () => {
