@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createOpenAI } from '@ai-sdk/openai';
 import { OpenAIEmbeddings } from '@langchain/openai';
+import { OpenAIEmbedding } from '@llamaindex/openai';
 import { embed, embedMany } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,7 +66,7 @@ describe('/v1/embeddings on a local model', () => {
     expect((await sdk.embeddings.create({ model: EMBED, input: TEXTS[1] })).data[0].embedding).toEqual(float.data[1].embedding);
   });
 
-  it('gives the AI SDK (embed, embedMany) and LangChain the same vectors', async () => {
+  it('gives the AI SDK (embed, embedMany), LangChain and LlamaIndex the same vectors', async () => {
     const reference = (await client(back.baseURL).embeddings.create({ model: EMBED, input: TEXTS, encoding_format: 'float' })).data.map((d) => d.embedding);
     const model = createOpenAI({ baseURL: back.baseURL, apiKey: 'sk-local' }).embedding(EMBED);
     expect((await embed({ model, value: TEXTS[0] })).embedding).toEqual(reference[0]);
@@ -75,6 +76,9 @@ describe('/v1/embeddings on a local model', () => {
     const langchain = new OpenAIEmbeddings({ model: EMBED, apiKey: 'sk-local', configuration: { baseURL: back.baseURL } });
     expect(await langchain.embedQuery(TEXTS[1])).toEqual(reference[1]);
     expect(await langchain.embedDocuments(TEXTS)).toEqual(reference);
+    const llamaindex = new OpenAIEmbedding({ model: EMBED, apiKey: 'sk-local', baseURL: back.baseURL });
+    expect(await llamaindex.getTextEmbedding(TEXTS[1])).toEqual(reference[1]);
+    expect(await llamaindex.getTextEmbeddings(TEXTS)).toEqual(reference);
   });
 
   it('takes dimensions equal to the model size only, and refuses ids outside its vocabulary', async () => {
