@@ -81,13 +81,15 @@ describe('SIGTERM', () => {
   it('a second signal a second or more after the first exits at once', async () => {
     const p = start();
     const url = await p.url;
-    const res = await chat(url, { max_tokens: 400, stream: true, lookahead: { enabled: false } });
+    // Four unread streams of 400 tokens hold more than the SSE writer buffers (~64 KB), so the drain is still
+    // waiting on them when the second signal comes, however fast the machine decodes.
+    const res = await chat(url, { max_tokens: 400, n: 4, ignore_eos: true, stream: true, lookahead: { enabled: false } });
     const reader = res.body!.getReader();
     await reader.read();
     p.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 1200));
     p.child.kill('SIGTERM');
-    expect(await p.exit).toBe(1);
+    expect(await p.exit, p.stderr()).toBe(1);
     await reader.cancel().catch(() => {});
   });
 });
