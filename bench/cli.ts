@@ -77,7 +77,7 @@ commands:
   peer-llamacpp  llama.cpp (node-llama-cpp) greedy, plain and with its prompt-lookup predictor, vs our engine
                  lookahead off and on; same GGUF, same prompt ids, interleaved: --model FILE.gguf
                  [--context-length N] [--workload FILE --requests N] [--max-tokens 128] [--rounds 3]
-                 [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--out DIR]
+                 [--threads 1] [--lookahead hier|par|one] [--engine-model DIR] [--dtype q8] [--out DIR]
                  [--prompt-tokens 512,4096: one prompt of exactly each length, the prompts' ids repeated]
   draft-replay   offline: greedy answers of --model (cached in --cache DIR) for each of --workload A,B,...; the
                  first --warmup N (default 16) feed the global scopes, then drafting is replayed against the next
@@ -164,6 +164,7 @@ const FLAGS = {
   'no-llamacpp': { type: 'boolean' },
   variants: { type: 'string' },
   'engine-model': { type: 'string' },
+  dtype: { type: 'string' },
   'context-length': { type: 'string' },
   clients: { type: 'string' },
   'abort-fraction': { type: 'string' },
@@ -631,6 +632,7 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
   const result = await runLlamaCppPeer({
     model: f.model,
     engineModel: f['engine-model'] ?? null,
+    dtype: f.dtype ?? null,
     contextLength: optInt(f['context-length'], '--context-length', 16, 1 << 20),
     prompts,
     promptTokens: f['prompt-tokens'] ? intList(f['prompt-tokens'], '--prompt-tokens', 1 << 20) : null,

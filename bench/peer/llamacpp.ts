@@ -21,6 +21,8 @@ export interface LlamaCppPeerOptions {
   model: string;
   /** What our engine loads instead, when it cannot tokenize that GGUF (the same weights, e.g. the HF dir). */
   engineModel: string | null;
+  /** Our weights' dtype (the GGUF's type is llama.cpp's); null = the server's default. */
+  dtype: string | null;
   contextLength: number | null;
   /** Plain text (completion models) or chat messages rendered with the model's template. */
   prompts: PeerPrompt[];
@@ -188,6 +190,7 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
 
   const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o)];
   if (o.contextLength !== null) argv.push('--context-length', String(o.contextLength));
+  if (o.dtype !== null) argv.push('--dtype', o.dtype);
   const engineOptions = toEngineOptions(loadConfig(argv, {}));
   try {
     for (let r = 0; r < o.rounds; r++) {

@@ -19,7 +19,8 @@ describe.skipIf(!available)('bench peer-llamacpp', () => {
     const gguf = join(root, 'tiny.gguf');
     writeFamilyGguf(gguf, family, new SyntheticSource(family.config, 2));
     const r = await runLlamaCppPeer({
-      model: gguf, engineModel: null, contextLength: null, maxTokens: 12, rounds: 2, threads: 1, layout: 'hier', seed: 1, log: () => {},
+      model: gguf, engineModel: null,
+      dtype: null, contextLength: null, maxTokens: 12, rounds: 2, threads: 1, layout: 'hier', seed: 1, log: () => {},
       // Prompts of exactly 9 and 40 ids, the two texts' ids repeated.
       prompts: [{ text: 'abc abc abc' }, { text: 'hello there' }], promptTokens: [9, 40],
     });
