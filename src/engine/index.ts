@@ -325,6 +325,9 @@ export class WorkerEngine implements Engine, ReplicaTries {
 
   /** A new worker with the model loaded (and the tries restored), listened to only once it is ready. */
   private spawn(): Promise<{ info: ModelInfo }> {
+    // onnxruntime 1.30 records telemetry on Linux unless told not to: files under ~/.cache and /tmp, written by every
+    // process that opens a session. Set on the main thread, whose environment the worker's native code reads.
+    process.env.ORT_DISABLE_TELEMETRY ??= '1';
     const heartbeat = new SharedArrayBuffer(HEARTBEAT_BYTES);
     const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
       workerData: {
