@@ -329,7 +329,8 @@ export class WorkerEngine implements Engine, ReplicaTries {
     // process that opens a session. Set on the main thread, whose environment the worker's native code reads.
     process.env.ORT_DISABLE_TELEMETRY ??= '1';
     const heartbeat = new SharedArrayBuffer(HEARTBEAT_BYTES);
-    const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+    const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), {
+      argv: [new URL('./worker', import.meta.url).href],
       workerData: {
         options: this.options,
         fingerprint: this.fingerprint,

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OnnxGraph } from '../../src/model/builder/onnx/graph.js';
+import { mulberry32 } from '../../src/model/builder/sources/synthetic.js';
 
 /**
  * A sentence-transformers directory in all-MiniLM-L6-v2's layout (tokenizer.json, onnx/model.onnx, config.json,
@@ -122,22 +123,11 @@ function wordPieceTokenizer(vocab: string[]) {
   };
 }
 
-/** A small deterministic generator (mulberry32): the same seed gives the same model on every machine. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bertGraph(shape: BertShape, vocabSize: number): OnnxGraph {
   const { hidden: h, heads, intermediate } = shape;
   const headDim = h / heads;
-  const rand = random(shape.seed);
+  const rand = mulberry32(shape.seed);
   const g = new OnnxGraph('bert');
   const weight = (name: string, dims: number[], scale = 0.2) => {
     const data = new Float32Array(dims.reduce((a, b) => a * b, 1));

@@ -82,7 +82,8 @@ class WorkerEmbedder implements Embedder {
   }
 
   private spawn(): Promise<void> {
-    const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+    const worker = new Worker(new URL('../../worker-entry.mjs', import.meta.url), {
+      argv: [new URL('./worker', import.meta.url).href],
       workerData: { dir: this.dir, threads: this.threads } satisfies EmbeddingWorkerData,
     });
     return new Promise<void>((resolve, reject) => {

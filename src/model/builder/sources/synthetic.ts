@@ -45,7 +45,8 @@ export class SyntheticSource implements WeightSource {
   }
 }
 
-function mulberry32(seed: number): () => number {
+/** A small deterministic generator: the same seed gives the same numbers on every machine. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
