@@ -156,7 +156,7 @@ async function rankedNext(corpus: ReplayCorpus, modelPath: string | null, log: (
         const tokens = ids.subarray(at, Math.min(ids.length, at + 256));
         const positions = Int32Array.from(tokens, (_, i) => at + i);
         const logits = await seq.forward({ tokens, positions, mask: null });
-        for (let r = 0; r < tokens.length; r++) topIds(logits.subarray(r * vocab, (r + 1) * vocab), next, (at + r) * RECYCLED_K, RECYCLED_K);
+        for (let r = 0; r < tokens.length; r++) topIds(logits, next, (at + r) * RECYCLED_K, RECYCLED_K, r * vocab, vocab);
       }
       seq.dispose();
       for (let i = 0; i + 1 < x.answer.length; i++, rows++) if (next[(x.prompt.length + i) * RECYCLED_K] !== x.answer[i + 1]) disagree++;

@@ -357,14 +357,14 @@ export class Generation {
   /** Hands the drafts the model's best ids after each of the forward's `rows` rows. */
   private recycle(rows: number): void {
     const k = this.topK;
-    let top: Int32Array;
+    let top: Int32Array | undefined;
     if (this.needsLogits) {
       if (this.topScratch.length < rows * k) this.topScratch = new Int32Array(rows * k * 2);
       top = this.topScratch;
-      for (let r = 0; r < rows; r++) topIds(this.stepLogits.subarray(r * this.vocab, (r + 1) * this.vocab), top, r * k, k);
+      for (let r = 0; r < rows; r++) topIds(this.stepLogits, top, r * k, k, r * this.vocab, this.vocab);
     } else {
-      top = this.seq.topIds?.() ?? new Int32Array(0);
-      if (top.length < rows * k) return;
+      top = this.seq.topIds?.();
+      if (!top || top.length < rows * k) return;
     }
     if (this.beforeScratch.length < 2 * rows) this.beforeScratch = new Int32Array(4 * rows);
     const before = this.beforeScratch;

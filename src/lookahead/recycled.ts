@@ -167,17 +167,18 @@ function mix(h: number): number {
 
 /**
  * The `k` highest entries of a logits row, best first (the lower id first on ties, as ArgMax and TopK pick), as ids
- * written to out[at .. at + k). One pass with an insertion-sorted window: k is small, and most entries fall below the
+ * written to out[at .. at + k); the row is row[from .. from + length), so a forward's logits need no view per row.
+ * One pass with an insertion-sorted window: k is small, and most entries fall below the
  * window's last at a single comparison.
  */
-export function topIds(row: Float32Array, out: Int32Array | number[], at: number, k: number): void {
-  const n = Math.min(k, row.length);
+export function topIds(row: Float32Array, out: Int32Array | number[], at: number, k: number, from = 0, length = row.length - from): void {
+  const n = Math.min(k, length);
   let filled = 0;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    if (filled === n && !(v > row[out[at + n - 1]])) continue;
+  for (let i = 0; i < length; i++) {
+    const v = row[from + i];
+    if (filled === n && !(v > row[from + out[at + n - 1]])) continue;
     let j = filled < n ? filled++ : n - 1;
-    while (j > 0 && v > row[out[at + j - 1]]) {
+    while (j > 0 && v > row[from + out[at + j - 1]]) {
       out[at + j] = out[at + j - 1];
       j--;
     }
