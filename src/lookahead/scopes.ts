@@ -48,7 +48,7 @@ export class RequestTrie {
       const ids = this.sources[this.source];
       const cut = this.cuts[this.source];
       const end = Math.min(cut - 1, this.at + positions - done);
-      for (let i = this.at; i < end; i++) trie.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + trie.gramLength, cut));
+      trie.insertPositions(ids, this.at, end, cut);
       done += Math.max(0, end - this.at);
       this.at = end;
       if (this.at >= cut - 1) {
@@ -309,9 +309,7 @@ export class GlobalTries {
       copy.append(ids);
       if (endOfDocument) copy.endSequence();
     }
-    const cut = trie.eosCut(ids, 0, ids.length);
-    const last = Math.min(to, cut - 1);
-    for (let i = from; i < last; i++) trie.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + trie.gramLength, cut));
+    trie.insertPositions(ids, from, to, trie.eosCut(ids, 0, ids.length));
   }
 
   get size(): number {

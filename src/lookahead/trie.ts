@@ -118,6 +118,15 @@ export class TokenTrie {
     return grams;
   }
 
+  /**
+   * The n-grams keyed at positions [from, to) of `ids` whose first EOS is at `cut` (see eosCut): a slice of what
+   * insert does, for callers that spread a long sequence over several slices.
+   */
+  insertPositions(ids: ArrayLike<number>, from: number, to: number, cut: number): void {
+    const last = Math.min(to, cut - 1);
+    for (let i = from; i < last; i++) this.insertGram(ids[i], ids, i + 1, Math.min(i + 1 + this.gramLength, cut));
+  }
+
   /** Index of the first EOS in [start, end), or end. */
   eosCut(ids: ArrayLike<number>, start: number, end: number): number {
     if (this.eos.size === 0) return end;

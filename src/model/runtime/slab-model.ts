@@ -31,6 +31,9 @@ export function openSlabModel(session: ort.InferenceSession, lone: ort.Inference
   };
 }
 
+/** What a sequence that never fetched top ids hands out. */
+const NO_TOP = new Int32Array(0);
+
 class SlabSequence implements Sequence {
   length = 0;
   readonly transfers: TransferCounters = newTransferCounters();
@@ -54,7 +57,7 @@ class SlabSequence implements Sequence {
   }
 
   topIds(): Int32Array {
-    return this.out?.lastTop ?? new Int32Array(0);
+    return this.out?.lastTop ?? NO_TOP;
   }
 
   keep(base: number, rows: ArrayLike<number>): void {
