@@ -14,10 +14,10 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function start(): SpawnedServer {
+function start(contextLength = 512): SpawnedServer {
   return spawnServer(
     process.execPath,
-    ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--context-length', '512', '--max-tokens', '400', '--trie-snapshot', snapshot, '--shutdown-grace-ms', '20000'],
+    ['--import', 'tsx', 'src/main.ts', '--model', 'builtin:synthetic', '--port', '0', '--threads', '1', '--context-length', String(contextLength), '--max-tokens', String(contextLength - 112), '--trie-snapshot', snapshot, '--shutdown-grace-ms', '20000'],
     { ...process.env, LOOKAHEAD_CACHE_DIR: join(dir, 'cache'), LOOKAHEAD_HOST: '127.0.0.1' },
     children,
   );
@@ -79,11 +79,11 @@ describe('SIGTERM', () => {
   });
 
   it('a second signal a second or more after the first exits at once', async () => {
-    const p = start();
+    const p = start(2048);
     const url = await p.url;
-    // Four unread streams of 400 tokens hold more than the SSE writer buffers (~64 KB), so the drain is still
-    // waiting on them when the second signal comes, however fast the machine decodes.
-    const res = await chat(url, { max_tokens: 400, n: 4, ignore_eos: true, stream: true, lookahead: { enabled: false } });
+    // Eight unread streams of 1900 tokens: loopback sockets buffer megabytes, so only work that takes many seconds
+    // to decode keeps the drain waiting when the second signal comes (400-token streams finished in 1.1 s on CI).
+    const res = await chat(url, { max_tokens: 1900, n: 8, ignore_eos: true, stream: true, lookahead: { enabled: false } });
     const reader = res.body!.getReader();
     await reader.read();
     p.child.kill('SIGTERM');

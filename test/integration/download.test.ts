@@ -116,9 +116,13 @@ describe('model download from a hub-compatible endpoint', () => {
     expect(readFileSync(join(dir, 'model.safetensors')).equals(WEIGHTS)).toBe(true);
     const weights = h.log.filter((r) => r.path === 'model.safetensors');
     expect(weights).toHaveLength(2);
-    expect(weights[1].range).toBe(`bytes=${200 * 1024}-`);
+    // It resumes from what reached the disk: the cut's bytes, or fewer where the socket's reset overtook the last
+    // chunks (a timing that made this test flaky when it demanded exactly the cut).
+    const from = Number(/^bytes=(\d+)-$/.exec(weights[1].range ?? '')?.[1]);
+    expect(from).toBeGreaterThan(0);
+    expect(from).toBeLessThanOrEqual(200 * 1024);
     // Only the missing tail travelled the second time.
-    expect(weights[0].bytes + weights[1].bytes).toBe(WEIGHTS.length);
+    expect(weights[1].bytes).toBe(WEIGHTS.length - from);
     expect(messages.some((m) => /retrying/.test(m))).toBe(true);
   });
 
