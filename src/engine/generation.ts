@@ -8,6 +8,7 @@ import {
   DraftCounters,
   pickUnder,
   RECYCLED_K,
+  RECYCLED_PROMPT_ROWS,
   topIds,
   verifyDraft,
   writeTreeMask,
@@ -225,6 +226,10 @@ export class Generation {
       input.tokens = this.context.subarray(this.prefilled, this.prefilled + n);
       input.positions = positions;
       input.mask = null;
+      // The head runs on the rows whose outputs are read: the last (the first token), the prompt's tail the drafts
+      // learn from, every row for prompt logprobs.
+      const learnFrom = this.topK > 0 ? this.job.promptIds.length - RECYCLED_PROMPT_ROWS - this.prefilled : n;
+      input.headFrom = this.promptLogprobs ? 0 : Math.max(0, Math.min(n - 1, learnFrom));
       this.planned = n;
       this.plannedPast = this.prefilled;
       this.plannedDraft = null;
@@ -260,6 +265,7 @@ export class Generation {
     input.tokens = tokens;
     input.positions = positions;
     input.mask = mask;
+    input.headFrom = 0;
     this.planned = s;
     this.plannedPast = past;
     this.plannedDraft = draft;
@@ -288,8 +294,10 @@ export class Generation {
     else this.stepIds = output as Int32Array;
     if (this.finished) return null;
     const s = this.planned;
+    // The output holds the forward's last rows (ForwardInput.headFrom): row r is at r - first.
+    const first = s - (this.needsLogits ? output.length / this.vocab : output.length);
     // Before any pick: a pick may mask or warp its logits row in place.
-    if (this.topK > 0) this.recycle(s);
+    if (this.topK > 0) this.recycle(first, s);
     if (this.job.logprobs !== null) this.stepLogprobs = [];
     if (this.prefilling) {
       if (this.promptLogprobs) this.scorePrompt(s);
@@ -301,10 +309,10 @@ export class Generation {
         this.end('length');
         return { tokens: [] };
       }
-      const first = this.pickCommitted(s - 1);
+      const token = this.pickCommitted(s - 1 - first);
       this.timing.prefillSeconds = (performance.now() - this.prefillStart) / 1000;
       this.decodeStart = performance.now();
-      return this.commit(this.verifiedSingle(first));
+      return this.commit(this.verifiedSingle(token));
     }
     this.timing.forwardSeconds += forwardMs / 1000;
     this.timing.batchItems[items] = (this.timing.batchItems[items] ?? 0) + 1;
@@ -354,9 +362,10 @@ export class Generation {
     return this.context.subarray(this.job.promptIds.length, this.length);
   }
 
-  /** Hands the drafts the model's best ids after each of the forward's `rows` rows. */
-  private recycle(rows: number): void {
+  /** Hands the drafts the model's best ids after each of the forward's rows [first, s), the rows it has outputs for. */
+  private recycle(first: number, s: number): void {
     const k = this.topK;
+    const rows = s - first;
     let top: Int32Array | undefined;
     if (this.needsLogits) {
       if (this.topScratch.length < rows * k) this.topScratch = new Int32Array(rows * k * 2);
@@ -369,7 +378,9 @@ export class Generation {
     if (this.beforeScratch.length < 2 * rows) this.beforeScratch = new Int32Array(4 * rows);
     const before = this.beforeScratch;
     const draft = this.plannedDraft;
-    const tokens = this.item.input.tokens;
+    // Only a prompt chunk starts past its first row (decode steps read them all): no view per step.
+    const tokens = first > 0 ? this.item.input.tokens.subarray(first) : this.item.input.tokens;
+    const past = this.plannedPast + first;
     for (let r = 0; r < rows; r++) {
       if (draft && r > 0) {
         // A draft node: its tree ancestors, then the context before the root.
@@ -378,8 +389,8 @@ export class Generation {
         before[2 * r + 1] = p > 0 ? tokens[draft.parent[p]] : this.contextAt(this.plannedPast - 1);
       } else {
         // A prompt row, or the root: what precedes it in the context.
-        before[2 * r] = this.contextAt(this.plannedPast + r - 1);
-        before[2 * r + 1] = this.contextAt(this.plannedPast + r - 2);
+        before[2 * r] = this.contextAt(past + r - 1);
+        before[2 * r + 1] = this.contextAt(past + r - 2);
       }
     }
     this.drafts!.recycle!(tokens, before, top, rows, k);

@@ -17,6 +17,13 @@
  * on the first row recorded, so a tenant that never drafts costs nothing.
  */
 export const RECYCLED_K = 8;
+/**
+ * The prompt's last rows the table learns from. Each row's top ids cost that row's LM head, a quarter of a prompt
+ * chunk's work on a 150k vocabulary, while the tail holds nearly all of what they are worth: draft-replay on rag-eval
+ * (chat-llama-5m, 16 nodes) gave 3.84 tokens/step learning from every prompt row, 3.81 from the last 256, 3.71 from
+ * 128, 3.43 from the last alone.
+ */
+export const RECYCLED_PROMPT_ROWS = 256;
 const MAX_TOKEN_SLOTS = 1 << 14;
 const MAX_BIGRAM_SLOTS = 1 << 15;
 const NONE = -1;

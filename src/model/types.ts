@@ -87,6 +87,13 @@ export interface ForwardInput {
    * null means plain causal attention over past + new.
    */
   mask: Float32Array | null;
+  /**
+   * The first row whose outputs the caller reads (default 0). A forward's logits, ids and best ids hold its last
+   * R rows, R ≥ S - headFrom (a model may compute them all): row r is at r - (S - R), R told by the result's
+   * length. A prompt chunk reads its last row only; the LM head of every row is a quarter of a chunk's work on a
+   * 150k vocabulary.
+   */
+  headFrom?: number;
 }
 
 /** Bytes a sequence moved between host and device memory, cumulative; both 0 on the CPU EP. */
@@ -111,15 +118,15 @@ export interface KvResidency {
  */
 export interface Sequence {
   readonly length: number;
-  /** Logits row-major [S, vocab]. Valid until the next forward on this sequence. */
+  /** Logits row-major [R, vocab] (see ForwardInput.headFrom). Valid until the next forward on this sequence. */
   forward(input: ForwardInput): Promise<Float32Array>;
   /**
-   * The argmax token of every row [S]. Valid until the next forward on this sequence. With `top` (on a model whose
+   * The argmax token of every row [R]. Valid until the next forward on this sequence. With `top` (on a model whose
    * info has topIds), the forward also brings back each row's best ids, read by `topIds`.
    */
   forwardIds(input: ForwardInput, top?: boolean): Promise<Int32Array>;
   /**
-   * Each row's best info.topIds ids, best first, row-major [S, topIds], of the last forwardIds that asked for them;
+   * Each row's best info.topIds ids, best first, row-major [R, topIds], of the last forwardIds that asked for them;
    * valid until the next forward on this sequence.
    */
   topIds?(): Int32Array;
@@ -147,7 +154,7 @@ export interface Sequence {
 export interface BatchItem {
   seq: Sequence;
   input: ForwardInput;
-  /** What the step reads back: the argmax ids [S] (as `forwardIds`) or the logits [S, vocab] (as `forward`). */
+  /** What the step reads back: the argmax ids [R] (as `forwardIds`) or the logits [R, vocab] (as `forward`). */
   output: 'ids' | 'logits';
   /** With 'ids' on a model whose info has topIds: also each row's best ids (Sequence.topIds). */
   top?: boolean;

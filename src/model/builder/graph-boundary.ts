@@ -11,6 +11,7 @@ export const boundary = {
   nextTop: 'next_top',
   kvKeep: 'kv_keep',
   logitsRows: 'logits_rows',
+  headRows: 'head_rows',
   pastKey: (i: number) => `past.${i}.key`,
   pastValue: (i: number) => `past.${i}.value`,
   newKey: (i: number) => `new.${i}.key`,
@@ -83,13 +84,18 @@ export function topIdsFor(vocab: number): number {
 
 /** The graph's outputs after the LM head: what lmHead writes into, and `finish` to declare them once it has. */
 export interface HeadOutputs {
+  /** The final hidden rows the head computes: `head_rows` (int64 [H], indices into the forward's S rows) of `h`. */
+  select(h: string): string;
   logits: string;
   finish(): void;
 }
 
 /**
- * Both layouts add `next_ids` int64 [1,S], the argmax of every logits row: greedy verification then reads S ids
- * instead of S × vocab floats (and skips a JS scan of them); and `next_top` int64 [1,S,TOP_IDS], each row's best
+ * The head runs on the rows named by `head_rows` only, H of the S, and every output below has H rows: a prompt
+ * chunk needs none but its last (the first token), and on a 150k vocabulary the head of a 256-row chunk is a quarter
+ * of the chunk's work, plus its S × vocab logits and their TopK. Decode steps name every row.
+ * Both layouts add `next_ids` int64 [1,H], the argmax of every logits row: greedy verification then reads H ids
+ * instead of H × vocab floats (and skips a JS scan of them); and `next_top` int64 [1,H,TOP_IDS], each row's best
  * ids (TopK), which drafting learns from. A run computes only the outputs it fetches, so steps that do not draft
  * pay nothing for it.
  * 'device' also takes `logits_rows` (int64 [1]) and returns only that many logits rows. onnxruntime-node 1.30
@@ -99,19 +105,20 @@ export interface HeadOutputs {
 export function headOutputs(g: OnnxGraph, placement: KvPlacement, logitsName: string, vocab: number): HeadOutputs {
   const full = placement === 'host' ? logitsName : g.fresh('full_logits');
   return {
+    select: (h) => g.op('Gather', [h, g.input(boundary.headRows, 'int64', ['H'])], { axis: { i: 1 } }),
     logits: full,
     finish() {
       if (placement === 'device') {
         const rows = g.input(boundary.logitsRows, 'int64', [1]);
         g.node('Slice', [full, g.constInt64('zero_rows', [0]), rows, g.constInt64('row_axis', [1])], [logitsName]);
       }
-      g.output(logitsName, 'float32', [1, placement === 'host' ? 'S' : 'L', vocab]);
+      g.output(logitsName, 'float32', [1, placement === 'host' ? 'H' : 'L', vocab]);
       // int64 as ArgMax makes it: a Cast to int32 has no WebGPU kernel and would run on the CPU.
       g.node('ArgMax', [full], [boundary.nextIds], { axis: { i: -1 }, keepdims: { i: 0 } });
-      g.output(boundary.nextIds, 'int64', [1, 'S']);
+      g.output(boundary.nextIds, 'int64', [1, 'H']);
       const k = topIdsFor(vocab);
       g.node('TopK', [full, g.constInt64('top_k', [k])], [g.fresh('top_values'), boundary.nextTop], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } });
-      g.output(boundary.nextTop, 'int64', [1, 'S', k]);
+      g.output(boundary.nextTop, 'int64', [1, 'H', k]);
     },
   };
 }

@@ -77,7 +77,7 @@ export function buildLlamaGraph(src: WeightSource, options: BuildOptions, extern
     x = decoderLayer(g, src, options, i, x, pos, ropes.of(i), (q, k, v) => attention(g, ctx, c, q, k, v, ...kv(i, k, v)));
   }
 
-  const h = rmsNorm(g, src, x, 'model.norm.weight', c.rmsNormEps);
+  const h = rmsNorm(g, src, out.select(x), 'model.norm.weight', c.rmsNormEps);
   lmHead(g, src, options, h, embed, out.logits);
   out.finish();
   return g;

@@ -45,7 +45,7 @@ export interface BuildOptions {
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = { dtype: 'fp32', attention: 'exact', layout: 'tree' };
 
 /** Bumped whenever the emitted graph changes, so cached builds are rebuilt. */
-export const BUILDER_VERSION = 17;
+export const BUILDER_VERSION = 18;
 
 /** Protobuf caps a message at 2 GB; stay well below it. */
 export const EXTERNAL_DATA_THRESHOLD = 1.5 * 1024 ** 3;

@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../errors.js';
 import { io } from '../builder/llama-graph.js';
 import type { ForwardInput, KvResidency, ModelInfo, Sequence, TransferCounters } from '../types.js';
+import { HeadRows } from './head-rows.js';
 import { toInt32 } from './host-sequence.js';
 import { checkKeep, layerNames, newTransferCounters, StepFeeds } from './step-feeds.js';
 
@@ -38,8 +39,9 @@ export class DeviceSequence implements Sequence {
   private readonly order: Int32Array;
   private readonly keepIds: BigInt64Array;
   private readonly fetches: string[];
-  /** logits_rows: 0 for a greedy step, S when the logits are wanted. */
+  /** logits_rows: 0 for a greedy step, the head's rows when the logits are wanted. */
   private readonly logitsRows = new BigInt64Array(1);
+  private readonly head: HeadRows;
   private ids = new Int32Array(64);
   private top = new Int32Array(0);
   private topRows = 0;
@@ -59,6 +61,7 @@ export class DeviceSequence implements Sequence {
     this.keepIds = new BigInt64Array(info.contextLength);
     // Every output, every run (see headOutputs).
     this.fetches = [...this.present.key, ...this.present.value, io.logits, io.nextIds, ...(info.topIds ? [io.nextTop] : [])];
+    this.head = new HeadRows(session.inputNames.includes(io.headRows));
   }
 
   async forward(input: ForwardInput): Promise<Float32Array> {
@@ -90,7 +93,8 @@ export class DeviceSequence implements Sequence {
     const inBytes = this.step.write(input, past, f);
     for (let i = 0; i < past; i++) this.keepIds[i] = BigInt(this.order[i]);
     f[io.kvKeep] = new ort.Tensor('int64', this.keepIds.subarray(0, past), [past]);
-    this.logitsRows[0] = BigInt(logits ? input.tokens.length : 0);
+    const rows = input.tokens.length - this.head.writeLone(input, f);
+    this.logitsRows[0] = BigInt(logits ? rows : 0);
     f[io.logitsRows] = new ort.Tensor('int64', this.logitsRows, [1]);
     for (let l = 0; l < this.numLayers; l++) {
       f[this.past.key[l]] = this.kv[2 * l];

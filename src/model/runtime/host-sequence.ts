@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../errors.js';
 import { io } from '../builder/llama-graph.js';
 import type { ForwardInput, KvResidency, ModelInfo, Sequence, TransferCounters } from '../types.js';
+import { HeadRows } from './head-rows.js';
 import { KvCache } from './kv-cache.js';
 import { OutputBuffers } from './output-buffers.js';
 import { checkKeep, layerNames, newTransferCounters, StepFeeds } from './step-feeds.js';
@@ -31,6 +32,7 @@ export class HostSequence implements Sequence {
   private readonly fetches: Record<string, ort.Tensor> = {};
   private readonly past: { key: string[]; value: string[] };
   private readonly fresh: { key: string[]; value: string[] };
+  private readonly head: HeadRows;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -44,21 +46,22 @@ export class HostSequence implements Sequence {
     this.step = new StepFeeds(info);
     this.past = layerNames(numLayers, io.pastKey, io.pastValue);
     this.fresh = layerNames(numLayers, io.newKey, io.newValue);
+    this.head = new HeadRows(session.inputNames.includes(io.headRows));
   }
 
   async forward(input: ForwardInput): Promise<Float32Array> {
-    const s = input.tokens.length;
-    const logits = this.buffers.logits(s);
-    await this.run(input, io.logits, new ort.Tensor('float32', logits, [1, s, this.info.vocabSize]));
+    const h = input.tokens.length - this.head.writeLone(input, this.feeds);
+    const logits = this.buffers.logits(h);
+    await this.run(input, io.logits, new ort.Tensor('float32', logits, [1, h, this.info.vocabSize]));
     return logits;
   }
 
   async forwardIds(input: ForwardInput, top = false): Promise<Int32Array> {
-    const s = input.tokens.length;
-    const { raw, ids } = this.buffers.nextIds(s);
+    const h = input.tokens.length - this.head.writeLone(input, this.feeds);
+    const { raw, ids } = this.buffers.nextIds(h);
     const k = top ? (this.info.topIds ?? 0) : 0;
-    const best = k > 0 ? this.buffers.topIds(s, k) : null;
-    await this.run(input, io.nextIds, new ort.Tensor('int64', raw, [1, s]), best ? new ort.Tensor('int64', best.raw, [1, s, k]) : null);
+    const best = k > 0 ? this.buffers.topIds(h, k) : null;
+    await this.run(input, io.nextIds, new ort.Tensor('int64', raw, [1, h]), best ? new ort.Tensor('int64', best.raw, [1, h, k]) : null);
     if (best) toInt32(best.raw, best.ids);
     return toInt32(raw, ids);
   }

@@ -39,6 +39,7 @@ export async function profilePlacement(dir: string, ep: ExecutionProvider, s = 4
       [io.inputIds]: new ort.Tensor('int64', BigInt64Array.from({ length: s }, (_, i) => BigInt(i + 1)), [1, s]),
       [io.positionIds]: new ort.Tensor('int64', BigInt64Array.from({ length: s }, (_, i) => BigInt(past + i)), [1, s]),
       [io.bias]: new ort.Tensor('float32', new Float32Array(s * t), [1, 1, s, t]),
+      [io.headRows]: new ort.Tensor('int64', BigInt64Array.from({ length: s }, (_, i) => BigInt(i)), [s]),
     };
     for (let l = 0; l < c.numLayers; l++) {
       feeds[io.pastKey(l)] = new ort.Tensor('float32', new Float32Array(past * kvD), [1, past, kvD]);

@@ -4,6 +4,7 @@ import { oldPastRows } from '../builder/attention.js';
 import { BATCH_SLOTS, io } from '../builder/llama-graph.js';
 import type { BatchItem, ForwardInput, KvResidency, LlamaConfig, LoadedModel, ModelInfo, Sequence, TransferCounters } from '../types.js';
 import { BatchFeeds, type BatchRow } from './batch-feeds.js';
+import { HeadRows } from './head-rows.js';
 import { toInt32 } from './host-sequence.js';
 import { KvSlab, type SlabRegion } from './kv-slab.js';
 import { OutputBuffers } from './output-buffers.js';
@@ -103,6 +104,7 @@ class BatchRunner {
   /** Whether the last run carried one sequence (see runNow). */
   private lastSingle = false;
   private readonly o: Record<string, ort.Tensor> = {};
+  private readonly head: HeadRows;
   /** Input names of slot s's past in layer l: [l][s]. */
   private readonly past: { key: string[][]; value: string[][] };
   private readonly fresh: { key: string[]; value: string[] };
@@ -140,6 +142,7 @@ class BatchRunner {
     this.headDim = c.headDim;
     this.noPast = new ort.Tensor('float32', new Float32Array(0), [1, 0, rowSize]);
     this.fresh = layerNames(c.numLayers, io.newKey, io.newValue);
+    this.head = new HeadRows(session.inputNames.includes(io.headRows));
   }
 
   newSequence(): SlabSequence {
@@ -223,6 +226,16 @@ class BatchRunner {
       }
     }
     this.bindNewRows(single ? seqs[0] : null, n);
+    // The head's rows: each sequence's from its headFrom on, in batch order.
+    const head = this.head;
+    head.begin(n);
+    let offset = 0;
+    for (const { input } of items) {
+      const s = input.tokens.length;
+      head.add(offset + head.from(input), offset + s);
+      offset += s;
+    }
+    const h = head.write(this.f);
     const vocab = this.info.vocabSize;
     const o = this.o;
     delete o[io.logits];
@@ -232,18 +245,18 @@ class BatchRunner {
     let logits: Float32Array | null = null;
     let raw: BigInt64Array | null = null;
     if (items.some((it) => it.output === 'logits')) {
-      logits = single ? seqs[0].out!.logits(n) : this.batchLogits(n * vocab);
-      o[io.logits] = new ort.Tensor('float32', logits, [1, n, vocab]);
+      logits = single ? seqs[0].out!.logits(h) : this.batchLogits(h * vocab);
+      o[io.logits] = new ort.Tensor('float32', logits, [1, h, vocab]);
     }
     if (items.some((it) => it.output === 'ids')) {
-      raw = single ? seqs[0].out!.nextIds(n).raw : this.batchIds(n);
-      o[io.nextIds] = new ort.Tensor('int64', raw, [1, n]);
+      raw = single ? seqs[0].out!.nextIds(h).raw : this.batchIds(h);
+      o[io.nextIds] = new ort.Tensor('int64', raw, [1, h]);
     }
     const k = this.info.topIds ?? 0;
     let top: BigInt64Array | null = null;
     if (k > 0 && items.some((it) => it.output === 'ids' && it.top)) {
-      top = single ? seqs[0].out!.topIds(n, k).raw : this.batchTop(n * k);
-      o[io.nextTop] = new ort.Tensor('int64', top, [1, n, k]);
+      top = single ? seqs[0].out!.topIds(h, k).raw : this.batchTop(h * k);
+      o[io.nextTop] = new ort.Tensor('int64', top, [1, h, k]);
     }
     // The lone graph only once a second forward in a row carries one sequence: each session has its own ORT thread
     // pool, whose threads spin a while after a run, and switching sessions every forward (a prompt's chunk alone, then
@@ -259,29 +272,34 @@ class BatchRunner {
     }
 
     const results: (Float32Array | Int32Array)[] = [];
-    let offset = 0;
+    offset = 0;
+    // Where each sequence's head rows start among the forward's H.
+    let at = 0;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
-      const s = items[i].input.tokens.length;
+      const input = items[i].input;
+      const s = input.tokens.length;
+      const r = s - head.from(input);
       if (!single) this.placeNewRows(seq, offset, s);
       this.count(seq, s);
       seq.length += s;
       if (items[i].output === 'logits') {
         if (single) results.push(logits!);
         else {
-          const mine = seq.out!.logits(s);
-          mine.set(logits!.subarray(offset * vocab, (offset + s) * vocab));
+          const mine = seq.out!.logits(r);
+          mine.set(logits!.subarray(at * vocab, (at + r) * vocab));
           results.push(mine);
         }
       } else {
-        const mine = seq.out!.nextIds(s);
-        results.push(toInt32(single ? mine.raw : raw!.subarray(offset, offset + s), mine.ids));
+        const mine = seq.out!.nextIds(r);
+        results.push(toInt32(single ? mine.raw : raw!.subarray(at, at + r), mine.ids));
         if (top && items[i].top) {
-          const best = seq.out!.topIds(s, k);
-          toInt32(single ? best.raw : top.subarray(offset * k, (offset + s) * k), best.ids);
+          const best = seq.out!.topIds(r, k);
+          toInt32(single ? best.raw : top.subarray(at * k, (at + r) * k), best.ids);
         }
       }
       offset += s;
+      at += r;
     }
     return results;
   }
