@@ -7,7 +7,8 @@ const SMALL_LOGITS_ROWS = 64;
  * one that grows to the longest prefill chunk, and the greedy ids.
  */
 export class OutputBuffers {
-  private readonly small: Float32Array[];
+  /** Allocated on the first forward that fetches logits: greedy sequences read ids only (and 2 × 64 rows of a 152k vocabulary are 78 MB). */
+  private small: Float32Array[] = [];
   private turn = 0;
   private large = new Float32Array(0);
   private ids = new Int32Array(SMALL_LOGITS_ROWS);
@@ -17,13 +18,12 @@ export class OutputBuffers {
   /** The best ids of the last forward that fetched them (see topIds). */
   lastTop = new Int32Array(0);
 
-  constructor(private readonly vocab: number) {
-    this.small = [new Float32Array(SMALL_LOGITS_ROWS * vocab), new Float32Array(SMALL_LOGITS_ROWS * vocab)];
-  }
+  constructor(private readonly vocab: number) {}
 
   logits(rows: number): Float32Array {
     const n = rows * this.vocab;
     if (rows <= SMALL_LOGITS_ROWS) {
+      if (this.small.length === 0) this.small = [new Float32Array(SMALL_LOGITS_ROWS * this.vocab), new Float32Array(SMALL_LOGITS_ROWS * this.vocab)];
       this.turn ^= 1;
       return this.small[this.turn].subarray(0, n);
     }
