@@ -628,7 +628,7 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     ? loadWorkload(f.workload, { shape: 'plain', categories: list(f.category), repeat: 1 }).slice(0, requests).map((i) => ({ messages: i.messages }))
     : STORY_PROMPTS.map((text) => ({ text }));
   // Loaded on demand: node-llama-cpp is a dev dependency.
-  const { runLlamaCppPeer, renderLlamaCppPeer } = await import('./peer/llamacpp.js');
+  const { runLlamaCppPeer, renderLlamaCppPeer, decodeChart } = await import('./peer/llamacpp.js');
   const result = await runLlamaCppPeer({
     model: f.model,
     engineModel: f['engine-model'] ?? null,
@@ -643,7 +643,7 @@ async function peerLlamaCppCommand(f: Flags): Promise<number> {
     seed: optInt(f.seed, '--seed', 0, 2 ** 31) ?? 1,
     log: progressLog(f),
   });
-  writeOut(f, { 'peer-llamacpp.json': json(result) });
+  writeOut(f, { 'peer-llamacpp.json': json(result), 'decode-vs-context.svg': decodeChart(result) });
   process.stdout.write(`${renderLlamaCppPeer(result)}\n`);
   return 0;
 }

@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { toEngineOptions } from '../../src/config/engine-options.js';
 import { loadConfig } from '../../src/config/load.js';
 import { collectJob, GREEDY } from '../../src/engine/collect.js';
@@ -15,6 +15,7 @@ import { loadTokenizer } from '../../src/model/load.js';
 import type { ChatMessage } from '../../src/model/tokenizer/types.js';
 import { BenchError } from '../errors.js';
 import { bootstrapRatio, perPromptRatios, type PairedInterval } from '../paired.js';
+import { lineChart } from '../report/svg.js';
 
 export interface LlamaCppPeerOptions {
   /** The GGUF both engines load. */
@@ -58,6 +59,8 @@ export interface ArmResult {
   firstTokenSeconds: number[];
   /** Tokens after the first over the seconds after it, all prompts and rounds. */
   decodeTokensPerSecond: number;
+  /** The same per prompt: how decoding slows as the context grows. */
+  decodePerPrompt: number[];
 }
 
 export interface LlamaCppPeerResult {
@@ -89,6 +92,8 @@ interface Tally {
   firstToken: number[][];
   decodeTokens: number;
   decodeSeconds: number;
+  promptDecodeTokens: number[];
+  promptDecodeSeconds: number[];
 }
 
 /** What the paired ratios compare: each side's speculation against its own plain decoding, and the two plain engines. */
@@ -123,7 +128,8 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
   const tallies = new Map<ArmName, Tally>(
     ARMS.map((a) => [
       a,
-      { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [], promptTokens: prompts.map(() => 0), promptSeconds: prompts.map(() => 0), firstToken: prompts.map(() => []), decodeTokens: 0, decodeSeconds: 0 },
+      { tokens: 0, seconds: 0, steps: 0, drafted: 0, accepted: 0, ids: [], promptTokens: prompts.map(() => 0), promptSeconds: prompts.map(() => 0), firstToken: prompts.map(() => []), decodeTokens: 0, decodeSeconds: 0,
+        promptDecodeTokens: prompts.map(() => 0), promptDecodeSeconds: prompts.map(() => 0) },
     ]),
   );
   const record = (arm: ArmName, p: number, ids: number[], seconds: number, steps: number, drafted: number, accepted: number, firstToken: number) => {
@@ -131,6 +137,8 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
     t.firstToken[p].push(firstToken);
     t.decodeTokens += Math.max(0, ids.length - 1);
     t.decodeSeconds += seconds - firstToken;
+    t.promptDecodeTokens[p] += Math.max(0, ids.length - 1);
+    t.promptDecodeSeconds[p] += seconds - firstToken;
     t.tokens += ids.length;
     t.seconds += seconds;
     t.steps += steps;
@@ -188,7 +196,8 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
     record(arm, p, out.filter((id) => !stopIds.has(id)), seconds, result.lookahead.steps, result.lookahead.draftTokens, result.lookahead.acceptedTokens, (first - started) / 1000);
   };
 
-  const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o)];
+  // No prefix cache: --prompt-tokens' prompts start with the same ids, and llama.cpp's arms start each from nothing.
+  const argv = ['--model', engineModel, '--threads', String(o.threads), '--log-level', 'silent', '--cache-dir', buildCache(o), '--prefix-cache-mb', '0'];
   if (o.contextLength !== null) argv.push('--context-length', String(o.contextLength));
   if (o.dtype !== null) argv.push('--dtype', o.dtype);
   const engineOptions = toEngineOptions(loadConfig(argv, {}));
@@ -239,6 +248,7 @@ export async function runLlamaCppPeer(o: LlamaCppPeerOptions): Promise<LlamaCppP
         perPrompt: t.promptTokens.map((n, p) => (t.promptSeconds[p] > 0 ? n / t.promptSeconds[p] : 0)),
         firstTokenSeconds: t.firstToken.map(median),
         decodeTokensPerSecond: t.decodeSeconds > 0 ? t.decodeTokens / t.decodeSeconds : 0,
+        decodePerPrompt: t.promptDecodeTokens.map((n, p) => (t.promptDecodeSeconds[p] > 0 ? n / t.promptDecodeSeconds[p] : 0)),
       };
     }),
     agreement: Object.fromEntries(ARMS.map((arm) => [arm, agree(arm, 'llama.cpp plain')])) as Record<ArmName, number>,
@@ -289,8 +299,36 @@ export function renderLlamaCppPeer(r: LlamaCppPeerResult): string {
     '',
     `lossless: llama.cpp input-lookup = plain on ${r.lossless.llamaCpp}/${r.promptTokens.length} prompts, ours lookahead = off on ${r.lossless.ours}/${r.promptTokens.length}`,
     '',
+    ...renderPlainPerPrompt(r),
+    '',
     'tokens/s paired per prompt (geometric mean [95 % bootstrap CI]):',
     '',
     ...Object.entries(r.paired).map(([k, i]) => `- ${k}: ${i ? `${fmt(i.estimate, 2)} [${fmt(i.low, 2)}, ${fmt(i.high, 2)}]` : '–'}`),
   ].join('\n');
+}
+
+/** Plain decoding, ours against llama.cpp's, prompt by prompt: time to first token and decode speed, with ratios. */
+function renderPlainPerPrompt(r: LlamaCppPeerResult): string[] {
+  const arm = (name: ArmName) => r.arms.find((a) => a.arm === name)!;
+  const [ours, theirs] = [arm('ours off'), arm('llama.cpp plain')];
+  return [
+    '| prompt tokens | time to first token, ours / llama.cpp | decode tok/s, ours / llama.cpp |',
+    '|---:|---|---|',
+    ...r.promptTokens.map((n, p) => {
+      const [to, tl] = [ours.firstTokenSeconds[p], theirs.firstTokenSeconds[p]];
+      const [d0, dl] = [ours.decodePerPrompt[p], theirs.decodePerPrompt[p]];
+      return `| ${n} | ${to.toFixed(2)} / ${tl.toFixed(2)} s (×${(tl / to).toFixed(2)} faster) | ${d0.toFixed(1)} / ${dl.toFixed(1)} (×${(d0 / dl).toFixed(2)}) |`;
+    }),
+  ];
+}
+
+/** Decode speed of every arm against the prompt's length, one point per prompt (the SVG beside the JSON). */
+export function decodeChart(r: LlamaCppPeerResult): string {
+  return lineChart({
+    title: `Decode speed against context length (${basename(r.engineModel)})`,
+    xLabel: 'prompt tokens',
+    yLabel: 'decode tok/s',
+    logX: true,
+    series: r.arms.map((a) => ({ name: a.arm, points: r.promptTokens.map((n, p): [number, number] => [n, a.decodePerPrompt[p]]) })),
+  });
 }

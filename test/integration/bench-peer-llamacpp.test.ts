@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { renderLlamaCppPeer, runLlamaCppPeer } from '../../bench/peer/llamacpp.js';
+import { decodeChart, renderLlamaCppPeer, runLlamaCppPeer } from '../../bench/peer/llamacpp.js';
 import { SyntheticSource } from '../../src/model/builder/sources/synthetic.js';
 import { FAMILIES } from '../helpers/families.js';
 import { loadLlamaCpp } from '../helpers/llamacpp.js';
@@ -48,7 +48,14 @@ describe.skipIf(!available)('bench peer-llamacpp', () => {
       expect(a.firstTokenSeconds).toHaveLength(2);
       expect(a.firstTokenSeconds.every((x) => x > 0)).toBe(true);
       expect(a.decodeTokensPerSecond).toBeGreaterThan(0);
+      expect(a.decodePerPrompt).toHaveLength(2);
+      expect(a.decodePerPrompt.every((x) => x > 0)).toBe(true);
     }
     expect(renderLlamaCppPeer(r)).toMatch(/- ours lookahead \/ ours off: [0-9.]+ \[[0-9.]+, [0-9.]+\]/);
+    // Plain against plain per prompt length, and the decode speed of every arm against it as a chart.
+    expect(renderLlamaCppPeer(r)).toMatch(/\| 40 \| [0-9.]+ \/ [0-9.]+ s \(×[0-9.]+ faster\) \| [0-9.]+ \/ [0-9.]+ \(×[0-9.]+\) \|/);
+    const svg = decodeChart(r);
+    expect(svg).toMatch(/^<svg/);
+    expect((svg.match(/<circle /g) ?? []).length).toBe(8);
   });
 });
