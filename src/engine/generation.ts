@@ -58,6 +58,9 @@ export interface StepOutput {
   logprobs?: TokenLogprob[];
 }
 
+/** Answer tokens whose K/V a new sequence makes room for with its prompt's; a longer answer grows the region. */
+const ANSWER_RESERVED = 256;
+
 /**
  * One job's decode state on the worker: its KV sequence, its context, and its half of every forward. The loop
  * (worker.ts) asks each running job to `plan` its share of the next batched forward — a prompt chunk while it
@@ -157,6 +160,10 @@ export class Generation {
     this.maskBuf = new Float32Array(this.maxDraft * (info.contextLength + this.maxDraft));
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
+    // Room for the prompt and a first stretch of answer at once: a region grown by doubling as the chunks came copied
+    // the K/V at every doubling and pooled what it outgrew (Qwen3-0.6B shape, 4096-token prompt: 1.8 GB of regions for
+    // 0.9 GB of rows, and 0.8 GB pooled).
+    this.seq.reserve?.(job.promptIds.length + Math.min(job.maxTokens, ANSWER_RESERVED) + this.maxDraft);
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.promptLogprobs = job.promptLogprobs ? [] : null;
     this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null || this.promptLogprobs !== null;

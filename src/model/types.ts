@@ -134,6 +134,11 @@ export interface Sequence {
   keep(base: number, rows: ArrayLike<number>): void;
   truncate(length: number): void;
   /**
+   * Room for `rows` rows in all, now: a hint that saves growing the K/V (a copy of every row at each growth) as a
+   * long prompt's chunks come in. Absent where the cache does not grow that way.
+   */
+  reserve?(rows: number): void;
+  /**
    * A new sequence of the same model holding a copy of this one's first `rows` rows (which stays as it is), for a
    * prompt that starts with the same tokens. Its rows equal what prefilling those tokens would compute, bit for bit:
    * rows do not depend on how the forwards were cut. Absent where the cache cannot be copied cheaply (device K/V).

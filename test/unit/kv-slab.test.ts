@@ -39,4 +39,27 @@ describe('KvSlab', () => {
     slab.copyRows(b, 0, c, 10, 3);
     expect(Array.from(c.values[1].subarray(20, 26))).toEqual(Array.from(b.values[1].subarray(0, 6)));
   });
+
+  it('sizes a region for rows known ahead to a multiple of 256 rows, and moves into such a region', () => {
+    const slab = new KvSlab(1, 2, 8000);
+    expect(slab.alloc(4096 + 33 + 64, true).rows).toBe(4352);
+    expect(slab.alloc(4096 + 33 + 64).rows).toBe(8000);
+    expect(slab.alloc(7990, true).rows).toBe(8000);
+    const a = slab.alloc(300);
+    a.keys[0][7] = 7;
+    const b = slab.move(a, 1100, 4, true);
+    expect(b.rows).toBe(1280);
+    expect(b.keys[0][7]).toBe(7);
+  });
+
+  it('keeps released regions up to a byte budget in all: a long prompt\'s region goes to the GC', () => {
+    // Rows of 1 layer × (K + V) × 2 floats: 16 bytes, so 4096 rows are 64 KiB, past the budget of 48 KiB.
+    const slab = new KvSlab(1, 2, 8192, 48 * 1024);
+    const big = slab.alloc(4096);
+    const small = slab.alloc(256);
+    slab.release(small);
+    slab.release(big);
+    expect(slab.alloc(4096)).not.toBe(big);
+    expect(slab.alloc(256)).toBe(small);
+  });
 });

@@ -77,6 +77,10 @@ class SlabSequence implements Sequence {
     this.runner.settle(this);
   }
 
+  reserve(rows: number): void {
+    this.runner.reserveExact(this, rows);
+  }
+
   fork(rows: number): SlabSequence {
     if (this.disposed) throw new InvalidRequestError('fork of a disposed sequence');
     if (!Number.isInteger(rows) || rows < 0 || rows > this.length) throw new InvalidRequestError(`fork: ${rows} rows outside 0..${this.length}`);
@@ -302,6 +306,14 @@ class BatchRunner {
       at += r;
     }
     return results;
+  }
+
+  /** Sequence.reserve: room for `rows` rows (at most the context), sized to them. */
+  reserveExact(seq: SlabSequence, rows: number): void {
+    if (seq.disposed) throw new InvalidRequestError('reserve on a disposed sequence');
+    rows = Math.min(rows, this.slab.maxRows);
+    if (!seq.region) seq.region = this.slab.alloc(rows, true);
+    else if (rows > seq.region.rows) seq.region = this.slab.move(seq.region, rows, seq.length, true);
   }
 
   /** The sequence's region holds at least `rows` rows (KvSlab sizes regions by doubling). */
