@@ -13,6 +13,7 @@ import {
   JobBudget,
   Proposer,
   RECYCLED_K,
+  RECYCLED_PROMPT_ALL_BELOW,
   RECYCLED_PROMPT_ROWS,
   RecycledTable,
   RequestScope,
@@ -40,7 +41,8 @@ import { loadWorkload, splitWarmup } from './workload.js';
  * the model ranked at each position: one teacher-forced forward over prompt + answer per item records the top
  * RECYCLED_K ids of every row (cached with the answers). A replayed step feeds the table with the rows on its
  * accepted path only (a live step also feeds the rejected nodes' rows, whose context the replay does not know), and
- * the prefill with the prompt's last RECYCLED_PROMPT_ROWS rows, as the engine does.
+ * the prefill with the prompt rows the engine learns from (every row, or the last RECYCLED_PROMPT_ROWS where the
+ * LM head is dear).
  */
 
 /** A prompt and its greedy answer, as token ids (the answer as committed: an EOS ends it). */
@@ -60,6 +62,8 @@ export interface ReplayCorpus {
   workload: string;
   eosIds: number[];
   vocabSize?: number;
+  /** The model's ModelInfo.headShare: whether the engine learns from every prompt row or from the tail only. */
+  headShare?: number;
   maxTokens: number;
   warm: Exchange[];
   held: Exchange[];
@@ -94,7 +98,7 @@ export async function greedyCorpus(opts: CorpusOptions, log: (line: string) => v
   const path = join(opts.cacheDir, key);
   if (existsSync(path)) {
     const cached = JSON.parse(readFileSync(path, 'utf8')) as ReplayCorpus;
-    if (cached.vocabSize !== undefined && [...cached.warm, ...cached.held].every((x) => x.next)) return cached;
+    if (cached.vocabSize !== undefined && cached.headShare !== undefined && [...cached.warm, ...cached.held].every((x) => x.next)) return cached;
     await rankedNext(cached, opts.model, log);
     writeFileSync(path, JSON.stringify(cached));
     return cached;
@@ -145,6 +149,7 @@ async function rankedNext(corpus: ReplayCorpus, modelPath: string | null, log: (
   const model = await loadModel(engine, () => {});
   const vocab = model.info.vocabSize;
   corpus.vocabSize = vocab;
+  corpus.headShare = model.info.headShare ?? 1;
   let disagree = 0;
   let rows = 0;
   try {
@@ -231,7 +236,7 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant, docum
       if (!recycled || !ranked) return;
       for (let p = from; p < to; p++) recycled.record(at(p), ranked, p * RECYCLED_K, RECYCLED_K, at(p - 1), at(p - 2), tag);
     };
-    recycle(Math.max(0, x.prompt.length - RECYCLED_PROMPT_ROWS), x.prompt.length);
+    recycle((corpus.headShare ?? 1) < RECYCLED_PROMPT_ALL_BELOW ? 0 : Math.max(0, x.prompt.length - RECYCLED_PROMPT_ROWS), x.prompt.length);
     const scope = new RequestScope(settings, x.prompt, x.prediction);
     const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy], recycled, tag }, variant.decodingLength, acceptance);
     const sizer = budget ? new JobBudget(() => budget, proposer) : null;

@@ -18,12 +18,14 @@
  */
 export const RECYCLED_K = 8;
 /**
- * The prompt's last rows the table learns from. Each row's top ids cost that row's LM head, a quarter of a prompt
- * chunk's work on a 150k vocabulary, while the tail holds nearly all of what they are worth: draft-replay on rag-eval
- * (chat-llama-5m, 16 nodes) gave 3.84 tokens/step learning from every prompt row, 3.81 from the last 256, 3.71 from
- * 128, 3.43 from the last alone.
+ * The prompt's last rows the table learns from where the LM head is dear (RECYCLED_PROMPT_ALL_BELOW). Each row's top
+ * ids cost that row's LM head, a quarter of a prompt chunk's work on a 150k vocabulary, while the tail holds nearly
+ * all of what they are worth: draft-replay on rag-eval (chat-llama-5m, 16 nodes) gave 3.84 tokens/step learning from
+ * every prompt row, 3.81 from the last 256, 3.71 from 128, 3.43 from the last alone (adaptive sizing: 2.74, 2.66).
  */
 export const RECYCLED_PROMPT_ROWS = 256;
+/** A head under this share of a token's work (ModelInfo.headShare) is cheap enough to learn from every prompt row. */
+export const RECYCLED_PROMPT_ALL_BELOW = 0.1;
 const MAX_TOKEN_SLOTS = 1 << 14;
 const MAX_BIGRAM_SLOTS = 1 << 15;
 const NONE = -1;

@@ -71,6 +71,11 @@ export interface ModelInfo {
   kvPlacement: 'host' | 'device';
   /** K/V bytes one cached token takes (all layers, keys and values): what admission by K/V memory counts. */
   kvBytesPerToken: number;
+  /**
+   * The LM head's share of a token's multiply-adds (vocab × hidden over the whole forward's), where known: what
+   * computing the outputs of a row nobody strictly needs costs (a quarter on a 150k vocabulary, 3 % on a 4k one).
+   */
+  headShare?: number;
   /** Sequences one `forwardBatch` runs in a single forward; 1 when items run one after another. */
   maxBatch: number;
   /** Best ids per row an ids forward can bring back with the argmax (`forwardIds(input, true)`); absent = none. */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelLoadError } from '../../errors.js';
 import { LONE_FILE, META_FILE, MODEL_FILE, type BuildMeta } from '../builder/build.js';
-import type { LoadedModel, ModelInfo } from '../types.js';
+import type { LlamaConfig, LoadedModel, ModelInfo } from '../types.js';
 import { DeviceSequence, deviceOutputLocations } from './device-sequence.js';
 import { HostSequence, SequenceBuffers } from './host-sequence.js';
 import { KvCache } from './kv-cache.js';
@@ -35,6 +35,7 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     executionProvider: ep,
     kvPlacement,
     kvBytesPerToken: 2 * c.numLayers * c.numKvHeads * c.headDim * 4,
+    headShare: headShare(c),
     maxBatch: 1,
     // Graphs built before the top-k output serve without it (drafting then learns nothing from the model).
     ...(session.outputNames.includes(io.nextTop) ? { topIds: topIdsFor(c.vocabSize) } : {}),
@@ -70,6 +71,14 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
     forwardBatch: forwardEach,
     dispose: () => session.release(),
   };
+}
+
+/** LlamaConfig's head multiply-adds per token over the whole forward's (projections, MLP and head; attention left out). */
+function headShare(c: LlamaConfig): number {
+  const q = c.numHeads * c.headDim;
+  const layer = c.hiddenSize * (q + 2 * c.numKvHeads * c.headDim) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
+  const head = c.vocabSize * c.hiddenSize;
+  return head / (head + c.numLayers * layer);
 }
 
 /**
