@@ -4,8 +4,8 @@ import type { ForwardInput } from '../types.js';
 import { Int64Buffer } from './session.js';
 
 /**
- * The `head_rows` feed: the rows of a forward the LM head computes (see headOutputs). Every row of a decode step,
- * the last of a prompt chunk. Graphs built before it take no such input and compute every row.
+ * The `head_rows` feed: the rows of a forward the LM head computes (see headOutputs), each sequence's from its
+ * ForwardInput.headFrom on. Graphs built before it take no such input and compute every row.
  */
 export class HeadRows {
   private readonly rows = new Int64Buffer();
