@@ -13,8 +13,7 @@ import {
   JobBudget,
   Proposer,
   RECYCLED_K,
-  RECYCLED_PROMPT_ALL_BELOW,
-  RECYCLED_PROMPT_ROWS,
+  firstPromptRowRecycled,
   RecycledTable,
   RequestScope,
   sourceShares,
@@ -41,8 +40,7 @@ import { loadWorkload, splitWarmup } from './workload.js';
  * the model ranked at each position: one teacher-forced forward over prompt + answer per item records the top
  * RECYCLED_K ids of every row (cached with the answers). A replayed step feeds the table with the rows on its
  * accepted path only (a live step also feeds the rejected nodes' rows, whose context the replay does not know), and
- * the prefill with the prompt rows the engine learns from (every row, or the last RECYCLED_PROMPT_ROWS where the
- * LM head is dear).
+ * the prefill with the prompt rows the engine learns from (firstPromptRowRecycled).
  */
 
 /** A prompt and its greedy answer, as token ids (the answer as committed: an EOS ends it). */
@@ -236,7 +234,7 @@ export function replayDrafts(corpus: ReplayCorpus, variant: ReplayVariant, docum
       if (!recycled || !ranked) return;
       for (let p = from; p < to; p++) recycled.record(at(p), ranked, p * RECYCLED_K, RECYCLED_K, at(p - 1), at(p - 2), tag);
     };
-    recycle((corpus.headShare ?? 1) < RECYCLED_PROMPT_ALL_BELOW ? 0 : Math.max(0, x.prompt.length - RECYCLED_PROMPT_ROWS), x.prompt.length);
+    recycle(firstPromptRowRecycled(x.prompt.length, corpus.headShare), x.prompt.length);
     const scope = new RequestScope(settings, x.prompt, x.prediction);
     const proposer = new Proposer({ request: scope.trie, global, copies: [scope.copy, globalCopy], recycled, tag }, variant.decodingLength, acceptance);
     const sizer = budget ? new JobBudget(() => budget, proposer) : null;

@@ -8,8 +8,7 @@ import {
   DraftCounters,
   pickUnder,
   RECYCLED_K,
-  RECYCLED_PROMPT_ALL_BELOW,
-  RECYCLED_PROMPT_ROWS,
+  firstPromptRowRecycled,
   topIds,
   verifyDraft,
   writeTreeMask,
@@ -236,7 +235,7 @@ export class Generation {
       input.mask = null;
       // The head runs on the rows whose outputs are read: the last (the first token), the prompt's rows the drafts
       // learn from (its tail where the head is dear), every row for prompt logprobs.
-      const learnFrom = this.topK === 0 ? n : (this.model.info.headShare ?? 1) < RECYCLED_PROMPT_ALL_BELOW ? 0 : this.job.promptIds.length - RECYCLED_PROMPT_ROWS - this.prefilled;
+      const learnFrom = this.topK === 0 ? n : firstPromptRowRecycled(this.job.promptIds.length, this.model.info.headShare) - this.prefilled;
       input.headFrom = this.promptLogprobs ? 0 : Math.max(0, Math.min(n - 1, learnFrom));
       this.planned = n;
       this.plannedPast = this.prefilled;

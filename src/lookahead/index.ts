@@ -4,7 +4,7 @@ export { CopyIndex, MIN_MATCH } from './copy-index.js';
 export { OutputStreamInserter } from './stream-insert.js';
 export { RequestScope, RequestTrie, SessionStore, GlobalTries, recordExchange, type TrieSettings } from './scopes.js';
 export { Proposer, type ProposerScopes } from './proposer.js';
-export { RecycledTable, RECYCLED_K, RECYCLED_PROMPT_ALL_BELOW, RECYCLED_PROMPT_ROWS, topIds } from './recycled.js';
+export { RecycledTable, firstPromptRowRecycled, RECYCLED_K, topIds } from './recycled.js';
 export { ORIGIN_REQUEST, ORIGIN_SESSION, ORIGIN_GLOBAL, ORIGIN_RECYCLED, sourceShares, type DraftOrigin } from './candidate-tree.js';
 export { AcceptanceModel } from './acceptance.js';
 export { writeTreeMask, clearTreeMask, writeTreePositions, isChain } from './mask.js';

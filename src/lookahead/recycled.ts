@@ -23,9 +23,14 @@ export const RECYCLED_K = 8;
  * all of what they are worth: draft-replay on rag-eval (chat-llama-5m, 16 nodes) gave 3.84 tokens/step learning from
  * every prompt row, 3.81 from the last 256, 3.71 from 128, 3.43 from the last alone (adaptive sizing: 2.74, 2.66).
  */
-export const RECYCLED_PROMPT_ROWS = 256;
+const RECYCLED_PROMPT_ROWS = 256;
 /** A head under this share of a token's work (ModelInfo.headShare) is cheap enough to learn from every prompt row. */
-export const RECYCLED_PROMPT_ALL_BELOW = 0.1;
+const RECYCLED_PROMPT_ALL_BELOW = 0.1;
+
+/** The first prompt row whose top ids the table learns from, for a model whose LM head takes `headShare` of a token's work. */
+export function firstPromptRowRecycled(promptLength: number, headShare = 1): number {
+  return headShare < RECYCLED_PROMPT_ALL_BELOW ? 0 : Math.max(0, promptLength - RECYCLED_PROMPT_ROWS);
+}
 const MAX_TOKEN_SLOTS = 1 << 14;
 const MAX_BIGRAM_SLOTS = 1 << 15;
 const NONE = -1;

@@ -49,9 +49,14 @@ export async function buildModel(source: WeightSource, options: BuildOptions, ou
   return meta;
 }
 
+/** Weights of one decoder layer's projections and MLP (what a token multiplies by in each layer). */
+export function layerWeights(c: LlamaConfig): number {
+  return c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
+}
+
 /** Bytes of weights the graph will hold, for choosing external data before anything is written. */
 export function estimateWeightBytes(c: LlamaConfig, options: BuildOptions): number {
-  const perLayer = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
+  const perLayer = layerWeights(c);
   const bytesPerWeight = { fp32: 4, fp16: 2, q8: 1.125, q4: 0.625 }[options.dtype];
   const embed = c.vocabSize * c.hiddenSize * 4;
   // A tied head is the embedding itself, except under q8/q4, which add a quantized copy (llama-graph.ts lmHead).

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelLoadError } from '../../errors.js';
-import { LONE_FILE, META_FILE, MODEL_FILE, type BuildMeta } from '../builder/build.js';
+import { layerWeights, LONE_FILE, META_FILE, MODEL_FILE, type BuildMeta } from '../builder/build.js';
 import type { LlamaConfig, LoadedModel, ModelInfo } from '../types.js';
 import { DeviceSequence, deviceOutputLocations } from './device-sequence.js';
 import { HostSequence, SequenceBuffers } from './host-sequence.js';
@@ -75,10 +75,8 @@ export async function openBuiltModel(dir: string, options: RuntimeOptions = {}):
 
 /** LlamaConfig's head multiply-adds per token over the whole forward's (projections, MLP and head; attention left out). */
 function headShare(c: LlamaConfig): number {
-  const q = c.numHeads * c.headDim;
-  const layer = c.hiddenSize * (q + 2 * c.numKvHeads * c.headDim) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
   const head = c.vocabSize * c.hiddenSize;
-  return head / (head + c.numLayers * layer);
+  return head / (head + c.numLayers * layerWeights(c));
 }
 
 /**

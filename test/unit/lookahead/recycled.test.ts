@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ORIGIN_RECYCLED, ORIGIN_REQUEST } from '../../../src/lookahead/candidate-tree.js';
 import { Proposer } from '../../../src/lookahead/proposer.js';
-import { AGREE_BOTH_SAME_REQUEST, AGREE_NONE, AGREE_NONE_SAME_REQUEST, AGREE_PREVIOUS, MAX_CONFIRMATIONS, RecycledTable, topIds } from '../../../src/lookahead/recycled.js';
+import { AGREE_BOTH_SAME_REQUEST, AGREE_NONE, AGREE_NONE_SAME_REQUEST, AGREE_PREVIOUS, MAX_CONFIRMATIONS, firstPromptRowRecycled, RecycledTable, topIds } from '../../../src/lookahead/recycled.js';
 import { RequestScope } from '../../../src/lookahead/scopes.js';
 import { acceptedDepth } from '../../../src/lookahead/verify.js';
 import { rng } from './fixtures.js';
@@ -111,5 +111,14 @@ describe('Proposer with a recycled table', () => {
     expect(proposer.acceptedByOrigin[ORIGIN_REQUEST | ORIGIN_RECYCLED]).toBe(1);
     expect(proposer.acceptedByOrigin[ORIGIN_REQUEST]).toBe(1);
     expect(proposer.acceptedByOrigin[ORIGIN_RECYCLED]).toBe(1);
+  });
+});
+
+describe('the prompt rows the table learns from', () => {
+  it('are all of them where the LM head is cheap, the last 256 where it is dear (or unknown)', () => {
+    expect(firstPromptRowRecycled(4096, 0.03)).toBe(0);
+    expect(firstPromptRowRecycled(4096, 0.26)).toBe(3840);
+    expect(firstPromptRowRecycled(4096)).toBe(3840);
+    expect(firstPromptRowRecycled(100, 0.26)).toBe(0);
   });
 });
