@@ -62,6 +62,19 @@ export interface StepOutput {
 const ANSWER_RESERVED = 256;
 
 /**
+ * The rows a job's sequence gets room for at once: its prompt, a first stretch of answer and a draft. A region grown
+ * by doubling as the chunks came copied the K/V at every doubling and pooled what it outgrew (Qwen3-0.6B shape,
+ * 4096-token prompt: 1.8 GB of regions for 0.9 GB of rows, 0.8 GB pooled, and decode steps ×2–3 slower after it).
+ */
+export function reservedRows(job: WorkerJob, drafting: boolean): number {
+  return job.promptIds.length + Math.min(job.maxTokens, ANSWER_RESERVED) + maxDraftOf(job, drafting);
+}
+
+function maxDraftOf(job: WorkerJob, drafting: boolean): number {
+  return drafting ? Math.max(1, job.lookahead.decodingLength) : 1;
+}
+
+/**
  * One job's decode state on the worker: its KV sequence, its context, and its half of every forward. The loop
  * (worker.ts) asks each running job to `plan` its share of the next batched forward — a prompt chunk while it
  * prefills, else the root and its draft — runs them all in one `forwardBatch`, and hands each job its result in
@@ -154,16 +167,14 @@ export class Generation {
     this.context = new Int32Array(info.contextLength + 1);
     this.context.set(job.promptIds);
     this.length = job.promptIds.length;
-    this.maxDraft = drafts ? Math.max(1, job.lookahead.decodingLength) : 1;
+    this.maxDraft = maxDraftOf(job, drafts !== null);
     this.tokenBuf = new Int32Array(this.maxDraft);
     this.posBuf = new Int32Array(Math.max(this.maxDraft, Math.min(maxChunk, job.promptIds.length)));
     this.maskBuf = new Float32Array(this.maxDraft * (info.contextLength + this.maxDraft));
     this.keepRows = new Int32Array(this.maxDraft);
     this.verified = createVerifyResult(this.maxDraft);
-    // Room for the prompt and a first stretch of answer at once: a region grown by doubling as the chunks came copied
-    // the K/V at every doubling and pooled what it outgrew (Qwen3-0.6B shape, 4096-token prompt: 1.8 GB of regions for
-    // 0.9 GB of rows, and 0.8 GB pooled).
-    this.seq.reserve?.(job.promptIds.length + Math.min(job.maxTokens, ANSWER_RESERVED) + this.maxDraft);
+    // A prefix cache hit was forked into this room already.
+    if (!cached) this.seq.reserve?.(reservedRows(job, drafts !== null));
     this.sampler = new Sampler(job.sampling, this.vocab);
     this.promptLogprobs = job.promptLogprobs ? [] : null;
     this.needsLogits = !this.sampler.plainArgmax || job.logprobs !== null || filter !== null || this.promptLogprobs !== null;

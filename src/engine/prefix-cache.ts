@@ -47,9 +47,9 @@ export class PrefixCache {
   /**
    * A sequence holding the rows of the longest start `prompt` shares with a cached sequence of `tenant` (at least
    * MIN_SHARED tokens), or null. At least the prompt's last token is left to prefill: its forward gives the first
-   * token.
+   * token. `room`: the rows the new sequence will hold (Sequence.fork).
    */
-  take(tenant: string, prompt: ArrayLike<number>): CachedPrefix | null {
+  take(tenant: string, prompt: ArrayLike<number>, room?: number): CachedPrefix | null {
     let best: Entry | null = null;
     let bestShared = 0;
     for (const e of this.entries) {
@@ -64,7 +64,7 @@ export class PrefixCache {
     if (!best || rows < MIN_SHARED) return null;
     this.entries.splice(this.entries.indexOf(best), 1);
     this.entries.push(best);
-    return { seq: best.seq.fork!(rows), rows };
+    return { seq: best.seq.fork!(rows, room), rows };
   }
 
   /**

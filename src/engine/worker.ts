@@ -10,7 +10,7 @@ import type { CostPoint } from '../lookahead/index.js';
 import type { BatchItem, LoadedModel } from '../model/types.js';
 import { DraftingState } from './drafting.js';
 import { GrammarCompilers } from './grammar/compiler.js';
-import { Generation, type StepOutput } from './generation.js';
+import { Generation, reservedRows, type StepOutput } from './generation.js';
 import { IngestQueue } from './ingest.js';
 import { PrefillOrder } from './prefill-order.js';
 import { PrefixCache } from './prefix-cache.js';
@@ -119,7 +119,7 @@ class DecodeLoop {
       }
       // Safe between a forward's binding and its run (a constrained job starts after an await): a fork only reads its
       // source, which no forward holds, and writes a region of its own.
-      const cached = job.promptLogprobs ? null : (this.prefixes?.take(job.tenant, job.promptIds) ?? null);
+      const cached = job.promptLogprobs ? null : (this.prefixes?.take(job.tenant, job.promptIds, reservedRows(job, (session?.source ?? null) !== null)) ?? null);
       gen = new Generation(this.model, job, session?.source ?? null, session?.budget ?? null, filter, this.maxTokens, cached);
     } catch (err) {
       send({ type: 'failed', jobId: job.jobId, error: toWire(err) });

@@ -147,8 +147,9 @@ export interface Sequence {
    * A new sequence of the same model holding a copy of this one's first `rows` rows (which stays as it is), for a
    * prompt that starts with the same tokens. Its rows equal what prefilling those tokens would compute, bit for bit:
    * rows do not depend on how the forwards were cut. Absent where the cache cannot be copied cheaply (device K/V).
+   * `room`: as `reserve` would make for the new sequence, so the copy lands where it stays.
    */
-  fork?(rows: number): Sequence;
+  fork?(rows: number, room?: number): Sequence;
   /**
    * The sequence will not be forwarded again, only forked or disposed (a prefix cache entry): frees what forwards
    * alone need (its logits buffers, megabytes on a large vocabulary). A forward after it throws.

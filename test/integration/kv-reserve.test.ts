@@ -44,4 +44,16 @@ describe('K/V reserved ahead (CPU slab)', () => {
     plain.dispose();
     reserved.dispose();
   });
+
+  it('a fork with room copies its rows straight into a region of that size, and computes as its source', async () => {
+    const source = model.newSequence();
+    const tokens = Int32Array.from({ length: 300 }, (_, i) => (i * 11) % 256);
+    await source.forward({ tokens, positions: Int32Array.from(tokens, (_, i) => i), mask: null });
+    const fork = source.fork!(300, 705);
+    expect(fork.residency().hostBytes).toBe(768 * model.info.kvBytesPerToken);
+    const next = (seq: Sequence) => seq.forward({ tokens: Int32Array.of(9), positions: Int32Array.of(300), mask: null }).then((l) => Array.from(l));
+    expect(await next(fork)).toEqual(await next(source));
+    fork.dispose();
+    source.dispose();
+  });
 });

@@ -81,10 +81,10 @@ class SlabSequence implements Sequence {
     this.runner.reserveExact(this, rows);
   }
 
-  fork(rows: number): SlabSequence {
+  fork(rows: number, room = rows): SlabSequence {
     if (this.disposed) throw new InvalidRequestError('fork of a disposed sequence');
     if (!Number.isInteger(rows) || rows < 0 || rows > this.length) throw new InvalidRequestError(`fork: ${rows} rows outside 0..${this.length}`);
-    return this.runner.fork(this, rows);
+    return this.runner.fork(this, rows, room);
   }
 
   residency(): KvResidency {
@@ -153,9 +153,10 @@ class BatchRunner {
     return new SlabSequence(this, this.pool.pop() ?? new OutputBuffers(this.info.vocabSize));
   }
 
-  /** A new sequence with a copy of `from`'s first `rows` rows. */
-  fork(from: SlabSequence, rows: number): SlabSequence {
+  /** A new sequence with a copy of `from`'s first `rows` rows, in a region of `room` rows when that is more. */
+  fork(from: SlabSequence, rows: number, room: number): SlabSequence {
     const seq = this.newSequence();
+    if (room > rows) this.reserveExact(seq, room);
     if (rows === 0) return seq;
     this.reserve(seq, rows);
     this.slab.copyRows(from.region!, 0, seq.region!, 0, rows);
